@@ -1,0 +1,19 @@
+# The two Quick start commands: `make demo` (set up + dvc repro) and `make test` (set up + tests).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := true
+
+.PHONY: setup demo test test-fast
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	dvc repro
+
+test: setup
+	pytest -q
+
+test-fast: setup
+	pytest -q -m "not slow"

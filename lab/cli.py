@@ -1,0 +1,149 @@
+"""The ``lab`` command line. Thin: parses, calls into ``lab``, prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="lab: reproducible LLM and RAG experiments.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="The offline model store.", no_args_is_help=True)
+params_app = typer.Typer(help="params.yaml sections and their typed configs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(params_app, name="params")
+
+
+def _parse_value(raw: str) -> Any:
+    """``-p key value``: the value is read as YAML (``20`` -> int, ``[a, b]`` -> list, ``x`` -> str)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What is installed, which models are available, GPU or not, disk and memory."""
+    from lab.doctor import collect
+
+    info = collect()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]lab {info['lab']}[/] python {info['python']} on {info['platform']}")
+    con.print(f"cpus {info['cpus']}, memory {info['memory_gb']} GB, disk free {info['disk_free_gb']} GB "
+              f"at {info['project_root']}")
+    gpu = info["gpu"]
+    con.print("gpu: " + (", ".join(gpu["devices"]) if gpu["cuda_available"] else
+                         f"none (torch CUDA build: {gpu.get('torch_cuda_build')})"))
+    con.print(f"tracking: {info['tracking_uri']}")
+    con.print(f"model cache: {info['model_cache']}")
+    off = info["telemetry_off"]
+    con.print(f"telemetry off: {sum(off.values())}/{len(off)} switches set")
+    pk = Table("package", "version", title="packages")
+    for name, ver in info["packages"].items():
+        pk.add_row(name, ver or "[dim]not installed[/]")
+    con.print(pk)
+    mt = Table("model", "task", "available", "source / how to get", title="built-in models")
+    for m in info["models"]:
+        mt.add_row(m["name"], m.get("task", ""), "yes" if m.get("available") else "[red]no[/]",
+                   str(m.get("detail") or m.get("source") or ""))
+    con.print(mt)
+
+
+def _pairs(args: list[str]) -> dict[str, Any]:
+    """``-p KEY VALUE`` (repeatable, papermill's spelling) from the extra arguments of ``lab run``."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        if args[i] not in ("-p", "--param") or i + 2 >= len(args):
+            raise typer.BadParameter(f"expected '-p KEY VALUE', got {' '.join(args[i:i + 3])!r}")
+        out[args[i + 1]] = _parse_value(args[i + 2])
+        i += 3
+    return out
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    notebook: Annotated[Path, typer.Argument(help="Notebook with a cell tagged 'parameters'. "
+                                             "Overrides: -p KEY VALUE (value read as YAML), repeatable.")],
+    section: Annotated[str | None, typer.Option(help="params.yaml section (default: notebook stem).")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file.")] = Path("params.yaml"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+    track: Annotated[bool, typer.Option(help="Log an MLflow run.")] = True,
+) -> None:
+    """Execute NOTEBOOK with papermill on its validated params and track it in MLflow."""
+    from lab.errors import LabError
+    from lab.runner import run_notebook
+
+    overrides = _pairs(list(ctx.args))
+    try:
+        result = run_notebook(notebook, overrides, section=section, params_file=params_file,
+                              out_dir=out_dir, track=track)
+    except LabError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"notebook: {result.notebook}\nhtml: {result.html}")
+    if result.run_id:
+        typer.echo(f"mlflow run: {result.run_id} ({len(result.metrics)} metrics)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in models and whether each is available offline."""
+    from lab.models import list_builtin
+
+    for m in list_builtin():
+        state = "available" if m.get("available") else "missing"
+        typer.echo(f"{m['name']:<24} {m.get('task', ''):<10} {state:<10} {m.get('detail') or ''}")
+
+
+@models_app.command("resolve")
+def models_resolve(spec: str) -> None:
+    """Resolve SPEC (built-in name, local dir, hub id or endpoint URL#model); converts on first use."""
+    from lab.errors import LabError
+    from lab.models import resolve
+
+    try:
+        ref = resolve(spec)
+    except LabError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(ref.to_dict(), indent=2))
+
+
+@params_app.command("check")
+def params_check(
+    sections: Annotated[list[str] | None, typer.Argument(help="Sections (default: all known).")] = None,
+    params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
+) -> None:
+    """Validate params.yaml sections against their typed configs."""
+    from lab.config import known_sections, load_section, read_params
+    from lab.errors import LabError
+
+    try:
+        present = read_params(params_file)
+        for name in sections or [s for s in known_sections() if s in present]:
+            cfg = load_section(name, params_file)
+            typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
+    except LabError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,233 @@
+"""Typed configuration: one model per ``params.yaml`` section, validated loudly.
+
+Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
+strict: an unknown key, a value of the wrong type (YAML ``"5"`` is a string, not a number) or a
+path that does not exist fails with a :class:`~lab.errors.ConfigError` naming ``params.yaml``, the
+dotted key and what was expected. Relative paths are resolved against the folder that holds
+``params.yaml`` (the repository root, where DVC runs the stages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lab.errors import ConfigError
+from lab.registry import Registry
+
+#: Config model of each ``params.yaml`` section, by section name (= the stage that reads it).
+SECTIONS: Registry[type["StageConfig"]] = Registry("sections")
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys and type coercion are errors; instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StageConfig(StrictModel):
+    """Base of a section's config. ``_root`` is the folder relative paths are resolved against."""
+
+    def resolve(self, path: str | Path, root: Path) -> Path:
+        """Return ``path`` made absolute against ``root`` (the folder of ``params.yaml``)."""
+        p = Path(path)
+        return p if p.is_absolute() else (root / p)
+
+    def paths(self) -> dict[str, str]:
+        """Dotted key -> path of every file or folder this config names, checked for existence."""
+        return {}
+
+    def params_hash(self) -> str:
+        """sha256 (first 16 hex) of the canonical JSON of this config: a stable identity for runs."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class CorpusSource(StrictModel):
+    """A corpus to load: a folder of text files, or a JSONL file with one document per line."""
+
+    name: str = Field(min_length=1)
+    path: str
+    format: Literal["folder", "jsonl"] = "folder"
+    glob: str = "*"
+    text_field: str = "text"
+    id_field: str = "id"
+
+
+QAFormat = Literal["chroma", "squad", "cuad", "halueval_qa", "halueval_general"]
+
+
+class QASetSource(StrictModel):
+    """A QA or evaluation set; ``corpus`` names the :class:`CorpusSource` its references point into."""
+
+    name: str = Field(min_length=1)
+    format: QAFormat
+    path: str
+    corpus: str | None = None
+
+
+@SECTIONS.register("data_quality")
+class DataQualityConfig(StageConfig):
+    """Section ``data_quality``: what to profile and the thresholds of the checks."""
+
+    corpora: list[CorpusSource] = Field(min_length=1)
+    qa_sets: list[QASetSource] = []
+    tokenizer: str = "cl100k_base"
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    shingle_size: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=16)
+    max_docs_per_corpus: int = Field(0, ge=0)
+    max_items_per_qa_set: int = Field(0, ge=0)
+    on_bad_file: Literal["error", "report"] = "error"
+    out_dir: str = "results/data_quality"
+
+    @model_validator(mode="after")
+    def _corpus_names(self) -> "DataQualityConfig":
+        names = [c.name for c in self.corpora]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"corpus names must be unique; repeated: {sorted(dup)}")
+        for i, qa in enumerate(self.qa_sets):
+            if qa.corpus is not None and qa.corpus not in names:
+                raise ValueError(f"qa_sets[{i}].corpus {qa.corpus!r} is not one of the corpora {names}")
+        return self
+
+    def paths(self) -> dict[str, str]:
+        out = {f"corpora[{i}].path": c.path for i, c in enumerate(self.corpora)}
+        out.update({f"qa_sets[{i}].path": q.path for i, q in enumerate(self.qa_sets)})
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:
+    lines = [f"{source}: section {section!r} is invalid:"]
+    for e in err.errors():
+        key = ".".join(filter(None, [section, _dotted(tuple(e["loc"]))]))
+        if e["type"] == "extra_forbidden":
+            parent = e["loc"][:-1]
+            allowed = _allowed_keys(model, parent)
+            lines.append(f"  - {key}: unknown key (allowed keys: {', '.join(allowed)})")
+        elif e["type"] == "missing":
+            lines.append(f"  - {key}: required key is missing")
+        else:
+            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model found at ``loc``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            break
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        nested = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            current = nested[0]
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read ``params.yaml`` as a mapping; a missing or malformed file is a :class:`ConfigError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: file not found (run from the repository root or pass --params PATH)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``key='a.b'`` (creating mappings on the way)."""
+    parts = key.split(".")
+    cur = data
+    for part in parts[:-1]:
+        nxt = cur.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a mapping")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def load_section(
+    section: str,
+    path: str | Path = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> StageConfig:
+    """Load and validate one section of ``params.yaml``.
+
+    Parameters
+    ----------
+    section:
+        Section name, which is also the stage name (``data_quality``).
+    path:
+        The params file.
+    overrides:
+        Dotted keys inside the section (``{"max_docs_per_corpus": 20}``) applied before validation.
+    check_paths:
+        Also require every file or folder the config names to exist.
+
+    Raises
+    ------
+    ConfigError
+        Unknown section, unknown key, wrong type or missing file; the message names the file and key.
+    """
+    p = Path(path)
+    params = read_params(p)
+    model = SECTIONS.get(section) if section in SECTIONS else None
+    if model is None:
+        raise ConfigError(f"{p}: no config model for section {section!r}; known sections: {SECTIONS.names()}")
+    if section not in params:
+        raise ConfigError(f"{p}: section {section!r} is missing (sections present: {sorted(params)})")
+    raw = params[section]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: section {section!r} must be a mapping, got {type(raw).__name__}")
+    raw = json.loads(json.dumps(raw))  # deep copy of plain YAML data
+    for key, value in (overrides or {}).items():
+        set_dotted(raw, key, value)
+    try:
+        cfg = model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, section, model, str(p))) from None
+    if check_paths:
+        root = p.resolve().parent
+        for key, value in cfg.paths().items():
+            if not cfg.resolve(value, root).exists():
+                raise ConfigError(
+                    f"{p}: {section}.{key}: {value!r} does not exist (relative to {root}). "
+                    "Restore the demo data with `dvc pull`, or point the key at an existing path."
+                )
+    return cfg
+
+
+def known_sections() -> list[str]:
+    """Names of the sections that have a config model."""
+    return SECTIONS.names()

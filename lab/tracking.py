@@ -1,0 +1,155 @@
+"""MLflow runs with lineage: git commit, dirty flag, DVC data hash, params hash.
+
+The default store is embedded: ``sqlite:///<project>/.mlflow/mlflow.db`` with artifacts beside it,
+so a fresh clone tracks with no server. ``MLFLOW_TRACKING_URI`` switches to a server
+(``http://127.0.0.1:5000``) or any other store. MLflow's telemetry is off (see :mod:`lab.env`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.paths import mlflow_dir, project_root
+
+DEFAULT_EXPERIMENT = "lab"
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded sqlite store of the project."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    folder = mlflow_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state(root: Path | None = None) -> dict[str, str]:
+    """``git.commit`` (or ``none``) and ``git.dirty`` (``true``/``false``/``unknown``)."""
+    root = project_root(root)
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    dirty = "unknown" if status is None else ("true" if status else "false")
+    return {"git.commit": commit or "none", "git.dirty": dirty}
+
+
+def dvc_data_hashes(root: Path | None = None) -> dict[str, str]:
+    """``dvc.data_hash.<path>`` -> md5 of every output recorded in the project's ``*.dvc`` files.
+
+    The combined ``dvc.data_hash`` is the hash of the sorted pairs: one tag that changes whenever
+    any tracked data changes.
+    """
+    root = project_root(root)
+    pairs: dict[str, str] = {}
+    for f in sorted(root.glob("*.dvc")):
+        try:
+            meta = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for out in meta.get("outs", []) or []:
+            digest = out.get("md5") or out.get("etag") or out.get("hash")
+            if out.get("path") and digest:
+                pairs[str(out["path"])] = str(digest)
+    tags = {f"dvc.data_hash.{k}": v for k, v in pairs.items()}
+    if pairs:
+        blob = json.dumps(sorted(pairs.items())).encode()
+        tags["dvc.data_hash"] = hashlib.md5(blob).hexdigest()  # noqa: S324 - identity, not security
+    else:
+        tags["dvc.data_hash"] = "none"
+    return tags
+
+
+def lineage_tags(params_hash: str | None = None, root: Path | None = None) -> dict[str, str]:
+    """All lineage tags of a run: git state, DVC data hashes, params hash, lab version."""
+    from lab import __version__
+
+    tags = {**git_state(root), **dvc_data_hashes(root), "lab.version": __version__}
+    if params_hash:
+        tags["params.hash"] = params_hash
+    return tags
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists flattened to dotted keys (``corpora.0.path``) for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{name}.{i}."))
+        else:
+            out[name] = value
+    return out
+
+
+def setup(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> Any:
+    """Point MLflow at the project store and select ``experiment``; returns the mlflow module."""
+    import mlflow
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
+        # sqlite has no artifact root of its own: keep artifacts beside the database, not in ./mlruns
+        artifacts = mlflow_dir(root) / "artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):  # a concurrent creator may win the race
+            mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(experiment)
+    return mlflow
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    params: Mapping[str, Any] | None = None,
+    params_hash: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    root: Path | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """An MLflow run for one stage, tagged with lineage; yields the active run.
+
+    The run ends FAILED when the body raises, and the exception propagates.
+    """
+    mlflow = setup(experiment, root)
+    tags = {"lab.stage": stage, **lineage_tags(params_hash, root), **(extra_tags or {})}
+    with mlflow.start_run(run_name=stage, tags=tags) as run:
+        if params:
+            flat = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in flatten(params).items()}
+            # MLflow caps a param value at 6000 characters; keep the log call from failing on long lists
+            mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        yield run
+
+
+def log_metrics_file(path: Path) -> dict[str, float]:
+    """Log every numeric leaf of a metrics JSON file to the active run; returns what was logged."""
+    import mlflow
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    numeric = {
+        k: float(v)
+        for k, v in flatten(data).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    if numeric:
+        mlflow.log_metrics(numeric)
+    return numeric

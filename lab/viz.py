@@ -1,0 +1,71 @@
+"""Plots the notebooks show and save: matplotlib, headless, one function per picture."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _figure(width: float = 8.0, height: float = 4.5) -> tuple[Any, Any]:
+    import matplotlib
+
+    if "MPLBACKEND" not in os.environ and not os.environ.get("JPY_PARENT_PID"):
+        matplotlib.use("Agg")  # headless unless a kernel already chose an inline backend
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def save(fig: Any, path: str | Path) -> Path:
+    """Save ``fig`` as PNG atomically (temp file + rename) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def hist_by_group(df: pd.DataFrame, value: str, group: str, *, title: str, xlabel: str,
+                  log_x: bool = True, bins: int = 40) -> Any:
+    """One step histogram of ``value`` per ``group`` on shared (log-spaced) bins; returns the figure."""
+    import numpy as np
+
+    fig, ax = _figure()
+    data = df[df[value] > 0] if log_x else df
+    if data.empty:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    lo, hi = float(data[value].min()), float(data[value].max())
+    edges = (np.geomspace(max(lo, 1.0), max(hi, lo + 1.0), bins) if log_x
+             else np.linspace(lo, max(hi, lo + 1.0), bins))
+    for name, part in data.groupby(group):
+        ax.hist(part[value], bins=edges, histtype="step", linewidth=1.6, label=f"{name} (n={len(part)})")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bar_counts(df: pd.DataFrame, category: str, stack: str, count: str, *, title: str) -> Any:
+    """Horizontal stacked bars: ``count`` per ``category``, stacked by ``stack``; returns the figure."""
+    fig, ax = _figure()
+    if df.empty:
+        ax.text(0.5, 0.5, "no problems found", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title)
+        return fig
+    table = df.pivot_table(index=category, columns=stack, values=count, aggfunc="sum", fill_value=0)
+    table.plot.barh(stacked=True, ax=ax)
+    ax.set_xlabel(count)
+    ax.set_title(title)
+    ax.legend(fontsize=8, title=stack)
+    return fig

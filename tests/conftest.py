@@ -1,0 +1,36 @@
+"""Shared fixtures. Every test runs offline with its own MLflow store and model cache unless it opts in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture()
+def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty embedded MLflow store for one test."""
+    folder = tmp_path / "mlflow-store"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("LAB_MLFLOW_DIR", str(folder))
+    return folder
+
+
+def require_data() -> Path:
+    """The demo data folder; restored by `dvc pull` in scripts/setup.sh. Fails loudly when absent."""
+    if not (DATA / "chroma_chunking").is_dir():
+        pytest.fail("data/ is missing: run `bash scripts/setup.sh` (it runs `dvc pull`) before the tests")
+    return DATA
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.config import DataQualityConfig, load_section, read_params
+from lab.errors import ConfigError
+
+from conftest import REPO
+
+
+def _write_params(tmp_path: Path, section: dict) -> Path:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    (tmp_path / "docs" / "a.txt").write_text("hello world", encoding="utf-8")
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"data_quality": section}), encoding="utf-8")
+    return p
+
+
+def _base() -> dict:
+    return {"corpora": [{"name": "docs", "path": "docs", "glob": "*.txt"}]}
+
+
+def test_repository_params_validate():
+    cfg = load_section("data_quality", REPO / "params.yaml", check_paths=False)
+    assert isinstance(cfg, DataQualityConfig)
+    assert {c.name for c in cfg.corpora} >= {"chroma", "cuad"}
+
+
+def test_valid_section_loads_with_defaults(tmp_path):
+    cfg = load_section("data_quality", _write_params(tmp_path, _base()))
+    assert cfg.near_duplicate_threshold == 0.8 and cfg.on_bad_file == "error"
+    assert len(cfg.params_hash()) == 16
+
+
+def test_unknown_key_names_file_key_and_allowed(tmp_path):
+    p = _write_params(tmp_path, {**_base(), "near_dup_treshold": 0.5})
+    with pytest.raises(ConfigError) as err:
+        load_section("data_quality", p)
+    msg = str(err.value)
+    assert "params.yaml" in msg and "data_quality.near_dup_treshold" in msg and "unknown key" in msg
+    assert "near_duplicate_threshold" in msg  # the allowed keys are listed
+
+
+def test_unknown_nested_key(tmp_path):
+    section = {"corpora": [{"name": "docs", "path": "docs", "pattern": "*.txt"}]}
+    with pytest.raises(ConfigError) as err:
+        load_section("data_quality", _write_params(tmp_path, section))
+    assert "data_quality.corpora[0].pattern" in str(err.value)
+    assert "glob" in str(err.value)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("near_duplicate_threshold", "high", "valid number"),
+    ("max_docs_per_corpus", "50", "valid integer"),        # a quoted number is a string: strict
+    ("max_docs_per_corpus", 2.5, "valid integer"),
+    ("on_bad_file", "skip", "'error' or 'report'"),
+    ("near_duplicate_threshold", 1.5, "less than or equal to 1"),
+])
+def test_wrong_type_names_key_and_expectation(tmp_path, key, value, expected):
+    with pytest.raises(ConfigError) as err:
+        load_section("data_quality", _write_params(tmp_path, {**_base(), key: value}))
+    msg = str(err.value)
+    assert f"data_quality.{key}" in msg and expected in msg and "params.yaml" in msg
+
+
+def test_missing_path_is_named(tmp_path):
+    section = {"corpora": [{"name": "docs", "path": "no/such/folder"}]}
+    with pytest.raises(ConfigError) as err:
+        load_section("data_quality", _write_params(tmp_path, section))
+    msg = str(err.value)
+    assert "data_quality.corpora[0].path" in msg and "no/such/folder" in msg and "dvc pull" in msg
+
+
+def test_missing_section_and_file(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("other: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="section 'data_quality' is missing"):
+        load_section("data_quality", p)
+    with pytest.raises(ConfigError, match="file not found"):
+        read_params(tmp_path / "nope.yaml")
+    p.write_text("data_quality: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_params(p)
+
+
+def test_qa_set_must_name_a_known_corpus(tmp_path):
+    (tmp_path / "q.csv").write_text("question\n", encoding="utf-8")
+    section = {**_base(), "qa_sets": [{"name": "q", "format": "chroma", "path": "q.csv", "corpus": "nope"}]}
+    with pytest.raises(ConfigError, match=r"qa_sets\[0\].corpus 'nope'"):
+        load_section("data_quality", _write_params(tmp_path, section))
+
+
+def test_overrides_are_validated_too(tmp_path):
+    p = _write_params(tmp_path, _base())
+    assert load_section("data_quality", p, {"max_docs_per_corpus": 7}).max_docs_per_corpus == 7
+    with pytest.raises(ConfigError, match="data_quality.max_docs_per_corpus"):
+        load_section("data_quality", p, {"max_docs_per_corpus": "many"})
+
+
+def test_unknown_section_lists_known(tmp_path):
+    p = _write_params(tmp_path, _base())
+    with pytest.raises(ConfigError, match="known sections"):
+        load_section("no_such_stage", p)
