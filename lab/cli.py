@@ -61,7 +61,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     mt = Table("model", "task", "available", "source / how to get", title="built-in models")
     for m in info["models"]:
         mt.add_row(m["name"], m.get("task", ""), "yes" if m.get("available") else "[red]no[/]",
-                   str(m.get("detail") or m.get("source") or ""))
+                   str(m.get("message") or m.get("package") or ""))
     con.print(mt)
 
 
@@ -110,7 +110,7 @@ def models_list() -> None:
 
     for m in list_builtin():
         state = "available" if m.get("available") else "missing"
-        typer.echo(f"{m['name']:<24} {m.get('task', ''):<10} {state:<10} {m.get('detail') or ''}")
+        typer.echo(f"{m['name']:<24} {m.get('task', ''):<10} {state:<10} {m.get('message') or ''}")
 
 
 @models_app.command("resolve")

@@ -1,0 +1,122 @@
+"""End to end: the DVC pipeline on a small profile of the real demo data, in a fresh git repository.
+
+Covers the foundation's acceptance: `dvc repro` produces metrics, plots, the executed notebook and an
+MLflow run with lineage tags; a second `dvc repro` has nothing to do; `dvc exp run -S` reruns the
+changed stage and `dvc exp show` lists it; `dvc plots show` renders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, require_data
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def _runs(root: Path) -> list:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / '.mlflow' / 'mlflow.db'}")
+    exp = mlflow.get_experiment_by_name("lab")
+    if exp is None:
+        return []
+    return mlflow.search_runs([exp.experiment_id], output_format="list", order_by=["start_time ASC"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    data = require_data()
+    root = tmp_path_factory.mktemp("proj")
+    for name in ("dvc.yaml", "params.yaml", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "lab", root / "lab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(data, root / "data")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.org")
+    _sh(["git", "init", "-q"], root, env)
+    (root / ".gitignore").write_text(".mlflow/\n")
+    _sh(["dvc", "init", "-q"], root, env)
+    _sh(["dvc", "config", "core.analytics", "false"], root, env)
+    _sh(["dvc", "add", "-q", "data"], root, env)
+    _sh(["git", "add", "-A"], root, env)
+    _sh(["git", "commit", "-qm", "init"], root, env)
+    return root, env
+
+
+def test_repro_produces_outputs_and_tracked_run(project):
+    root, env = project
+    _sh(["dvc", "repro"], root, env)
+    out = root / "results" / "data_quality"
+    for name in ("data_quality.ipynb", "data_quality.html", "metrics.json", "corpora.csv",
+                 "plots/qa_not_found.csv", "plots/corpus_tokens.csv", "plots/doc_tokens_hist.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["corpus.chroma.documents"] == 5          # the five Chroma corpora
+    assert metrics["corpus.squad_paragraphs.documents"] == 25  # max_docs_per_corpus applied
+    assert metrics["qa.chroma_questions.items"] == 150
+
+    runs = _runs(root)
+    assert len(runs) == 1
+    run = runs[0]
+    head = _sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    data_md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert run.data.tags["git.commit"] == head
+    assert run.data.tags["git.dirty"] in ("true", "false")
+    assert run.data.tags["dvc.data_hash.data"] == data_md5
+    assert len(run.data.tags["params.hash"]) == 16
+    assert run.data.params["max_docs_per_corpus"] == "25"
+    assert run.data.metrics["corpus.chroma.documents"] == 5
+    import mlflow
+
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "notebook")}
+    assert artifacts == {"notebook/data_quality.html", "notebook/data_quality.ipynb"}
+
+
+def test_second_repro_is_a_noop(project):
+    root, env = project
+    before = len(_runs(root))
+    res = _sh(["dvc", "repro"], root, env)
+    assert "up to date" in res.stdout
+    assert len(_runs(root)) == before
+
+
+def test_exp_run_reruns_changed_stage_and_is_listed(project):
+    root, env = project
+    _sh(["git", "add", "-A"], root, env)
+    _sh(["git", "commit", "-qm", "lock"], root, env)
+    before = len(_runs(root))
+    res = _sh(["dvc", "exp", "run", "-n", "small", "-S", "data_quality.max_docs_per_corpus=10"], root, env)
+    assert "data_quality" in res.stdout
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], root, env).stdout)
+    text = json.dumps(shown)
+    assert '"small"' in text and '"max_docs_per_corpus": 10' in text
+    runs = _runs(root)
+    assert len(runs) == before + 1 and runs[-1].data.params["max_docs_per_corpus"] == "10"
+
+
+def test_plots_show_renders(project):
+    root, env = project
+    _sh(["dvc", "plots", "show", "-o", "plots_html"], root, env)
+    html = (root / "plots_html" / "index.html").read_text()
+    assert "qa_not_found" in html or "Share of QA items" in html
