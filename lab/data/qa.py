@@ -1,0 +1,355 @@
+"""Loaders of QA and evaluation sets, one per format, into typed items.
+
+Every item is a :class:`QAItem` (id, question, the document it refers to, where it came from);
+each format adds its references: exact character spans (``chroma``), accepted answer strings
+(``squad``), clause excerpts of one category (``cuad``: one item per contract and category, the
+way CUAD is asked as QA), grounding knowledge and answers (``halueval_qa``) or a human label and
+hallucinated spans (``halueval_general``). A malformed record is a :class:`~lab.errors.DataError`
+naming the file, the line (JSONL, 1-based) or data row (CSV, 1-based, header not counted) and the
+field. Content problems that are not malformed records (an empty question, a reference that is
+not in its document, unparseable HaluEval spans) are left to :mod:`lab.data.quality` to count.
+
+New formats register a loader ``(path, limit) -> list[QAItem]`` in :data:`QA_LOADERS` (or through
+the entry-point group ``lab.qa_formats``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.config import QASetSource
+from lab.data.corpus import read_text
+from lab.errors import DataError
+from lab.registry import Registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+QALoader = Callable[[Path, int], list["QAItem"]]
+
+#: Loader of each QA format, by the ``format`` name of :class:`~lab.config.QASetSource`.
+QA_LOADERS: Registry[QALoader] = Registry("qa_formats")
+
+
+# --------------------------------------------------------------------------- item types
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """Fields every QA item has.
+
+    Attributes
+    ----------
+    id:
+        The record's id, or a position-based one (``row12``, ``line7``) where the format has none.
+    question:
+        The question or user query ("" is kept: the quality profile counts empty questions).
+    doc_id:
+        Id of the corpus document the item's references point into; None when the item carries
+        its own context (HaluEval).
+    source:
+        ``path:line N`` or ``path:row N``.
+    """
+
+    id: str
+    question: str
+    doc_id: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Span:
+    """A character span ``[start, end)`` of a document and the text expected there."""
+
+    start: int
+    end: int
+    content: str
+
+
+@dataclass(frozen=True)
+class ChromaItem(QAItem):
+    """Chroma chunking-evaluation question; ``doc_id`` is the ``corpus_id`` column."""
+
+    references: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class SquadItem(QAItem):
+    """SQuAD question; ``doc_id`` is the paragraph id, ``answers`` the accepted answer strings."""
+
+    title: str
+    answers: tuple[str, ...]
+
+
+#: CUAD annotators joined the parts of a non-contiguous excerpt with this marker (CUAD v1 README).
+CUAD_GAP = "<omitted>"
+
+
+@dataclass(frozen=True)
+class CuadItem(QAItem):
+    """One CUAD clause category of one contract; ``excerpts`` is empty when the clause is absent.
+
+    An excerpt may be several contract passages joined by :data:`CUAD_GAP`; see :meth:`pieces`.
+    """
+
+    category: str
+    excerpts: tuple[str, ...]
+    answer: str
+
+    @staticmethod
+    def pieces(excerpt: str) -> list[str]:
+        """The contiguous passages of ``excerpt``: split at ``<omitted>``, trimmed, blanks dropped."""
+        return [p.strip() for p in excerpt.split(CUAD_GAP) if p.strip()]
+
+
+@dataclass(frozen=True)
+class HaluEvalQAItem(QAItem):
+    """HaluEval QA seed: the grounding knowledge, a right and a hallucinated answer."""
+
+    knowledge: str
+    right_answer: str
+    hallucinated_answer: str
+
+
+@dataclass(frozen=True)
+class HaluEvalGeneralItem(QAItem):
+    """HaluEval general: a response with the human label; ``spans`` None when unparseable."""
+
+    response: str
+    hallucination: bool
+    spans: tuple[str, ...] | None
+    spans_error: str | None = None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def load_qa_set(src: QASetSource, root: Path, limit: int = 0) -> list[QAItem]:
+    """Load the QA set ``src`` (path resolved against ``root``); ``limit`` items at most (0 = all).
+
+    Raises
+    ------
+    DataError
+        Missing file or malformed record. RegistryError for an unknown format.
+    """
+    path = Path(src.path)
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise DataError(f"qa set {src.name!r}: {path} does not exist or is not a file")
+    return QA_LOADERS.get(src.format)(path, limit)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, record)`` per non-blank line; bad JSON or a non-object is a DataError."""
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:line {lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix or delete the line"
+            ) from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        yield where, rec
+
+
+def _get(rec: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``rec[key]`` checked for presence and type; the DataError names the record and the field."""
+    if key not in rec:
+        raise DataError(f"{where}: field {key!r} is missing (fields present: {sorted(rec)})")
+    value = rec[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int subclass, but True is not an offset or an id
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise DataError(f"{where}: field {key!r} must be {names}, got {type(value).__name__} ({value!r:.80})")
+    return value
+
+
+def _csv(path: Path, required: list[str]) -> pd.DataFrame:
+    """Read a CSV as strings ('' for blanks, no NaN guessing); check the required columns."""
+    import io
+
+    import pandas as pd
+
+    text = read_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: column(s) {missing} missing (columns present: {list(df.columns)})")
+    return df
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@QA_LOADERS.register("chroma")
+def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
+    """``questions_df.csv``: question, references (JSON list of spans), corpus_id."""
+    df = _csv(path, ["question", "references", "corpus_id"])
+    items: list[ChromaItem] = []
+    for i, row in enumerate(df.itertuples(index=False), start=1):
+        if limit and len(items) >= limit:
+            break
+        where = f"{path}:row {i}"
+        try:
+            refs = json.loads(row.references)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: field 'references' is not valid JSON ({exc.msg})") from None
+        if not isinstance(refs, list):
+            raise DataError(f"{where}: field 'references' must be a JSON list, got {type(refs).__name__}")
+        spans = []
+        for j, ref in enumerate(refs):
+            rwhere = f"{where}: references[{j}]"
+            if not isinstance(ref, dict):
+                raise DataError(f"{rwhere}: expected an object with content, start_index, end_index")
+            spans.append(Span(_get(ref, "start_index", rwhere, int), _get(ref, "end_index", rwhere, int),
+                              _get(ref, "content", rwhere)))
+        items.append(ChromaItem(f"row{i}", row.question, row.corpus_id or None, where, tuple(spans)))
+    return items
+
+
+@QA_LOADERS.register("squad")
+def load_squad(path: Path, limit: int = 0) -> list[SquadItem]:
+    """``dev-v1.1.qa.jsonl``: id, paragraph_id, title, question, answers (list of strings)."""
+    items: list[SquadItem] = []
+    for where, rec in _jsonl(path):
+        if limit and len(items) >= limit:
+            break
+        answers = _get(rec, "answers", where, list)
+        if not all(isinstance(a, str) for a in answers):
+            raise DataError(f"{where}: field 'answers' must be a list of strings, got {answers!r:.120}")
+        items.append(SquadItem(
+            str(_get(rec, "id", where, (str, int))), _get(rec, "question", where),
+            _get(rec, "paragraph_id", where), where, rec.get("title", ""), tuple(answers),
+        ))
+    return items
+
+
+_ANSWER_COL = re.compile(r"^(?P<category>.*?)\s*-\s*Answer$")
+_DOC_SUFFIXES = (".pdf", ".txt")
+
+
+def _cuad_descriptions(csv_path: Path) -> dict[str, str]:
+    """Category -> description from ``category_descriptions.csv`` beside the clauses file, if any.
+
+    Optional: it only enriches the question text (CUAD's own question template), so an absent or
+    unexpected file gives plain questions instead of an error.
+    """
+    desc_path = csv_path.parent / "category_descriptions.csv"
+    try:
+        df = _csv(desc_path, [])
+        cat_col, desc_col = df.columns[0], df.columns[1]
+        return {
+            str(c).removeprefix("Category:").strip(): str(d).removeprefix("Description:").strip()
+            for c, d in zip(df[cat_col], df[desc_col], strict=True)
+        }
+    except (DataError, IndexError, OSError):
+        return {}
+
+
+@QA_LOADERS.register("cuad")
+def load_cuad(path: Path, limit: int = 0) -> list[CuadItem]:
+    """``master_clauses.csv``: one row per contract, ``<Category>`` excerpt lists and answers.
+
+    ``doc_id`` is ``Filename`` without its ``.pdf`` suffix (the contract's ``.txt`` has the same
+    stem). Each ``<Category>`` cell is a Python-list-like string of excerpts, parsed with
+    :func:`ast.literal_eval` ("" or "[]" = no clause).
+    """
+    df = _csv(path, ["Filename"])
+    answer_of: dict[str, str] = {}
+    for col in df.columns:
+        m = _ANSWER_COL.match(col)
+        if m:
+            answer_of[m["category"]] = col  # tolerates the upstream "...Renewal- Answer" spelling
+    categories = [c for c in df.columns if c != "Filename" and c not in set(answer_of.values())]
+    details = _cuad_descriptions(path)
+    items: list[CuadItem] = []
+    for i, row in enumerate(df.to_dict("records"), start=1):
+        where = f"{path}:row {i}"
+        filename = row["Filename"].strip()
+        if not filename:
+            raise DataError(f"{where}: field 'Filename' is empty")
+        doc_id = filename[: -4] if filename.lower().endswith(_DOC_SUFFIXES) else filename
+        for cat in categories:
+            if limit and len(items) >= limit:
+                return items
+            cell = row[cat].strip()
+            try:
+                excerpts = ast.literal_eval(cell) if cell else []
+            except (ValueError, SyntaxError) as exc:
+                raise DataError(
+                    f"{where}: column {cat!r} is not a list-like string ({exc}): {cell!r:.80}"
+                ) from None
+            if not isinstance(excerpts, list) or not all(isinstance(e, str) for e in excerpts):
+                raise DataError(f"{where}: column {cat!r} must be a list of strings, got {cell!r:.80}")
+            question = (f'Highlight the parts (if any) of this contract related to "{cat}" '
+                        "that should be reviewed by a lawyer.")
+            if details.get(cat):
+                question += f" Details: {details[cat]}"
+            answer = row[answer_of[cat]] if cat in answer_of else ""
+            items.append(CuadItem(f"{doc_id}::{cat}", question, doc_id, where, cat, tuple(excerpts), answer))
+    return items
+
+
+@QA_LOADERS.register("halueval_qa")
+def load_halueval_qa(path: Path, limit: int = 0) -> list[HaluEvalQAItem]:
+    """``qa_grounded.jsonl``: knowledge, question, right_answer, hallucinated_answer (id = line)."""
+    items: list[HaluEvalQAItem] = []
+    for where, rec in _jsonl(path):
+        if limit and len(items) >= limit:
+            break
+        items.append(HaluEvalQAItem(
+            where.rsplit(":", 1)[1].replace(" ", ""), _get(rec, "question", where), None, where,
+            _get(rec, "knowledge", where), _get(rec, "right_answer", where),
+            _get(rec, "hallucinated_answer", where),
+        ))
+    return items
+
+
+def parse_spans(value: Any) -> tuple[tuple[str, ...] | None, str | None]:
+    """HaluEval ``hallucination_spans`` (a list, or a Python-list-like string) -> ``(spans, error)``."""
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value) if value.strip() else []
+        except (ValueError, SyntaxError) as exc:
+            return None, f"not a list-like string ({type(exc).__name__}: {exc})"
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        return None, f"expected a list of strings, got {value!r:.80}"
+    return tuple(value), None
+
+
+@QA_LOADERS.register("halueval_general")
+def load_halueval_general(path: Path, limit: int = 0) -> list[HaluEvalGeneralItem]:
+    """``general_data.jsonl``: ID, user_query, chatgpt_response, hallucination (yes/no), spans.
+
+    A label other than yes/no is a DataError; unparseable spans are kept (``spans=None``,
+    ``spans_error`` says why) for the quality profile to count.
+    """
+    items: list[HaluEvalGeneralItem] = []
+    for where, rec in _jsonl(path):
+        if limit and len(items) >= limit:
+            break
+        label = _get(rec, "hallucination", where).strip().lower()
+        if label not in ("yes", "no"):
+            raise DataError(
+                f"{where}: field 'hallucination' must be 'yes' or 'no', got {rec['hallucination']!r}"
+            )
+        spans, error = parse_spans(_get(rec, "hallucination_spans", where, (str, list)))
+        items.append(HaluEvalGeneralItem(
+            str(_get(rec, "ID", where, (str, int))), _get(rec, "user_query", where), None, where,
+            _get(rec, "chatgpt_response", where), label == "yes", spans, error,
+        ))
+    return items
