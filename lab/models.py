@@ -428,3 +428,28 @@ def load_sentence_transformer(spec: str | ModelRef, *, device: str = "cpu") -> A
 
     ref = _local_ref(spec, "a sentence-transformers model")
     return SentenceTransformer(str(ref.path), device=device, local_files_only=True)
+
+
+def weights_digest(path: Path) -> str:
+    """16 hex digits of sha256 over the CONTENTS of a directory's weight files and configs.
+
+    Unlike :attr:`ModelRef.revision` (names and sizes: instant), this changes when a fine-tune
+    rewrites weights of the same shape, so caches keyed by it (embeddings) can never serve stale
+    vectors. Memoised per process by (path, size, mtime) of every file; MiniLM hashes in ~0.2 s.
+    """
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and (
+        p.suffix in _WEIGHT_SUFFIXES or p.suffix == ".json"))
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple, str] = {}

@@ -1,0 +1,1 @@
+"""Metrics, numpy only: chunk-level (token IoU, precision-Ω), IR, QA, agreement, bootstrap CIs."""
