@@ -213,3 +213,106 @@ def evaluate(
         per_question=pd.DataFrame(rows),
         chunk_tokens=pd.DataFrame({"corpus": [c.doc_id for c in chunks], "tokens": tokens}),
     )
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def load_benchmark(src: Any, root: Path, on_bad_reference: str = "error", max_questions: int = 0) -> Benchmark:
+    """A :class:`lab.config.BenchmarkSource` loaded: documents (``include`` filter) and checked questions."""
+    corpus_dir, questions = root / src.corpus_dir, root / src.questions
+    if src.format == "cuad":
+        bench = cuad_questions(questions, corpus_dir, name=src.name)
+    else:
+        bench = load_chroma_benchmark(corpus_dir, questions, name=src.name, on_bad_reference=on_bad_reference)
+    if src.include:
+        unknown = sorted(set(src.include) - set(bench.documents))
+        if unknown:
+            raise DataError(f"benchmark {src.name!r}: include names {unknown}, not files of {corpus_dir} "
+                            f"(available: {sorted(bench.documents)})")
+        bench.documents = {k: v for k, v in bench.documents.items() if k in src.include}
+        bench.questions = [q for q in bench.questions if q.doc_id in src.include]
+    if max_questions:
+        bench.questions = bench.questions[:max_questions]
+    return bench
+
+
+@dataclass
+class StudyResult:
+    """Every (benchmark, chunker) evaluation of a chunking study, as tables."""
+
+    results: list[tuple[str, str, ChunkEvalResult]]   # (benchmark, chunker label, result)
+    store_stats: dict[str, int]
+    skipped: dict[str, list[str]]
+
+    def table(self, by: str | None = None) -> pd.DataFrame:
+        """Mean/std (percent) per benchmark, chunker and k (and ``by``), with chunk statistics."""
+        frames = []
+        for bench, label, res in self.results:
+            df = res.summary(by)
+            df.insert(0, "benchmark", bench)
+            df["chunker"] = label
+            for key, value in res.chunk_stats().items():
+                df[f"chunk_{key}"] = value
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def chunk_tokens(self) -> pd.DataFrame:
+        """One row per chunk: benchmark, chunker, tokens (for size histograms)."""
+        return pd.concat([r.chunk_tokens.assign(benchmark=b, chunker=label) for b, label, r in self.results],
+                         ignore_index=True)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics ``<benchmark>.<chunker>.k<k>.<metric>`` plus the store's counters."""
+        out: dict[str, float] = {}
+        for row in self.table().to_dict("records"):
+            base = f"{row['benchmark']}.{row['chunker']}.k{row['k_label']}"
+            for m in METRICS:
+                out[f"{base}.{m}"] = round(float(row[m]), 3)
+        for bench, label, res in self.results:
+            out[f"{bench}.{label}.chunks"] = res.chunk_stats()["chunks"]
+        out.update({f"embedding_store.{k}": v for k, v in self.store_stats.items()})
+        return out
+
+    def log_child_runs(self) -> list[str]:
+        """One MLflow child run per (benchmark, chunker) under the stage's run."""
+        from lab.tracking import child_run
+
+        ids = []
+        table = self.table()
+        for bench, label, res in self.results:
+            rows = table[(table.benchmark == bench) & (table.chunker == label)]
+            metrics = {f"k{r['k_label']}.{m}": float(r[m]) for r in rows.to_dict("records") for m in METRICS}
+            metrics.update({f"chunk_{k}": float(v) for k, v in res.chunk_stats().items()})
+            ids.append(child_run(f"{bench}/{label}", params={"benchmark": bench, **res.params}, metrics=metrics,
+                                 tags={"lab.stage": "chunking_study", "lab.chunker": label}))
+        return [i for i in ids if i]
+
+
+def run_study(cfg: Any, root: Path, *, progress: bool = True, store_dir: Path | None = None) -> StudyResult:
+    """Evaluate every chunker of a :class:`lab.config.ChunkingStudyConfig` on every benchmark.
+
+    One :class:`~lab.embed.CachedEmbedder` serves chunks, questions and the semantic chunkers' own
+    sentence/piece embeddings, so a rerun of the study embeds nothing new.
+    """
+    from lab.chunking import make_chunker
+    from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
+    from lab.errors import ConfigError
+
+    cached = CachedEmbedder(make_embedder(cfg.embedder), EmbeddingStore(store_dir), progress=progress)
+    results, skipped = [], {}
+    for src in cfg.benchmarks:
+        bench = load_benchmark(src, root, cfg.on_bad_reference, cfg.max_questions)
+        skipped[src.name] = bench.skipped
+        for spec in cfg.chunkers:
+            kwargs = spec.kwargs()
+            if spec.chunker in ("semantic", "cluster"):
+                kwargs["embed"] = cached
+            if spec.chunker == "llm" and "generate" not in kwargs:
+                raise ConfigError("params.yaml: chunking_study.chunkers: the 'llm' chunker needs a generation "
+                                  "backend, which this stage does not configure yet; remove it or use the "
+                                  "chunker from Python with generate=...")
+            chunker = make_chunker(spec.chunker, **kwargs)
+            results.append((src.name, spec.label, evaluate(chunker, bench, cached, cfg.ks,
+                                                             tokenizer=cfg.tokenizer, progress=progress)))
+    return StudyResult(results, cached.store.stats.as_dict(), skipped)

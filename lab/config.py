@@ -103,6 +103,71 @@ class DataQualityConfig(StageConfig):
         return out
 
 
+class BenchmarkSource(StrictModel):
+    """A corpus folder plus questions whose references point into it (Chroma CSV or CUAD's table)."""
+
+    name: str = Field(min_length=1)
+    format: Literal["chroma", "cuad"] = "chroma"
+    corpus_dir: str
+    questions: str
+    include: list[str] = []          # corpus ids (file stems) to keep; empty = all
+
+
+class ChunkerSpec(StrictModel):
+    """One chunker configuration: a registered name plus its keyword arguments."""
+
+    chunker: str = Field(min_length=1)
+    size: int | None = Field(None, gt=0)
+    overlap: int | None = Field(None, ge=0)
+    options: dict[str, int | float | str | bool] = {}
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`lab.chunking.make_chunker` (``size``/``overlap`` when set)."""
+        out: dict[str, Any] = dict(self.options)
+        if self.size is not None:
+            out["size"] = self.size
+        if self.overlap is not None:
+            out["overlap"] = self.overlap
+        return out
+
+    @property
+    def label(self) -> str:
+        """``recursive-250-125``: a name for tables, runs and files."""
+        parts = [self.chunker] + [str(v) for v in (self.size, self.overlap) if v is not None]
+        parts += [f"{k}{v}" for k, v in sorted(self.options.items())]
+        return "-".join(parts)
+
+
+@SECTIONS.register("chunking_study")
+class ChunkingStudyConfig(StageConfig):
+    """Section ``chunking_study``: benchmarks, chunkers, embedder and k of the chunking evaluation."""
+
+    benchmarks: list[BenchmarkSource] = Field(min_length=1)
+    chunkers: list[ChunkerSpec] = Field(min_length=1)
+    embedder: str = "all-minilm-l6-v2"
+    ks: list[int | Literal["min"]] = ["min", 5, 10]
+    tokenizer: str = "cl100k_base"
+    on_bad_reference: Literal["error", "skip"] = "error"
+    max_questions: int = Field(0, ge=0)
+    out_dir: str = "results/chunking_study"
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ChunkingStudyConfig":
+        for what, names in (("benchmarks", [b.name for b in self.benchmarks]),
+                            ("chunkers", [c.label for c in self.chunkers])):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{what} must be unique; repeated: {dup}")
+        return self
+
+    def paths(self) -> dict[str, str]:
+        out = {}
+        for i, b in enumerate(self.benchmarks):
+            out[f"benchmarks[{i}].corpus_dir"] = b.corpus_dir
+            out[f"benchmarks[{i}].questions"] = b.questions
+        return out
+
+
 # --------------------------------------------------------------------------- loading
 
 

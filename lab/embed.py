@@ -168,6 +168,30 @@ class HFMeanPoolingEmbedder:
         return _l2(vecs) if self.normalize else vecs.astype(np.float32)
 
 
+@EMBEDDERS.register("hashed")
+class HashedEmbedder:
+    """Hashed bag of words (``hashed-<dim>``): a deterministic, model-free lexical baseline for tests."""
+
+    def __init__(self, model: str = "hashed-256", **_: Any) -> None:
+        from lab.chunking.fakes import HashedBagOfWords
+
+        try:
+            dim = int(model.rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            raise LabError(f"hashed embedder: spec must look like 'hashed-256', got {model!r}") from None
+        self.name, self._bow = model, HashedBagOfWords(dim)
+
+    @property
+    def dim(self) -> int:
+        return self._bow.dim
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"kind": "hashed", "dim": self._bow.dim, "version": 1}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._bow(list(texts))
+
+
 def _l2(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -182,7 +206,12 @@ def make_embedder(spec: str, kind: str | None = None, **options: Any) -> Embedde
         Unknown ``kind``; the message lists the registered kinds.
     """
     if kind is None:
-        kind = "openai" if spec.startswith(("http://", "https://")) else "sentence-transformers"
+        if spec.startswith(("http://", "https://")):
+            kind = "openai"
+        elif spec.startswith("hashed-"):
+            kind = "hashed"
+        else:
+            kind = "sentence-transformers"
     return EMBEDDERS.get(kind)(spec, **options)
 
 

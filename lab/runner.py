@@ -105,6 +105,8 @@ def run_notebook(
 
     cfg: StageConfig | None = None
     if section in SECTIONS:
+        if out_dir is not None and "out_dir" in SECTIONS.get(section).model_fields:
+            overrides.setdefault("out_dir", str(Path(out_dir).resolve()))  # the notebook writes there too
         cfg = load_section(section, params_path, overrides)
         parameters: dict[str, Any] = {"params_file": str(params_path), "overrides": overrides}
         config_dump = cfg.model_dump(mode="json")
@@ -117,40 +119,66 @@ def run_notebook(
     final_nb = out / f"{nb_path.stem}.ipynb"
     tmp_nb = out / f".{nb_path.stem}.running.ipynb"
 
-    try:
-        pm.execute_notebook(
-            str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root),
-            kernel_name=kernel, progress_bar=progress, log_output=False,
-        )
-    except PapermillExecutionError as exc:
-        failed = out / f"{nb_path.stem}.failed.ipynb"
-        os.replace(tmp_nb, failed)
-        raise NotebookFailed(
-            f"{nb_path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
-            f"The partly executed notebook is in {failed}"
-        ) from None
-    _atomic_replace(tmp_nb, final_nb)
-    html = export_html(final_nb, out / f"{nb_path.stem}.html")
-    result = NotebookRun(notebook=final_nb, html=html, out_dir=out)
+    nb_rel = str(nb_path.relative_to(root)) if nb_path.is_relative_to(root) else str(nb_path)
 
-    if track:
-        from lab.tracking import log_metrics_file, stage_run
+    def execute() -> NotebookRun:
+        try:
+            pm.execute_notebook(
+                str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root),
+                kernel_name=kernel, progress_bar=progress, log_output=False,
+            )
+        except PapermillExecutionError as exc:
+            failed = out / f"{nb_path.stem}.failed.ipynb"
+            os.replace(tmp_nb, failed)
+            raise NotebookFailed(
+                f"{nb_path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
+                f"The partly executed notebook is in {failed}"
+            ) from None
+        _atomic_replace(tmp_nb, final_nb)
+        html = export_html(final_nb, out / f"{nb_path.stem}.html")
+        return NotebookRun(notebook=final_nb, html=html, out_dir=out)
 
-        params_hash = cfg.params_hash() if cfg is not None else None
-        with stage_run(section, params=config_dump, params_hash=params_hash, root=root,
-                       extra_tags={"lab.notebook": str(nb_path.relative_to(root)) if nb_path.is_relative_to(root)
-                                   else str(nb_path)}) as run:
-            import mlflow
+    if not track:
+        return execute()
 
-            metrics_file = out / "metrics.json"
-            if metrics_file.is_file():
-                result.metrics = log_metrics_file(metrics_file)
-                mlflow.log_artifact(str(metrics_file))
-            mlflow.log_artifact(str(final_nb), artifact_path="notebook")
-            mlflow.log_artifact(str(html), artifact_path="notebook")
-            mlflow.log_text(json.dumps(config_dump, indent=2, sort_keys=True), "config.json")
-            plots = out / "plots"
-            if plots.is_dir():
-                mlflow.log_artifacts(str(plots), artifact_path="plots")
-            result.run_id = run.info.run_id
+    from lab.tracking import PARENT_RUN_ENV, log_metrics_file, stage_run
+
+    params_hash = cfg.params_hash() if cfg is not None else None
+    # The run is open while the notebook executes: its id reaches the kernel through the
+    # environment, so the notebook can log child runs (one per configuration) under it.
+    with stage_run(section, params=config_dump, params_hash=params_hash, root=root,
+                   extra_tags={"lab.notebook": nb_rel}) as run:
+        import mlflow
+
+        previous = os.environ.get(PARENT_RUN_ENV)
+        os.environ[PARENT_RUN_ENV] = run.info.run_id
+        try:
+            result = execute()
+        finally:
+            if previous is None:
+                os.environ.pop(PARENT_RUN_ENV, None)
+            else:
+                os.environ[PARENT_RUN_ENV] = previous
+        metrics_file = out / "metrics.json"
+        if metrics_file.is_file():
+            result.metrics = log_metrics_file(metrics_file)
+            mlflow.log_artifact(str(metrics_file))
+        mlflow.log_artifact(str(final_nb), artifact_path="notebook")
+        mlflow.log_artifact(str(result.html), artifact_path="notebook")
+        mlflow.log_text(json.dumps(config_dump, indent=2, sort_keys=True), "config.json")
+        plots = out / "plots"
+        if plots.is_dir():
+            mlflow.log_artifacts(str(plots), artifact_path="plots")
+        result.run_id = run.info.run_id
     return result
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (temp file + rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+    _atomic_replace(Path(tmp), path)
+    return path

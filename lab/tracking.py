@@ -153,3 +153,42 @@ def log_metrics_file(path: Path) -> dict[str, float]:
     if numeric:
         mlflow.log_metrics(numeric)
     return numeric
+
+
+#: Environment variable through which ``lab run`` hands its open run to the notebook's kernel.
+PARENT_RUN_ENV = "LAB_PARENT_RUN_ID"
+
+
+def child_run(name: str, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+              tags: Mapping[str, str] | None = None, artifacts: Mapping[str, Path] | None = None,
+              experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> str | None:
+    """Log one finished configuration as a child of the stage's run; returns the child's run id.
+
+    The parent is the run ``lab run`` opened (``LAB_PARENT_RUN_ID``). Without one (the notebook
+    run by hand) the child is logged as a top-level run tagged ``lab.parent=none``, so nothing is lost.
+    """
+    mlflow = setup(experiment, root)
+    client = mlflow.MlflowClient()
+    parent = os.environ.get(PARENT_RUN_ENV)
+    exp = mlflow.get_experiment_by_name(experiment)
+    all_tags = {**lineage_tags(root=root), **(tags or {}), "mlflow.runName": name}
+    if parent:
+        all_tags["mlflow.parentRunId"] = parent
+    else:
+        all_tags["lab.parent"] = "none"
+    run = client.create_run(exp.experiment_id, tags=all_tags)
+    rid = run.info.run_id
+    try:
+        from mlflow.entities import Metric, Param
+
+        flat = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in flatten(params or {}).items()}
+        ts = int(__import__("time").time() * 1000)
+        client.log_batch(rid, metrics=[Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()],
+                         params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+        for artifact_path, path in (artifacts or {}).items():
+            client.log_artifact(rid, str(path), artifact_path=artifact_path)
+    except Exception:
+        client.set_terminated(rid, status="FAILED")
+        raise
+    client.set_terminated(rid, status="FINISHED")
+    return rid

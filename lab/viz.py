@@ -69,3 +69,30 @@ def bar_counts(df: pd.DataFrame, category: str, stack: str, count: str, *, title
     ax.set_title(title)
     ax.legend(fontsize=8, title=stack)
     return fig
+
+
+def scatter_labeled(df: pd.DataFrame, x: str, y: str, label: str, *, title: str, xlabel: str,
+                    ylabel: str) -> Any:
+    """One labelled point per row (e.g. recall vs precision per chunker); returns the figure."""
+    fig, ax = _figure(7.0, 5.0)
+    for _, row in df.iterrows():
+        ax.scatter(row[x], row[y], s=40)
+        ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bar_grouped(df: pd.DataFrame, category: str, group: str, value: str, *, title: str, ylabel: str,
+                err: str | None = None) -> Any:
+    """Vertical bars of ``value`` per ``category``, one bar per ``group`` side by side."""
+    fig, ax = _figure(9.0, 4.5)
+    table = df.pivot_table(index=category, columns=group, values=value, aggfunc="mean", sort=False)
+    yerr = df.pivot_table(index=category, columns=group, values=err, aggfunc="mean", sort=False) if err else None
+    table.plot.bar(ax=ax, yerr=yerr, capsize=2, rot=30)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, title=group)
+    return fig
