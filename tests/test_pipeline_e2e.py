@@ -49,6 +49,8 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     shutil.copytree(data, root / "data")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
+    # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
+    params["chunking_study"].update(embedder="hashed-256", max_questions=15)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -76,9 +78,17 @@ def test_repro_produces_outputs_and_tracked_run(project):
     assert metrics["corpus.squad_paragraphs.documents"] == 25  # max_docs_per_corpus applied
     assert metrics["qa.chroma_questions.items"] == 150
 
+    study = json.loads((root / "results" / "chunking_study" / "metrics.json").read_text())
+    assert 0 <= study["chroma.recursive-250-125.k5.recall"] <= 100
+    assert (root / "results" / "chunking_study" / "plots" / "iou_cuad.png").is_file()
+
     runs = _runs(root)
-    assert len(runs) == 1
-    run = runs[0]
+    stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert set(stages) == {"data_quality", "chunking_study"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stages["chunking_study"].info.run_id]
+    n_chunkers = len(yaml.safe_load((root / "params.yaml").read_text())["chunking_study"]["chunkers"])
+    assert len(children) == 2 * n_chunkers  # one child per (benchmark, chunker)
+    run = stages["data_quality"]
     head = _sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     data_md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
     assert run.data.tags["git.commit"] == head
@@ -113,6 +123,7 @@ def test_exp_run_reruns_changed_stage_and_is_listed(project):
     assert '"small"' in text and '"max_docs_per_corpus": 10' in text
     runs = _runs(root)
     assert len(runs) == before + 1 and runs[-1].data.params["max_docs_per_corpus"] == "10"
+    assert runs[-1].data.tags["lab.stage"] == "data_quality"  # chunking_study did not rerun
 
 
 def test_plots_show_renders(project):

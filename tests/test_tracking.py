@@ -69,3 +69,18 @@ def test_import_lab_is_light_and_turns_telemetry_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin"}).stdout.strip()
     assert out == "[] true 0"
+
+
+def test_child_run_nests_under_parent(tmp_path, isolated_mlflow, monkeypatch):
+    with tracking.stage_run("parent", root=tmp_path) as run:
+        monkeypatch.setenv(tracking.PARENT_RUN_ENV, run.info.run_id)
+        cid = tracking.child_run("config-a", params={"size": 250}, metrics={"recall": 0.8}, root=tmp_path)
+    import mlflow
+
+    child = mlflow.get_run(cid)
+    assert child.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert child.data.params["size"] == "250" and child.data.metrics["recall"] == 0.8
+    assert child.info.status == "FINISHED"
+    monkeypatch.delenv(tracking.PARENT_RUN_ENV)
+    orphan = mlflow.get_run(tracking.child_run("by-hand", root=tmp_path))
+    assert orphan.data.tags["lab.parent"] == "none"
