@@ -171,12 +171,18 @@ def evaluate(
     *,
     tokenizer: str = "cl100k_base",
     progress: bool = False,
+    scope: str = "pooled",
 ) -> ChunkEvalResult:
     """Chunk ``bench.documents`` into one pooled collection, retrieve for each question, score.
 
     ``embed`` maps texts to L2-normalised rows (a :class:`lab.embed.CachedEmbedder`: chunks seen
     before are not embedded again). Ties in similarity are broken by collection order.
+    ``scope="document"`` retrieves only among the chunks of the question's own document: the
+    setting of questions that do not name their document (CUAD's "highlight the X clause" asked of
+    each contract), where a pooled search measures document identification instead of chunking.
     """
+    if scope not in ("pooled", "document"):
+        raise ValueError(f"scope must be 'pooled' or 'document', got {scope!r}")
     from lab.tokens import count_tokens_many
 
     chunks = chunk_documents(chunker, bench.documents, progress)
@@ -195,6 +201,10 @@ def evaluate(
     depth = max([int(k) for k in ks if k != "min"] + [min(MIN_K_CAP, max(m for _, m in omega_k))])
     depth = min(depth, len(chunks))
     scores = query_vecs @ chunk_vecs.T
+    if scope == "document":
+        chunk_docs = np.array([c.doc_id for c in chunks])
+        question_docs = np.array([q.doc_id or "" for q in bench.questions])
+        scores = np.where(chunk_docs[None, :] == question_docs[:, None], scores, -np.inf)
     # stable top-`depth`: sort by (-score, index)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
 
@@ -203,7 +213,8 @@ def evaluate(
         omega, min_k = omega_k[qi]
         for label in ks:
             k = min(min_k, MIN_K_CAP) if label == "min" else int(label)
-            got = [Located(chunks[j].doc_id, chunks[j].start, chunks[j].end) for j in top[qi, :k]]
+            picked = [j for j in top[qi, :k] if np.isfinite(scores[qi, j])]  # document scope: its own chunks only
+            got = [Located(chunks[j].doc_id, chunks[j].start, chunks[j].end) for j in picked]
             s = retrieval_scores(refs[qi], got) if k > 0 else {"recall": 0.0, "precision": 0.0, "iou": 0.0}
             rows.append({"question": q.id, "corpus": q.doc_id, "k_label": str(label), "k": k,
                          **s, "precision_omega": omega})
@@ -313,6 +324,6 @@ def run_study(cfg: Any, root: Path, *, progress: bool = True, store_dir: Path | 
                                   "backend, which this stage does not configure yet; remove it or use the "
                                   "chunker from Python with generate=...")
             chunker = make_chunker(spec.chunker, **kwargs)
-            results.append((src.name, spec.label, evaluate(chunker, bench, cached, cfg.ks,
-                                                             tokenizer=cfg.tokenizer, progress=progress)))
+            results.append((src.name, spec.label, evaluate(chunker, bench, cached, cfg.ks, tokenizer=cfg.tokenizer,
+                                                             progress=progress, scope=src.scope)))
     return StudyResult(results, cached.store.stats.as_dict(), skipped)

@@ -111,6 +111,7 @@ class BenchmarkSource(StrictModel):
     corpus_dir: str
     questions: str
     include: list[str] = []          # corpus ids (file stems) to keep; empty = all
+    scope: Literal["pooled", "document"] = "pooled"   # document: retrieve within the question's document
 
 
 class ChunkerSpec(StrictModel):

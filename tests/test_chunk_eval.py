@@ -106,3 +106,16 @@ def test_cuad_questions_locate_excerpts_exactly():
     for q in bench.questions:
         text = bench.documents[q.doc_id]
         assert all(text[r.start:r.end] == r.content for r in q.references)
+
+
+def test_document_scope_retrieves_only_from_the_questions_document(tmp_path):
+    folder, q = _bench(tmp_path)
+    bench = load_chroma_benchmark(folder, q)
+    pooled = evaluate(make_chunker("token", size=2000, overlap=0), bench, _cached(tmp_path), ks=[2])
+    scoped = evaluate(make_chunker("token", size=2000, overlap=0), bench, _cached(tmp_path), ks=[2],
+                      scope="document")
+    ref_len = len("The treaty was signed in Vienna in 1815.")
+    assert pooled.per_question.loc[0, "precision"] == pytest.approx(ref_len / (len(DOC_A) + len(DOC_B)))
+    assert scoped.per_question.loc[0, "precision"] == pytest.approx(ref_len / len(DOC_A))  # b.md excluded
+    with pytest.raises(ValueError, match="scope"):
+        evaluate(make_chunker("token", size=2000, overlap=0), bench, _cached(tmp_path), scope="corpus")
