@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write rows as JSON")
     args = ap.parse_args(argv)
 
-    from lab.chunk_eval import evaluate, load_chroma_benchmark
+    from lab.chunk_eval import evaluate
     from lab.chunking import make_chunker
+    from lab.data.benchmarks import load_chroma_benchmark
     from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
 
     bench = load_chroma_benchmark(args.corpus_dir, args.questions_csv, on_bad_reference=args.on_bad_reference)

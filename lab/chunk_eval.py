@@ -13,7 +13,7 @@ k = "min" (the number of chunks touching a reference, capped at 20), 5 and 10, b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,107 +21,12 @@ import numpy as np
 import pandas as pd
 
 from lab.chunking.base import Chunk, Chunker
-from lab.data.qa import ChromaItem, Span, load_chroma, load_cuad
+from lab.data.benchmarks import Benchmark, load_benchmark
 from lab.errors import DataError
 from lab.metrics.chunk import MIN_K_CAP, Located, precision_omega, retrieval_scores
 
 METRICS = ("recall", "precision", "precision_omega", "iou")
 K = int | str
-
-
-@dataclass
-class Benchmark:
-    """Documents by id and the questions whose references point into them."""
-
-    name: str
-    documents: dict[str, str]
-    questions: list[ChromaItem]
-    skipped: list[str] = field(default_factory=list)  # why each dropped question/reference was dropped
-
-
-def load_corpus_folder(corpus_dir: str | Path, glob: str = "*") -> dict[str, str]:
-    """Documents of a folder by file stem, read as strict UTF-8 (a bad or empty file is a DataError)."""
-    from lab.config import CorpusSource
-    from lab.data.corpus import load_corpus
-
-    folder = Path(corpus_dir)
-    loaded = load_corpus(CorpusSource(name=folder.name, path=str(folder.resolve()), glob=glob), folder.parent)
-    return {d.id: d.text for d in loaded.documents}
-
-
-def check_references(name: str, documents: dict[str, str], questions: Sequence[ChromaItem],
-                     on_bad_reference: str = "error") -> tuple[list[ChromaItem], list[str]]:
-    """Keep questions whose corpus exists and whose every reference matches the text at its offsets.
-
-    With ``on_bad_reference="error"`` the first problem raises a :class:`DataError` naming the row,
-    the corpus and the offsets; with ``"skip"`` the question is dropped and the reason recorded.
-    """
-    if on_bad_reference not in ("error", "skip"):
-        raise ValueError(f"on_bad_reference must be 'error' or 'skip', got {on_bad_reference!r}")
-    kept, skipped = [], []
-    for q in questions:
-        problem = None
-        text = documents.get(q.doc_id or "")
-        if text is None:
-            problem = (f"{q.source}: corpus_id {q.doc_id!r} has no document in {name} "
-                       f"(available: {', '.join(sorted(documents)) or 'none'}); add the file "
-                       f"<corpus_id>.<ext> to the corpus folder or drop the question")
-        elif not q.references:
-            problem = f"{q.source}: no references"
-        else:
-            for j, r in enumerate(q.references):
-                if not (0 <= r.start <= r.end <= len(text)) or text[r.start:r.end] != r.content:
-                    found = text.find(r.content)
-                    hint = (f"the content occurs at {found}..{found + len(r.content)}" if found >= 0
-                            else "the content does not occur in the document")
-                    problem = (f"{q.source}: references[{j}] offsets {r.start}..{r.end} do not match the text "
-                               f"of {q.doc_id!r} ({hint}); fix the offsets or set on_bad_reference: skip")
-                    break
-        if problem is None:
-            kept.append(q)
-        elif on_bad_reference == "error":
-            raise DataError(problem)
-        else:
-            skipped.append(problem)
-    return kept, skipped
-
-
-def load_chroma_benchmark(corpus_dir: str | Path, questions_csv: str | Path, *, name: str | None = None,
-                          on_bad_reference: str = "error") -> Benchmark:
-    """A corpus folder plus a Chroma-format questions CSV, references checked against the text."""
-    documents = load_corpus_folder(corpus_dir)
-    questions = load_chroma(Path(questions_csv))
-    kept, skipped = check_references(str(corpus_dir), documents, questions, on_bad_reference)
-    return Benchmark(name or Path(corpus_dir).name, documents, kept, skipped)
-
-
-def cuad_questions(master_csv: str | Path, contracts_dir: str | Path, *, name: str = "cuad") -> Benchmark:
-    """CUAD's clause table as Chroma-style questions over the full contracts.
-
-    One question per (contract, category) with at least one excerpt; each excerpt (its parts, where
-    annotators joined passages with ``<omitted>``) is located by its first exact occurrence in the
-    contract. Parts not found verbatim are dropped and recorded in ``skipped`` (not guessed).
-    """
-    documents = load_corpus_folder(contracts_dir, "*.txt")
-    questions, skipped = [], []
-    for item in load_cuad(Path(master_csv)):
-        text = documents.get(item.doc_id or "")
-        if text is None:
-            skipped.append(f"{item.source}: contract {item.doc_id!r} not in {contracts_dir}")
-            continue
-        spans = []
-        for excerpt in item.excerpts:
-            for part in (p.strip() for p in excerpt.split("<omitted>")):
-                if not part:
-                    continue
-                at = text.find(part)
-                if at < 0:
-                    skipped.append(f"{item.id}: excerpt part not found verbatim: {part[:60]!r}")
-                    continue
-                spans.append(Span(at, at + len(part), part))
-        if spans:
-            questions.append(ChromaItem(item.id, item.question, item.doc_id, item.source, tuple(spans)))
-    return Benchmark(name, documents, questions, skipped)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -229,32 +134,15 @@ def evaluate(
 # --------------------------------------------------------------------------- the study
 
 
-def load_benchmark(src: Any, root: Path, on_bad_reference: str = "error", max_questions: int = 0) -> Benchmark:
-    """A :class:`lab.config.BenchmarkSource` loaded: documents (``include`` filter) and checked questions."""
-    corpus_dir, questions = root / src.corpus_dir, root / src.questions
-    if src.format == "cuad":
-        bench = cuad_questions(questions, corpus_dir, name=src.name)
-    else:
-        bench = load_chroma_benchmark(corpus_dir, questions, name=src.name, on_bad_reference=on_bad_reference)
-    if src.include:
-        unknown = sorted(set(src.include) - set(bench.documents))
-        if unknown:
-            raise DataError(f"benchmark {src.name!r}: include names {unknown}, not files of {corpus_dir} "
-                            f"(available: {sorted(bench.documents)})")
-        bench.documents = {k: v for k, v in bench.documents.items() if k in src.include}
-        bench.questions = [q for q in bench.questions if q.doc_id in src.include]
-    if max_questions:
-        bench.questions = bench.questions[:max_questions]
-    return bench
-
-
 @dataclass
 class StudyResult:
     """Every (benchmark, chunker) evaluation of a chunking study, as tables."""
 
     results: list[tuple[str, str, ChunkEvalResult]]   # (benchmark, chunker label, result)
-    store_stats: dict[str, int]
-    skipped: dict[str, list[str]]
+    store_stats: dict[str, int]                        # this run's embedding-store counters
+    skipped: dict[str, list[str]]                      # per benchmark: dropped questions and why
+    notes: dict[str, dict[str, int]]                   # per benchmark: counted caveats
+    context: dict[str, Any]                            # what every configuration shared (embedder, ks...)
 
     def table(self, by: str | None = None) -> pd.DataFrame:
         """Mean/std (percent) per benchmark, chunker and k (and ``by``), with chunk statistics."""
@@ -274,7 +162,11 @@ class StudyResult:
                          ignore_index=True)
 
     def metrics(self) -> dict[str, float]:
-        """Flat metrics ``<benchmark>.<chunker>.k<k>.<metric>`` plus the store's counters."""
+        """Flat metrics ``<benchmark>.<chunker>.k<k>.<metric>``, chunk counts and skipped questions.
+
+        Deterministic given params and data (this file is tracked in git and compared by
+        ``dvc exp show``); the embedding store's counters depend on cache state: :meth:`run_stats`.
+        """
         out: dict[str, float] = {}
         for row in self.table().to_dict("records"):
             base = f"{row['benchmark']}.{row['chunker']}.k{row['k_label']}"
@@ -282,8 +174,16 @@ class StudyResult:
                 out[f"{base}.{m}"] = round(float(row[m]), 3)
         for bench, label, res in self.results:
             out[f"{bench}.{label}.chunks"] = res.chunk_stats()["chunks"]
-        out.update({f"embedding_store.{k}": v for k, v in self.store_stats.items()})
+        for bench, skipped in self.skipped.items():
+            out[f"{bench}.questions_skipped"] = len(skipped)
+            out[f"{bench}.questions"] = self.context["n_questions"][bench]
+            for key, value in self.notes.get(bench, {}).items():
+                out[f"{bench}.{key}"] = value
         return out
+
+    def run_stats(self) -> dict[str, float]:
+        """Figures of this run that depend on machine state (cache warmth), for MLflow only."""
+        return {f"embedding_store.{k}": v for k, v in self.store_stats.items()}
 
     def log_child_runs(self) -> list[str]:
         """One MLflow child run per (benchmark, chunker) under the stage's run."""
@@ -295,7 +195,10 @@ class StudyResult:
             rows = table[(table.benchmark == bench) & (table.chunker == label)]
             metrics = {f"k{r['k_label']}.{m}": float(r[m]) for r in rows.to_dict("records") for m in METRICS}
             metrics.update({f"chunk_{k}": float(v) for k, v in res.chunk_stats().items()})
-            ids.append(child_run(f"{bench}/{label}", params={"benchmark": bench, **res.params}, metrics=metrics,
+            params = {"benchmark": bench, "scope": self.context["scope"][bench],
+                      "n_questions": self.context["n_questions"][bench], **res.params,
+                      **{k: v for k, v in self.context.items() if k not in ("scope", "n_questions")}}
+            ids.append(child_run(f"{bench}/{label}", params=params, metrics=metrics,
                                  tags={"lab.stage": "chunking_study", "lab.chunker": label}))
         return [i for i in ids if i]
 
@@ -303,27 +206,31 @@ class StudyResult:
 def run_study(cfg: Any, root: Path, *, progress: bool = True, store_dir: Path | None = None) -> StudyResult:
     """Evaluate every chunker of a :class:`lab.config.ChunkingStudyConfig` on every benchmark.
 
+    All chunkers are built before any data is read, so a bad chunker name or argument fails at once.
     One :class:`~lab.embed.CachedEmbedder` serves chunks, questions and the semantic chunkers' own
     sentence/piece embeddings, so a rerun of the study embeds nothing new.
     """
     from lab.chunking import make_chunker
     from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
-    from lab.errors import ConfigError
 
     cached = CachedEmbedder(make_embedder(cfg.embedder), EmbeddingStore(store_dir), progress=progress)
-    results, skipped = [], {}
+    chunkers = []
+    for spec in cfg.chunkers:
+        kwargs = spec.kwargs()
+        if spec.chunker in ("semantic", "cluster"):
+            kwargs["embed"] = cached
+        # the llm chunker has no generation backend here: make_chunker says so and how to give one
+        chunkers.append((spec.label, make_chunker(spec.chunker, **kwargs)))
+    results, benches = [], {}
     for src in cfg.benchmarks:
         bench = load_benchmark(src, root, cfg.on_bad_reference, cfg.max_questions)
-        skipped[src.name] = bench.skipped
-        for spec in cfg.chunkers:
-            kwargs = spec.kwargs()
-            if spec.chunker in ("semantic", "cluster"):
-                kwargs["embed"] = cached
-            if spec.chunker == "llm" and "generate" not in kwargs:
-                raise ConfigError("params.yaml: chunking_study.chunkers: the 'llm' chunker needs a generation "
-                                  "backend, which this stage does not configure yet; remove it or use the "
-                                  "chunker from Python with generate=...")
-            chunker = make_chunker(spec.chunker, **kwargs)
-            results.append((src.name, spec.label, evaluate(chunker, bench, cached, cfg.ks, tokenizer=cfg.tokenizer,
-                                                             progress=progress, scope=src.scope)))
-    return StudyResult(results, cached.store.stats.as_dict(), skipped)
+        benches[src.name] = bench
+        for label, chunker in chunkers:
+            results.append((src.name, label, evaluate(chunker, bench, cached, cfg.ks, tokenizer=cfg.tokenizer,
+                                                      progress=progress, scope=src.scope)))
+    context = {"embedder": cfg.embedder, "embedder_fingerprint": cached.fingerprint(), "ks": list(cfg.ks),
+               "tokenizer": cfg.tokenizer, "max_questions": cfg.max_questions,
+               "scope": {s.name: s.scope for s in cfg.benchmarks},
+               "n_questions": {n: len(b.questions) for n, b in benches.items()}}
+    return StudyResult(results, cached.store.stats.as_dict(), {n: b.skipped for n, b in benches.items()},
+                       {n: b.notes for n, b in benches.items()}, context)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from lab.errors import ConfigError
 from lab.registry import Registry
@@ -146,7 +146,7 @@ class ChunkingStudyConfig(StageConfig):
     benchmarks: list[BenchmarkSource] = Field(min_length=1)
     chunkers: list[ChunkerSpec] = Field(min_length=1)
     embedder: str = "all-minilm-l6-v2"
-    ks: list[int | Literal["min"]] = ["min", 5, 10]
+    ks: list[PositiveInt | Literal["min"]] = Field(["min", 5, 10], min_length=1)
     tokenizer: str = "cl100k_base"
     on_bad_reference: Literal["error", "skip"] = "error"
     max_questions: int = Field(0, ge=0)
@@ -155,7 +155,7 @@ class ChunkingStudyConfig(StageConfig):
     @model_validator(mode="after")
     def _unique(self) -> "ChunkingStudyConfig":
         for what, names in (("benchmarks", [b.name for b in self.benchmarks]),
-                            ("chunkers", [c.label for c in self.chunkers])):
+                            ("chunkers", [c.label for c in self.chunkers]), ("ks", [str(k) for k in self.ks])):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{what} must be unique; repeated: {dup}")

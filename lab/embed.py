@@ -8,13 +8,14 @@ once is never embedded again, and no two stages can disagree about a vector (no 
 
 The store is one SQLite file per namespace (``<cache>/embeddings/<fingerprint>.sqlite``): atomic
 batched writes survive a killed process (everything committed before the kill is kept), and several
-processes (Ray workers) may read and write it at once.
+processes (Ray workers) may read and write it at once; a store pickles without its connections.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -74,7 +75,7 @@ class SentenceTransformerEmbedder:
 
         # weights by content, not by name: the same model reached by name or by path shares vectors
         return {"kind": "sentence-transformers",
-                "weights": weights_digest(self.ref.path) if self.ref.path else self.ref.revision,
+                "weights": weights_digest(self.ref.path),
                 "modules": [type(m).__name__ for m in self.model], "normalize": self.normalize,
                 "max_seq_length": int(self.model.max_seq_length), "prefix": self.prefix}
 
@@ -260,21 +261,43 @@ class EmbeddingStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.stats = StoreStats()
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: dict[tuple[int, int, str], sqlite3.Connection] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Connections and locks do not travel (Ray workers, multiprocessing): a copy reopens lazily.
+        state = self.__dict__.copy()
+        state["_conns"], state["_lock"] = {}, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _db(self, ns: str, fingerprint: dict[str, Any] | None = None) -> sqlite3.Connection:
-        conns = self._local.__dict__.setdefault("conns", {})
-        if ns not in conns:
+        # One connection per (process, thread, namespace): SQLite connections must not cross a fork
+        # or be shared between threads.
+        key = (os.getpid(), threading.get_ident(), ns)
+        con = self._conns.get(key)
+        if con is None:
             con = sqlite3.connect(self.root / f"{ns}.sqlite", timeout=60)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, dim INTEGER, vec BLOB)")
             con.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-            if fingerprint is not None:
+            con.commit()
+            self._conns[key] = con
+        if fingerprint is not None:
+            with con:
                 con.execute("INSERT OR IGNORE INTO meta VALUES ('fingerprint', ?)",
                             (json.dumps(fingerprint, sort_keys=True),))
-                con.commit()
-            conns[ns] = con
-        return conns[ns]
+        return con
+
+    def close(self) -> None:
+        """Close this process's connections (they reopen on the next use)."""
+        for key, con in list(self._conns.items()):
+            if key[0] == os.getpid():
+                con.close()
+            del self._conns[key]
 
     def get_many(self, ns: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """Stored vectors of ``keys`` (missing keys are absent from the result)."""
@@ -282,9 +305,13 @@ class EmbeddingStore:
         for i in range(0, len(keys), 900):  # SQLite's bound-parameter limit
             chunk = list(keys[i:i + 900])
             q = f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, blob in con.execute(q, chunk):
+            for key, dim, blob in con.execute(q.replace("SELECT key, vec", "SELECT key, dim, vec"), chunk):
+                if len(blob) != 4 * dim:
+                    raise LabError(f"embedding store {self.root / (ns + '.sqlite')}: a vector of dim {dim} has "
+                                   f"{len(blob)} bytes (corrupt); delete the file to rebuild it")
                 found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
-                self.stats.bytes_read += len(blob)
+                with self._lock:
+                    self.stats.bytes_read += len(blob)
         return found
 
     def put_many(self, ns: str, items: dict[bytes, np.ndarray]) -> None:
@@ -293,7 +320,8 @@ class EmbeddingStore:
         con = self._db(ns)
         with con:
             con.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
-        self.stats.bytes_written += sum(len(r[2]) for r in rows)
+        with self._lock:
+            self.stats.bytes_written += sum(len(r[2]) for r in rows)
 
     def count(self, ns: str) -> int:
         return int(self._db(ns).execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
@@ -319,11 +347,12 @@ class EmbeddingStore:
             if k not in found and k not in missing:
                 missing[k] = t
         hits = len(set(keys)) - len(missing)
-        self.stats.hits += hits
-        self.stats.misses += len(missing)
-        counters = self.stats.per_namespace.setdefault(ns, {"hits": 0, "misses": 0})
-        counters["hits"] += hits
-        counters["misses"] += len(missing)
+        with self._lock:
+            self.stats.hits += hits
+            self.stats.misses += len(missing)
+            counters = self.stats.per_namespace.setdefault(ns, {"hits": 0, "misses": 0})
+            counters["hits"] += hits
+            counters["misses"] += len(missing)
         todo = list(missing.items())
         bar = None
         if progress and todo:

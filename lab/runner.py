@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.config import SECTIONS, StageConfig, load_section
 from lab.errors import LabError
+from lab.io import write_text
 from lab.paths import project_root
 
 
@@ -52,11 +52,7 @@ def export_html(notebook: Path, html: Path) -> Path:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    fd, tmp = tempfile.mkstemp(dir=html.parent, suffix=".html.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(body)
-    _atomic_replace(Path(tmp), html)
-    return html
+    return write_text(html, body)
 
 
 def run_notebook(
@@ -163,6 +159,9 @@ def run_notebook(
         if metrics_file.is_file():
             result.metrics = log_metrics_file(metrics_file)
             mlflow.log_artifact(str(metrics_file))
+        stats_file = out / "run_stats.json"  # machine-state figures (cache counters): MLflow, not git
+        if stats_file.is_file():
+            result.metrics.update(log_metrics_file(stats_file))
         mlflow.log_artifact(str(final_nb), artifact_path="notebook")
         mlflow.log_artifact(str(result.html), artifact_path="notebook")
         mlflow.log_text(json.dumps(config_dump, indent=2, sort_keys=True), "config.json")
@@ -172,13 +171,3 @@ def run_notebook(
         result.run_id = run.info.run_id
     return result
 
-
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (temp file + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=str)
-    _atomic_replace(Path(tmp), path)
-    return path

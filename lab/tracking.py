@@ -45,7 +45,8 @@ def git_state(root: Path | None = None) -> dict[str, str]:
     """``git.commit`` (or ``none``) and ``git.dirty`` (``true``/``false``/``unknown``)."""
     root = project_root(root)
     commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    # untracked (not ignored) files count: a run importing an uncommitted module is not clean
+    status = _git(root, "status", "--porcelain")
     dirty = "unknown" if status is None else ("true" if status else "false")
     return {"git.commit": commit or "none", "git.dirty": dirty}
 
@@ -111,8 +112,14 @@ def setup(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> Any
         # sqlite has no artifact root of its own: keep artifacts beside the database, not in ./mlruns
         artifacts = mlflow_dir(root) / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):  # a concurrent creator may win the race
+        from mlflow.exceptions import MlflowException
+
+        try:
             mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+        except MlflowException as exc:  # a concurrent creator may win the race; anything else is real
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise
+            del exc
     mlflow.set_experiment(experiment)
     return mlflow
 

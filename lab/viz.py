@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,11 @@ def _figure(width: float = 8.0, height: float = 4.5) -> tuple[Any, Any]:
 
 
 def save(fig: Any, path: str | Path) -> Path:
-    """Save ``fig`` as PNG atomically (temp file + rename) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    """Save ``fig`` as PNG atomically and close it (notebooks display what they save)."""
+    from lab.io import write_figure
+
+    out = write_figure(path, fig)
+    return out
 
 
 def hist_by_group(df: pd.DataFrame, value: str, group: str, *, title: str, xlabel: str,

@@ -1,9 +1,10 @@
-"""Shared fixtures. Every test runs offline with its own MLflow store and model cache unless it opts in."""
+"""Shared fixtures. Tests run offline, with a session-wide throw-away lab cache; MLflow per test on request."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ DATA = REPO / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# A throw-away lab cache (models, embedding store) for the whole session, inherited by the
+# subprocesses of the end-to-end test: tests never read or fill the user's ~/.cache/lab.
+os.environ["LAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="lab-test-cache-")
 
 
 @pytest.fixture()

@@ -2,13 +2,13 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import require_data
 
-from lab.chunk_eval import cuad_questions, evaluate, load_chroma_benchmark
+from lab.chunk_eval import evaluate
 from lab.chunking import make_chunker
+from lab.data.benchmarks import cuad_questions, load_chroma_benchmark
 from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
 from lab.errors import DataError
-
-from conftest import require_data
 
 DOC_A = "Alpha beta gamma. " * 40 + "The treaty was signed in Vienna in 1815. " + "Delta epsilon. " * 40
 DOC_B = "Completely different text about cooking pasta and tomato sauce. " * 30

@@ -71,3 +71,40 @@ def test_minilm_through_store_equals_plain_sentence_transformers(tmp_path):
     assert np.array_equal(cached(texts), ours)                   # read back bit-identical
     fp = cached.fingerprint()
     assert fp["max_seq_length"] == 256 and len(fp["weights"]) == 16
+
+
+def test_store_pickles_and_works_in_a_child_process(tmp_path):
+    import multiprocessing as mp
+    import pickle
+
+    store = EmbeddingStore(tmp_path)
+    cached = CachedEmbedder(CountingEmbedder(), store)
+    cached(["parent text"])                                   # opens a connection in this process
+    clone = pickle.loads(pickle.dumps(cached))
+    assert np.array_equal(clone(["parent text"]), cached(["parent text"]))
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        out = pool.apply(_embed_in_child, (cached, ["child text", "parent text"]))
+    assert out == (1, 1)                                      # the child embedded one, reused one
+    assert store.count(namespace(cached.fingerprint())) == 2
+
+
+def _embed_in_child(cached, texts):
+    misses, hits = cached.store.stats.misses, cached.store.stats.hits   # inherited through fork
+    cached(texts)
+    return cached.store.stats.misses - misses, cached.store.stats.hits - hits
+
+
+def test_corrupt_vector_is_reported(tmp_path):
+    import sqlite3
+
+    cached = CachedEmbedder(CountingEmbedder(), EmbeddingStore(tmp_path))
+    cached(["x"])
+    ns = namespace(cached.fingerprint())
+    con = sqlite3.connect(tmp_path / f"{ns}.sqlite")
+    con.execute("UPDATE vectors SET dim = 7")
+    con.commit()
+    from lab.errors import LabError
+
+    with pytest.raises(LabError, match="corrupt"):
+        CachedEmbedder(CountingEmbedder(), EmbeddingStore(tmp_path))(["x"])

@@ -58,3 +58,29 @@ def test_bad_ranges():
         retrieval_scores([], [L(0, 1)])
     with pytest.raises(ValueError):
         retrieval_scores([L(5, 1)], [])
+
+
+# --- against an independent definition: sets of character positions (hypothesis) -----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_range = st.tuples(st.integers(0, 60), st.integers(1, 25)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(refs=st.lists(_range, min_size=1, max_size=3), chunks=st.lists(_range, max_size=6),
+       other=st.lists(_range, max_size=2))
+def test_scores_equal_character_set_definition(refs, chunks, other):
+    retrieved = [L(s, e) for s, e in chunks] + [L(s, e, "b") for s, e in other]
+    got = retrieval_scores([L(s, e) for s, e in refs], retrieved)
+    ref_chars = set().union(*(range(s, e) for s, e in refs))
+    hit = ref_chars & set().union(*(range(s, e) for s, e in chunks)) if chunks else set()
+    ref_len = sum(e - s for s, e in refs)                      # references counted with multiplicity
+    # as Chroma: each reference's uncovered part counts, overlapping references with multiplicity
+    uncovered = sum(len(set(range(s, e)) - hit) for s, e in refs)
+    retrieved_len = sum(e - s for s, e in chunks + other)
+    assert got["recall"] == pytest.approx(len(hit) / ref_len)
+    assert got["precision"] == pytest.approx(len(hit) / retrieved_len if retrieved_len else 0.0)
+    denom = retrieved_len + uncovered
+    assert got["iou"] == pytest.approx(len(hit) / denom if denom else 0.0)

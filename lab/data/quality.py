@@ -41,12 +41,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +59,7 @@ from lab.data.qa import (
     SquadItem,
     load_qa_set,
 )
+from lab.io import write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,7 +180,7 @@ class QualityReport:
         written = []
         for rel, text in files.items():
             path = out_dir / rel
-            _atomic_write(path, text)
+            write_text(path, text)
             written.append(path)
         return written
 
@@ -203,30 +202,6 @@ def _number(value: Any) -> float | int | None:
     if isinstance(value, float):
         return None if math.isnan(value) else value
     return None
-
-
-@lru_cache(maxsize=1)
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it; restore at once
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A reader (DVC, a notebook) never sees a half-written file, and a crash leaves the old one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- profile
