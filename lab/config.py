@@ -169,6 +169,25 @@ class ChunkingStudyConfig(StageConfig):
         return out
 
 
+@SECTIONS.register("retrieval_sweep")
+class RetrievalSweepConfig(StageConfig):
+    """Section ``retrieval_sweep``: which experiment file to sweep, how to pick the winner, resources."""
+
+    experiment: str = "experiments/retrieval_sweep.yaml"
+    metric: str = "hit_rate@5"                 # an IR metric family@k; its direction comes from the registry
+    backend: Literal["ray", "local"] = "ray"
+    num_cpus: int = Field(2, ge=1)             # local Ray only; a cluster brings its own
+    cpus_per_trial: float = Field(1.0, gt=0)
+    memory_per_trial_gb: float = Field(0.0, ge=0)   # 0 = no memory reservation
+    address: str = ""                          # "" = start Ray here; "auto" or "ray://host:10001" = join
+    max_concurrent: int = Field(2, ge=1)
+    ci_resamples: int = Field(1000, ge=100)
+    out_dir: str = "results/retrieval_sweep"
+
+    def paths(self) -> dict[str, str]:
+        return {"experiment": self.experiment}
+
+
 # --------------------------------------------------------------------------- loading
 
 

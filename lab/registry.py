@@ -26,8 +26,10 @@ class Registry(Generic[T]):
         Plural noun used in messages and in the entry-point group ``lab.<kind>``.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, item: str | None = None) -> None:
         self.kind = kind
+        #: what one entry is called in messages ("chunker"); naive singular of ``kind`` by default
+        self.item = item or (kind[:-1] if kind.endswith("s") else kind)
         self._entries: dict[str, T] = {}
         self._plugins_loaded = False
 
@@ -68,8 +70,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             available = ", ".join(sorted(self._entries)) or "(none)"
-            raise RegistryError(f"Unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} "
-                                f"{name!r}. Available: {available}") from None
+            raise RegistryError(f"Unknown {self.item} {name!r}. Available: {available}") from None
 
     def names(self) -> list[str]:
         """Sorted names of all entries, plugins included."""

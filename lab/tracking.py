@@ -147,13 +147,23 @@ def stage_run(
         yield run
 
 
+_BAD_METRIC_CHARS = {"@": "_at_"}
+
+
+def metric_key(name: str) -> str:
+    """An MLflow-safe metric name: ``hit_rate@5`` -> ``hit_rate_at_5`` (MLflow refuses ``@``)."""
+    for bad, good in _BAD_METRIC_CHARS.items():
+        name = name.replace(bad, good)
+    return name
+
+
 def log_metrics_file(path: Path) -> dict[str, float]:
     """Log every numeric leaf of a metrics JSON file to the active run; returns what was logged."""
     import mlflow
 
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     numeric = {
-        k: float(v)
+        metric_key(k): float(v)
         for k, v in flatten(data).items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
@@ -190,7 +200,7 @@ def child_run(name: str, params: Mapping[str, Any] | None = None, metrics: Mappi
 
         flat = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in flatten(params or {}).items()}
         ts = int(__import__("time").time() * 1000)
-        client.log_batch(rid, metrics=[Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()],
+        client.log_batch(rid, metrics=[Metric(metric_key(k), float(v), ts, 0) for k, v in (metrics or {}).items()],
                          params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
         for artifact_path, path in (artifacts or {}).items():
             client.log_artifact(rid, str(path), artifact_path=artifact_path)

@@ -92,3 +92,40 @@ def bar_grouped(df: pd.DataFrame, category: str, group: str, value: str, *, titl
     ax.set_title(title)
     ax.legend(fontsize=8, title=group)
     return fig
+
+
+def lines_by_group(df: pd.DataFrame, x: str, y: str, group: str, *, title: str, xlabel: str, ylabel: str,
+                   highlight: str | None = None) -> Any:
+    """One line per ``group`` (e.g. hit rate against k per configuration); ``highlight`` drawn bold."""
+    fig, ax = _figure(8.0, 5.0)
+    for name, part in df.groupby(group, sort=False):
+        part = part.sort_values(x)
+        bold = highlight is not None and name == highlight
+        ax.plot(part[x], part[y], marker="o", linewidth=2.8 if bold else 1.0, alpha=1.0 if bold else 0.55,
+                label=f"{name} (winner)" if bold else name, zorder=3 if bold else 2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def pareto_scatter(df: pd.DataFrame, x: str, y: str, front: str, label: str, *, title: str, xlabel: str,
+                   ylabel: str, log_x: bool = False) -> Any:
+    """Quality (``y``) against a cost (``x``); Pareto-optimal rows (``front`` true) marked and joined."""
+    fig, ax = _figure(7.5, 5.0)
+    rest, best = df[~df[front]], df[df[front]].sort_values(x)
+    ax.scatter(rest[x], rest[y], s=25, alpha=0.5, label="dominated")
+    ax.scatter(best[x], best[y], s=60, marker="*", color="crimson", label="Pareto front", zorder=3)
+    ax.step(best[x], best[y].cummax(), where="post", color="crimson", alpha=0.5)
+    for _, row in best.iterrows():
+        ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

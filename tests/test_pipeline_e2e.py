@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -45,12 +46,20 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     for name in ("dvc.yaml", "params.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "experiments", root / "experiments")
+    small = yaml.safe_load((REPO / "experiments" / "retrieval_sweep.yaml").read_text())
+    small["dataset"].update(titles=["Warsaw", "Normans"], max_queries=40)
+    small["search"]["space"] = {"chunker": ["recursive"], "size": [128, 256], "overlap": [0],
+                                "retriever": ["dense", "bm25", "hybrid"]}
+    small["fixed"]["embedder"] = "hashed-256"
+    (root / "experiments" / "e2e.yaml").write_text(yaml.safe_dump(small))
     shutil.copytree(REPO / "lab", root / "lab", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(data, root / "data")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
+    params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -89,7 +98,17 @@ def test_repro_produces_outputs_and_tracked_run(project):
 
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
-    assert set(stages) == {"data_quality", "chunking_study"}
+    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep"}
+    winner = json.loads((root / "results" / "retrieval_sweep" / "winner.json").read_text())
+    assert winner["metric"] == "hit_rate@5" and winner["mode"] == "max"
+    assert winner["ci95"][0] <= winner["value"] <= winner["ci95"][1]
+    table = pd.read_csv(root / "results" / "retrieval_sweep" / "results.csv")
+    assert len(table) == 6 and table["hit_rate@5"].max() == winner["value"] and table["pareto"].any()
+    for name in ("hit_rate_vs_k.png", "quality_vs_index_size.png", "quality_vs_latency.png"):
+        assert (root / "results" / "retrieval_sweep" / "plots" / name).is_file()
+    sweep_children = [r for r in runs
+                      if r.data.tags.get("mlflow.parentRunId") == stages["retrieval_sweep"].info.run_id]
+    assert len(sweep_children) == 6
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stages["chunking_study"].info.run_id]
     n_chunkers = len(yaml.safe_load((root / "params.yaml").read_text())["chunking_study"]["chunkers"])
     assert len(children) == 2 * n_chunkers  # one child per (benchmark, chunker)

@@ -1,0 +1,332 @@
+"""The retrieval study: one configuration (chunker × size × overlap × embedder × retriever) evaluated.
+
+:func:`retrieval_trial` is the trial function of retrieval sweeps (``study: retrieval`` in an
+``experiments/*.yaml``): it builds the retrieval set for the configuration's chunking, indexes it
+with the configured retriever, ranks every query to ``max(ks)`` and scores hit rate, recall,
+precision, MRR, nDCG and MAP at every k (one ranking gives every smaller k, so k is reported, not
+searched). It also measures what a choice costs: index build time, query latency and index size.
+
+Embeddings go through the shared content-addressed store. :func:`prepare_embeddings` embeds every
+distinct text of a sweep once, in the driver, before any trial starts, so concurrent trials only
+read vectors: the sweep computes each distinct embedding exactly once, and training, evaluation and
+serving read the same vectors (no skew).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lab.errors import ConfigError
+
+FAMILIES = ("hit_rate", "recall", "precision", "mrr", "ndcg", "map")
+DENSE = ("dense", "hybrid", "rerank")
+_CHUNK_KINDS = ("squad_chunks", "chroma_excerpts")
+
+
+def _path(root: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else root / p
+
+
+def build_dataset(dataset: dict[str, Any], config: dict[str, Any], root: Path) -> Any:
+    """The :class:`lab.data.beir.RetrievalDataset` a configuration is evaluated on.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``dataset.kind`` or a missing key; the message lists what is accepted.
+    """
+    from lab.data import beir
+
+    kind = dataset.get("kind")
+    need = {"squad_chunks": ("paragraphs", "qa"), "squad_paragraphs": ("paragraphs", "qa"),
+            "chroma_excerpts": ("corpus_dir", "questions"), "beir": ("folder",)}
+    if kind not in need:
+        raise ConfigError(f"dataset.kind {kind!r} is not one of {sorted(need)}")
+    missing = [k for k in need[kind] if k not in dataset]
+    if missing:
+        raise ConfigError(f"dataset ({kind}) is missing {missing}")
+    if kind in _CHUNK_KINDS:
+        from lab.chunking import make_chunker
+
+        if config.get("chunker", "none") == "none":
+            raise ConfigError(f"dataset.kind {kind} needs a chunker in the configuration")
+        kwargs = {k: config[k] for k in ("size", "overlap") if config.get(k) is not None}
+        chunker = make_chunker(config["chunker"], **kwargs)
+    if kind == "squad_chunks":
+        ds = beir.squad_chunks(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]), chunker,
+                               titles=dataset.get("titles") or None)
+    elif kind == "squad_paragraphs":
+        ds = beir.squad_paragraphs(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]),
+                                   titles=dataset.get("titles") or None)
+    elif kind == "chroma_excerpts":
+        ds = beir.chroma_excerpts(_path(root, dataset["corpus_dir"]), _path(root, dataset["questions"]), chunker)
+    else:
+        ds = beir.load_beir(_path(root, dataset["folder"]), dataset.get("split", "test"))
+    if dataset.get("max_queries"):
+        ds = ds.subset(int(dataset["max_queries"]), seed=int(dataset.get("seed", 0)))
+    return ds
+
+
+_DENSE_KEYS = ("index", "M", "ef_construction", "ef_search", "nlist", "nprobe")
+_BM25_KEYS = ("k1", "b", "method")
+
+
+def retriever_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`lab.retrieval.make_retriever` spec of a configuration.
+
+    Index keys go to the dense retriever and BM25 keys to bm25, inside a hybrid's sub-specs too.
+    """
+    dense = {"retriever": "dense", **{k: config[k] for k in _DENSE_KEYS if k in config}}
+    bm25 = {"retriever": "bm25", **{k: config[k] for k in _BM25_KEYS if k in config}}
+    kind = config["retriever"]
+    if kind == "dense":
+        return dense
+    if kind == "bm25":
+        return bm25
+    if kind == "hybrid":
+        return {"retriever": "hybrid", "retrievers": [dense, bm25],
+                **{k: config[k] for k in ("fusion", "alpha", "rrf_k") if k in config}}
+    return {"retriever": kind}
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """Every metric family at every k: ``hit_rate@1 ... map@20``."""
+    return [f"{f}@{k}" for f in FAMILIES for k in ks]
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def _embedder(config: dict[str, Any], store_dir: str | Path | None) -> Any:
+    """The configuration's embedder bound to a store; the model is loaded once per process, so trials
+    reusing a worker (and the re-embedding baseline) do not pay the load again."""
+    from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
+
+    spec = config["embedder"]
+    if spec not in _MODELS:
+        _MODELS[spec] = make_embedder(spec)
+    return CachedEmbedder(_MODELS[spec], EmbeddingStore(store_dir))
+
+
+def evaluate_config(config: dict[str, Any], dataset: dict[str, Any], root: Path, *,
+                    store_dir: str | Path | None = None, embed: Any = None,
+                    return_per_query: bool = False) -> dict[str, Any]:
+    """Evaluate one configuration; returns flat metrics (and the per-query table when asked)."""
+    from lab.metrics.ir import aggregate, per_query
+    from lab.retrieval import make_retriever
+
+    ks = sorted({int(k) for k in config.get("ks", [1, 5, 10])})
+    ds = build_dataset(dataset, config, root)
+    needs_embed = config["retriever"] in DENSE
+    if needs_embed and embed is None:
+        embed = _embedder(config, store_dir)
+    before = embed.store.stats.misses if needs_embed else 0
+    retriever = make_retriever(retriever_spec(config), embed=embed if needs_embed else None)
+    ids, texts = ds.doc_texts()
+    t0 = time.perf_counter()
+    retriever.index(ids, texts)
+    build_s = time.perf_counter() - t0
+    qids = list(ds.qrels)
+    t0 = time.perf_counter()
+    ranked = retriever.search([ds.queries[q] for q in qids], max(ks))
+    query_s = time.perf_counter() - t0
+    run = {q: {doc: float(score) for doc, score in hits} for q, hits in zip(qids, ranked, strict=True)}
+    table = per_query(ds.qrels, run, metric_names(ks))
+    with tempfile.TemporaryDirectory() as tmp:
+        index_bytes = sum(p.stat().st_size for p in Path(retriever.save(Path(tmp) / "r")).rglob("*")
+                          if p.is_file())
+    out: dict[str, Any] = {
+        **aggregate(table),
+        "n_queries": len(qids), "n_docs": len(ids),
+        "build_s": round(build_s, 4), "query_ms": round(1000 * query_s / max(len(qids), 1), 4),
+        "index_bytes": index_bytes,
+        "embeddings_computed": (embed.store.stats.misses - before) if needs_embed else 0,
+    }
+    if return_per_query:
+        out["per_query"] = table
+    return out
+
+
+def retrieval_trial(config: dict[str, Any], *, dataset: dict[str, Any], root: str,
+                    store_dir: str | None = None, cache: str = "shared", out_dir: str | None = None,
+                    keep_per_query: bool = False) -> dict[str, float]:
+    """Sweep trial: evaluate ``config`` and return its aggregate metrics.
+
+    ``cache="none"`` embeds into a throw-away store (the baseline of re-embedding per configuration).
+    With ``keep_per_query`` every metric is written per query to ``<out_dir>/per_query/<trial id>.json``
+    (atomically, before the result), for confidence intervals and paired comparisons on any metric.
+    """
+    from lab.io import write_json
+    from lab.sweep import trial_id
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = evaluate_config(config, dataset, Path(root), store_dir=tmp if cache == "none" else store_dir,
+                                 return_per_query=keep_per_query)
+    table = result.pop("per_query", None)
+    if keep_per_query and out_dir:
+        write_json(Path(out_dir) / "per_query" / f"{trial_id(config)}.json",
+                   {m: table[m].to_dict() for m in table.columns})
+    return result
+
+
+def prepare_embeddings(configs: Sequence[dict[str, Any]], dataset: dict[str, Any], root: Path, *,
+                       store_dir: str | Path | None = None, progress: bool = True) -> dict[str, int]:
+    """Embed every distinct document and query text the dense configurations will need, once.
+
+    Returns ``embeddings_computed`` (store misses), ``distinct_texts`` (distinct (embedder, text)
+    pairs asked for), ``distinct_chunks`` (distinct document texts) and ``datasets`` built.
+    """
+    seen: dict[tuple, Any] = {}
+    texts_by_embedder: dict[str, set[str]] = {}
+    chunks: set[tuple[str, str]] = set()
+    for cfg in configs:
+        if cfg["retriever"] not in DENSE:
+            continue
+        key = (cfg.get("chunker"), cfg.get("size"), cfg.get("overlap"))
+        if key not in seen:
+            seen[key] = build_dataset(dataset, cfg, root)
+        ds = seen[key]
+        _, docs = ds.doc_texts()
+        bucket = texts_by_embedder.setdefault(cfg["embedder"], set())
+        bucket.update(docs)
+        bucket.update(ds.queries[q] for q in ds.qrels)
+        chunks.update((cfg["embedder"], t) for t in docs)
+    computed, distinct = 0, 0
+    for spec, texts in texts_by_embedder.items():
+        from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
+
+        cached = CachedEmbedder(make_embedder(spec), EmbeddingStore(store_dir), progress=progress)
+        cached(sorted(texts))
+        computed += cached.store.stats.misses
+        distinct += len(texts)
+    return {"embeddings_computed": computed, "distinct_texts": distinct, "distinct_chunks": len(chunks),
+            "datasets": len(seen)}
+
+
+# --------------------------------------------------------------------------- the sweep stage
+
+
+#: Modules whose code decides a trial's result; their hash is part of every trial's identity, so a
+#: resumed sweep never mixes results computed by different code.
+_RESULT_MODULES = ("retrieval_eval.py", "retrieval.py", "index.py", "embed.py", "metrics/ir.py",
+                   "chunking", "data/beir.py", "data/qa.py", "data/benchmarks.py", "tokens.py")
+
+
+def code_id() -> str:
+    """12 hex digits over the source of :data:`_RESULT_MODULES`."""
+    base = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in _RESULT_MODULES:
+        target = base / name
+        for f in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            h.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def config_label(config: dict[str, Any], keys: Sequence[str]) -> str:
+    """``recursive/128/0/dense``: the searched values of a configuration, for tables and plots."""
+    return "/".join(str(config.get(k)) for k in keys)
+
+
+def pareto_front(df: Any, quality: str, costs: Sequence[str]) -> list[bool]:
+    """Rows not dominated: no other row is at least as good on ``quality`` (higher) and every cost
+    (lower) and strictly better on one."""
+    q = df[quality].to_numpy()
+    c = df[list(costs)].to_numpy()
+    front = []
+    for i in range(len(df)):
+        dominated = ((q >= q[i]) & (c <= c[i]).all(axis=1) & ((q > q[i]) | (c < c[i]).any(axis=1))).any()
+        front.append(not dominated)
+    return front
+
+
+def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = None,
+                        progress: bool = True) -> dict[str, Any]:
+    """The ``retrieval_sweep`` stage: expand the experiment, embed once, run trials (resumably),
+    pick the winner with a bootstrap CI and a paired comparison against the runner-up.
+
+    Returns a dict with ``table`` (one row per trial), ``winner``, ``comparison``, ``prepare`` and
+    ``sweep`` (what ran and what was resumed).
+    """
+    import functools
+
+    import pandas as pd
+
+    from lab.metrics.ir import parse_metric
+    from lab.metrics.stats import bootstrap_ci, paired_comparison
+    from lab.sweep import best, expand, load_experiment, run_sweep
+
+    exp = load_experiment(root / cfg.experiment)
+    if exp.study != "retrieval":
+        raise ConfigError(f"{cfg.experiment}: study {exp.study!r} is not 'retrieval'")
+    family, _ = parse_metric(cfg.metric)
+    mode = "max" if family.higher_is_better else "min"
+    # The dataset is part of every configuration's identity: trials stored for another dataset
+    # (another article set, query sample...) are never reused.
+    data_id = hashlib.sha256(json.dumps(exp.dataset, sort_keys=True).encode()).hexdigest()[:12]
+    configs = [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
+    ks = {int(k) for c in configs for k in c.get("ks", [1, 5, 10])}
+    if int(cfg.metric.split("@")[1]) not in ks:
+        raise ConfigError(f"params.yaml: retrieval_sweep.metric {cfg.metric!r} needs k in the experiment's ks "
+                          f"{sorted(ks)}")
+    out_dir = root / cfg.out_dir
+    prepare = prepare_embeddings(configs, exp.dataset, root, store_dir=store_dir, progress=progress)
+    trial = functools.partial(retrieval_trial, dataset=exp.dataset, root=str(root),
+                              store_dir=str(store_dir) if store_dir else None, out_dir=str(out_dir),
+                              keep_per_query=True)
+    sweep = run_sweep(trial, configs, out_dir, metric=cfg.metric, mode=mode, backend=cfg.backend,
+                      num_cpus=cfg.num_cpus, cpus_per_trial=cfg.cpus_per_trial,
+                      memory_per_trial_gb=cfg.memory_per_trial_gb or None, address=cfg.address or None,
+                      max_concurrent=cfg.max_concurrent, progress=progress)
+    searched = list(exp.search.space)
+    rows = []
+    for r in sweep.results:
+        rows.append({"trial_id": r["trial_id"], "config": config_label(r["config"], searched),
+                     **{k: r["config"].get(k) for k in searched}, **r["metrics"]})
+    table = pd.DataFrame(rows).sort_values(cfg.metric, ascending=(mode == "min")).reset_index(drop=True)
+    table["pareto"] = pareto_front(table, cfg.metric, ["index_bytes", "query_ms"])
+
+    def per_query(tid: str) -> pd.Series:
+        data = json.loads((out_dir / "per_query" / f"{tid}.json").read_text(encoding="utf-8"))
+        return pd.Series(data[cfg.metric]).sort_index()
+
+    win = best(sweep.results, cfg.metric, mode)
+    mean, low, high = bootstrap_ci(per_query(win["trial_id"]).to_numpy(), n_resamples=cfg.ci_resamples)
+    others = [r for r in sweep.results if r["trial_id"] != win["trial_id"]]
+    comparison = None
+    if others:
+        runner_up = best(others, cfg.metric, mode)
+        a, b = per_query(win["trial_id"]), per_query(runner_up["trial_id"])
+        common = a.index.intersection(b.index)
+        comparison = {"runner_up": config_label(runner_up["config"], searched),
+                      "runner_up_trial_id": runner_up["trial_id"], "common_queries": len(common),
+                      **paired_comparison(a[common].to_numpy(), b[common].to_numpy(),
+                                          n_resamples=max(cfg.ci_resamples, 1000))}
+    winner = {"metric": cfg.metric, "mode": mode, "value": win["metrics"][cfg.metric],
+              "ci95": [low, high], "ci_mean": mean, "trial_id": win["trial_id"],
+              "label": config_label(win["config"], searched), "config": win["config"],
+              "metrics": {k: v for k, v in win["metrics"].items() if "@" in k},
+              "experiment": {"file": cfg.experiment, "name": exp.name, "version": exp.version,
+                             "dataset": exp.dataset}}
+    return {"table": table, "winner": winner, "comparison": comparison, "prepare": prepare,
+            "sweep": {"configs": len(configs), "ran": sweep.ran, "resumed": sweep.skipped, "wall_s": sweep.wall_s},
+            "results": sweep.results, "searched": searched}
+
+
+def log_trial_runs(results: Sequence[dict[str, Any]], searched: Sequence[str]) -> list[str]:
+    """One MLflow child run per trial under the stage's run."""
+    from lab.tracking import child_run
+
+    ids = []
+    for r in results:
+        metrics = {k: float(v) for k, v in r["metrics"].items() if isinstance(v, int | float)}
+        ids.append(child_run(config_label(r["config"], searched), params=r["config"], metrics=metrics,
+                             tags={"lab.stage": "retrieval_sweep", "lab.trial_id": r["trial_id"]}))
+    return [i for i in ids if i]

@@ -1,0 +1,256 @@
+"""Sweeps on Ray Tune over any study function, resumable, with search spaces in ``experiments/*.yaml``.
+
+An experiment file (format documented in ``experiments/README.md``)::
+
+    version: 1
+    name: retrieval-hit-rate
+    study: retrieval                # which trial function evaluates a configuration
+    dataset: {...}                  # passed to the study unchanged
+    search:
+      mode: grid                    # grid | random
+      num_samples: 10               # random only
+      seed: 0
+      space:                        # every key a list of values
+        chunker: [recursive, token]
+        size: [128, 256]
+    fixed: {ks: [1, 5, 10]}         # merged into every configuration
+
+Resumability does not rely on Ray's experiment state: every finished trial writes its result
+atomically to ``<out_dir>/trials/<trial id>.json`` (the id is a hash of the configuration) from
+inside the worker. A rerun, after a crash or ``kill -9``, skips every configuration that has a
+result and runs only the rest, so finished trials are never recomputed and none is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from lab.config import StrictModel, _format_validation
+from lab.errors import ConfigError, LabError
+
+TrialFn = Callable[[dict[str, Any]], dict[str, float]]
+
+
+class SearchSpec(StrictModel):
+    mode: Literal["grid", "random"] = "grid"
+    num_samples: int = Field(10, ge=1)
+    seed: int = 0
+    space: dict[str, list[Any]] = Field(min_length=1)
+
+
+class Experiment(StrictModel):
+    """An ``experiments/*.yaml`` file, validated."""
+
+    version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    study: str = Field(min_length=1)
+    dataset: dict[str, Any] = {}
+    search: SearchSpec
+    fixed: dict[str, Any] = {}
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; errors name the file and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: experiment file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    try:
+        exp = Experiment.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, "", Experiment, str(p)).replace("section '' is", "is")) from None
+    empty = [k for k, v in exp.search.space.items() if not v]
+    if empty:
+        raise ConfigError(f"{p}: search.space.{empty[0]}: needs at least one value")
+    clash = sorted(set(exp.search.space) & set(exp.fixed))
+    if clash:
+        raise ConfigError(f"{p}: keys both searched and fixed: {clash}")
+    return exp
+
+
+def expand(exp: Experiment) -> list[dict[str, Any]]:
+    """The configurations of an experiment: the full grid, or ``num_samples`` distinct random draws."""
+    keys = list(exp.search.space)
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*exp.search.space.values())]
+    if exp.search.mode == "random":
+        rng = random.Random(exp.search.seed)
+        grid = rng.sample(grid, min(exp.search.num_samples, len(grid)))
+    return [{**cfg, **exp.fixed} for cfg in grid]
+
+
+def trial_id(config: dict[str, Any]) -> str:
+    """16 hex digits identifying a configuration (canonical JSON hash): the key of its result file."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResultStore:
+    """One JSON file per finished trial, written atomically: the sweep's durable state."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir) / "trials"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, tid: str) -> Path:
+        return self.dir / f"{tid}.json"
+
+    def has(self, config: dict[str, Any]) -> bool:
+        return self.path(trial_id(config)).is_file()
+
+    def write(self, config: dict[str, Any], metrics: dict[str, Any], **extra: Any) -> Path:
+        tid = trial_id(config)
+        record = {"trial_id": tid, "config": config, "metrics": metrics, "finished_at": time.time(), **extra}
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=1, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path(tid))
+        return self.path(tid)
+
+    def update(self, tid: str, **fields: Any) -> None:
+        record = json.loads(self.path(tid).read_text(encoding="utf-8"))
+        record.update(fields)
+        self.write(record.pop("config"), record.pop("metrics"), **{k: v for k, v in record.items()
+                                                                   if k not in ("trial_id",)})
+
+    def all(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.dir.glob("*.json"))]
+
+
+def _run_and_store(config: dict[str, Any], trial_fn: TrialFn, out_dir: str) -> dict[str, Any]:
+    """Inside a worker: evaluate, then persist the result before reporting it."""
+    t0 = time.time()
+    metrics = trial_fn(config)
+    metrics = {**metrics, "trial_wall_s": round(time.time() - t0, 3)}
+    ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid())
+    return metrics
+
+
+@dataclass
+class SweepRun:
+    """What :func:`run_sweep` did."""
+
+    results: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    wall_s: float
+
+
+def run_sweep(
+    trial_fn: TrialFn,
+    configs: list[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    metric: str,
+    mode: Literal["max", "min"],
+    backend: Literal["ray", "local"] = "ray",
+    num_cpus: int | None = None,
+    cpus_per_trial: float = 1.0,
+    memory_per_trial_gb: float | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    progress: bool = True,
+) -> SweepRun:
+    """Run every configuration without a stored result; return all results (old and new).
+
+    ``backend="ray"`` runs the pending trials as a Ray Tune experiment (``address``: ``None`` starts
+    a local Ray with ``num_cpus``; ``"auto"`` or ``"ray://host:10001"`` joins a cluster).
+    ``backend="local"`` runs them in this process, one after another (no Ray start-up cost).
+    ``trial_fn`` must be picklable (a module-level function or a ``functools.partial`` of one).
+    """
+    t0 = time.time()
+    store = ResultStore(out_dir)
+    pending = [c for c in configs if not store.has(c)]
+    skipped = len(configs) - len(pending)
+    if pending and backend == "local":
+        from tqdm.auto import tqdm
+
+        for cfg in tqdm(pending, desc="trials", disable=not progress):
+            _run_and_store(cfg, trial_fn, str(out_dir))
+    elif pending:
+        _run_ray(trial_fn, pending, Path(out_dir), metric=metric, mode=mode, num_cpus=num_cpus,
+                 cpus_per_trial=cpus_per_trial, memory_per_trial_gb=memory_per_trial_gb, address=address,
+                 max_concurrent=max_concurrent)
+    wanted = {trial_id(c) for c in configs}
+    results = [r for r in store.all() if r["trial_id"] in wanted]
+    missing = wanted - {r["trial_id"] for r in results}
+    if missing:
+        raise LabError(f"{len(missing)} trial(s) finished without a result in {store.dir} "
+                       "(see the Ray logs above); rerun to retry only those")
+    return SweepRun(results=results, ran=len(pending), skipped=skipped, wall_s=round(time.time() - t0, 2))
+
+
+def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *, metric: str, mode: str,
+             num_cpus: int | None, cpus_per_trial: float, memory_per_trial_gb: float | None,
+             address: str | None, max_concurrent: int | None) -> None:
+    try:
+        import ray
+        from ray import tune
+    except ImportError as exc:  # pragma: no cover - ray is a core dependency
+        raise LabError("Ray Tune is not installed: pip install 'ray[tune]'") from exc
+
+    started_here = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "configure_logging": True, "logging_level": "ERROR"}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        ray.init(**kwargs)
+        started_here = True
+    try:
+        resources: dict[str, float] = {"cpu": cpus_per_trial}
+        if memory_per_trial_gb:
+            resources["memory"] = memory_per_trial_gb * 1024**3
+
+        def trainable(config: dict[str, Any]) -> dict[str, Any]:
+            return _run_and_store(config["cfg"], trial_fn, str(out_dir))
+
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            param_space={"cfg": tune.grid_search(pending)},
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=max_concurrent,
+                                        reuse_actors=True),  # workers keep loaded models
+            run_config=tune.RunConfig(name=f"sweep-{int(time.time())}", storage_path=str((out_dir / "ray").resolve()),
+                                      verbose=1, failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        grid = tuner.fit()
+        if grid.errors:  # surface the first worker error instead of Ray's log lines only
+            raise LabError(f"{len(grid.errors)} of {len(pending)} trial(s) failed; first error: "
+                           f"{str(grid.errors[0]).strip()[-1500:]}\nFinished trials are kept; rerun to retry "
+                           "only the failed ones")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def best(results: list[dict[str, Any]], metric: str, mode: Literal["max", "min"]) -> dict[str, Any]:
+    """The result with the best ``metric`` (ties: the first in trial-id order, for determinism)."""
+    if not results:
+        raise LabError("no results to choose a winner from")
+    missing = [r["trial_id"] for r in results if metric not in r["metrics"]]
+    if missing:
+        raise LabError(f"metric {metric!r} is missing from trial(s) {missing[:3]}; "
+                       f"available: {sorted(results[0]['metrics'])}")
+    ordered = sorted(results, key=lambda r: r["trial_id"])
+    pick = max if mode == "max" else min
+    return pick(ordered, key=lambda r: r["metrics"][metric])
