@@ -2,11 +2,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from lab.config import DataQualityConfig, load_section, read_params
 from lab.errors import ConfigError
-
-from conftest import REPO
 
 
 def _write_params(tmp_path: Path, section: dict) -> Path:

@@ -1,10 +1,15 @@
 import pandas as pd
 import pytest
+from conftest import REPO, require_data
 
 from lab.errors import ConfigError
-from lab.retrieval_eval import build_dataset, evaluate_config, pareto_front, prepare_embeddings, retriever_spec
-
-from conftest import REPO, require_data
+from lab.retrieval_eval import (
+    build_dataset,
+    evaluate_config,
+    pareto_front,
+    prepare_embeddings,
+    retriever_spec,
+)
 
 SQUAD = {"kind": "squad_chunks", "paragraphs": "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl",
          "qa": "data/squad_v1.1_dev/dev-v1.1.qa.jsonl", "titles": ["Warsaw", "Normans"], "max_queries": 60}
