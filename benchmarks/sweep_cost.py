@@ -10,8 +10,9 @@ times, each into a fresh results folder:
 - ``reembed``: no shared store; every trial embeds its own chunks and queries (the baseline).
 
 Prints embeddings computed and wall time per mode; ``--out FILE`` writes JSON with one object per
-mode (``cold``, ``warm``, ``reembed``) holding ``embeddings_computed``, ``distinct_chunks``,
-``configs`` and ``wall_s``.
+mode (``cold``, ``warm``, ``reembed``) holding ``embeddings_computed`` (chunk/document vectors
+computed), ``distinct_chunks`` (distinct chunk texts over all configurations), ``configs`` and
+``wall_s``, plus ``query_embeddings_computed`` (question vectors, counted apart).
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ def one(mode: str, exp_path: Path, root: Path, store: Path, backend: str) -> dic
     configs = [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as out:
-        prepared = {"embeddings_computed": 0, "distinct_chunks": None}
+        prepared = {"embeddings_computed": 0, "query_embeddings_computed": 0, "distinct_chunks": None}
         if mode != "reembed":
             prepared = prepare_embeddings(configs, exp.dataset, root, store_dir=store, progress=False)
         trial = functools.partial(retrieval_trial, dataset=exp.dataset, root=str(root), store_dir=str(store),
                                   cache="none" if mode == "reembed" else "shared")
         res = run_sweep(trial, configs, out, metric="hit_rate@5", mode="max", backend=backend, progress=False)
     computed = prepared["embeddings_computed"] + sum(r["metrics"]["embeddings_computed"] for r in res.results)
+    queries = prepared["query_embeddings_computed"] + sum(r["metrics"]["query_embeddings_computed"]
+                                                          for r in res.results)
     return {"embeddings_computed": int(computed), "distinct_chunks": prepared["distinct_chunks"],
-            "configs": len(configs), "wall_s": round(time.time() - t0, 1)}
+            "query_embeddings_computed": int(queries), "configs": len(configs),
+            "wall_s": round(time.time() - t0, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

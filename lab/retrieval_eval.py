@@ -127,16 +127,19 @@ def evaluate_config(config: dict[str, Any], dataset: dict[str, Any], root: Path,
     needs_embed = config["retriever"] in DENSE
     if needs_embed and embed is None:
         embed = _embedder(config, store_dir)
-    before = embed.store.stats.misses if needs_embed else 0
+    misses = (lambda: embed.store.stats.misses) if needs_embed else (lambda: 0)  # noqa: E731
     retriever = make_retriever(retriever_spec(config), embed=embed if needs_embed else None)
     ids, texts = ds.doc_texts()
+    before = misses()
     t0 = time.perf_counter()
     retriever.index(ids, texts)
     build_s = time.perf_counter() - t0
+    doc_computed, before = misses() - before, misses()
     qids = list(ds.qrels)
     t0 = time.perf_counter()
     ranked = retriever.search([ds.queries[q] for q in qids], max(ks))
     query_s = time.perf_counter() - t0
+    query_computed = misses() - before
     run = {q: {doc: float(score) for doc, score in hits} for q, hits in zip(qids, ranked, strict=True)}
     table = per_query(ds.qrels, run, metric_names(ks))
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +150,8 @@ def evaluate_config(config: dict[str, Any], dataset: dict[str, Any], root: Path,
         "n_queries": len(qids), "n_docs": len(ids),
         "build_s": round(build_s, 4), "query_ms": round(1000 * query_s / max(len(qids), 1), 4),
         "index_bytes": index_bytes,
-        "embeddings_computed": (embed.store.stats.misses - before) if needs_embed else 0,
+        "embeddings_computed": doc_computed,          # document/chunk vectors this trial had to compute
+        "query_embeddings_computed": query_computed,
     }
     if return_per_query:
         out["per_query"] = table
@@ -180,11 +184,12 @@ def prepare_embeddings(configs: Sequence[dict[str, Any]], dataset: dict[str, Any
                        store_dir: str | Path | None = None, progress: bool = True) -> dict[str, int]:
     """Embed every distinct document and query text the dense configurations will need, once.
 
-    Returns ``embeddings_computed`` (store misses), ``distinct_texts`` (distinct (embedder, text)
-    pairs asked for), ``distinct_chunks`` (distinct document texts) and ``datasets`` built.
+    Returns ``embeddings_computed`` (document/chunk vectors computed), ``query_embeddings_computed``,
+    ``distinct_chunks`` and ``distinct_queries`` (distinct (embedder, text) pairs) and ``datasets`` built.
     """
     seen: dict[tuple, Any] = {}
     texts_by_embedder: dict[str, set[str]] = {}
+    queries_by_embedder: dict[str, set[str]] = {}
     chunks: set[tuple[str, str]] = set()
     for cfg in configs:
         if cfg["retriever"] not in DENSE:
@@ -194,20 +199,22 @@ def prepare_embeddings(configs: Sequence[dict[str, Any]], dataset: dict[str, Any
             seen[key] = build_dataset(dataset, cfg, root)
         ds = seen[key]
         _, docs = ds.doc_texts()
-        bucket = texts_by_embedder.setdefault(cfg["embedder"], set())
-        bucket.update(docs)
-        bucket.update(ds.queries[q] for q in ds.qrels)
+        texts_by_embedder.setdefault(cfg["embedder"], set()).update(docs)
+        queries_by_embedder.setdefault(cfg["embedder"], set()).update(ds.queries[q] for q in ds.qrels)
         chunks.update((cfg["embedder"], t) for t in docs)
-    computed, distinct = 0, 0
-    for spec, texts in texts_by_embedder.items():
-        from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
+    from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
 
+    computed, query_computed, distinct_queries = 0, 0, 0
+    for spec, texts in texts_by_embedder.items():
         cached = CachedEmbedder(make_embedder(spec), EmbeddingStore(store_dir), progress=progress)
         cached(sorted(texts))
         computed += cached.store.stats.misses
-        distinct += len(texts)
-    return {"embeddings_computed": computed, "distinct_texts": distinct, "distinct_chunks": len(chunks),
-            "datasets": len(seen)}
+        queries = queries_by_embedder[spec] - texts  # a query equal to a chunk text is already there
+        cached(sorted(queries))
+        query_computed += cached.store.stats.misses - computed
+        distinct_queries += len(queries_by_embedder[spec])
+    return {"embeddings_computed": computed, "query_embeddings_computed": query_computed,
+            "distinct_chunks": len(chunks), "distinct_queries": distinct_queries, "datasets": len(seen)}
 
 
 # --------------------------------------------------------------------------- the sweep stage

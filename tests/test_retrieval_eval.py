@@ -32,13 +32,14 @@ def test_evaluate_config_on_real_squad_chunks(tmp_path):
     store = tmp_path / "store"
     prep = prepare_embeddings([_cfg("dense"), _cfg("bm25"), _cfg("hybrid")], SQUAD, REPO, store_dir=store,
                               progress=False)
-    assert prep["embeddings_computed"] == prep["distinct_texts"] > prep["distinct_chunks"] > 0
+    assert prep["embeddings_computed"] == prep["distinct_chunks"] > 0          # each chunk embedded once
+    assert 0 < prep["query_embeddings_computed"] <= prep["distinct_queries"]
     again = prepare_embeddings([_cfg("dense")], SQUAD, REPO, store_dir=store, progress=False)
     assert again["embeddings_computed"] == 0
     results = {r: evaluate_config(_cfg(r), SQUAD, REPO, store_dir=store) for r in ("dense", "bm25", "hybrid")}
     for r, m in results.items():
         assert m["n_queries"] == 60 and m["n_docs"] > 0 and m["index_bytes"] > 0
-        assert m["embeddings_computed"] == 0  # everything came from the store
+        assert m["embeddings_computed"] == m["query_embeddings_computed"] == 0  # all from the store
         assert m["hit_rate@1"] <= m["hit_rate@5"] <= m["hit_rate@10"] <= 1
         assert m["mrr@10"] <= m["hit_rate@10"]
     # lexical retrieval finds SQuAD answers far better than the hashed bag-of-words embedder
