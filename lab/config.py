@@ -188,6 +188,67 @@ class RetrievalSweepConfig(StageConfig):
         return {"experiment": self.experiment}
 
 
+class TrainingSpec(StrictModel):
+    """Fine-tuning knobs shared by the trained arms (see :class:`lab.finetune.FinetuneConfig`)."""
+
+    max_steps: int = Field(40, ge=1)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lora_learning_rate: float = Field(3e-4, gt=0)
+    full_learning_rate: float = Field(5e-5, gt=0)
+    max_length: int = Field(384, ge=16)
+    lora_r: int = Field(8, ge=1)
+    eval_every: int = Field(20, ge=1)
+    save_every: int = Field(10, ge=1)
+    threads: int | None = Field(None, ge=1)
+
+
+class GenerationSpec(StrictModel):
+    """How every arm answers: a backend config for :func:`lab.generate.make_backend` plus sampling."""
+
+    backend: Literal["transformers", "vllm", "vllm-server", "openai"] = "transformers"
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(24, ge=1)
+    threads: int | None = Field(None, ge=1)
+    base_url: str = ""          # server backends only
+
+
+Arm = Literal["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
+
+
+@SECTIONS.register("finetune_comparison")
+class FinetuneComparisonConfig(StageConfig):
+    """Section ``finetune_comparison``: the domain QA task, the arms, and their training/generation."""
+
+    model: str = "smollm2-135m-instruct"
+    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"
+    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"
+    titles: list[str] = Field(min_length=1)
+    n_train: int = Field(200, ge=1)
+    n_heldout: int = Field(60, ge=1)
+    seed: int = 0
+    arms: list[Arm] = Field(min_length=1)
+    few_shot_k: int = Field(3, ge=1)
+    rag_k: int = Field(2, ge=1)
+    winner: str = "results/retrieval_sweep/winner.json"   # the retrieval configuration RAG arms use
+    training: TrainingSpec = TrainingSpec()
+    generation: GenerationSpec = GenerationSpec()
+    out_dir: str = "results/finetune_comparison"
+
+    @model_validator(mode="after")
+    def _unique_arms(self) -> "FinetuneComparisonConfig":
+        dup = sorted({a for a in self.arms if self.arms.count(a) > 1})
+        if dup:
+            raise ValueError(f"arms must be unique; repeated: {dup}")
+        return self
+
+    def paths(self) -> dict[str, str]:
+        out = {"paragraphs": self.paragraphs, "qa": self.qa}
+        if any(a in ("rag", "lora_rag") for a in self.arms):
+            out["winner"] = self.winner
+        return out
+
+
 # --------------------------------------------------------------------------- loading
 
 

@@ -203,7 +203,10 @@ def child_run(name: str, params: Mapping[str, Any] | None = None, metrics: Mappi
         client.log_batch(rid, metrics=[Metric(metric_key(k), float(v), ts, 0) for k, v in (metrics or {}).items()],
                          params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
         for artifact_path, path in (artifacts or {}).items():
-            client.log_artifact(rid, str(path), artifact_path=artifact_path)
+            if Path(path).is_dir():
+                client.log_artifacts(rid, str(path), artifact_path=artifact_path)
+            else:
+                client.log_artifact(rid, str(path), artifact_path=artifact_path)
     except Exception:
         client.set_terminated(rid, status="FAILED")
         raise

@@ -1,0 +1,231 @@
+"""The fine-tune comparison: prompt engineering vs RAG vs LoRA vs full fine-tuning (vs QLoRA on CUDA).
+
+Turns the seed's cost table (full fine-tuning $$$$, LoRA/QLoRA $$, RAG $, prompts ¢) into a
+measurement on one domain: a few SQuAD articles whose questions are split into train and held-out
+(:mod:`lab.qa_task`). Every arm answers the same held-out questions with the same generation
+backend and is scored with SQuAD's exact match and token F1 (plus answer-in-context for RAG arms);
+every arm's cost is measured: training wall time, peak memory of the training process, trainable
+parameters, inference time per question and tokens/s, and a relative cost signal
+(``relative_cost``: compute to train once and answer 1,000 questions, over zero-shot's).
+
+Each training arm trains in a fresh child process, so its peak memory is its own and a crash
+cannot take the study down; training resumes from its last checkpoint and a finished model is
+reused (see :mod:`lab.finetune`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError
+
+TRAINED = {"lora": "lora", "full": "full", "lora_rag": "lora", "qlora": "qlora"}
+RAG_ARMS = {"rag", "lora_rag"}
+
+
+@dataclass
+class ArmResult:
+    """Quality and cost of one arm (or why it was skipped)."""
+
+    arm: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+    final_dir: str | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _train_in_child(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str) -> dict[str, Any]:
+    """Run :func:`lab.finetune.finetune` in a spawned process; return its result as a dict."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_train_entry, train, evalset, cfg, out_dir).result()
+
+
+def _train_entry(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str) -> dict[str, Any]:
+    from lab.finetune import finetune
+
+    res = finetune(train, evalset, cfg, out_dir, resume=True, progress=False)
+    return {"final_dir": str(res.final_dir), "steps": res.steps, "resumed_from_step": res.resumed_from_step,
+            "train_loss": res.train_loss, "eval_loss": res.eval_loss, "wall_s": res.wall_s,
+            "peak_rss_mb": res.peak_rss_mb, "trainable_params": res.trainable_params,
+            "total_params": res.total_params, "tokens_seen": res.tokens_seen}
+
+
+def _backend(cfg: Any, model: Any) -> Any:
+    from lab.generate import make_backend
+
+    gen = cfg.generation
+    conf: dict[str, Any] = {"backend": gen.backend}
+    if gen.backend == "transformers":
+        conf.update(model=model, batch_size=gen.batch_size)
+        if gen.threads:
+            conf["threads"] = gen.threads
+    elif gen.backend in ("openai", "vllm-server"):
+        conf.update(base_url=gen.base_url, model=model if isinstance(model, str) else cfg.model)
+    else:
+        conf.update(model=model)
+    return make_backend(conf)
+
+
+def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> tuple[list[str], dict[str, float]]:
+    """Greedy answers (cleaned to a short span) and the inference costs of producing them."""
+    from lab.generate import GenParams
+    from lab.qa_task import clean_prediction
+
+    t0 = time.perf_counter()
+    gens = backend.generate(list(prompts), GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
+                                                     stop=("\n",)))
+    wall = time.perf_counter() - t0
+    out_tokens = sum(g.tokens_out for g in gens)
+    costs = {"infer_s": wall, "infer_s_per_question": wall / max(len(gens), 1),
+             "tokens_in_mean": sum(g.tokens_in for g in gens) / max(len(gens), 1),
+             "tokens_out_total": out_tokens, "tokens_per_s": out_tokens / wall if wall else 0.0}
+    return [clean_prediction(g.text) for g in gens], costs
+
+
+def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None, base: Any = None) -> ArmResult:
+    """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
+    from lab.finetune import FinetuneConfig, load_finetuned
+    from lab.metrics.qa import score_predictions
+    from lab.qa_task import PROMPT_VERSION, few_shot, pick_shots, training_example, with_context, zero_shot
+
+    result = ArmResult(arm, params={"arm": arm, "model": cfg.model, "prompt_version": PROMPT_VERSION})
+    heldout = task.heldout
+    contexts = None
+    if arm in RAG_ARMS:
+        contexts = retriever.contexts([q.question for q in heldout], cfg.rag_k)
+        result.params.update(rag_k=cfg.rag_k, retriever=json.dumps(retriever.params(), sort_keys=True))
+    model: Any = base
+    if arm in TRAINED:
+        method = TRAINED[arm]
+        if method == "qlora" and not _cuda():
+            result.skipped = ("QLoRA needs CUDA: bitsandbytes' CPU 4-bit backward warns of silently incorrect "
+                              "gradients and did not learn in measurements; run this arm on a GPU")
+            return result
+        t = cfg.training
+        ft = FinetuneConfig(method=method, model=cfg.model, max_steps=t.max_steps, batch_size=t.batch_size,
+                            grad_accum=t.grad_accum, max_length=t.max_length, lora_r=t.lora_r,
+                            lora_alpha=2 * t.lora_r, eval_every=t.eval_every, save_every=t.save_every,
+                            learning_rate=t.full_learning_rate if method == "full" else t.lora_learning_rate,
+                            seed=cfg.seed, threads=t.threads)
+        train_ctx = retriever.contexts([q.question for q in task.train], cfg.rag_k) if arm == "lora_rag" else None
+        train = [training_example(q, contexts=train_ctx[i] if train_ctx else None) for i, q in enumerate(task.train)]
+        evalset = train[: max(1, min(32, len(train) // 8))]  # a fixed slice to watch the training loss on
+        # one folder per (arm, training config, data): changing params trains anew beside the old run,
+        # rerunning the same params resumes its checkpoints or reuses its finished model
+        from lab.finetune.config import data_hash
+
+        ident = hashlib.sha256(json.dumps([ft.training_dict(), ft.model, data_hash(train)], sort_keys=True,
+                                          default=str).encode()).hexdigest()[:12]
+        info = _train_in_child(train, evalset, ft, str(root / cfg.out_dir / "arms" / f"{arm}-{ident}"))
+        result.final_dir = info["final_dir"]
+        result.costs.update(train_s=info["wall_s"], train_peak_rss_mb=info["peak_rss_mb"],
+                            trainable_params=info["trainable_params"], total_params=info["total_params"],
+                            train_steps=info["steps"], tokens_seen=info["tokens_seen"])
+        result.params.update(method=method, max_steps=t.max_steps, batch_size=t.batch_size,
+                             learning_rate=ft.learning_rate, resumed_from_step=info["resumed_from_step"])
+        result.metrics["final_train_loss"] = info["train_loss"][-1][1] if info["train_loss"] else float("nan")
+        model = load_finetuned(info["final_dir"])
+    if arm == "few_shot":
+        shots = pick_shots(task.train, cfg.few_shot_k, cfg.seed)
+        prompts = [few_shot(q, shots) for q in heldout]
+        result.params["few_shot_k"] = cfg.few_shot_k
+    elif contexts is not None:
+        prompts = [with_context(q, c) for q, c in zip(heldout, contexts, strict=True)]
+    else:
+        prompts = [zero_shot(q) for q in heldout]
+    backend = _backend(cfg, model)
+    try:
+        preds, costs = answer(backend, prompts, cfg.generation.max_new_tokens)
+    finally:
+        if model is not base:
+            backend.close()
+    result.costs.update(costs)
+    refs = {q.id: list(q.answers) for q in heldout}
+    ctx = {q.id: c for q, c in zip(heldout, contexts, strict=True)} if contexts is not None else None
+    table = score_predictions({q.id: p for q, p in zip(heldout, preds, strict=True)}, refs, contexts=ctx,
+                              metrics=["exact_match", "f1"] + (["answer_in_context"] if ctx else []))
+    result.metrics.update({k: float(v) for k, v in table.attrs["means"].items()})
+    result.predictions = [{"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": p,
+                           **({"contexts": contexts[i]} if contexts is not None else {})}
+                          for i, (q, p) in enumerate(zip(heldout, preds, strict=True))]
+    return result
+
+
+def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmResult]:
+    """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load."""
+    from tqdm.auto import tqdm
+
+    from lab.models import load_causal_lm
+    from lab.qa_task import TaskRetriever, build_domain_task
+
+    task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=cfg.n_train,
+                             n_heldout=cfg.n_heldout, seed=cfg.seed)
+    retriever = None
+    if any(a in RAG_ARMS for a in cfg.arms):
+        retriever = TaskRetriever.from_winner(root / cfg.winner, task)
+    base = None
+    if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
+        base = load_causal_lm(cfg.model)
+    results = []
+    for arm in tqdm(cfg.arms, desc="arms", disable=not progress):
+        results.append(run_arm(arm, task, cfg, root, retriever=retriever,
+                               base=base if base is not None else cfg.model))
+    _relative_costs(results)
+    return results
+
+
+def _relative_costs(results: Sequence[ArmResult]) -> None:
+    """``relative_cost``: (train once + answer 1,000 questions) / zero-shot's cost to answer 1,000."""
+    ref = next((r for r in results if r.arm == "zero_shot" and not r.skipped), None)
+    if ref is None:
+        ran = [r for r in results if not r.skipped]
+        if not ran:
+            raise LabError("no arm ran")
+        ref = min(ran, key=lambda r: r.costs["infer_s_per_question"])
+    unit = 1000 * ref.costs["infer_s_per_question"]
+    for r in results:
+        if not r.skipped:
+            r.costs["relative_cost"] = (r.costs.get("train_s", 0.0) + 1000 * r.costs["infer_s_per_question"]) / unit
+
+
+def table(results: Sequence[ArmResult]) -> Any:
+    """One row per arm: quality, costs, and why an arm was skipped."""
+    import pandas as pd
+
+    rows = [{"arm": r.arm, **r.metrics, **r.costs, "skipped": r.skipped or ""} for r in results]
+    return pd.DataFrame(rows)
+
+
+def log_arm_runs(results: Sequence[ArmResult], task_stats: dict[str, Any] | None = None) -> list[str]:
+    """One MLflow child run per arm, with the trained model or adapter as an artifact."""
+    from lab.tracking import child_run
+
+    ids = []
+    for r in results:
+        arts = {"model": Path(r.final_dir)} if r.final_dir else None
+        tags = {"lab.stage": "finetune_comparison", "lab.arm": r.arm}
+        if r.skipped:
+            tags["lab.skipped"] = r.skipped[:250]
+        params = {**r.params, **({"task": task_stats} if task_stats else {})}
+        ids.append(child_run(r.arm, params=params, metrics={**r.metrics, **r.costs}, tags=tags, artifacts=arts))
+    return [i for i in ids if i]
