@@ -197,6 +197,7 @@ class TrainingSpec(StrictModel):
     lora_learning_rate: float = Field(3e-4, gt=0)
     full_learning_rate: float = Field(5e-5, gt=0)
     max_length: int = Field(384, ge=16)
+    rag_max_length: int = Field(1024, ge=16)   # LoRA + RAG prompts carry retrieved passages
     lora_r: int = Field(8, ge=1)
     eval_every: int = Field(20, ge=1)
     save_every: int = Field(10, ge=1)

@@ -60,8 +60,24 @@ def _train_in_child(train: list[dict], evalset: list[dict], cfg: Any, out_dir: s
         return pool.submit(_train_entry, train, evalset, cfg, out_dir).result()
 
 
+def _die_with_parent() -> None:
+    """Linux: the training child gets SIGKILL when its parent dies (a killed stage leaves no orphan
+    trainer holding the run's lock); elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except OSError:
+            pass
+
+
 def _train_entry(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str) -> dict[str, Any]:
     from lab.finetune import finetune
+
+    _die_with_parent()
 
     res = finetune(train, evalset, cfg, out_dir, resume=True, progress=False)
     return {"final_dir": str(res.final_dir), "steps": res.steps, "resumed_from_step": res.resumed_from_step,
@@ -123,7 +139,8 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
             return result
         t = cfg.training
         ft = FinetuneConfig(method=method, model=cfg.model, max_steps=t.max_steps, batch_size=t.batch_size,
-                            grad_accum=t.grad_accum, max_length=t.max_length, lora_r=t.lora_r,
+                            grad_accum=t.grad_accum, lora_r=t.lora_r,
+                            max_length=t.rag_max_length if arm in RAG_ARMS else t.max_length,
                             lora_alpha=2 * t.lora_r, eval_every=t.eval_every, save_every=t.save_every,
                             learning_rate=t.full_learning_rate if method == "full" else t.lora_learning_rate,
                             seed=cfg.seed, threads=t.threads)

@@ -59,6 +59,10 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
     params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray")
+    # every arm's code path on the tiny random model (its byte-level tokenizer makes long prompts)
+    params["finetune_comparison"].update(model="tiny-random-llama", n_train=16, n_heldout=8)
+    params["finetune_comparison"]["training"].update(max_steps=4, save_every=2, eval_every=2, max_length=4096,
+                                                       rag_max_length=4096)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -97,7 +101,22 @@ def test_repro_produces_outputs_and_tracked_run(project):
 
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
-    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep"}
+    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison"}
+    arms = pd.read_csv(root / "results" / "finetune_comparison" / "results.csv").set_index("arm")
+    assert list(arms.index) == ["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
+    ran = arms[arms.skipped.isna()]
+    assert ran.f1.between(0, 1).all() and (ran.infer_s_per_question > 0).all()
+    assert ran.loc["zero_shot", "relative_cost"] == 1.0
+    assert (ran.loc[["lora", "full", "lora_rag"], "train_steps"] == 4).all()
+    assert ran.loc["full", "trainable_params"] > ran.loc["lora", "trainable_params"] > 0
+    assert ran.loc[["rag", "lora_rag"], "answer_in_context"].notna().all()
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "QLoRA needs CUDA" in arms.loc["qlora", "skipped"]
+    arm_children = [r for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") == stages["finetune_comparison"].info.run_id]
+    assert {r.data.tags["lab.arm"] for r in arm_children} == set(arms.index)
     winner = json.loads((root / "results" / "retrieval_sweep" / "winner.json").read_text())
     assert winner["metric"] == "hit_rate@5" and winner["mode"] == "max"
     assert winner["ci95"][0] <= winner["value"] <= winner["ci95"][1]
