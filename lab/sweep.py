@@ -207,16 +207,9 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
     except ImportError as exc:  # pragma: no cover - ray is a core dependency
         raise LabError("Ray Tune is not installed: pip install 'ray[tune]'") from exc
 
-    started_here = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": True, "logging_level": "ERROR"}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-        ray.init(**kwargs)
-        started_here = True
+    from lab.raycluster import ensure_ray
+
+    started_here = ensure_ray(address, num_cpus)
     try:
         resources: dict[str, float] = {"cpu": cpus_per_trial}
         if memory_per_trial_gb:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -125,19 +124,9 @@ def finetune_ray(train: Sequence[dict], eval: Sequence[dict], cfg: FinetuneConfi
     with out_dir_lock(out_dir):
         meta, result = prepare_run(cfg, train, eval, out_dir, resume=resume)
         if result is None:
-            started_here = False
-            if not ray.is_initialized():
-                kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                          "configure_logging": True, "logging_level": "ERROR"}
-                if address:
-                    kwargs["address"] = address
-                else:
-                    kwargs["num_cpus"] = max(num_workers, 1)
-                    # Workers must find the same model cache and offline switches as this process.
-                    kwargs["runtime_env"] = {"env_vars": {k: v for k, v in os.environ.items()
-                                                          if k.startswith(("LAB_", "HF_", "TRANSFORMERS_"))}}
-                ray.init(**kwargs)
-                started_here = True
+            from lab.raycluster import ensure_ray
+
+            started_here = ensure_ray(address, max(num_workers, 1))
             try:
                 trainer = TorchTrainer(
                     _worker,
