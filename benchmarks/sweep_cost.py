@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import json
 import sys
 import tempfile
 import time
@@ -28,12 +26,11 @@ from pathlib import Path
 
 
 def one(mode: str, exp_path: Path, root: Path, store: Path, backend: str) -> dict:
-    from lab.retrieval_eval import code_id, prepare_embeddings, retrieval_trial
-    from lab.sweep import expand, load_experiment, run_sweep
+    from lab.retrieval_eval import prepare_embeddings, retrieval_trial, sweep_configs
+    from lab.sweep import load_experiment, run_sweep
 
     exp = load_experiment(exp_path)
-    data_id = hashlib.sha256(json.dumps(exp.dataset, sort_keys=True).encode()).hexdigest()[:12]
-    configs = [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
+    configs = sweep_configs(exp)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as out:
         prepared = {"embeddings_computed": 0, "query_embeddings_computed": 0, "distinct_chunks": None}

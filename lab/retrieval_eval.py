@@ -237,6 +237,15 @@ def code_id() -> str:
     return h.hexdigest()[:12]
 
 
+def sweep_configs(exp: Any) -> list[dict[str, Any]]:
+    """An experiment's configurations, each carrying the dataset's and the code's identity: trials
+    stored for another dataset (articles, query sample) or by other code are never reused."""
+    from lab.sweep import expand
+
+    data_id = hashlib.sha256(json.dumps(exp.dataset, sort_keys=True).encode()).hexdigest()[:12]
+    return [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
+
+
 def config_label(config: dict[str, Any], keys: Sequence[str]) -> str:
     """``recursive/128/0/dense``: the searched values of a configuration, for tables and plots."""
     return "/".join(str(config.get(k)) for k in keys)
@@ -268,17 +277,14 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
 
     from lab.metrics.ir import parse_metric
     from lab.metrics.stats import bootstrap_ci, paired_comparison
-    from lab.sweep import best, expand, load_experiment, run_sweep
+    from lab.sweep import best, load_experiment, run_sweep
 
     exp = load_experiment(root / cfg.experiment)
     if exp.study != "retrieval":
         raise ConfigError(f"{cfg.experiment}: study {exp.study!r} is not 'retrieval'")
     family, _ = parse_metric(cfg.metric)
     mode = "max" if family.higher_is_better else "min"
-    # The dataset is part of every configuration's identity: trials stored for another dataset
-    # (another article set, query sample...) are never reused.
-    data_id = hashlib.sha256(json.dumps(exp.dataset, sort_keys=True).encode()).hexdigest()[:12]
-    configs = [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
+    configs = sweep_configs(exp)
     ks = {int(k) for c in configs for k in c.get("ks", [1, 5, 10])}
     if int(cfg.metric.split("@")[1]) not in ks:
         raise ConfigError(f"params.yaml: retrieval_sweep.metric {cfg.metric!r} needs k in the experiment's ks "
