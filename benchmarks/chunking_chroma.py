@@ -16,15 +16,14 @@ embeds nothing new (the store's counters are printed and written).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+
+from lab.io import write_json
 
 CONFIGS = [("recursive", 250, 125), ("token", 250, 125), ("recursive", 250, 0), ("token", 250, 0),
            ("recursive", 200, 0), ("token", 200, 0), ("cluster", 250, 0), ("cluster", 200, 0)]
@@ -65,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write rows as JSON")
     args = ap.parse_args(argv)
 
-    from lab.chunk_eval import evaluate
     from lab.chunking import make_chunker
     from lab.data.benchmarks import load_chroma_benchmark
     from lab.embed import CachedEmbedder, EmbeddingStore, make_embedder
+    from lab.studies.chunking import evaluate
 
     bench = load_chroma_benchmark(args.corpus_dir, args.questions_csv, on_bad_reference=args.on_bad_reference)
     print(f"{len(bench.documents)} documents, {len(bench.questions)} questions"
@@ -118,18 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"embedding store: {store}; wall {time.time() - t0:.0f} s")
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         payload = [{k: v for k, v in r.items() if k in ("chunker", "size", "overlap", "k", "recall", "precision",
                                                         "precision_omega", "iou", "n_queries", "embedder")}
                    for r in rows]
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, out)
+        write_json(out, payload, indent=1, end="")
         detail = out.with_suffix(".detail.json")
-        detail.write_text(json.dumps({"rows": table.to_dict("records"), "per_corpus": per_corpus,
-                                      "store": store, "wall_s": round(time.time() - t0, 1)}, indent=1,
-                                     default=str))
+        write_json(detail, {"rows": table.to_dict("records"), "per_corpus": per_corpus,
+                                                     "store": store, "wall_s": round(time.time() - t0, 1)},
+                   indent=1, end="")
         print(f"wrote {out} and {detail}")
     return 0
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def one(mode: str, exp_path: Path, root: Path, store: Path, backend: str) -> dict:
-    from lab.retrieval_eval import prepare_embeddings, retrieval_trial, sweep_configs
+    from lab.studies.retrieval import prepare_embeddings, retrieval_trial, sweep_configs
     from lab.sweep import load_experiment, run_sweep
 
     exp = load_experiment(exp_path)

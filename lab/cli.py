@@ -133,16 +133,43 @@ def params_check(
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
 ) -> None:
     """Validate params.yaml sections against their typed configs."""
-    from lab.config import known_sections, load_section, read_params
+    from lab.config import check_sections
     from lab.errors import LabError
 
     try:
-        present = read_params(params_file)
-        for name in sections or [s for s in known_sections() if s in present]:
-            cfg = load_section(name, params_file)
+        for name, cfg in check_sections(params_file, sections).items():
             typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
     except LabError as exc:
         _fail(exc)
+
+
+@app.command("dvc-deps")
+def dvc_deps(
+    write: Annotated[bool, typer.Option("--write", help="Rewrite dvc.yaml's deps from the derived ones.")] = False,
+    dvc_file: Annotated[Path, typer.Option("--dvc-file")] = Path("dvc.yaml"),
+    params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
+) -> None:
+    """Derive every stage's deps (notebook, the lab modules it can run, its data) and compare them with
+    dvc.yaml; exit 1 on drift, or rewrite the deps with --write."""
+    from lab import deps
+    from lab.errors import LabError
+    from lab.paths import project_root
+
+    root = project_root(dvc_file.resolve().parent)
+    try:
+        changes = (deps.write if write else deps.drift)(root, dvc_file.name, str(params_file))
+    except LabError as exc:
+        _fail(exc)
+        return
+    for stage, diff in changes.items():
+        typer.echo(f"{stage}: " + "; ".join(f"{k} {', '.join(v)}" for k, v in diff.items() if v))
+    if not changes:
+        typer.echo(f"{dvc_file}: deps of every stage match their import closure and data")
+    elif write:
+        typer.echo(f"{dvc_file}: deps rewritten for {len(changes)} stage(s)")
+    else:
+        typer.echo(f"{dvc_file}: deps drifted; run `lab dvc-deps --write`", err=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

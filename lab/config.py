@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lab.errors import ConfigError
 from lab.registry import Registry
@@ -150,7 +159,23 @@ class ChunkingStudyConfig(StageConfig):
     tokenizer: str = "cl100k_base"
     on_bad_reference: Literal["error", "skip"] = "error"
     max_questions: int = Field(0, ge=0)
+    # declared after ``chunkers``, which its validator reads; the default is validated too, so a
+    # study without a 512/50 token chunker must name its baseline instead of failing at the report
+    baseline: str = Field("token-512-50", validate_default=True)
+    ci_resamples: int = Field(1000, ge=100)    # bootstrap resamples (and sign flips) per CI / test
     out_dir: str = "results/chunking_study"
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_is_a_chunker(cls, value: str, info: ValidationInfo) -> str:
+        chunkers = info.data.get("chunkers")
+        if chunkers is None:  # the chunkers failed their own validation, which is reported instead
+            return value
+        labels = [c.label for c in chunkers]
+        if value not in labels:
+            raise ValueError(f"baseline {value!r} is not the label of one of the chunkers; set "
+                             f"chunking_study.baseline to one of: {', '.join(labels)}")
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> "ChunkingStudyConfig":
@@ -373,6 +398,42 @@ def load_section(
                     "Restore the demo data with `dvc pull`, or point the key at an existing path."
                 )
     return cfg
+
+
+def check_sections(path: str | Path = "params.yaml", sections: list[str] | None = None) -> dict[str, StageConfig]:
+    """Validate ``sections`` (default: every section of the file) and return their configs.
+
+    The stages that need a section are those of the ``dvc.yaml`` beside the params file (when there
+    is one) that have a config model, plus any named in ``sections``.
+
+    Raises
+    ------
+    ConfigError
+        A top-level section no config model knows (a misspelt stage name: the message lists the
+        known ones), a section a stage needs that is missing from the file, or any error of
+        :func:`load_section`.
+    """
+    p = Path(path)
+    present = read_params(p)
+    known = SECTIONS.names()
+    unknown = sorted(set(present) - set(known))
+    if unknown:
+        raise ConfigError(f"{p}: unknown section(s) {', '.join(map(repr, unknown))}; known sections: "
+                          f"{', '.join(known)} (a misspelt stage name?)")
+    stages = []
+    dvc = p.resolve().parent / "dvc.yaml"
+    if dvc.is_file():
+        try:
+            stages = [s for s in (yaml.safe_load(dvc.read_text(encoding="utf-8")) or {}).get("stages") or {}
+                      if s in known]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{dvc}: not valid YAML: {exc}") from exc
+    wanted = list(dict.fromkeys([*(sections or [s for s in known if s in present]), *stages]))
+    missing = [s for s in wanted if s not in present]
+    if missing:
+        raise ConfigError(f"{p}: section(s) {', '.join(map(repr, missing))} missing (sections present: "
+                          f"{', '.join(sorted(present))}); every stage reads its own section")
+    return {name: load_section(name, p) for name in wanted}
 
 
 def known_sections() -> list[str]:

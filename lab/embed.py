@@ -1,9 +1,9 @@
-"""Embedders and the content-addressed embedding store shared by every study and by serving.
+"""Embedders and the content-addressed embedding store shared by every study.
 
 A vector is stored under ``sha256(text)`` inside a namespace named by the embedder's
 *fingerprint*: everything that changes a vector (model identity and the digest of its weights,
 pooling, normalisation, max sequence length, query/document prefix). The chunking study, the
-retrieval sweep and the serving stage call the same :class:`CachedEmbedder`, so a text embedded
+retrieval sweep and the fine-tune study's RAG arms call the same :class:`CachedEmbedder`, so a text embedded
 once is never embedded again, and no two stages can disagree about a vector (no train/serve skew).
 
 The store is one SQLite file per namespace (``<cache>/embeddings/<fingerprint>.sqlite``): atomic
@@ -356,9 +356,9 @@ class EmbeddingStore:
         todo = list(missing.items())
         bar = None
         if progress and todo:
-            from tqdm.auto import tqdm
+            from lab.progress import bar as progress_bar
 
-            bar = tqdm(total=len(todo), desc=f"embedding ({embedder.name})", unit="text")
+            bar = progress_bar(total=len(todo), desc=f"embedding ({embedder.name})", unit="text")
         for i in range(0, len(todo), batch_size):
             part = todo[i:i + batch_size]
             vecs = embedder.encode([t for _, t in part])

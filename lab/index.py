@@ -30,8 +30,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from lab.errors import ConfigError, LabError
+from lab.io import atomic_path, write_json
 from lab.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -343,19 +342,12 @@ class VectorIndex:
     def save(self, path: str | Path) -> Path:
         """Write the CPU index to ``path`` and its sidecar to ``path + '.json'``; returns ``path``."""
         faiss, path = _faiss(), Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            faiss.write_index(self._cpu_index(), tmp)
-            digest, size = _sha256(Path(tmp)), Path(tmp).stat().st_size
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            faiss.write_index(self._cpu_index(), str(tmp))
+            digest, size = _sha256(tmp), tmp.stat().st_size
         meta = {"format": SIDECAR_FORMAT, "kind": self.kind, "params": self._params, "dim": self.dim,
                 "count": self.count, "bytes": size, "sha256": digest, "faiss_version": faiss.__version__}
-        write_json_atomic(sidecar_path(path), meta)
+        write_json(sidecar_path(path), meta, end="")
         self._size = size
         return path
 
@@ -461,18 +453,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

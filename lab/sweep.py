@@ -28,7 +28,6 @@ import itertools
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pydantic import Field, ValidationError
 
 from lab.config import StrictModel, _format_validation
 from lab.errors import ConfigError, LabError
+from lab.io import write_json
 
 TrialFn = Callable[[dict[str, Any]], dict[str, float]]
 
@@ -117,13 +117,7 @@ class ResultStore:
     def write(self, config: dict[str, Any], metrics: dict[str, Any], **extra: Any) -> Path:
         tid = trial_id(config)
         record = {"trial_id": tid, "config": config, "metrics": metrics, "finished_at": time.time(), **extra}
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path(tid))
-        return self.path(tid)
+        return write_json(self.path(tid), record, indent=1, end="", fsync=True)
 
     def update(self, tid: str, **fields: Any) -> None:
         record = json.loads(self.path(tid).read_text(encoding="utf-8"))
@@ -142,6 +136,18 @@ def _run_and_store(config: dict[str, Any], trial_fn: TrialFn, out_dir: str) -> d
     metrics = {**metrics, "trial_wall_s": round(time.time() - t0, 3)}
     ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid())
     return metrics
+
+
+def _show_trial(shown: Any, metrics: dict[str, Any], metric: str, mode: str) -> None:
+    """One more finished trial on the bar, with the running best of ``metric``."""
+    value = metrics.get(metric)
+    if isinstance(value, int | float):
+        prev = getattr(shown, "lab_best", None)
+        if prev is None or (value > prev if mode == "max" else value < prev):
+            shown.lab_best = value
+    shown.update(1)
+    if getattr(shown, "lab_best", None) is not None:
+        shown.set_postfix_str(f"best {metric} {shown.lab_best:.4f}")
 
 
 @dataclass
@@ -181,14 +187,15 @@ def run_sweep(
     pending = [c for c in configs if not store.has(c)]
     skipped = len(configs) - len(pending)
     if pending and backend == "local":
-        from tqdm.auto import tqdm
+        from lab.progress import bar
 
-        for cfg in tqdm(pending, desc="trials", disable=not progress):
-            _run_and_store(cfg, trial_fn, str(out_dir))
+        with bar(total=len(pending), desc="trials", enable=progress, unit="trial") as shown:
+            for cfg in pending:
+                _show_trial(shown, _run_and_store(cfg, trial_fn, str(out_dir)), metric, mode)
     elif pending:
         _run_ray(trial_fn, pending, Path(out_dir), metric=metric, mode=mode, num_cpus=num_cpus,
                  cpus_per_trial=cpus_per_trial, memory_per_trial_gb=memory_per_trial_gb, address=address,
-                 max_concurrent=max_concurrent)
+                 max_concurrent=max_concurrent, progress=progress, resumed=skipped)
     wanted = {trial_id(c) for c in configs}
     results = [r for r in store.all() if r["trial_id"] in wanted]
     missing = wanted - {r["trial_id"] for r in results}
@@ -200,10 +207,11 @@ def run_sweep(
 
 def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *, metric: str, mode: str,
              num_cpus: int | None, cpus_per_trial: float, memory_per_trial_gb: float | None,
-             address: str | None, max_concurrent: int | None) -> None:
+             address: str | None, max_concurrent: int | None, progress: bool = True, resumed: int = 0) -> None:
     try:
         import ray
         from ray import tune
+        from ray.tune import Callback
     except ImportError as exc:  # pragma: no cover - ray is a core dependency
         raise LabError("Ray Tune is not installed: pip install 'ray[tune]'") from exc
 
@@ -218,15 +226,34 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
         def trainable(config: dict[str, Any]) -> dict[str, Any]:
             return _run_and_store(config["cfg"], trial_fn, str(out_dir))
 
+        from lab.progress import bar
+
+        shown = bar(total=len(pending), desc=f"trials ({resumed} resumed)" if resumed else "trials",
+                    enable=progress, unit="trial")
+
+        class _Progress(Callback):
+            """Trials done/total and the running best, in the driver (Ray Tune's own console
+            reporter is off: its tables would land in the notebook)."""
+
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                _show_trial(shown, trial.last_result or {}, metric, mode)
+
+            def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                shown.write(f"trial failed: {trial.config.get('cfg')}")
+
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"cfg": tune.grid_search(pending)},
             tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=max_concurrent,
                                         reuse_actors=True),  # workers keep loaded models
             run_config=tune.RunConfig(name=f"sweep-{int(time.time())}", storage_path=str((out_dir / "ray").resolve()),
-                                      verbose=1, failure_config=tune.FailureConfig(max_failures=0)),
+                                      verbose=0, callbacks=[_Progress()],
+                                      failure_config=tune.FailureConfig(max_failures=0)),
         )
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        finally:
+            shown.close()
         if grid.errors:  # surface the first worker error instead of Ray's log lines only
             raise LabError(f"{len(grid.errors)} of {len(pending)} trial(s) failed; first error: "
                            f"{str(grid.errors[0]).strip()[-1500:]}\nFinished trials are kept; rerun to retry "

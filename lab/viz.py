@@ -111,21 +111,42 @@ def lines_by_group(df: pd.DataFrame, x: str, y: str, group: str, *, title: str, 
     return fig
 
 
+def _place_labels(ax: Any, texts: list[Any]) -> None:
+    """Move point labels apart so none overlaps another or a point (adjustText: a kept library for
+    exactly this, rather than hand-tuned offsets)."""
+    if len(texts) < 2:
+        return
+    from adjustText import adjust_text
+
+    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+
+
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, front: str, label: str, *, title: str, xlabel: str,
-                   ylabel: str, log_x: bool = False) -> Any:
-    """Quality (``y``) against a cost (``x``); Pareto-optimal rows (``front`` true) marked and joined."""
+                   ylabel: str, log_x: bool = False, also: str | None = None, also_label: str = "") -> Any:
+    """Quality (``y``, higher is better) against one cost (``x``, lower is better).
+
+    ``front`` names a boolean column: the Pareto front over exactly these two axes (no other row
+    has at least this quality at no more cost), marked, labelled and joined by a step line. ``also``
+    may name a second boolean column (e.g. the front over several costs at once), drawn as rings and
+    labelled ``also_label`` in the legend, so a point on a front of other costs is never shown as
+    one of this plot's.
+    """
     fig, ax = _figure(7.5, 5.0)
     rest, best = df[~df[front]], df[df[front]].sort_values(x)
-    ax.scatter(rest[x], rest[y], s=25, alpha=0.5, label="dominated")
-    ax.scatter(best[x], best[y], s=60, marker="*", color="crimson", label="Pareto front", zorder=3)
+    ax.scatter(rest[x], rest[y], s=25, alpha=0.5, label="dominated on these axes")
+    ax.scatter(best[x], best[y], s=70, marker="*", color="crimson", label="Pareto front (these axes)", zorder=3)
     ax.step(best[x], best[y].cummax(), where="post", color="crimson", alpha=0.5)
-    for _, row in best.iterrows():
-        ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if also is not None:
+        ring = df[df[also]]
+        ax.scatter(ring[x], ring[y], s=140, facecolors="none", edgecolors="0.35", linewidths=1.0,
+                   label=also_label or also, zorder=2)
+    texts = [ax.text(row[x], row[y], str(row[label]), fontsize=7) for _, row in best.iterrows()]
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    _place_labels(ax, texts)
     return fig

@@ -31,6 +31,28 @@ def test_params_check_ok(tmp_path):
     assert "data_quality: ok" in res.output
 
 
+def test_params_check_misspelt_section_is_an_error(tmp_path):
+    (tmp_path / "docs").mkdir()
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"data_quality": {"corpora": [{"name": "d", "path": "docs"}]},
+                                 "chunking_studdy": {"ks": [5]}}), encoding="utf-8")
+    res = runner.invoke(app, ["params", "check", "--params", str(p)])
+    assert res.exit_code == 2, res.output
+    assert "unknown section(s) 'chunking_studdy'" in res.output and "chunking_study" in res.output
+    assert "data_quality: ok" not in res.output
+
+
+def test_params_check_missing_stage_section_is_an_error(tmp_path):
+    (tmp_path / "docs").mkdir()
+    p = _params(tmp_path, {"corpora": [{"name": "d", "path": "docs"}]})
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "data_quality": {"cmd": "lab run notebooks/data_quality.ipynb"},
+        "chunking_study": {"cmd": "lab run notebooks/chunking_study.ipynb"}}}), encoding="utf-8")
+    res = runner.invoke(app, ["params", "check", "--params", str(p)])
+    assert res.exit_code == 2, res.output
+    assert "section(s) 'chunking_study' missing" in res.output
+
+
 def test_run_validates_before_starting_a_kernel(tmp_path):
     (tmp_path / "docs").mkdir()
     p = _params(tmp_path, {"corpora": [{"name": "d", "path": "docs"}]})

@@ -101,3 +101,10 @@ def test_unknown_section_lists_known(tmp_path):
     p = _write_params(tmp_path, _base())
     with pytest.raises(ConfigError, match="known sections"):
         load_section("no_such_stage", p)
+
+
+def test_repository_chunking_baseline_is_the_default_fixed_chunker():
+    cfg = load_section("chunking_study", REPO / "params.yaml", check_paths=False)
+    # the paired comparisons of the report are against "the default everywhere", the first chunker
+    assert cfg.baseline == cfg.chunkers[0].label == "token-512-50"
+    assert cfg.ci_resamples >= 100

@@ -10,15 +10,10 @@ import pytest
 from conftest import require_data
 
 from lab.chunking import make_chunker
-from lab.data.beir import (
-    DROP_KEYS,
-    RetrievalDataset,
-    chroma_excerpts,
-    load_beir,
-    squad_chunks,
-    squad_paragraphs,
-)
+from lab.data.beir import DROP_KEYS, RetrievalDataset, load_beir
+from lab.data.squad import squad_paragraphs
 from lab.errors import DataError
+from lab.retrieval.sets import chroma_excerpts, squad_chunks
 
 SQUAD = "squad_v1.1_dev"
 FEW_ARTICLES = ["Super_Bowl_50", "Warsaw", "Normans"]

@@ -1,12 +1,15 @@
-"""lab.metrics.ir against the reference pytrec_eval (trec_eval 9) to 1e-9, on random and real runs.
+"""lab.metrics.ir against the reference pytrec_eval (trec_eval 9) to 1e-9, on random and real runs,
+and hand-computed cases.
 
-pytrec_eval is a dev dependency: ``pip install pytrec_eval-terrier==0.5.11``.
+pytrec_eval is a dev dependency: ``pip install pytrec_eval-terrier==0.5.11``. Without it only the
+comparisons with it (tests taking the ``trec`` fixture) are skipped; the hand-computed ones run.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,10 +20,6 @@ from hypothesis import strategies as st
 from lab.errors import ConfigError, RegistryError
 from lab.metrics.ir import IR_METRICS, aggregate, parse_metric, per_query
 
-pytrec_eval = pytest.importorskip(
-    "pytrec_eval", reason="reference implementation missing: pip install pytrec_eval-terrier==0.5.11"
-)
-
 FAMILIES = ["hit_rate", "recall", "precision", "mrr", "ndcg", "map"]
 CUTOFFS = [1, 3, 5, 10, 100, 1000]  # 1000: past every ranking
 #: Our family -> pytrec_eval's result key at cutoff k (mrr is recip_rank of the run cut at k).
@@ -28,12 +27,19 @@ TREC_KEY = {"hit_rate": "success_{k}", "recall": "recall_{k}", "precision": "P_{
             "ndcg": "ndcg_cut_{k}", "map": "map_cut_{k}"}
 
 
+@pytest.fixture(scope="module")
+def trec() -> Any:
+    """The reference implementation, pytrec_eval; a test asking for it is skipped without it."""
+    return pytest.importorskip(
+        "pytrec_eval", reason="reference implementation missing: pip install pytrec_eval-terrier==0.5.11")
+
+
 def trec_order(docs: dict[str, float]) -> list[str]:
-    """trec_eval's ranking, as found empirically (test_tie_rule_is_doc_id_descending)."""
+    """trec_eval's ranking, as found empirically (test_tie_rule_is_pytrec_evals)."""
     return [d for d, _ in sorted(docs.items(), key=lambda x: (x[1], x[0]), reverse=True)]
 
 
-def reference(qrels, run, cutoffs) -> dict[str, dict[str, float]]:
+def reference(pytrec_eval: Any, qrels, run, cutoffs) -> dict[str, dict[str, float]]:
     """pytrec_eval's values, keyed by query then by our metric name; absent queries left out."""
     ks = ",".join(map(str, cutoffs))
     ev = pytrec_eval.RelevanceEvaluator(qrels, {f"success.{ks}", f"recall.{ks}", f"P.{ks}",
@@ -49,10 +55,10 @@ def reference(qrels, run, cutoffs) -> dict[str, dict[str, float]]:
     return out
 
 
-def assert_matches_reference(qrels, run, cutoffs=CUTOFFS) -> None:
+def assert_matches_reference(trec: Any, qrels, run, cutoffs=CUTOFFS) -> None:
     names = [f"{fam}@{k}" for fam in FAMILIES for k in cutoffs]
     df = per_query(qrels, run, names)
-    ref = reference(qrels, run, cutoffs)
+    ref = reference(trec, qrels, run, cutoffs)
     judged = [q for q in qrels if qrels[q]]  # a query with no judgement does not exist for trec_eval
     assert list(df.index) == judged
     assert list(df.columns) == names
@@ -96,9 +102,9 @@ def random_case(seed: int):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_random_runs_match_pytrec_eval(seed):
+def test_random_runs_match_pytrec_eval(seed, trec):
     qrels, run = random_case(seed)
-    assert_matches_reference(qrels, run)
+    assert_matches_reference(trec, qrels, run)
 
 
 doc_ids = st.sampled_from(DOC_IDS)
@@ -111,9 +117,9 @@ doc_ids = st.sampled_from(DOC_IDS)
     run=st.dictionaries(st.sampled_from(["q1", "q2", "q4"]),
                         st.dictionaries(doc_ids, st.sampled_from([0.0, 0.5, 1.0, -2.0, 3.25]), max_size=10)),
 )
-def test_hypothesis_matches_pytrec_eval(qrels, run):
+def test_hypothesis_matches_pytrec_eval(trec, qrels, run):
     # relevance -1 included: trec_eval gives a negative judgement no nDCG gain and no relevance
-    assert_matches_reference(qrels, run, cutoffs=[1, 3, 5])
+    assert_matches_reference(trec, qrels, run, cutoffs=[1, 3, 5])
 
 
 # ----------------------------------------------------------------------------- real run: SQuAD
@@ -143,35 +149,41 @@ def squad_bm25_run():
     return questions, paragraphs, run
 
 
-def test_squad_bm25_binary_qrels_match_pytrec_eval(squad_bm25_run):
+def test_squad_bm25_binary_qrels_match_pytrec_eval(trec, squad_bm25_run):
     questions, _, run = squad_bm25_run
     assert len(questions) >= 300
     qrels = {q["id"]: {q["paragraph_id"]: 1} for q in questions}
-    assert_matches_reference(qrels, run)
+    assert_matches_reference(trec, qrels, run)
     # sanity: BM25 on SQuAD paragraphs is a decent retriever
     assert aggregate(per_query(qrels, run, ["hit_rate@10"]))["hit_rate@10"] > 0.6
 
 
-def test_squad_bm25_graded_qrels_match_pytrec_eval(squad_bm25_run):
+def test_squad_bm25_graded_qrels_match_pytrec_eval(trec, squad_bm25_run):
     # graded: the gold paragraph 2, the other paragraphs of the same article 1
     questions, paragraphs, run = squad_bm25_run
     by_title: dict[str, list[str]] = {}
     for p in paragraphs:
         by_title.setdefault(p["title"], []).append(p["paragraph_id"])
     qrels = {q["id"]: {**{pid: 1 for pid in by_title[q["title"]]}, q["paragraph_id"]: 2} for q in questions}
-    assert_matches_reference(qrels, run)
+    assert_matches_reference(trec, qrels, run)
 
 
 # ----------------------------------------------------------------------------- rules, by hand
 
 
+TIES = {"q": {"a": 1.0, "b": 1.0, "d10": 1.0, "d2": 1.0}}
+TIE_RANKS = [("d2", 1), ("d10", 2), ("b", 3), ("a", 4)]
+
+
 def test_tie_rule_is_doc_id_descending():
-    # equal scores: the larger doc id (string order, as strcmp) ranks first, in pytrec_eval too
-    run = {"q": {"a": 1.0, "b": 1.0, "d10": 1.0, "d2": 1.0}}
-    for rel, rank in [("d2", 1), ("d10", 2), ("b", 3), ("a", 4)]:
-        qrels = {"q": {rel: 1}}
-        assert per_query(qrels, run, ["mrr@10"]).at["q", "mrr@10"] == 1 / rank
-        ref = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)
+    # equal scores: the larger doc id (string order, as strcmp) ranks first
+    for rel, rank in TIE_RANKS:
+        assert per_query({"q": {rel: 1}}, TIES, ["mrr@10"]).at["q", "mrr@10"] == 1 / rank
+
+
+def test_tie_rule_is_pytrec_evals(trec):
+    for rel, rank in TIE_RANKS:
+        ref = trec.RelevanceEvaluator({"q": {rel: 1}}, {"recip_rank"}).evaluate(TIES)
         assert ref["q"]["recip_rank"] == 1 / rank
 
 

@@ -80,7 +80,22 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_repro_produces_outputs_and_tracked_run(project):
     root, env = project
-    _sh(["dvc", "repro"], root, env)
+    repro = _sh(["dvc", "repro"], root, env)
+    # progress reaches the terminal of `dvc repro` (stderr), not the reports
+    for line in ("[lab run] data_quality: executing", "[lab run] finetune_comparison: done", "trials",
+                 "finetune lora", "embedding ("):
+        assert line in repro.stderr, (line, repro.stderr[-2000:])
+    assert "without encryption" not in repro.stderr + repro.stdout
+    for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison"):
+        nb = json.loads((root / "results" / stage / f"{stage}.ipynb").read_text())
+        noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
+        assert not noise, (stage, noise[:1])
+        texts = ["".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"] for o in c.get("outputs", [])]
+        first = next(t for t in texts if t)
+        assert first.startswith("## Finding"), (stage, first[:200])  # results first
+        html = (root / "results" / stage / f"{stage}.html").read_text()
+        assert "load_section(" not in html  # code hidden in the report
+        assert (root / "results" / stage / f"{stage}.log").is_file()
     out = root / "results" / "data_quality"
     for name in ("data_quality.ipynb", "data_quality.html", "metrics.json", "corpora.csv",
                  "plots/qa_not_found.csv", "plots/corpus_tokens.csv", "plots/doc_tokens_hist.png"):
@@ -121,7 +136,10 @@ def test_repro_produces_outputs_and_tracked_run(project):
     assert winner["metric"] == "hit_rate@5" and winner["mode"] == "max"
     assert winner["ci95"][0] <= winner["value"] <= winner["ci95"][1]
     table = pd.read_csv(root / "results" / "retrieval_sweep" / "results.csv")
-    assert len(table) == 6 and table["hit_rate@5"].max() == winner["value"] and table["pareto"].any()
+    assert len(table) == 6 and table["hit_rate@5"].max() == winner["value"]
+    assert table["pareto_index_bytes"].any() and table["pareto_query_ms"].any() and table["pareto_all_costs"].any()
+    # a point on a one-cost front is on the front over both costs too (never the other way round)
+    assert not (table["pareto_index_bytes"] & ~table["pareto_all_costs"]).any()
     for name in ("hit_rate_vs_k.png", "quality_vs_index_size.png", "quality_vs_latency.png"):
         assert (root / "results" / "retrieval_sweep" / "plots" / name).is_file()
     sweep_children = [r for r in runs
@@ -142,7 +160,13 @@ def test_repro_produces_outputs_and_tracked_run(project):
     import mlflow
 
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "notebook")}
-    assert artifacts == {"notebook/data_quality.html", "notebook/data_quality.ipynb"}
+    assert artifacts == {"notebook/data_quality.html", "notebook/data_quality.ipynb", "notebook/data_quality.log"}
+    inputs = {d.dataset.name: d.dataset for d in mlflow.get_run(run.info.run_id).inputs.dataset_inputs}
+    assert any(n.startswith("corpora[0].path:data/chroma_chunking/corpora") for n in inputs), inputs
+    from lab.tracking import dvc_hash
+
+    qa = next(d for n, d in inputs.items() if n.startswith("qa_sets[1].path:"))
+    assert qa.digest == dvc_hash(root / "data" / "squad_v1.1_dev" / "dev-v1.1.qa.jsonl")
 
 
 def test_second_repro_is_a_noop(project):

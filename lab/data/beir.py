@@ -4,9 +4,9 @@ A :class:`RetrievalDataset` is what every BEIR benchmark is (``corpus.jsonl``, `
 ``qrels/<split>.tsv``), so any BEIR set loads unchanged with :func:`load_beir`, and sets built
 here from the bundled data can be written back with :meth:`RetrievalDataset.save_beir`:
 
-- :func:`squad_paragraphs`: SQuAD v1.1 dev, question -> its paragraph (paragraph retrieval).
-- :func:`squad_chunks`: SQuAD v1.1 dev at chunk level, question -> the chunks holding an answer.
-- :func:`chroma_excerpts`: Chroma's chunking questions, question -> the chunks touching an excerpt.
+- :func:`lab.data.squad.squad_paragraphs`: SQuAD v1.1 dev, question -> its paragraph.
+- :mod:`lab.retrieval.sets`: chunk-level sets (a chunker decides the docs): SQuAD's answers or
+  Chroma's excerpts mapped to the chunks that hold them.
 
 What :func:`load_beir` accepts and what it drops (drops are counted in :meth:`~RetrievalDataset.stats`):
 
@@ -28,20 +28,15 @@ What :func:`load_beir` accepts and what it drops (drops are counted in :meth:`~R
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab.errors import DataError
-
-if TYPE_CHECKING:
-    from lab.chunking.base import Chunk, Chunker
+from lab.io import write_lines
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -118,12 +113,12 @@ class RetrievalDataset:
                 if any(ch in doc_id for ch in "\t\r\n"):
                     raise DataError(f"{self.name}: id {doc_id!r} contains a tab or newline; "
                                     "qrels/*.tsv cannot hold it; rename the id")
-        _atomic_lines(folder / "corpus.jsonl", (
+        write_lines(folder / "corpus.jsonl", (
             json.dumps({"_id": i, "title": d.get("title") or "", "text": d.get("text") or ""},
                        ensure_ascii=False) + "\n" for i, d in self.corpus.items()))
-        _atomic_lines(folder / "queries.jsonl", (
+        write_lines(folder / "queries.jsonl", (
             json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n" for q, t in self.queries.items()))
-        _atomic_lines(folder / "qrels" / f"{split}.tsv", (
+        write_lines(folder / "qrels" / f"{split}.tsv", (
             "\t".join(QRELS_HEADER) + "\n",
             *(f"{q}\t{d}\t{s}\n" for q, rels in self.qrels.items() for d, s in rels.items())))
 
@@ -153,22 +148,6 @@ class RetrievalDataset:
 # --------------------------------------------------------------------------- file helpers
 
 
-def _atomic_lines(path: Path, lines: Iterable[str]) -> None:
-    """Stream ``lines`` into a temp file beside ``path``, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.writelines(lines)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _lines(path: Path, desc: str | None = None) -> Iterator[tuple[int, str]]:
     """``(line number, decoded line)`` per line of ``path``, streamed; strict UTF-8, BOM dropped.
 
@@ -178,9 +157,9 @@ def _lines(path: Path, desc: str | None = None) -> Iterator[tuple[int, str]]:
         raise DataError(f"{path} does not exist or is not a file")
     bar = None
     if desc is not None:
-        from tqdm.auto import tqdm
+        from lab.progress import bar as progress_bar
 
-        bar = tqdm(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, disable=None, leave=False)
+        bar = progress_bar(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, leave=False)
     try:
         with path.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
@@ -356,222 +335,3 @@ def _qrels_rows(path: Path) -> Iterator[tuple[str, str, int]]:
         if not qid or not doc_id:
             raise DataError(f"{where}: empty query-id or corpus-id: {line!r:.120}")
         yield qid, doc_id, score
-
-
-# --------------------------------------------------------------------------- SQuAD
-
-
-@dataclass(frozen=True)
-class _Paragraph:
-    id: str
-    title: str  # as in the file (underscores)
-    text: str
-
-
-def _read_paragraphs(path: Path) -> dict[str, _Paragraph]:
-    paragraphs: dict[str, _Paragraph] = {}
-    for _, where, rec in _jsonl(Path(path)):
-        pid = _id(rec, "paragraph_id", where)
-        if pid in paragraphs:
-            raise DataError(f"{where}: duplicate paragraph_id {pid!r}; paragraph ids must be unique")
-        paragraphs[pid] = _Paragraph(pid, _str(rec, "title", where, required=True),
-                                     _str(rec, "text", where, required=True))
-    if not paragraphs:
-        raise DataError(f"{path}: no paragraphs; expected one JSON object per line "
-                        "(paragraph_id, title, text)")
-    return paragraphs
-
-
-def _squad_questions(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, titles: list[str] | None):
-    """Paragraphs and questions of the chosen articles (all when ``titles`` is None), checked."""
-    from lab.data.qa import load_squad
-
-    paragraphs = _read_paragraphs(Path(paragraphs_jsonl))
-    if titles is not None:
-        available = {p.title for p in paragraphs.values()}
-        wanted = {t.replace(" ", "_") for t in titles}
-        unknown = sorted(wanted - available)
-        if unknown:
-            raise DataError(f"{paragraphs_jsonl}: no article titled {unknown}; available (first 10 of "
-                            f"{len(available)}): {sorted(available)[:10]}")
-        paragraphs = {k: p for k, p in paragraphs.items() if p.title in wanted}
-    questions = []
-    seen: dict[str, str] = {}
-    for item in load_squad(Path(qa_jsonl)):
-        if item.id in seen:
-            raise DataError(f"{item.source}: duplicate question id {item.id!r} (first at {seen[item.id]})")
-        seen[item.id] = item.source
-        if item.doc_id not in paragraphs:
-            if titles is None:
-                raise DataError(f"{item.source}: paragraph_id {item.doc_id!r} is not in {paragraphs_jsonl}; "
-                                "the two files must come from the same SQuAD release")
-            continue
-        questions.append(item)
-    return paragraphs, questions
-
-
-def squad_paragraphs(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, *,
-                     titles: list[str] | None = None) -> RetrievalDataset:
-    """SQuAD v1.1 as paragraph retrieval: docs = paragraphs, queries = questions, qrels = its paragraph.
-
-    Doc ids are the ``paragraph_id`` values, titles the article title with underscores as spaces;
-    every question has exactly one relevant doc (grade 1). ``titles`` (spaces or underscores)
-    keeps only those articles, a domain of its own.
-
-    Raises
-    ------
-    DataError
-        Malformed lines, an unknown title, or a question whose paragraph is not in the file.
-    """
-    paragraphs, questions = _squad_questions(paragraphs_jsonl, qa_jsonl, titles)
-    corpus = {p.id: {"title": p.title.replace("_", " "), "text": p.text} for p in paragraphs.values()}
-    queries = {q.id: q.question for q in questions}
-    qrels = {q.id: {q.doc_id: 1} for q in questions if q.doc_id}
-    n_articles = len({p.title for p in paragraphs.values()})
-    name = "squad_v1.1_dev" + (f"[{n_articles} articles]" if titles else "")
-    return RetrievalDataset(name, corpus, queries, qrels, dict.fromkeys(DROP_KEYS, 0))
-
-
-def _label(chunker: Chunker) -> str:
-    """``name,key=value,...`` of the chunker's scalar params: set names differ when chunkings do."""
-    params = chunker.params()
-    scalars = [f"{k}={v}" for k, v in params.items()
-               if k not in ("chunker", "version") and isinstance(v, (str, int, float, bool))]
-    return ",".join([chunker.name, *scalars])
-
-
-def _containing(chunks: list[Chunk], ends: list[int], starts: list[int], start: int, end: int) -> list[Chunk]:
-    """Chunks with ``c.start <= start`` and ``end <= c.end`` (starts and ends are non-decreasing)."""
-    return chunks[bisect.bisect_left(ends, end): bisect.bisect_right(starts, start)]
-
-
-def squad_chunks(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, chunker: Chunker, *,
-                 by: str = "article", titles: list[str] | None = None) -> RetrievalDataset:
-    """SQuAD v1.1 at chunk level: docs = chunks, a chunk is relevant when it holds an answer.
-
-    ``by="article"`` chunks each article (its paragraphs in file order joined with ``"\\n\\n"``;
-    doc ids ``f"{title}#c{index}"``, title as in the file); ``by="paragraph"`` chunks each
-    paragraph alone (ids ``f"{paragraph_id}#c{index}"``). Doc titles are the article titles with
-    spaces.
-
-    Relevance rule. The answers here carry no offsets, so each accepted answer string is located
-    at its FIRST occurrence in the question's paragraph (which may not be the occurrence the
-    annotator marked when the string repeats) and mapped to document offsets. A chunk is relevant
-    (grade 1) when its range fully contains the span of any one of the question's located answers.
-    Questions without a relevant chunk are dropped and counted in :meth:`~RetrievalDataset.stats`:
-    ``questions_answer_not_located`` (no accepted answer occurs verbatim in the paragraph) and
-    ``questions_answer_split`` (located, but every located answer straddles a chunk boundary).
-    ``questions_answer_located`` counts those with at least one located answer, and
-    ``questions_answer_repeated`` those where a located answer occurs more than once in its
-    paragraph (where the first occurrence may not be the annotated one).
-    """
-    if by not in ("article", "paragraph"):
-        raise ValueError(f"by must be 'article' or 'paragraph', got {by!r}")
-    paragraphs, questions = _squad_questions(paragraphs_jsonl, qa_jsonl, titles)
-
-    # The documents to chunk, and where each paragraph starts inside its document.
-    docs: dict[str, tuple[str, str]] = {}  # doc key -> (title with spaces, text)
-    where: dict[str, tuple[str, int]] = {}  # paragraph id -> (doc key, offset)
-    if by == "article":
-        by_title: dict[str, list[_Paragraph]] = {}
-        for p in paragraphs.values():
-            by_title.setdefault(p.title, []).append(p)
-        for title, paras in by_title.items():
-            offset = 0
-            for p in paras:
-                where[p.id] = (title, offset)
-                offset += len(p.text) + 2
-            docs[title] = (title.replace("_", " "), "\n\n".join(p.text for p in paras))
-    else:
-        for p in paragraphs.values():
-            where[p.id] = (p.id, 0)
-            docs[p.id] = (p.title.replace("_", " "), p.text)
-
-    from tqdm.auto import tqdm
-
-    corpus: dict[str, dict[str, str]] = {}
-    doc_chunks: dict[str, tuple[list[Chunk], list[int], list[int]]] = {}
-    bar = tqdm(docs.items(), desc=f"chunking ({chunker.name})", disable=None, leave=False)
-    for key, (title, text) in bar:
-        chunks = chunker.chunk(text, doc_id=key)
-        doc_chunks[key] = (chunks, [c.end for c in chunks], [c.start for c in chunks])
-        for c in chunks:
-            corpus[f"{key}#c{c.index}"] = {"title": title, "text": c.text}
-
-    counts = dict.fromkeys(DROP_KEYS, 0)
-    counts.update(questions_total=len(questions), questions_answer_located=0,
-                  questions_answer_not_located=0, questions_answer_split=0, questions_answer_repeated=0)
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for q in questions:
-        para = paragraphs[q.doc_id or ""]
-        key, offset = where[para.id]
-        chunks, ends, starts = doc_chunks[key]
-        located = repeated = False
-        rels: dict[str, int] = {}
-        for answer in dict.fromkeys(a for a in q.answers if a.strip()):
-            at = para.text.find(answer)
-            if at < 0:
-                continue
-            located = True
-            repeated = repeated or para.text.find(answer, at + 1) >= 0
-            for c in _containing(chunks, ends, starts, offset + at, offset + at + len(answer)):
-                rels[f"{key}#c{c.index}"] = 1
-        if not located:
-            counts["questions_answer_not_located"] += 1
-            continue
-        counts["questions_answer_located"] += 1
-        counts["questions_answer_repeated"] += repeated
-        if not rels:
-            counts["questions_answer_split"] += 1
-            continue
-        queries[q.id] = q.question
-        qrels[q.id] = dict(sorted(rels.items(), key=lambda kv: int(kv[0].rsplit("#c", 1)[1])))
-    name = f"squad_v1.1_dev-chunks[{by},{_label(chunker)}]"
-    return RetrievalDataset(name, corpus, queries, qrels, counts)
-
-
-# --------------------------------------------------------------------------- Chroma
-
-
-def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: Chunker) -> RetrievalDataset:
-    """Chroma's chunking questions at chunk level: a chunk is relevant when it overlaps an excerpt.
-
-    Docs are the chunks of every corpus file (ids ``f"{corpus_id}#c{index}"``, no title, so the
-    corpus name gives nothing away); queries are the questions (ids ``row<N>``, the CSV data row);
-    a chunk is relevant (grade 1) when it shares at least one character with any reference excerpt
-    of the question. Questions left without a relevant chunk are dropped and counted
-    (``questions_without_chunk``; none with a chunker that covers all non-whitespace text).
-
-    Raises
-    ------
-    DataError
-        A malformed row, a corpus_id without its file, or a reference whose offsets do not match
-        the text (the message names the row and the offsets).
-    """
-    from lab.data.benchmarks import check_references, load_corpus_folder
-    from lab.data.qa import load_chroma
-
-    documents = load_corpus_folder(corpus_dir)
-    questions, _ = check_references(str(corpus_dir), documents, load_chroma(Path(questions_csv)), "error")
-    corpus: dict[str, dict[str, str]] = {}
-    doc_chunks: dict[str, list[Chunk]] = {}
-    for doc_id in sorted(documents):
-        doc_chunks[doc_id] = chunker.chunk(documents[doc_id], doc_id=doc_id)
-        for c in doc_chunks[doc_id]:
-            corpus[f"{doc_id}#c{c.index}"] = {"title": "", "text": c.text}
-
-    counts = dict.fromkeys(DROP_KEYS, 0)
-    counts.update(questions_total=len(questions), questions_without_chunk=0)
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for q in questions:
-        doc_id = q.doc_id or ""
-        rels = {f"{doc_id}#c{c.index}": 1 for c in doc_chunks[doc_id]
-                if any(max(c.start, r.start) < min(c.end, r.end) for r in q.references)}
-        if not rels:
-            counts["questions_without_chunk"] += 1
-            continue
-        queries[q.id] = q.question
-        qrels[q.id] = rels
-    return RetrievalDataset(f"chroma_excerpts[{_label(chunker)}]", corpus, queries, qrels, counts)

@@ -1,5 +1,9 @@
 """Data-quality profile of the corpora and QA sets named in the ``data_quality`` section.
 
+(Over 500 lines on purpose: every check below feeds one report from one pass per corpus and one per
+QA set, and the module docstring is the report's definition of each number; split by check, the
+passes and that definition would be spread over several files that only make sense together.)
+
 What is checked, and how (each choice is the one the numbers in the report mean):
 
 Corpora
@@ -148,6 +152,26 @@ class QualityReport:
         out["total.qa_items"] = int(self.qa_sets["items"].sum()) if len(self.qa_sets) else 0
         out["total.problems"] = int(self.problem_counts["count"].sum()) if len(self.problem_counts) else 0
         return out
+
+    def finding(self) -> str:
+        """A few sentences of Markdown for the top of the report: sizes, problems by kind, and the
+        QA set with the highest share of references not found."""
+        m = self.metrics()
+        text = [f"**{m['total.documents']:,} documents** in {m['total.corpora']} corpora "
+                f"({m['total.tokens']:,} tokens) and **{m['total.qa_items']:,} QA items** in "
+                f"{m['total.qa_sets']} sets; **{m['total.problems']:,} problems** found."]
+        if len(self.problem_counts):
+            kinds = self.problem_counts.groupby("kind")["count"].sum().sort_values(ascending=False)
+            text.append("By kind: " + ", ".join(f"{k} {int(v):,}" for k, v in kinds.items()) + ".")
+        if len(self.qa_sets) and "reference_not_found_rate" in self.qa_sets:
+            rates = self.qa_sets.set_index("qa_set")["reference_not_found_rate"].dropna()
+            if len(rates) and rates.max() > 0:
+                worst = rates.idxmax()
+                text.append(f"Highest share of references not found in their document: {worst} "
+                            f"({rates[worst]:.1%}).")
+            elif len(rates):
+                text.append("Every reference was found in its document.")
+        return " ".join(text)
 
     def write(self, out_dir: Path) -> list[Path]:
         """Write the report under ``out_dir``; each file atomically (temp file + ``os.replace``).
@@ -328,7 +352,7 @@ def _profile_corpus(
     problems: _Problems,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """One corpus row, its per-document token rows and its near-duplicate pairs."""
-    from tqdm.auto import tqdm
+    from lab.progress import bar
 
     name = src.name
     skipped = Counter()
@@ -343,7 +367,7 @@ def _profile_corpus(
     first_by_hash: dict[str, str] = {}
     hashes: list[str] = []
     flags = Counter()
-    for doc in tqdm(load.documents, desc=f"profile {name}", unit="doc", disable=None, leave=False):
+    for doc in bar(load.documents, desc=f"profile {name}", unit="doc", leave=False):
         n = len(encode(doc.text))
         tokens.append(n)
         chars.append(len(doc.text))

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.io import remove_dir
+from lab.io import replace_dir as io_replace_dir
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
@@ -79,13 +81,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _remove_dir(path: Path) -> None:
-    """Remove a folder by first renaming it aside (so its name is free at once, even if rmtree fails)."""
-    if not path.exists():
-        return
-    aside = Path(tempfile.mkdtemp(prefix=".old-", dir=path.parent))
-    os.replace(path, aside / "x")
-    shutil.rmtree(aside, ignore_errors=True)
+_remove_dir = remove_dir  # the checkpoint code's historic name
 
 
 def write_checkpoint(out_dir: Path, step: int, write: Callable[[Path], None], keep: int = 2) -> Path:
@@ -103,8 +99,7 @@ def write_checkpoint(out_dir: Path, step: int, write: Callable[[Path], None], ke
             raise LabError(f"checkpoint writer left no {STATE_FILE} in {tmp}")
         tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is a normal folder
         _fsync_tree(tmp)
-        _remove_dir(target)  # a stale one of the same step (from an earlier run): os.replace cannot overwrite it
-        os.replace(tmp, target)
+        io_replace_dir(tmp, target)  # a stale one of the same step (from an earlier run) is moved aside
         _fsync_dir(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -116,8 +111,7 @@ def write_checkpoint(out_dir: Path, step: int, write: Callable[[Path], None], ke
 def replace_dir(tmp: Path, target: Path) -> Path:
     """Move a fully written ``tmp`` folder to ``target`` atomically, replacing an old ``target``."""
     _fsync_tree(tmp)
-    _remove_dir(target)
-    os.replace(tmp, target)
+    io_replace_dir(tmp, target)
     _fsync_dir(target.parent)
     return target
 

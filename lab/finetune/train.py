@@ -189,10 +189,11 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
         if do_eval and st["step"] == 0 and not st["eval_loss"]:
             st["eval_loss"].append([0, _eval_loss(model, eval_enc, bs, tok.pad_token_id, device, dist)])
 
-        from tqdm.auto import tqdm
+        from lab.progress import bar as progress_bar
 
-        bar = tqdm(total=cfg.max_steps, initial=st["step"], desc=f"finetune {cfg.method}", leave=False,
-                   disable=not progress or dist.rank != 0)
+        # step/total, elapsed and rate from tqdm; the running loss as postfix
+        bar = progress_bar(total=cfg.max_steps, initial=st["step"], desc=f"finetune {cfg.method}",
+                           enable=progress and dist.rank == 0, unit="step")
         while st["step"] < cfg.max_steps:
             step = st["step"] + 1
             micro = [stream_slice(n_train, cfg.seed, st["examples_seen"] + m * bs, bs) for m in range(accum)]

@@ -119,12 +119,16 @@ class TransformersBackend:
         encoded = [self.encode(p) for p in prompts]
         if params.choices is not None:
             return self._choose(encoded, params)
+        from lab.progress import bar
+
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths: less padding
         out: list[Generation | None] = [None] * len(encoded)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], params), strict=True):
-                out[i] = g
+        with bar(total=len(order), desc="generating", unit="prompt", leave=False) as shown:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], params), strict=True):
+                    out[i] = g
+                shown.update(len(idx))
         return out  # type: ignore[return-value]
 
     def _generate_batch(self, rows: list[list[int]], params: GenParams) -> list[Generation]:

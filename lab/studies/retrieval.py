@@ -23,77 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import ConfigError
+from lab.retrieval.configured import DENSE, retriever_spec
+from lab.retrieval.sets import build_dataset
 
 FAMILIES = ("hit_rate", "recall", "precision", "mrr", "ndcg", "map")
-DENSE = ("dense", "hybrid", "rerank")
-_CHUNK_KINDS = ("squad_chunks", "chroma_excerpts")
-
-
-def _path(root: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else root / p
-
-
-def build_dataset(dataset: dict[str, Any], config: dict[str, Any], root: Path) -> Any:
-    """The :class:`lab.data.beir.RetrievalDataset` a configuration is evaluated on.
-
-    Raises
-    ------
-    ConfigError
-        Unknown ``dataset.kind`` or a missing key; the message lists what is accepted.
-    """
-    from lab.data import beir
-
-    kind = dataset.get("kind")
-    need = {"squad_chunks": ("paragraphs", "qa"), "squad_paragraphs": ("paragraphs", "qa"),
-            "chroma_excerpts": ("corpus_dir", "questions"), "beir": ("folder",)}
-    if kind not in need:
-        raise ConfigError(f"dataset.kind {kind!r} is not one of {sorted(need)}")
-    missing = [k for k in need[kind] if k not in dataset]
-    if missing:
-        raise ConfigError(f"dataset ({kind}) is missing {missing}")
-    if kind in _CHUNK_KINDS:
-        from lab.chunking import make_chunker
-
-        if config.get("chunker", "none") == "none":
-            raise ConfigError(f"dataset.kind {kind} needs a chunker in the configuration")
-        kwargs = {k: config[k] for k in ("size", "overlap") if config.get(k) is not None}
-        chunker = make_chunker(config["chunker"], **kwargs)
-    if kind == "squad_chunks":
-        ds = beir.squad_chunks(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]), chunker,
-                               titles=dataset.get("titles") or None)
-    elif kind == "squad_paragraphs":
-        ds = beir.squad_paragraphs(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]),
-                                   titles=dataset.get("titles") or None)
-    elif kind == "chroma_excerpts":
-        ds = beir.chroma_excerpts(_path(root, dataset["corpus_dir"]), _path(root, dataset["questions"]), chunker)
-    else:
-        ds = beir.load_beir(_path(root, dataset["folder"]), dataset.get("split", "test"))
-    if dataset.get("max_queries"):
-        ds = ds.subset(int(dataset["max_queries"]), seed=int(dataset.get("seed", 0)))
-    return ds
-
-
-_DENSE_KEYS = ("index", "M", "ef_construction", "ef_search", "nlist", "nprobe")
-_BM25_KEYS = ("k1", "b", "method")
-
-
-def retriever_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """The :func:`lab.retrieval.make_retriever` spec of a configuration.
-
-    Index keys go to the dense retriever and BM25 keys to bm25, inside a hybrid's sub-specs too.
-    """
-    dense = {"retriever": "dense", **{k: config[k] for k in _DENSE_KEYS if k in config}}
-    bm25 = {"retriever": "bm25", **{k: config[k] for k in _BM25_KEYS if k in config}}
-    kind = config["retriever"]
-    if kind == "dense":
-        return dense
-    if kind == "bm25":
-        return bm25
-    if kind == "hybrid":
-        return {"retriever": "hybrid", "retrievers": [dense, bm25],
-                **{k: config[k] for k in ("fusion", "alpha", "rrf_k") if k in config}}
-    return {"retriever": kind}
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -220,21 +153,13 @@ def prepare_embeddings(configs: Sequence[dict[str, Any]], dataset: dict[str, Any
 # --------------------------------------------------------------------------- the sweep stage
 
 
-#: Modules whose code decides a trial's result; their hash is part of every trial's identity, so a
-#: resumed sweep never mixes results computed by different code.
-_RESULT_MODULES = ("retrieval_eval.py", "retrieval.py", "index.py", "embed.py", "metrics/ir.py",
-                   "chunking", "data/beir.py", "data/qa.py", "data/benchmarks.py", "tokens.py")
-
-
 def code_id() -> str:
-    """12 hex digits over the source of :data:`_RESULT_MODULES`."""
-    base = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in _RESULT_MODULES:
-        target = base / name
-        for f in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
-            h.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:12]
+    """12 hex digits naming the code that decides a trial's result: every ``lab`` source file this
+    module can run (its import closure, :func:`lab.imports.closure`), so a resumed sweep never
+    mixes results computed by different code."""
+    from lab.imports import code_id as closure_id
+
+    return closure_id([__name__])
 
 
 def sweep_configs(exp: Any) -> list[dict[str, Any]]:
@@ -249,6 +174,10 @@ def sweep_configs(exp: Any) -> list[dict[str, Any]]:
 def config_label(config: dict[str, Any], keys: Sequence[str]) -> str:
     """``recursive/128/0/dense``: the searched values of a configuration, for tables and plots."""
     return "/".join(str(config.get(k)) for k in keys)
+
+
+#: Costs a configuration is weighed against: index size and search latency per query.
+PARETO_COSTS = ("index_bytes", "query_ms")
 
 
 def pareto_front(df: Any, quality: str, costs: Sequence[str]) -> list[bool]:
@@ -304,7 +233,10 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
         rows.append({"trial_id": r["trial_id"], "config": config_label(r["config"], searched),
                      **{k: r["config"].get(k) for k in searched}, **r["metrics"]})
     table = pd.DataFrame(rows).sort_values(cfg.metric, ascending=(mode == "min")).reset_index(drop=True)
-    table["pareto"] = pareto_front(table, cfg.metric, ["index_bytes", "query_ms"])
+    # one front per pair of axes a plot shows, and the front over both costs at once (labelled so)
+    for cost in PARETO_COSTS:
+        table[f"pareto_{cost}"] = pareto_front(table, cfg.metric, [cost])
+    table["pareto_all_costs"] = pareto_front(table, cfg.metric, list(PARETO_COSTS))
 
     def per_query(tid: str) -> pd.Series:
         data = json.loads((out_dir / "per_query" / f"{tid}.json").read_text(encoding="utf-8"))
@@ -343,3 +275,25 @@ def log_trial_runs(results: Sequence[dict[str, Any]], searched: Sequence[str]) -
         ids.append(child_run(config_label(r["config"], searched), params=r["config"], metrics=metrics,
                              tags={"lab.stage": "retrieval_sweep", "lab.trial_id": r["trial_id"]}))
     return [i for i in ids if i]
+
+
+def summary(outcome: dict[str, Any], metric: str) -> str:
+    """A few sentences of Markdown for the report: the winner with its CI, how it compares with the
+    runner-up (whether the difference is beyond chance), what ran and what was resumed, and the
+    configurations on the Pareto front of quality against each cost."""
+    w, c, table = outcome["winner"], outcome["comparison"], outcome["table"]
+    lo, hi = w["ci95"]
+    row = table.loc[table.trial_id == w["trial_id"]].iloc[0]
+    text = [f"Of {outcome['sweep']['configs']} configurations, **{w['label']}** has the best {metric}: "
+            f"{w['value']:.3f} (95% bootstrap CI {lo:.3f}–{hi:.3f}, {int(row['n_queries'])} queries)."]
+    if c:
+        beyond = c["ci_low"] > 0 or c["ci_high"] < 0
+        text.append(f"Against the runner-up {c['runner_up']} the paired difference is {c['mean_diff']:+.3f} "
+                    f"(CI {c['ci_low']:+.3f} to {c['ci_high']:+.3f}, p = {c['p_value']:.3g}): "
+                    + ("a difference beyond chance." if beyond else "the two are indistinguishable on this data."))
+    for cost, what in (("index_bytes", "index size"), ("query_ms", "query latency")):
+        front = table[table[f"pareto_{cost}"]]
+        text.append(f"Pareto front of {metric} against {what}: {', '.join(front['config'])}.")
+    text.append(f"This run evaluated {outcome['sweep']['ran']} configurations and resumed "
+                f"{outcome['sweep']['resumed']} from disk.")
+    return " ".join(text)

@@ -3,7 +3,7 @@ import pytest
 from conftest import REPO, require_data
 
 from lab.errors import ConfigError
-from lab.retrieval_eval import (
+from lab.studies.retrieval import (
     build_dataset,
     evaluate_config,
     pareto_front,

@@ -2,7 +2,7 @@
 
 Turns the seed's cost table (full fine-tuning $$$$, LoRA/QLoRA $$, RAG $, prompts ¢) into a
 measurement on one domain: a few SQuAD articles whose questions are split into train and held-out
-(:mod:`lab.qa_task`). Every arm answers the same held-out questions with the same generation
+(:mod:`lab.data.domain`). Every arm answers the same held-out questions with the same generation
 backend and is scored with SQuAD's exact match and token F1 (plus answer-in-context for RAG arms);
 every arm's cost is measured: training wall time, peak memory of the training process, trainable
 parameters, inference time per question and tokens/s, and a relative cost signal
@@ -25,6 +25,8 @@ from typing import Any
 
 from lab.errors import LabError
 
+#: Held-out questions whose answer loss the trainer evaluates (the first ones of the held-out set).
+HELDOUT_LOSS_QUESTIONS = 32
 TRAINED = {"lora": "lora", "full": "full", "lora_rag": "lora", "qlora": "qlora"}
 RAG_ARMS = {"rag", "lora_rag"}
 
@@ -40,6 +42,8 @@ class ArmResult:
     skipped: str | None = None
     final_dir: str | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # figures that could not be had, and why
+    per_question: Any = None                          # question id -> exact_match, f1 (a DataFrame)
 
 
 def _cuda() -> bool:
@@ -79,7 +83,9 @@ def _train_entry(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str)
 
     _die_with_parent()
 
-    res = finetune(train, evalset, cfg, out_dir, resume=True, progress=False)
+    # progress=True: the child's standard error is the stage's progress log (lab.progress), so
+    # step/total, loss and elapsed time reach the terminal of `dvc repro`, not the report
+    res = finetune(train, evalset, cfg, out_dir, resume=True, progress=True)
     return {"final_dir": str(res.final_dir), "steps": res.steps, "resumed_from_step": res.resumed_from_step,
             "train_loss": res.train_loss, "eval_loss": res.eval_loss, "wall_s": res.wall_s,
             "peak_rss_mb": res.peak_rss_mb, "trainable_params": res.trainable_params,
@@ -105,7 +111,7 @@ def _backend(cfg: Any, model: Any) -> Any:
 def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> tuple[list[str], dict[str, float]]:
     """Greedy answers (cleaned to a short span) and the inference costs of producing them."""
     from lab.generate import GenParams
-    from lab.qa_task import clean_prediction
+    from lab.generate.prompts import clean_prediction
 
     t0 = time.perf_counter()
     gens = backend.generate(list(prompts), GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
@@ -120,9 +126,10 @@ def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> 
 
 def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None, base: Any = None) -> ArmResult:
     """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
+    from lab.data.domain import pick_shots
     from lab.finetune import FinetuneConfig, load_finetuned
+    from lab.generate.prompts import PROMPT_VERSION, few_shot, training_example, with_context, zero_shot
     from lab.metrics.qa import score_predictions
-    from lab.qa_task import PROMPT_VERSION, few_shot, pick_shots, training_example, with_context, zero_shot
 
     result = ArmResult(arm, params={"arm": arm, "model": cfg.model, "prompt_version": PROMPT_VERSION})
     heldout = task.heldout
@@ -146,13 +153,17 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
                             seed=cfg.seed, threads=t.threads)
         train_ctx = retriever.contexts([q.question for q in task.train], cfg.rag_k) if arm == "lora_rag" else None
         train = [training_example(q, contexts=train_ctx[i] if train_ctx else None) for i, q in enumerate(task.train)]
-        evalset = train[: max(1, min(32, len(train) // 8))]  # a fixed slice to watch the training loss on
+        # the loss the trainer evaluates is on HELD-OUT questions (their prompts as this arm sees them,
+        # answers as targets): a first held-out slice, never a training example
+        n_eval = min(HELDOUT_LOSS_QUESTIONS, len(heldout))
+        evalset = [training_example(q, contexts=contexts[i] if contexts is not None else None)
+                   for i, q in enumerate(heldout[:n_eval])]
         # one folder per (arm, training config, data): changing params trains anew beside the old run,
         # rerunning the same params resumes its checkpoints or reuses its finished model
         from lab.finetune.config import data_hash
 
-        ident = hashlib.sha256(json.dumps([ft.training_dict(), ft.model, data_hash(train)], sort_keys=True,
-                                          default=str).encode()).hexdigest()[:12]
+        ident = hashlib.sha256(json.dumps([ft.training_dict(), ft.model, data_hash(train), data_hash(evalset)],
+                                          sort_keys=True, default=str).encode()).hexdigest()[:12]
         info = _train_in_child(train, evalset, ft, str(root / cfg.out_dir / "arms" / f"{arm}-{ident}"))
         result.final_dir = info["final_dir"]
         result.costs.update(train_s=info["wall_s"], train_peak_rss_mb=info["peak_rss_mb"],
@@ -160,7 +171,16 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
                             train_steps=info["steps"], tokens_seen=info["tokens_seen"])
         result.params.update(method=method, max_steps=t.max_steps, batch_size=t.batch_size,
                              learning_rate=ft.learning_rate, resumed_from_step=info["resumed_from_step"])
-        result.metrics["final_train_loss"] = info["train_loss"][-1][1] if info["train_loss"] else float("nan")
+        result.params["heldout_loss_questions"] = n_eval
+        if info["train_loss"]:
+            result.metrics["final_train_loss"] = info["train_loss"][-1][1]
+        else:
+            result.notes.append(f"final_train_loss: none recorded ({info['steps']} steps, resumed from step "
+                                f"{info['resumed_from_step']}; the trainer logged no training loss)")
+        if info["eval_loss"]:
+            result.metrics["final_heldout_loss"] = info["eval_loss"][-1][1]
+        else:
+            result.notes.append("final_heldout_loss: none recorded (the trainer evaluated no held-out loss)")
         model = load_finetuned(info["final_dir"])
     if arm == "few_shot":
         shots = pick_shots(task.train, cfg.few_shot_k, cfg.seed)
@@ -182,6 +202,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     table = score_predictions({q.id: p for q, p in zip(heldout, preds, strict=True)}, refs, contexts=ctx,
                               metrics=["exact_match", "f1"] + (["answer_in_context"] if ctx else []))
     result.metrics.update({k: float(v) for k, v in table.attrs["means"].items()})
+    result.per_question = table
     result.predictions = [{"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": p,
                            **({"contexts": contexts[i]} if contexts is not None else {})}
                           for i, (q, p) in enumerate(zip(heldout, preds, strict=True))]
@@ -190,29 +211,34 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
 
 def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmResult]:
     """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load."""
-    from tqdm.auto import tqdm
-
+    from lab.data.domain import build_domain_task
     from lab.models import load_causal_lm
-    from lab.qa_task import TaskRetriever, build_domain_task
+    from lab.progress import bar
+    from lab.retrieval.configured import read_winner, squad_retriever
 
     task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=cfg.n_train,
                              n_heldout=cfg.n_heldout, seed=cfg.seed)
     retriever = None
     if any(a in RAG_ARMS for a in cfg.arms):
-        retriever = TaskRetriever.from_winner(root / cfg.winner, task)
+        retriever = squad_retriever(read_winner(root / cfg.winner), task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
         base = load_causal_lm(cfg.model)
     results = []
-    for arm in tqdm(cfg.arms, desc="arms", disable=not progress):
+    for arm in bar(cfg.arms, desc="arms", enable=progress):
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,
                                base=base if base is not None else cfg.model))
     _relative_costs(results)
     return results
 
 
-def _relative_costs(results: Sequence[ArmResult]) -> None:
-    """``relative_cost``: (train once + answer 1,000 questions) / zero-shot's cost to answer 1,000."""
+def _relative_costs(results: Sequence[ArmResult]) -> str:
+    """``relative_cost``: (train once + answer 1,000 questions) / the base arm's cost to answer 1,000.
+
+    The base is zero-shot; when zero-shot did not run, the arm that answers fastest. Every row names
+    its base (``relative_cost_base``), and the base is returned, so a table or plot never claims
+    "zero-shot = 1" over another base.
+    """
     ref = next((r for r in results if r.arm == "zero_shot" and not r.skipped), None)
     if ref is None:
         ran = [r for r in results if not r.skipped]
@@ -223,14 +249,22 @@ def _relative_costs(results: Sequence[ArmResult]) -> None:
     for r in results:
         if not r.skipped:
             r.costs["relative_cost"] = (r.costs.get("train_s", 0.0) + 1000 * r.costs["infer_s_per_question"]) / unit
+            r.params["relative_cost_base"] = ref.arm
+    return ref.arm
 
 
 def table(results: Sequence[ArmResult]) -> Any:
     """One row per arm: quality, costs, and why an arm was skipped."""
     import pandas as pd
 
-    rows = [{"arm": r.arm, **r.metrics, **r.costs, "skipped": r.skipped or ""} for r in results]
+    rows = [{"arm": r.arm, **r.metrics, **r.costs, "relative_cost_base": r.params.get("relative_cost_base", ""),
+             "skipped": r.skipped or "", "notes": "; ".join(r.notes)} for r in results]
     return pd.DataFrame(rows)
+
+
+def relative_cost_base(results: Sequence[ArmResult]) -> str:
+    """The arm whose answering cost ``relative_cost`` is relative to (see :func:`_relative_costs`)."""
+    return next((r.params["relative_cost_base"] for r in results if "relative_cost_base" in r.params), "zero_shot")
 
 
 def log_arm_runs(results: Sequence[ArmResult], task_stats: dict[str, Any] | None = None) -> list[str]:
@@ -246,3 +280,74 @@ def log_arm_runs(results: Sequence[ArmResult], task_stats: dict[str, Any] | None
         params = {**r.params, **({"task": task_stats} if task_stats else {})}
         ids.append(child_run(r.arm, params=params, metrics={**r.metrics, **r.costs}, tags=tags, artifacts=arts))
     return [i for i in ids if i]
+
+
+def compare(results: Sequence[ArmResult], base: str | None = None, metric: str = "f1", *,
+            n_resamples: int = 10_000, seed: int = 0) -> Any:
+    """Per arm that ran: ``metric`` with its 95% bootstrap CI over held-out questions and the paired
+    difference against ``base`` (CI, sign-flip p-value, wins/ties/losses); the base row has no
+    difference. ``base`` defaults to zero-shot, or the first arm that ran when zero-shot did not;
+    it is kept in ``df.attrs["base"]``. Same inputs and seed, same numbers.
+
+    Raises
+    ------
+    LabError
+        ``base`` did not run (the message lists the arms that did).
+    """
+    import pandas as pd
+
+    from lab.metrics.stats import bootstrap_ci, paired_comparison
+
+    ran = {r.arm: r for r in results if not r.skipped and r.per_question is not None}
+    if base is None:
+        base = "zero_shot" if "zero_shot" in ran else next(iter(ran), "zero_shot")
+    if base not in ran:
+        raise LabError(f"compare: base arm {base!r} did not run; arms that ran: {', '.join(ran) or 'none'}")
+    ref = ran[base].per_question[metric]
+    rows = []
+    for arm, r in ran.items():
+        scores = r.per_question[metric]
+        mean, low, high = bootstrap_ci(scores.to_numpy(), n_resamples=n_resamples, seed=seed)
+        row = {"arm": arm, metric: mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high, "n": len(scores)}
+        if arm != base:
+            cmp = paired_comparison(scores, ref, n_resamples=n_resamples, seed=seed)
+            row.update({f"diff_vs_{base}": cmp["mean_diff"], "diff_ci_low": cmp["ci_low"],
+                        "diff_ci_high": cmp["ci_high"], "p_value": cmp["p_value"], "wins": cmp["wins"],
+                        "ties": cmp["ties"], "losses": cmp["losses"],
+                        "significant": bool(cmp["ci_low"] > 0 or cmp["ci_high"] < 0)})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["base"] = base
+    return out
+
+
+def summary(results: Sequence[ArmResult], comparison: Any, metric: str = "f1") -> str:
+    """A few sentences of Markdown: the best arm, which arms differ from the comparison's base beyond
+    chance, costs, and the skipped arms; the wording says what the CIs support."""
+    base = comparison.attrs.get("base", "zero_shot")
+    ran = comparison.set_index("arm")
+    best = ran[metric].idxmax()
+    lines = [f"On {int(ran.loc[best, 'n'])} held-out questions the highest token {metric.upper()} is "
+             f"**{best}** with {ran.loc[best, metric]:.3f} (95% CI {ran.loc[best, f'{metric}_ci_low']:.3f}–"
+             f"{ran.loc[best, f'{metric}_ci_high']:.3f})."]
+    others = ran.drop(index=base)
+    sig = others[others["significant"].astype(bool)] if "significant" in others else others.iloc[0:0]
+    if others.empty:
+        lines.append(f"Only {base} ran: nothing to compare.")
+    elif sig.empty:
+        lines.append(f"No arm differs from {base} beyond chance: every paired 95% CI of the difference "
+                     f"covers 0 (largest: {others[f'diff_vs_{base}'].abs().max():.3f}).")
+    else:
+        lines.append("Differences from " + base + " beyond chance: " + "; ".join(
+            f"{a} {r[f'diff_vs_{base}']:+.3f} (CI {r['diff_ci_low']:+.3f} to {r['diff_ci_high']:+.3f}, "
+            f"p = {r['p_value']:.3g})" for a, r in sig.iterrows()) + "; the other arms are indistinguishable from it.")
+    costs = {r.arm: r.costs.get("relative_cost") for r in results if not r.skipped}
+    cheapest = min((a for a in costs if costs[a] is not None), key=lambda a: costs[a], default=None)
+    if cheapest is not None:
+        lines.append(f"Cheapest (train once + 1,000 answers, relative to {relative_cost_base(results)}): "
+                     f"**{cheapest}** at {costs[cheapest]:.2f}; most expensive: "
+                     f"{max(costs, key=lambda a: costs[a] or 0)} at {max(c or 0 for c in costs.values()):.2f}.")
+    skipped = [f"{r.arm} ({r.skipped})" for r in results if r.skipped]
+    if skipped:
+        lines.append("Skipped: " + "; ".join(skipped) + ".")
+    return " ".join(lines)

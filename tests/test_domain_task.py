@@ -1,4 +1,5 @@
-"""lab.qa_task: the domain split on real SQuAD articles, prompts, cleaning and RAG contexts."""
+"""The domain task (lab.data.domain), its prompts (lab.generate.prompts) and its RAG contexts
+(lab.retrieval.configured) on real SQuAD articles."""
 
 from __future__ import annotations
 
@@ -8,22 +9,18 @@ import numpy as np
 import pytest
 from conftest import DATA, REPO
 
-from lab.errors import DataError
-from lab.metrics.qa import answer_in_context, normalize_answer
-from lab.qa_task import (
-    PROMPT_VERSION,
+from lab.data.domain import DomainTask, QAExample, build_domain_task, pick_shots
+from lab.errors import ConfigError, DataError
+from lab.generate.prompts import (
     SYSTEM,
-    DomainTask,
-    QAExample,
-    TaskRetriever,
-    build_domain_task,
     clean_prediction,
     few_shot,
-    pick_shots,
     training_example,
     with_context,
     zero_shot,
 )
+from lab.metrics.qa import answer_in_context, normalize_answer
+from lab.retrieval.configured import ConfiguredRetriever, read_winner, squad_retriever
 
 PARAGRAPHS = DATA / "squad_v1.1_dev" / "dev-v1.1.paragraphs.jsonl"
 QA = DATA / "squad_v1.1_dev" / "dev-v1.1.qa.jsonl"
@@ -58,7 +55,7 @@ def test_split_sizes_titles_and_disjointness(task):
     # the point of the task: held-out questions ask about paragraphs the train set covers
     assert stats["heldout_paragraph_in_train"] > 50
     assert sum(v["train"] for v in stats["per_title"].values()) == 300
-    assert stats["questions_available"] == 577 and stats["prompt_version"] == PROMPT_VERSION
+    assert stats["questions_available"] == 577 and "prompt_version" not in stats  # a data split, not a prompt
 
 
 def test_split_is_deterministic_nested_and_seeded(task):
@@ -182,27 +179,27 @@ def test_clean_prediction_caps_length_at_a_word():
 # --------------------------------------------------------------------------- RAG contexts
 
 
-def _answer_in_context_rate(task: DomainTask, retriever: TaskRetriever, k: int) -> float:
+def _answer_in_context_rate(task: DomainTask, retriever: ConfiguredRetriever, k: int) -> float:
     ctx = retriever.contexts([e.question for e in task.heldout], k)
     assert all(len(c) == k for c in ctx)
     return float(np.mean([answer_in_context(e.answers, c) for e, c in zip(task.heldout, ctx)]))
 
 
 def test_task_retriever_bm25_finds_the_answers(task):
-    r = TaskRetriever({"chunker": "recursive", "size": 256, "overlap": 32, "retriever": "bm25",
-                       "embedder": "all-minilm-l6-v2"}, task)
+    r = squad_retriever({"chunker": "recursive", "size": 256, "overlap": 32, "retriever": "bm25",
+                         "embedder": "all-minilm-l6-v2"}, task.paragraphs)
     assert r.embed is None  # bm25 needs no model
     articles = {t: "\n\n".join(p["text"] for p in task.paragraphs.values() if p["title"] == t) for t in TITLES}
-    assert all(r.passages[d] in articles[r.titles[d]] for d in r.passages)
+    assert all(r.passages[d] in articles[d.split("#c")[0]] for d in r.passages)
     assert all(d.split("#c")[0] in TITLES for d in r.passages)
     # the very docs (ids, order, titled texts) the retrieval sweep indexed for this chunking
     from lab.chunking import make_chunker
-    from lab.data.beir import squad_chunks
+    from lab.retrieval.sets import squad_chunks
 
     ids, texts = squad_chunks(PARAGRAPHS, QA, make_chunker("recursive", size=256, overlap=32),
                               titles=TITLES).doc_texts()
     assert ids == list(r.passages)
-    assert texts == [f"{r.titles[d].replace('_', ' ')}\n\n{r.passages[d]}" for d in ids]
+    assert texts == [f"{d.split('#c')[0].replace('_', ' ')}\n\n{r.passages[d]}" for d in ids]
     rate1, rate3 = _answer_in_context_rate(task, r, 1), _answer_in_context_rate(task, r, 3)
     print(f"answer in bm25 top-1 / top-3 chunks: {rate1:.2f} / {rate3:.2f}")  # 0.75 / 0.90 when written
     assert rate3 >= 0.8 and rate3 >= rate1
@@ -210,7 +207,7 @@ def test_task_retriever_bm25_finds_the_answers(task):
 
 
 def test_task_retriever_paragraphs_and_winner_config(task, tmp_path):
-    whole = TaskRetriever({"chunker": "none", "retriever": "bm25"}, task.paragraphs)
+    whole = squad_retriever({"chunker": "none", "retriever": "bm25"}, task.paragraphs)
     assert set(whole.passages) == set(task.paragraphs)
     hits = whole.search([task.heldout[0].question], 5)[0]
     assert len(hits) == 5 and all(d in task.paragraphs for d, _ in hits)
@@ -220,23 +217,41 @@ def test_task_retriever_paragraphs_and_winner_config(task, tmp_path):
 
     # the retrieval sweep's winner (hybrid: dense + bm25), with the model-free embedder
     winner = REPO / "results" / "retrieval_sweep" / "winner.json"
-    r = TaskRetriever.from_winner(winner, task, embed="hashed-256", store_dir=tmp_path / "store")
+    r = squad_retriever(read_winner(winner), task.paragraphs, embed="hashed-256", store_dir=tmp_path / "store")
     assert r.params()["embedder"] == "hashed-256" and r.params()["retriever"]["retriever"] == "hybrid"
     assert r.params()["chunker"] == json.loads(winner.read_text())["config"]["chunker"]
     assert _answer_in_context_rate(task, r, 3) >= 0.7
     assert r.embed.store.stats.misses > 0  # vectors went through the store
 
     from lab.embed import make_embedder
-    dense = TaskRetriever({"chunker": "none", "retriever": "dense", "embedder": "hashed-256"}, task,
-                          embed=make_embedder("hashed-256"), store_dir=tmp_path / "store")
+    dense = squad_retriever({"chunker": "none", "retriever": "dense", "embedder": "hashed-256"}, task.paragraphs,
+                            embed=make_embedder("hashed-256"), store_dir=tmp_path / "store")
     assert len(dense.contexts(["Who were the Normans?"], 2)[0]) == 2
 
 
-def test_task_retriever_errors(task):
-    with pytest.raises(ValueError, match="needs an embedder"):
-        TaskRetriever({"chunker": "none", "retriever": "dense"}, task)
-    with pytest.raises(ValueError, match="no paragraphs"):
-        TaskRetriever({"chunker": "none", "retriever": "bm25"}, {})
+def test_task_retriever_errors(task, tmp_path):
+    with pytest.raises(ConfigError, match="needs an embedder"):
+        squad_retriever({"chunker": "none", "retriever": "dense"}, task.paragraphs)
+    with pytest.raises(ValueError, match="no documents"):
+        ConfiguredRetriever({"chunker": "none", "retriever": "bm25"}, {})
+
+
+@pytest.mark.parametrize("content, key", [
+    ("{not json", "not valid JSON"),
+    ('{"metric": "hit_rate@5"}', "key 'config' is missing"),
+    ('{"config": {"chunker": "token"}}', "config.retriever is None"),
+    ('{"config": {"retriever": "dense", "chunker": "token"}}', "config.embedder is missing"),
+])
+def test_malformed_winner_names_file_and_key(tmp_path, content, key):
+    from lab.errors import DataError
+
+    path = tmp_path / "winner.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=key) as err:
+        read_winner(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(DataError, match="winner file not found"):
+        read_winner(tmp_path / "absent.json")
 
 
 def test_qaexample_is_frozen(task):

@@ -1,0 +1,166 @@
+"""The domain QA task: a few SQuAD v1.1 articles as a domain, questions split into train and held-out.
+
+A *domain* is a few SQuAD v1.1 dev articles. Their questions are split into ``train`` (for
+few-shot examples and fine-tuning) and ``heldout`` (for evaluation) on the SAME articles, so
+a model may learn the domain's facts from train questions and be asked about them in held-out
+ones: a paragraph's questions may fall on both sides. A held-out question never appears in train,
+by id or by its normalised text (:func:`lab.metrics.qa.normalize_answer`): train questions whose
+text repeats a held-out one are moved out of train and counted.
+
+The prompts that ask these questions are in :mod:`lab.generate.prompts`; the RAG corpus of the
+domain's articles is :func:`lab.retrieval.sets.squad_corpus`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.data.squad import squad_questions
+from lab.errors import DataError
+from lab.metrics.qa import normalize_answer
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One SQuAD question; ``title`` as in the file (underscores), ``context`` its paragraph's text."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    paragraph_id: str
+    title: str
+    context: str
+
+
+def _key(seed: int, salt: str, qid: str) -> str:
+    # sha256 order: the same split on every machine and Python version (no hash() randomisation)
+    return hashlib.sha256(f"{salt}:{seed}:{qid}".encode()).hexdigest()
+
+
+def ids_hash(examples: Sequence[QAExample]) -> str:
+    """12 hex digits naming a question set (its ids in order): tag results with the eval set's."""
+    return hashlib.sha256("\n".join(e.id for e in examples).encode()).hexdigest()[:12]
+
+
+@dataclass
+class DomainTask:
+    """Train and held-out questions of the same articles, and those articles' paragraphs.
+
+    Attributes
+    ----------
+    titles:
+        The articles, as in the file (underscores).
+    train, heldout:
+        Disjoint by id and by normalised question text.
+    paragraphs:
+        Paragraph id -> ``{"title", "text"}`` for every paragraph of the articles (file order): the
+        retrieval corpus.
+    seed:
+        Seed of the split.
+    counts:
+        ``questions_available`` (of the articles, with an answer), ``train_duplicates_moved``
+        (train questions left out because their text repeats a held-out one),
+        ``questions_without_answer`` (skipped).
+    """
+
+    titles: list[str]
+    train: list[QAExample]
+    heldout: list[QAExample]
+    paragraphs: dict[str, dict]
+    seed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes, per-article counts, overlap of paragraphs and the sets' hashes, for run params."""
+        train_paras = {e.paragraph_id for e in self.train}
+        per_title = {t: {"train": 0, "heldout": 0} for t in self.titles}
+        for side, examples in (("train", self.train), ("heldout", self.heldout)):
+            for e in examples:
+                per_title[e.title][side] += 1
+        shared = sum(1 for e in self.heldout if e.paragraph_id in train_paras)
+        return {
+            "titles": list(self.titles), "seed": self.seed,
+            "n_train": len(self.train), "n_heldout": len(self.heldout),
+            "paragraphs": len(self.paragraphs),
+            "heldout_paragraphs": len({e.paragraph_id for e in self.heldout}),
+            # held-out questions whose paragraph also has a train question: where memorised
+            # domain facts can help
+            "heldout_paragraph_in_train": shared,
+            "heldout_paragraph_in_train_rate": shared / len(self.heldout) if self.heldout else 0.0,
+            "per_title": per_title,
+            "train_hash": ids_hash(self.train), "heldout_hash": ids_hash(self.heldout),
+            **self.counts,
+        }
+
+
+def build_domain_task(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, titles: Sequence[str], *,
+                      n_train: int, n_heldout: int, seed: int = 0) -> DomainTask:
+    """Split the questions of ``titles`` (spaces or underscores) into train and held-out sets.
+
+    Questions are ordered by ``sha256(seed, id)``; the first ``n_heldout`` are held out, train
+    takes the next ``n_train`` whose normalised text is not a held-out question's. Both keep the
+    hash order. Same seed and sizes, same split; held-out sets are nested across ``n_heldout``
+    (the first 100 are among the first 200).
+
+    Raises
+    ------
+    DataError
+        An unknown title (the message lists some that exist), malformed data, or fewer usable
+        questions than ``n_train + n_heldout`` (the message names the numbers).
+    ValueError
+        No title, ``n_heldout < 1`` or ``n_train < 0``.
+    """
+    for name, value, low in (("n_train", n_train, 0), ("n_heldout", n_heldout, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    wanted = list(dict.fromkeys(t.replace(" ", "_") for t in titles)) if not isinstance(titles, str) else []
+    if not wanted:
+        raise ValueError(f"titles must be a non-empty list of article titles, got {titles!r}")
+    paras, items = squad_questions(paragraphs_jsonl, qa_jsonl, wanted)
+    counts = {"questions_available": 0, "train_duplicates_moved": 0, "questions_without_answer": 0}
+    examples = []
+    for it in items:
+        if not any(a.strip() for a in it.answers):
+            counts["questions_without_answer"] += 1
+            continue
+        p = paras[it.doc_id or ""]
+        examples.append(QAExample(it.id, it.question, tuple(it.answers), p.id, p.title, p.text))
+    counts["questions_available"] = len(examples)
+    examples.sort(key=lambda e: _key(seed, "split", e.id))
+
+    heldout = examples[:n_heldout]
+    held_text = {normalize_answer(e.question) for e in heldout}
+    train: list[QAExample] = []
+    for e in examples[n_heldout:]:
+        if len(train) == n_train:
+            break
+        if normalize_answer(e.question) in held_text:
+            counts["train_duplicates_moved"] += 1
+            continue
+        train.append(e)
+    if len(heldout) < n_heldout or len(train) < n_train:
+        raise DataError(
+            f"articles {wanted} have {len(examples)} questions with an answer, "
+            f"{counts['train_duplicates_moved']} of which repeat a held-out question's text and stay out of "
+            f"train: n_heldout={n_heldout} leaves {max(len(examples) - n_heldout, 0) - counts['train_duplicates_moved']} "
+            f"for train, n_train={n_train} asked; lower n_train or n_heldout, or add articles"
+        )
+    paragraphs = {pid: {"title": p.title, "text": p.text} for pid, p in paras.items()}
+    return DomainTask(wanted, train, heldout, paragraphs, seed=seed, counts=counts)
+
+
+def pick_shots(train: Sequence[QAExample], k: int, seed: int) -> list[QAExample]:
+    """``k`` train questions in ``sha256(seed, id)`` order (deterministic; nested across k).
+
+    Raises
+    ------
+    ValueError
+        ``k`` negative or larger than ``len(train)``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(train):
+        raise ValueError(f"pick_shots: k must be an integer in [0, {len(train)}] (train size), got {k!r}")
+    return sorted(train, key=lambda e: _key(seed, "shots", e.id))[:k]

@@ -1,0 +1,176 @@
+"""Stage dependencies derived from what a stage really reads, never listed by hand.
+
+A stage ``lab run notebooks/<stage>.ipynb`` depends on
+
+- the notebook itself;
+- every ``lab`` source file it can execute: the import closure (:func:`lab.imports.closure`) of the
+  notebook's imports plus :mod:`lab.runner`, which executes it and tracks the run;
+- every file or folder its ``params.yaml`` section names (``StageConfig.paths()``: corpora, QA sets,
+  an upstream stage's ``winner.json``), and, for a section naming an experiment file, the data that
+  experiment's ``dataset`` reads.
+
+:func:`stage_deps` computes that list; ``lab dvc-deps --write`` rewrites the ``deps:`` of every
+stage in ``dvc.yaml`` from it (keeping everything else of the file, comments included) and
+``lab dvc-deps --check`` (and ``tests/test_deps.py``) fails when the file has drifted.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.errors import ConfigError
+from lab.imports import LAB_DIR, closure, notebook_imports
+
+#: Modules every stage runs besides its notebook's imports.
+RUNNER_MODULES = ("lab.runner",)
+
+
+def _rel(path: Path, root: Path) -> str:
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def stage_notebook(cmd: str) -> str | None:
+    """The notebook a stage command runs (``lab run NOTEBOOK ...``), or None for other commands."""
+    args = shlex.split(cmd)
+    if len(args) >= 3 and Path(args[0]).name == "lab" and args[1] == "run":
+        return args[2]
+    return None
+
+
+def data_deps(section: str, root: Path, params_file: str = "params.yaml") -> list[str]:
+    """Files and folders the section's config names, plus an experiment file's dataset paths."""
+    from lab.config import SECTIONS, load_section
+
+    if section not in SECTIONS:
+        return []
+    cfg = load_section(section, root / params_file, check_paths=False)
+    out: list[str] = []
+    for value in cfg.paths().values():
+        path = cfg.resolve(value, root)
+        out.append(_rel(path, root))
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            out.extend(_experiment_data(path, root))
+    return out
+
+
+def _experiment_data(path: Path, root: Path) -> list[str]:
+    from lab.retrieval.sets import dataset_paths
+    from lab.sweep import load_experiment
+
+    exp = load_experiment(path)
+    return [_rel(p, root) for p in dataset_paths(exp.dataset, root)]
+
+
+def stage_deps(stage: str, cmd: str, root: Path, params_file: str = "params.yaml",
+               lab_dir: Path = LAB_DIR) -> list[str]:
+    """The derived ``deps`` of a stage: notebook, ``lab`` sources of its import closure, data.
+
+    Raises
+    ------
+    ConfigError
+        The command runs no notebook through ``lab run``, or the notebook does not exist.
+    """
+    nb = stage_notebook(cmd)
+    if nb is None:
+        raise ConfigError(f"dvc.yaml: stage {stage!r}: cmd {cmd!r} is not `lab run NOTEBOOK`; "
+                          "its deps cannot be derived")
+    nb_path = root / nb
+    if not nb_path.is_file():
+        raise ConfigError(f"dvc.yaml: stage {stage!r}: notebook {nb} does not exist")
+    code = closure(sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES)), lab_dir)
+    # code paths as the project names them (``lab/...``): the package lives at the project root
+    deps = [nb, *(f"{lab_dir.name}/{p.relative_to(lab_dir).as_posix()}" for p in code),
+            *data_deps(stage, root, params_file)]
+    return list(dict.fromkeys(deps))
+
+
+def derived(root: Path, dvc_file: str = "dvc.yaml", params_file: str = "params.yaml") -> dict[str, list[str]]:
+    """Stage name -> its derived deps, for every stage of ``dvc.yaml``."""
+    path = root / dvc_file
+    try:
+        stages = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the pipeline ({exc})") from None
+    return {name: stage_deps(name, st["cmd"], root, params_file) for name, st in stages.items()}
+
+
+def drift(root: Path, dvc_file: str = "dvc.yaml", params_file: str = "params.yaml") -> dict[str, dict[str, list[str]]]:
+    """Per stage whose ``deps`` differ from the derived ones: ``{"missing": [...], "extra": [...]}``."""
+    stages = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8")).get("stages") or {}
+    out = {}
+    for name, want in derived(root, dvc_file, params_file).items():
+        have = [str(d) for d in stages[name].get("deps") or []]
+        if have != want:
+            out[name] = {"missing": [d for d in want if d not in have], "extra": [d for d in have if d not in want],
+                         "order": [] if set(have) != set(want) else ["(same paths, different order)"]}
+    return out
+
+
+_STAGE = re.compile(r"^  (?P<name>[A-Za-z0-9_-]+):\s*$")
+
+
+def rewrite(text: str, deps: dict[str, list[str]]) -> str:
+    """``dvc.yaml`` text with each stage's ``deps:`` block replaced by ``deps[stage]``.
+
+    Only the ``deps`` lists change; comments, order and every other key stay as written.
+    A stage without a ``deps:`` key gets one right after its ``cmd:`` line.
+    """
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    stage: str | None = None
+    i = 0
+    header = "# `deps` are derived (lab dvc-deps --write): the notebook, the lab modules it can run, its data.\n"
+    done: set[str] = set()
+
+    def block(name: str) -> list[str]:
+        done.add(name)
+        return ["    deps:\n", *(f"      - {d}\n" for d in deps[name])]
+
+    while i < len(lines):
+        line = lines[i]
+        m = _STAGE.match(line)
+        if m:
+            stage = m.group("name")
+        if stage in deps and line.startswith("    deps:"):
+            out.extend(block(stage))
+            i += 1
+            while i < len(lines) and lines[i].startswith(("      - ", "        ")):  # the old list
+                i += 1
+            continue
+        out.append(line)
+        if stage in deps and stage not in done and line.startswith("    cmd:") and not _has_deps_below(lines, i + 1):
+            out.extend(block(stage))
+        i += 1
+    result = "".join(out)
+    if header not in result:
+        result = result.replace("stages:\n", header + "stages:\n", 1)
+    return result
+
+
+def _has_deps_below(lines: list[str], start: int) -> bool:
+    for line in lines[start:]:
+        if _STAGE.match(line):
+            return False
+        if line.startswith("    deps:"):
+            return True
+    return False
+
+
+def write(root: Path, dvc_file: str = "dvc.yaml", params_file: str = "params.yaml") -> dict[str, Any]:
+    """Rewrite ``dvc.yaml``'s deps from :func:`derived` (atomically); returns what changed."""
+    from lab.io import write_text
+
+    path = root / dvc_file
+    changes = drift(root, dvc_file, params_file)
+    if changes:
+        write_text(path, rewrite(path.read_text(encoding="utf-8"), derived(root, dvc_file, params_file)))
+    return changes

@@ -1,0 +1,254 @@
+"""Chunk-level retrieval sets: a chunker decides the documents, the references decide relevance.
+
+- :func:`squad_chunks`: SQuAD v1.1 at chunk level, question -> the chunks holding an answer.
+- :func:`chroma_excerpts`: Chroma's chunking questions, question -> the chunks touching an excerpt.
+- :func:`squad_corpus`: the chunked (or paragraph) corpus of SQuAD paragraphs alone, with the same
+  doc ids and texts as :func:`squad_chunks`: what a RAG arm or the serving index searches.
+- :func:`build_dataset`: the set an experiment's ``dataset`` spec and a configuration describe.
+
+They sit above chunking (they take a chunker) and below the studies, so every study and serving
+build their documents through the same code.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lab.chunking.base import Chunk, Chunker
+from lab.data.beir import DROP_KEYS, RetrievalDataset
+from lab.data.squad import squad_articles, squad_questions
+from lab.errors import ConfigError
+
+
+def _label(chunker: Chunker) -> str:
+    """``name,key=value,...`` of the chunker's scalar params: set names differ when chunkings do."""
+    params = chunker.params()
+    scalars = [f"{k}={v}" for k, v in params.items()
+               if k not in ("chunker", "version") and isinstance(v, (str, int, float, bool))]
+    return ",".join([chunker.name, *scalars])
+
+
+def _containing(chunks: list[Chunk], ends: list[int], starts: list[int], start: int, end: int) -> list[Chunk]:
+    """Chunks with ``c.start <= start`` and ``end <= c.end`` (starts and ends are non-decreasing)."""
+    return chunks[bisect.bisect_left(ends, end): bisect.bisect_right(starts, start)]
+
+
+def squad_chunks(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, chunker: Chunker, *,
+                 by: str = "article", titles: list[str] | None = None) -> RetrievalDataset:
+    """SQuAD v1.1 at chunk level: docs = chunks, a chunk is relevant when it holds an answer.
+
+    ``by="article"`` chunks each article (its paragraphs in file order joined with ``"\\n\\n"``;
+    doc ids ``f"{title}#c{index}"``, title as in the file); ``by="paragraph"`` chunks each
+    paragraph alone (ids ``f"{paragraph_id}#c{index}"``). Doc titles are the article titles with
+    spaces.
+
+    Relevance rule. The answers here carry no offsets, so each accepted answer string is located
+    at its FIRST occurrence in the question's paragraph (which may not be the occurrence the
+    annotator marked when the string repeats) and mapped to document offsets. A chunk is relevant
+    (grade 1) when its range fully contains the span of any one of the question's located answers.
+    Questions without a relevant chunk are dropped and counted in :meth:`~RetrievalDataset.stats`:
+    ``questions_answer_not_located`` (no accepted answer occurs verbatim in the paragraph) and
+    ``questions_answer_split`` (located, but every located answer straddles a chunk boundary).
+    ``questions_answer_located`` counts those with at least one located answer, and
+    ``questions_answer_repeated`` those where a located answer occurs more than once in its
+    paragraph (where the first occurrence may not be the annotated one).
+    """
+    if by not in ("article", "paragraph"):
+        raise ValueError(f"by must be 'article' or 'paragraph', got {by!r}")
+    paragraphs, questions = squad_questions(paragraphs_jsonl, qa_jsonl, titles)
+
+    docs, where = _squad_docs(((p.id, p.title, p.text) for p in paragraphs.values()), by)
+    corpus, doc_chunks = _chunk_docs(docs, chunker)
+    bounds = {key: ([c.end for c in cs], [c.start for c in cs]) for key, cs in doc_chunks.items()}
+
+    counts = dict.fromkeys(DROP_KEYS, 0)
+    counts.update(questions_total=len(questions), questions_answer_located=0,
+                  questions_answer_not_located=0, questions_answer_split=0, questions_answer_repeated=0)
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for q in questions:
+        para = paragraphs[q.doc_id or ""]
+        key, offset = where[para.id]
+        chunks, (ends, starts) = doc_chunks[key], bounds[key]
+        located = repeated = False
+        rels: dict[str, int] = {}
+        for answer in dict.fromkeys(a for a in q.answers if a.strip()):
+            at = para.text.find(answer)
+            if at < 0:
+                continue
+            located = True
+            repeated = repeated or para.text.find(answer, at + 1) >= 0
+            for c in _containing(chunks, ends, starts, offset + at, offset + at + len(answer)):
+                rels[f"{key}#c{c.index}"] = 1
+        if not located:
+            counts["questions_answer_not_located"] += 1
+            continue
+        counts["questions_answer_located"] += 1
+        counts["questions_answer_repeated"] += repeated
+        if not rels:
+            counts["questions_answer_split"] += 1
+            continue
+        queries[q.id] = q.question
+        qrels[q.id] = dict(sorted(rels.items(), key=lambda kv: int(kv[0].rsplit("#c", 1)[1])))
+    name = f"squad_v1.1_dev-chunks[{by},{_label(chunker)}]"
+    return RetrievalDataset(name, corpus, queries, qrels, counts)
+
+
+# --------------------------------------------------------------------------- Chroma
+
+
+def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: Chunker) -> RetrievalDataset:
+    """Chroma's chunking questions at chunk level: a chunk is relevant when it overlaps an excerpt.
+
+    Docs are the chunks of every corpus file (ids ``f"{corpus_id}#c{index}"``, no title, so the
+    corpus name gives nothing away); queries are the questions (ids ``row<N>``, the CSV data row);
+    a chunk is relevant (grade 1) when it shares at least one character with any reference excerpt
+    of the question. Questions left without a relevant chunk are dropped and counted
+    (``questions_without_chunk``; none with a chunker that covers all non-whitespace text).
+
+    Raises
+    ------
+    DataError
+        A malformed row, a corpus_id without its file, or a reference whose offsets do not match
+        the text (the message names the row and the offsets).
+    """
+    from lab.data.benchmarks import check_references, load_corpus_folder
+    from lab.data.qa import load_chroma
+
+    documents = load_corpus_folder(corpus_dir)
+    questions, _ = check_references(str(corpus_dir), documents, load_chroma(Path(questions_csv)), "error")
+    corpus: dict[str, dict[str, str]] = {}
+    doc_chunks: dict[str, list[Chunk]] = {}
+    for doc_id in sorted(documents):
+        doc_chunks[doc_id] = chunker.chunk(documents[doc_id], doc_id=doc_id)
+        for c in doc_chunks[doc_id]:
+            corpus[f"{doc_id}#c{c.index}"] = {"title": "", "text": c.text}
+
+    counts = dict.fromkeys(DROP_KEYS, 0)
+    counts.update(questions_total=len(questions), questions_without_chunk=0)
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for q in questions:
+        doc_id = q.doc_id or ""
+        rels = {f"{doc_id}#c{c.index}": 1 for c in doc_chunks[doc_id]
+                if any(max(c.start, r.start) < min(c.end, r.end) for r in q.references)}
+        if not rels:
+            counts["questions_without_chunk"] += 1
+            continue
+        queries[q.id] = q.question
+        qrels[q.id] = rels
+    return RetrievalDataset(f"chroma_excerpts[{_label(chunker)}]", corpus, queries, qrels, counts)
+
+
+def _squad_docs(paragraphs: Iterable[tuple[str, str, str]], by: str
+                ) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, int]]]:
+    """The documents to chunk (key -> (title with spaces, text)) and where each paragraph starts
+    (paragraph id -> (doc key, offset)): articles (:func:`lab.data.squad.squad_articles`) or
+    paragraphs alone."""
+    docs: dict[str, tuple[str, str]] = {}
+    where: dict[str, tuple[str, int]] = {}
+    if by == "article":
+        for title, art in squad_articles(paragraphs).items():
+            docs[title] = (title.replace("_", " "), art.text)
+            where.update({pid: (title, offset) for pid, offset in art.offsets.items()})
+    else:
+        for pid, title, text in paragraphs:
+            where[pid] = (pid, 0)
+            docs[pid] = (title.replace("_", " "), text)
+    return docs, where
+
+
+def _chunk_docs(docs: Mapping[str, tuple[str, str]], chunker: Chunker
+                ) -> tuple[dict[str, dict[str, str]], dict[str, list[Chunk]]]:
+    """Corpus ``f"{key}#c{index}" -> {title, text}`` and each document's chunks, documents in order."""
+    from lab.progress import bar
+
+    corpus: dict[str, dict[str, str]] = {}
+    doc_chunks: dict[str, list[Chunk]] = {}
+    for key, (title, text) in bar(docs.items(), desc=f"chunking ({chunker.name})", total=len(docs), leave=False):
+        doc_chunks[key] = chunker.chunk(text, doc_id=key)
+        for c in doc_chunks[key]:
+            corpus[f"{key}#c{c.index}"] = {"title": title, "text": c.text}
+    return corpus, doc_chunks
+
+
+def squad_corpus(paragraphs: Mapping[str, Mapping[str, str]], chunker: Chunker | None) -> dict[str, dict[str, str]]:
+    """Doc id -> ``{"title", "text"}`` for SQuAD paragraphs (id -> ``{"title", "text"}``, titles with
+    underscores, file order): with a chunker, each article's chunks exactly as :func:`squad_chunks`
+    (``by="article"``) builds them; without one, each paragraph (id = paragraph id), as
+    :func:`lab.data.squad.squad_paragraphs`. Titles with spaces."""
+    triples = [(pid, p["title"], p["text"]) for pid, p in paragraphs.items()]
+    if chunker is None:
+        return {pid: {"title": title.replace("_", " "), "text": text} for pid, title, text in triples}
+    docs, _ = _squad_docs(triples, "article")
+    return _chunk_docs(docs, chunker)[0]
+
+
+# --------------------------------------------------------------------------- dataset specs
+
+
+#: Dataset kinds of an experiment's ``dataset`` and the keys each needs (paths relative to the root).
+DATASET_KINDS: dict[str, tuple[str, ...]] = {
+    "squad_chunks": ("paragraphs", "qa"), "squad_paragraphs": ("paragraphs", "qa"),
+    "chroma_excerpts": ("corpus_dir", "questions"), "beir": ("folder",),
+}
+_CHUNK_KINDS = ("squad_chunks", "chroma_excerpts")
+
+
+def _path(root: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else root / p
+
+
+def config_chunker(config: Mapping[str, Any]) -> Chunker | None:
+    """The chunker a configuration names (``chunker``, ``size``, ``overlap``); None for ``none``/absent."""
+    name = config.get("chunker") or "none"
+    if name == "none":
+        return None
+    from lab.chunking import make_chunker
+
+    return make_chunker(name, **{k: config[k] for k in ("size", "overlap") if config.get(k) is not None})
+
+
+def dataset_paths(dataset: Mapping[str, Any], root: Path) -> list[Path]:
+    """The files and folders a dataset spec reads (for stage dependencies)."""
+    keys = DATASET_KINDS.get(dataset.get("kind"), ())
+    return [_path(root, dataset[k]) for k in keys if k in dataset]
+
+
+def build_dataset(dataset: Mapping[str, Any], config: Mapping[str, Any], root: Path) -> RetrievalDataset:
+    """The :class:`~lab.data.beir.RetrievalDataset` a configuration is evaluated on.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``dataset.kind`` or a missing key; the message lists what is accepted.
+    """
+    from lab.data import beir, squad
+
+    kind = dataset.get("kind")
+    if kind not in DATASET_KINDS:
+        raise ConfigError(f"dataset.kind {kind!r} is not one of {sorted(DATASET_KINDS)}")
+    missing = [k for k in DATASET_KINDS[kind] if k not in dataset]
+    if missing:
+        raise ConfigError(f"dataset ({kind}) is missing {missing}")
+    if kind in _CHUNK_KINDS:
+        chunker = config_chunker(config)
+        if chunker is None:
+            raise ConfigError(f"dataset.kind {kind} needs a chunker in the configuration")
+    if kind == "squad_chunks":
+        ds = squad_chunks(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]), chunker,
+                          titles=dataset.get("titles") or None)
+    elif kind == "squad_paragraphs":
+        ds = squad.squad_paragraphs(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]),
+                                    titles=dataset.get("titles") or None)
+    elif kind == "chroma_excerpts":
+        ds = chroma_excerpts(_path(root, dataset["corpus_dir"]), _path(root, dataset["questions"]), chunker)
+    else:
+        ds = beir.load_beir(_path(root, dataset["folder"]), dataset.get("split", "test"))
+    if dataset.get("max_queries"):
+        ds = ds.subset(int(dataset["max_queries"]), seed=int(dataset.get("seed", 0)))
+    return ds

@@ -1,0 +1,67 @@
+"""Stage deps are derived from the import closure (lab.deps); dvc.yaml may not drift from them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from lab import deps
+from lab.cli import app
+from lab.studies.retrieval import code_id
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_dvc_yaml_deps_equal_the_derived_ones():
+    assert deps.drift(REPO) == {}, "dvc.yaml deps drifted: run `lab dvc-deps --write`"
+
+
+def test_derived_deps_hold_what_the_review_found_missing():
+    d = deps.derived(REPO)
+    for stage in ("retrieval_sweep", "finetune_comparison"):
+        assert "lab/index.py" in d[stage] and "lab/tokens.py" in d[stage] and "lab/registry.py" in d[stage]
+    assert "lab/raycluster.py" in d["retrieval_sweep"]
+    assert "lab/data/corpus.py" in d["retrieval_sweep"]
+    for stage, listed in d.items():
+        assert "lab/runner.py" in listed and "lab/tracking.py" in listed, stage
+        assert listed[0] == f"notebooks/{stage}.ipynb"
+    assert "results/retrieval_sweep/winner.json" in d["finetune_comparison"]
+    assert "experiments/retrieval_sweep.yaml" in d["retrieval_sweep"]
+    assert "data/squad_v1.1_dev/dev-v1.1.qa.jsonl" in d["retrieval_sweep"]  # the experiment's dataset
+
+
+def _copy_project(tmp_path: Path) -> Path:
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for name in ("notebooks", "experiments"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def test_a_removed_dependency_is_drift_and_write_restores_it(tmp_path, monkeypatch):
+    root = _copy_project(tmp_path)
+    text = (root / "dvc.yaml").read_text()
+    assert "      - lab/index.py\n" in text
+    (root / "dvc.yaml").write_text(text.replace("      - lab/index.py\n", "", 1))
+    found = deps.drift(root)
+    assert found and any("lab/index.py" in diff["missing"] for diff in found.values())
+    monkeypatch.chdir(root)
+    res = CliRunner().invoke(app, ["dvc-deps"])
+    assert res.exit_code == 1 and "lab/index.py" in res.output
+    res = CliRunner().invoke(app, ["dvc-deps", "--write"])
+    assert res.exit_code == 0, res.output
+    assert (root / "dvc.yaml").read_text() == text  # comments and every other key kept
+    assert deps.drift(root) == {}
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert stages["finetune_comparison"]["outs"]  # untouched
+
+
+def test_sweep_code_identity_is_the_closure(tmp_path):
+    from lab.imports import closure
+
+    files = {p.name for p in closure(["lab.studies.retrieval"])}
+    assert {"corpus.py", "index.py", "ir.py", "sets.py", "bm25.py"} <= files
+    assert len(code_id()) == 12 and code_id() == code_id()

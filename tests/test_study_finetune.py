@@ -1,0 +1,60 @@
+"""lab.studies.finetune's reporting: CIs and paired differences per arm, the named cost base, and
+reasons instead of NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lab.errors import LabError
+from lab.studies.finetune import ArmResult, _relative_costs, compare, relative_cost_base, summary, table
+
+
+def _arm(name: str, f1: list[float], s_per_q: float = 0.1, train_s: float = 0.0) -> ArmResult:
+    pq = pd.DataFrame({"exact_match": [float(v == 1.0) for v in f1], "f1": f1},
+                      index=pd.Index([f"q{i}" for i in range(len(f1))], name="query_id"))
+    costs = {"infer_s_per_question": s_per_q, **({"train_s": train_s} if train_s else {})}
+    return ArmResult(name, metrics={"f1": float(np.mean(f1))}, costs=costs, per_question=pq)
+
+
+def test_compare_gives_cis_and_paired_differences():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.3, 60).round(2).tolist()
+    better = [min(1.0, v + 0.4) for v in base]
+    same = list(base)
+    results = [_arm("zero_shot", base), _arm("rag", better), _arm("lora", same),
+               ArmResult("qlora", skipped="needs CUDA")]
+    cmp = compare(results, n_resamples=2000).set_index("arm")
+    assert cmp.attrs["base"] == "zero_shot" and set(cmp.index) == {"zero_shot", "rag", "lora"}
+    for arm in cmp.index:
+        assert cmp.loc[arm, "f1_ci_low"] <= cmp.loc[arm, "f1"] <= cmp.loc[arm, "f1_ci_high"]
+    assert cmp.loc["rag", "significant"] and cmp.loc["rag", "diff_vs_zero_shot"] > 0.3
+    assert not cmp.loc["lora", "significant"] and cmp.loc["lora", "p_value"] == 1.0
+    assert compare(results, n_resamples=2000).equals(compare(results, n_resamples=2000))  # deterministic
+    text = summary(results, compare(results, n_resamples=2000))
+    assert "**rag**" in text and "rag +0." in text and "indistinguishable" in text and "qlora (needs CUDA)" in text
+
+
+def test_compare_without_zero_shot_names_its_base_and_fails_on_an_absent_one():
+    results = [_arm("rag", [0.1, 0.2, 0.3]), _arm("lora", [0.1, 0.2, 0.4])]
+    assert compare(results, n_resamples=200).attrs["base"] == "rag"
+    with pytest.raises(LabError, match="base arm 'zero_shot' did not run; arms that ran: rag, lora"):
+        compare(results, base="zero_shot")
+
+
+def test_relative_cost_base_is_named_when_zero_shot_did_not_run():
+    results = [_arm("rag", [0.1, 0.2], s_per_q=0.4), _arm("lora", [0.1, 0.2], s_per_q=0.2, train_s=100)]
+    assert _relative_costs(results) == "lora" and relative_cost_base(results) == "lora"
+    df = table(results).set_index("arm")
+    assert (df["relative_cost_base"] == "lora").all()
+    assert df.loc["lora", "relative_cost"] == pytest.approx((100 + 200) / 200)
+    with_zero = [_arm("zero_shot", [0.1, 0.2], s_per_q=0.3), *results]
+    assert _relative_costs(with_zero) == "zero_shot"
+
+
+def test_notes_instead_of_nan_in_the_table():
+    r = _arm("lora", [0.1, 0.2])
+    r.notes.append("final_train_loss: none recorded (0 steps)")
+    df = table([r])
+    assert "final_train_loss" not in df.columns and df.loc[0, "notes"].startswith("final_train_loss: none")
