@@ -11,8 +11,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     ``address=None`` starts a local Ray with ``num_cpus`` (default: all); ``"auto"`` or
     ``"ray://host:10001"`` joins a cluster. Workers get this process's ``LAB_*``, ``HF_*`` and
-    ``TRANSFORMERS_*`` variables, so they find the same model cache and offline switches. No
-    dashboard, and telemetry stays off (``lab.env``).
+    ``TRANSFORMERS_*`` variables, so they find the same model cache and offline switches (and, inside
+    a stage, write their standard error to its log), with their progress bars off. No dashboard, and
+    telemetry stays off (``lab.env``).
     """
     import ray
 
@@ -20,8 +21,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     kwargs: dict[str, Any] = {
         "include_dashboard": False, "log_to_driver": False, "configure_logging": True, "logging_level": "ERROR",
-        "runtime_env": {"env_vars": {k: v for k, v in os.environ.items()
-                                     if k.startswith(("LAB_", "HF_", "TRANSFORMERS_"))}},
+        # workers' bars off (LAB_PROGRESS=0): the driver shows trials done/total; many processes
+        # redrawing bars into one stage log would interleave
+        "runtime_env": {"env_vars": {**{k: v for k, v in os.environ.items()
+                                        if k.startswith(("LAB_", "HF_", "TRANSFORMERS_"))}, "LAB_PROGRESS": "0"}},
     }
     if address:
         kwargs["address"] = address

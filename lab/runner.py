@@ -78,6 +78,22 @@ def export_html(notebook: Path, html: Path, *, show_code: bool = False) -> Path:
 _CURSOR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+def _as_lines(text: str, at_line_start: bool) -> tuple[str, bool]:
+    """Terminal output made readable in a file: every carriage return (a bar redrawing itself)
+    starts a new line, cursor movements and blank or spaces-only lines (a bar erasing itself) go.
+    ``at_line_start`` carries across chunks whether the last character written ended a line."""
+    out = []
+    for line in _CURSOR.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).splitlines(keepends=True):
+        if not line.strip():
+            if line.endswith("\n") and not at_line_start:  # ends a partial line written before
+                out.append("\n")
+                at_line_start = True
+            continue
+        out.append(line)
+        at_line_start = line.endswith("\n")
+    return "".join(out), at_line_start
+
+
 class _Tail(threading.Thread):
     """Echo what is appended to ``path`` onto ``out`` until stopped (then drain what is left).
 
@@ -93,21 +109,23 @@ class _Tail(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
+        at_line_start = True
         with open(self.path, "rb") as fh:
             while True:
                 stopping = self._halt.is_set()
                 chunk = fh.read()
                 if chunk:
                     text = chunk.decode("utf-8", errors="replace")
-                    if not self.tty:  # one line per update, none for a bar clearing itself
-                        text = _CURSOR.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-                        text = "".join(ln for ln in text.splitlines(keepends=True) if ln.strip())
+                    if not self.tty:
+                        text, at_line_start = _as_lines(text, at_line_start)
                     try:
                         self.out.write(text)
                         self.out.flush()
                     except (OSError, ValueError):
                         return
                 if stopping:
+                    if not self.tty and not at_line_start:
+                        self.out.write("\n")
                     return
                 self._halt.wait(0.2)
 

@@ -107,3 +107,13 @@ def test_dvc_hash_equals_dvc_and_datasets_are_logged(tmp_path, isolated_mlflow, 
     assert logged[0]["digest"] == recorded
     (ds,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     assert ds.dataset.digest == recorded[:36] and ds.dataset.name.startswith("corpus:data")
+
+
+def test_terminal_redraws_become_lines_in_a_file():
+    from lab.runner import _as_lines
+
+    text, state = "", True
+    for chunk in ("\rgen: 0%|", "\rgen: 27%|", "\r      \r", "\x1b[Adone\n", "\n\n", "next"):
+        part, state = _as_lines(chunk, state)
+        text += part
+    assert text == "gen: 0%|\ngen: 27%|\ndone\nnext" and state is False
