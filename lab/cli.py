@@ -90,11 +90,15 @@ def run(
     """Execute NOTEBOOK with papermill on its validated params and track it in MLflow."""
     from lab.errors import LabError
     from lab.runner import run_notebook
+    from lab.stopping import Interrupted
 
     overrides = _pairs(list(ctx.args))
     try:
         result = run_notebook(notebook, overrides, section=section, params_file=params_file,
                               out_dir=out_dir, track=track)
+    except Interrupted as exc:  # Ctrl-C / SIGTERM: the shell's convention, 128 + signal number
+        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(128 + exc.signum) from None
     except LabError as exc:
         _fail(exc)
         return

@@ -16,9 +16,11 @@ from lab.imports import LAB_DIR, direct_imports, module_name
 #: Bottom to top: (floor, what it holds, module prefixes).
 FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "errors, environment and telemetry switches, paths, registries, atomic IO, typed params, "
-             "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure",
+             "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure, "
+             "child processes that stop with their owner",
      ("lab", "lab.errors", "lab.env", "lab.paths", "lab.registry", "lab.io", "lab.config", "lab.tokens",
-      "lab.viz", "lab.tracking", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report")),
+      "lab.viz", "lab.tracking", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report",
+      "lab.procs")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, local dirs, hub ids, endpoints", ("lab.models",)),
@@ -33,8 +35,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("finetune", "full / LoRA / QLoRA fine-tuning, checkpoints, Ray Train", ("lab.finetune",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("studies", "one module per study; no study imports another", ("lab.studies",)),
-    ("app", "the notebook runner, stage dependencies, doctor and the CLI (parses and calls)",
-     ("lab.runner", "lab.deps", "lab.doctor", "lab.cli")),
+    ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor and the CLI "
+            "(parses and calls)", ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.cli")),
 ]
 
 

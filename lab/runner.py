@@ -36,6 +36,7 @@ from lab.errors import LabError
 from lab.io import write_text
 from lab.paths import project_root
 from lab.progress import LOG_ENV
+from lab.stopping import ENGINE, Interrupted, interruptible, recovery_hint
 
 
 class NotebookFailed(LabError):
@@ -243,10 +244,11 @@ def run_notebook(
                   file=sys.stderr, flush=True)
         try:
             with _progress_channel(log), _ipc_kernel() as kernel_config:
-                pm.execute_notebook(
-                    str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root),
+                interruptible(lambda on_kernel: pm.execute_notebook(
+                    str(nb_path), str(tmp_nb), parameters=parameters, cwd=str(root), engine_name=ENGINE,
                     kernel_name=kernel, progress_bar=False, log_output=False, config=kernel_config,
-                )
+                    on_kernel=on_kernel,
+                ), what=f"{section}: {nb_rel}", partial=tmp_nb, hint=recovery_hint(section, root))
         except PapermillExecutionError as exc:
             failed = out / f"{nb_path.stem}.failed.ipynb"
             os.replace(tmp_nb, failed)
@@ -264,9 +266,32 @@ def run_notebook(
     if not track:
         return execute()
 
+    params_hash = cfg.params_hash() if cfg is not None else None
+    try:
+        return _tracked(execute, section, cfg, config_dump, params_hash, root, nb_rel, out)
+    except Interrupted as exc:
+        _mark_killed(exc)
+        raise
+
+
+def _mark_killed(exc: Interrupted) -> None:
+    """The MLflow run of an interrupted stage ends KILLED (not FAILED), tagged with the signal."""
+    run_id = getattr(exc, "run_id", None)
+    if not run_id:
+        return
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    client.set_tag(run_id, "lab.interrupted", signal.Signals(exc.signum).name)
+    client.set_terminated(run_id, "KILLED")
+
+
+def _tracked(execute: Any, section: str, cfg: StageConfig | None, config_dump: Any, params_hash: str | None,
+             root: Path, nb_rel: str, out: Path) -> NotebookRun:
     from lab.tracking import PARENT_RUN_ENV, log_dataset_inputs, log_metrics_file, stage_run
 
-    params_hash = cfg.params_hash() if cfg is not None else None
     # The run is open while the notebook executes: its id reaches the kernel through the
     # environment, so the notebook can log child runs (one per configuration) under it.
     with stage_run(section, params=config_dump, params_hash=params_hash, root=root,
@@ -280,6 +305,9 @@ def run_notebook(
         started_ns = time.time_ns()
         try:
             result = execute()
+        except Interrupted as exc:
+            exc.run_id = run.info.run_id  # type: ignore[attr-defined]
+            raise
         finally:
             if previous is None:
                 os.environ.pop(PARENT_RUN_ENV, None)
@@ -295,7 +323,7 @@ def run_notebook(
         stats_file = out / "run_stats.json"  # machine-state figures (cache counters): MLflow, not git
         if _written_since(stats_file, started_ns):
             result.metrics.update(log_metrics_file(stats_file))
-        mlflow.log_artifact(str(final_nb), artifact_path="notebook")
+        mlflow.log_artifact(str(result.notebook), artifact_path="notebook")
         mlflow.log_artifact(str(result.html), artifact_path="notebook")
         if result.log is not None and result.log.is_file():
             mlflow.log_artifact(str(result.log), artifact_path="notebook")

@@ -189,7 +189,8 @@ def run_sweep(
     if pending and backend == "local":
         from lab.progress import bar
 
-        with bar(total=len(pending), desc="trials", enable=progress, unit="trial") as shown:
+        with bar(total=len(pending), desc=f"trials ({skipped} resumed)" if skipped else "trials",
+                 enable=progress, unit="trial") as shown:
             for cfg in pending:
                 _show_trial(shown, _run_and_store(cfg, trial_fn, str(out_dir)), metric, mode)
     elif pending:
@@ -217,6 +218,10 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
 
     from lab.raycluster import ensure_ray
 
+    # Ctrl-C must reach this driver as KeyboardInterrupt: Ray Tune's own SIGINT handler would
+    # instead end the experiment "gracefully" and return, leaving a sweep that looks finished
+    # but is not. Finished trials are on disk already (ResultStore); the rerun resumes from them.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     started_here = ensure_ray(address, num_cpus)
     try:
         resources: dict[str, float] = {"cpu": cpus_per_trial}

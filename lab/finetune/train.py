@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import resource
+import sys
 import tempfile
 import time
 import warnings
@@ -183,6 +184,9 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
             st = {k: saved[k] for k in st}
             if dist.rank == 0:
                 log.info("resuming %s from %s", out_dir, folder)
+                if progress:  # on the terminal (the stage's progress log), not in the report
+                    print(f"finetune {cfg.method}: resuming from checkpoint step {resumed_from} of "
+                          f"{cfg.max_steps} ({folder})", file=sys.stderr, flush=True)
         wrapped = dist.wrap(model, cfg.method)
         n_train, bs, accum = len(train_enc), cfg.batch_size, cfg.grad_accum
         do_eval = bool(eval_enc) and cfg.eval_every > 0
@@ -381,7 +385,7 @@ def finetune(train: Sequence[dict], eval: Sequence[dict], cfg: FinetuneConfig, o
             result = FinetuneResult.from_dict(d, wall_s=round(time.time() - t0, 3))  # type: ignore[arg-type]
         elif progress:
             print(f"finetune: {result.final_dir} already holds this config's result; returned without training "
-                  "(resume=False retrains)")
+                  "(resume=False retrains)", file=sys.stderr, flush=True)
     if log_to_mlflow:
         log_result_to_mlflow(result, cfg)
     return result

@@ -56,32 +56,18 @@ def _cuda() -> bool:
 
 
 def _train_in_child(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str) -> dict[str, Any]:
-    """Run :func:`lab.finetune.finetune` in a spawned process; return its result as a dict."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    """Run :func:`lab.finetune.finetune` in a spawned process; return its result as a dict.
 
-    with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_train_entry, train, evalset, cfg, out_dir).result()
+    An interrupt (Ctrl-C reaching the kernel) stops the child at once: its checkpoints are written
+    atomically, so the rerun resumes from the last one; the child also dies with the kernel.
+    """
+    from lab.procs import call_in_child
 
-
-def _die_with_parent() -> None:
-    """Linux: the training child gets SIGKILL when its parent dies (a killed stage leaves no orphan
-    trainer holding the run's lock); elsewhere a no-op."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-        except OSError:
-            pass
+    return call_in_child(_train_entry, train, evalset, cfg, out_dir)
 
 
 def _train_entry(train: list[dict], evalset: list[dict], cfg: Any, out_dir: str) -> dict[str, Any]:
     from lab.finetune import finetune
-
-    _die_with_parent()
 
     # progress=True: the child's standard error is the stage's progress log (lab.progress), so
     # step/total, loss and elapsed time reach the terminal of `dvc repro`, not the report
