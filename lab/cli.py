@@ -58,10 +58,13 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for name, ver in info["packages"].items():
         pk.add_row(name, ver or "[dim]not installed[/]")
     con.print(pk)
-    mt = Table("model", "task", "available", "source / how to get", title="built-in models")
+    mt = Table("model", "task", "available", "size", "licence", "source / how to get", title="built-in models")
     for m in info["models"]:
+        source = str(m.get("message") or m.get("package") or "")
+        if m.get("provenance"):
+            source += f"\nprovenance: {m['provenance']}"
         mt.add_row(m["name"], m.get("task", ""), "yes" if m.get("available") else "[red]no[/]",
-                   str(m.get("message") or m.get("package") or ""))
+                   f"{m['size_mb']} MB" if m.get("size_mb") else "", str(m.get("licence", "")), source)
     con.print(mt)
 
 
@@ -114,7 +117,11 @@ def models_list() -> None:
 
     for m in list_builtin():
         state = "available" if m.get("available") else "missing"
-        typer.echo(f"{m['name']:<24} {m.get('task', ''):<10} {state:<10} {m.get('message') or ''}")
+        size = f"{m['size_mb']} MB" if m.get("size_mb") else "-"
+        typer.echo(f"{m['name']:<28} {m.get('task', ''):<10} {state:<10} {size:>8}  {m.get('licence', '?')}")
+        typer.echo(f"{'':<28} {m.get('message') or ''}")
+        if m.get("provenance"):
+            typer.echo(f"{'':<28} provenance: {m['provenance']}")
 
 
 @models_app.command("resolve")

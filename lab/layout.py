@@ -23,7 +23,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
       "lab.procs")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
-    ("models", "the offline model store: built-in names, local dirs, hub ids, endpoints", ("lab.models",)),
+    ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",
+     ("lab.models", "lab.model_parts")),
     ("data", "loaders (corpus folders, QA sets, BEIR, SQuAD), the domain task split, data quality",
      ("lab.data",)),
     ("chunking", "chunkers with exact offsets", ("lab.chunking",)),

