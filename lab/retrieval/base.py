@@ -147,6 +147,24 @@ class BaseRetriever:
         ids = json.loads((dir / "ids.json").read_text(encoding="utf-8"))
         self._ids, self._pos = ids, {d: i for i, d in enumerate(ids)}
 
+    @classmethod
+    def _load_composite(cls, dir: Path, meta: dict[str, Any], subs: dict[str, str], *, embed: Embed | None,
+                        score: Scorer | None, **extra: Any) -> Any:
+        """Load a retriever made of saved sub-retrievers (hybrid, rerank): ``subs`` maps each
+        constructor argument to the sub-folder (or, for a list argument, ``"r*"``) it was saved in;
+        the other constructor arguments are the saved spec's ``params``."""
+        params = {k: v for k, v in meta["params"].items() if k != "retriever" and k not in subs}
+        loaded: dict[str, Any] = {}
+        for arg, folder in subs.items():
+            if folder.endswith("*"):
+                n = len(meta["params"][arg])
+                loaded[arg] = [load_retriever(dir / f"{folder[:-1]}{i}", embed, score=score) for i in range(n)]
+            else:
+                loaded[arg] = load_retriever(dir / folder, embed, score=score)
+        self = cls(*loaded.values(), *extra.values(), **params)
+        self._load_ids(dir)
+        return self
+
     def _ranked(self, doc_ids: Sequence[str], scores: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Top ``k`` of ``doc_ids`` by score desc, ties by insertion order."""
         if not doc_ids:

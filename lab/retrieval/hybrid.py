@@ -20,7 +20,6 @@ from lab.retrieval.base import (
     Scorer,
     _check,
     _choice,
-    load_retriever,
     make_retriever,
 )
 
@@ -105,12 +104,6 @@ class HybridRetriever(BaseRetriever):
     @classmethod
     def load(cls, dir: Path, meta: dict[str, Any], *, embed: Embed | None = None,
              score: Scorer | None = None) -> HybridRetriever:
-        params = dict(meta["params"])
-        params.pop("retriever")
-        params.pop("retrievers")
-        subs = [load_retriever(dir / f"r{i}", embed, score=score) for i in range(2)]
-        self = cls(subs, **params)
-        self._load_ids(dir)
-        return self
+        return cls._load_composite(dir, meta, {"retrievers": "r*"}, embed=embed, score=score)
 
 

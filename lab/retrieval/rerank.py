@@ -22,7 +22,6 @@ from lab.retrieval.base import (
     Scorer,
     _callable_name,
     _check,
-    load_retriever,
     make_retriever,
 )
 
@@ -124,11 +123,7 @@ class RerankRetriever(BaseRetriever):
     @classmethod
     def load(cls, dir: Path, meta: dict[str, Any], *, embed: Embed | None = None,
              score: Scorer | None = None) -> RerankRetriever:
-        params = dict(meta["params"])
-        params.pop("retriever")
-        params.pop("base")
-        self = cls(load_retriever(dir / "base", embed, score=score), score, **params)
-        self._load_ids(dir)
+        self = cls._load_composite(dir, meta, {"base": "base"}, embed=embed, score=score, scorer=score)
         self._texts = json.loads((dir / "texts.json").read_text(encoding="utf-8"))
         return self
 
