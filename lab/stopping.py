@@ -174,17 +174,21 @@ def _stop(worker: threading.Thread, kernel: dict[str, Any], signals: list[int], 
     grace = _grace_s()
     print(f"[lab run] {what}: {signal.Signals(signals[0]).name} received: interrupting the running cell "
           f"(up to {grace:.0f} s to stop cleanly; Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-    pid = kernel.get("pid")
-    tree = descendants(pid) if pid else []
-    if pid:
-        _signal_kernel(pid, signal.SIGINT)
+    pid: int | None = None
+    tree: list[Any] = []
     deadline = time.time() + grace
     seen = len(signals)
-    while worker.is_alive() and time.time() < deadline and len(signals) == seen:
-        wake.clear()
-        wake.wait(0.2)
+    while True:
+        if pid is None and kernel.get("pid"):  # also when Ctrl-C came while the kernel was starting
+            pid = kernel["pid"]
+            _signal_kernel(pid, signal.SIGINT)
         if pid:
             tree = _union(tree, descendants(pid))
+        if not worker.is_alive() or time.time() >= deadline or len(signals) > seen:
+            break
+        wake.clear()
+        wake.wait(0.2)
+    pid = pid or kernel.get("pid")
     if pid:
         import psutil
 
