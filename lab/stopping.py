@@ -33,7 +33,7 @@ from typing import Any
 from lab.errors import LabError
 from lab.procs import Reaper, descendants, stop_tree, watch_ancestors
 
-#: papermill engine name of :class:`_Engine` (registered on import).
+#: papermill engine name of the engine :func:`_register_engine` adds.
 ENGINE = "lab"
 
 GRACE_ENV = "LAB_INTERRUPT_GRACE_S"
@@ -48,9 +48,13 @@ class Interrupted(LabError):
 
 
 def _register_engine() -> None:
-    """A papermill engine that reports the kernel's pid as soon as the kernel has started."""
+    """A papermill engine that reports the kernel's pid as soon as the kernel has started
+    (registered on first use, so importing this module does not import papermill)."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
+
+    if ENGINE in papermill_engines._engines:
+        return
 
     class _Client(PapermillNotebookClient):
         def __init__(self, nb_man: Any, on_kernel: Callable[[int], None] | None = None, **kw: Any) -> None:
@@ -79,9 +83,6 @@ def _register_engine() -> None:
             return _Client(nb_man, on_kernel=on_kernel, **final).execute()
 
     papermill_engines.register(ENGINE, _Engine)
-
-
-_register_engine()
 
 
 def _grace_s() -> float:
@@ -113,6 +114,7 @@ def interruptible(run: Callable[[Callable[[int], None]], Any], *, what: str, par
     message (how to get the last results back). Outside the main thread signals cannot be caught:
     ``run`` is then called directly.
     """
+    _register_engine()
     if threading.current_thread() is not threading.main_thread():
         return run(lambda pid: None)
 

@@ -175,7 +175,8 @@ def run_sweep(
     max_concurrent: int | None = None,
     progress: bool = True,
 ) -> SweepRun:
-    """Run every configuration without a stored result; return all results (old and new).
+    """Run every configuration without a stored result; return all results (old and new), in
+    :func:`config_order`.
 
     ``backend="ray"`` runs the pending trials as a Ray Tune experiment (``address``: ``None`` starts
     a local Ray with ``num_cpus``; ``"auto"`` or ``"ray://host:10001"`` joins a cluster).
@@ -198,7 +199,7 @@ def run_sweep(
                  cpus_per_trial=cpus_per_trial, memory_per_trial_gb=memory_per_trial_gb, address=address,
                  max_concurrent=max_concurrent, progress=progress, resumed=skipped)
     wanted = {trial_id(c) for c in configs}
-    results = [r for r in store.all() if r["trial_id"] in wanted]
+    results = sorted((r for r in store.all() if r["trial_id"] in wanted), key=config_order)
     missing = wanted - {r["trial_id"] for r in results}
     if missing:
         raise LabError(f"{len(missing)} trial(s) finished without a result in {store.dir} "
@@ -268,14 +269,22 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
             ray.shutdown()
 
 
+def config_order(result: dict[str, Any]) -> str:
+    """Sort key of a result: its configuration as canonical JSON (stable across code changes)."""
+    return json.dumps(result["config"], sort_keys=True, default=str)
+
+
 def best(results: list[dict[str, Any]], metric: str, mode: Literal["max", "min"]) -> dict[str, Any]:
-    """The result with the best ``metric`` (ties: the first in trial-id order, for determinism)."""
+    """The result with the best ``metric``; ties go to the first in :func:`config_order`.
+
+    Not trial-id order: a trial id hashes the code identity too, so a code change would pick
+    another of two tied configurations."""
     if not results:
         raise LabError("no results to choose a winner from")
     missing = [r["trial_id"] for r in results if metric not in r["metrics"]]
     if missing:
         raise LabError(f"metric {metric!r} is missing from trial(s) {missing[:3]}; "
                        f"available: {sorted(results[0]['metrics'])}")
-    ordered = sorted(results, key=lambda r: r["trial_id"])
+    ordered = sorted(results, key=config_order)
     pick = max if mode == "max" else min
     return pick(ordered, key=lambda r: r["metrics"][metric])

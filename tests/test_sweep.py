@@ -145,3 +145,13 @@ def test_ray_backend_runs_trials_in_workers(tmp_path, monkeypatch):
                     cpus_per_trial=1, progress=False)
     assert out.ran == 4 and len(out.results) == 4
     assert all(r["worker_pid"] != os.getpid() for r in out.results)
+
+
+def test_ties_go_to_the_configuration_not_the_trial_id():
+    """A trial id hashes the code identity too: a tie must not flip when the code changes."""
+    a = {"config": {"chunker": "recursive", "size": 256}, "metrics": {"m": 0.9}}
+    b = {"config": {"chunker": "token", "size": 256}, "metrics": {"m": 0.9}}
+    for ids in (("0aaa", "ffff"), ("ffff", "0aaa")):
+        results = [{**a, "trial_id": ids[0]}, {**b, "trial_id": ids[1]}]
+        assert best(results, "m", "max")["config"]["chunker"] == "recursive"
+        assert best(list(reversed(results)), "m", "max")["config"]["chunker"] == "recursive"
