@@ -53,6 +53,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
         time.sleep(0.1)
 
 
+def _wait_for_any(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait until ``folder`` holds a file matching ``pattern`` (for outputs that rotate away)."""
+    deadline = time.time() + timeout
+    while not any(folder.glob(pattern)):
+        if proc.poll() is not None:
+            pytest.fail(f"the job ended before {pattern} appeared in {folder}:\n{proc.stdout.read()}")
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"no {pattern} in {folder} within {timeout} s")
+        time.sleep(0.05)
+
+
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -273,7 +285,8 @@ def test_ctrl_c_stops_the_trainer_child_and_the_rerun_resumes_from_its_checkpoin
     script = tmp_path / "train_job.py"
     script.write_text(textwrap.dedent(TRAIN.format(out=str(out), steps=4000)), encoding="utf-8")
     proc = _start([sys.executable, str(script)], tmp_path)
-    _wait_for(out / "checkpoints" / "step-4" / "state.json", proc, timeout=300)
+    # checkpoints rotate (the newest two are kept), so wait for any complete one, not a given step
+    _wait_for_any(out / "checkpoints", "step-*/state.json", proc, timeout=300)
     tree = _tree(proc.pid)
     assert tree, "no trainer child"
     rc, took, text = _interrupt(proc, within=60)
