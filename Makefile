@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := true
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast finetune-qwen05
 
 setup:
 	bash scripts/setup.sh
@@ -19,3 +19,9 @@ test:
 
 test-fast: setup
 	pytest -q -m "not slow"
+
+# The fine-tune comparison on Qwen2.5-Coder-0.5B (experiments/finetune_qwen05.yaml) as one DVC
+# experiment; hours on a 2-core CPU (see the README), minutes on a GPU.
+finetune-qwen05:
+	bash scripts/setup.sh --with qwen-0.5b
+	eval dvc exp run -n finetune-qwen05 $$(lab params overrides experiments/finetune_qwen05.yaml)

@@ -14,6 +14,8 @@ models_app = typer.Typer(help="The offline model store.", no_args_is_help=True)
 params_app = typer.Typer(help="params.yaml sections and their typed configs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(params_app, name="params")
+guardrails_app = typer.Typer(help="Guardrail checks: measure them on labelled data.", no_args_is_help=True)
+app.add_typer(guardrails_app, name="guardrails")
 
 
 def _parse_value(raw: str) -> Any:
@@ -152,6 +154,73 @@ def params_check(
             typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
     except LabError as exc:
         _fail(exc)
+
+
+@params_app.command("overrides")
+def params_overrides(
+    file: Annotated[Path, typer.Argument(help="Overrides file: params.yaml sections and the keys they change.")],
+    params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
+) -> None:
+    """Print the `dvc exp run -S ...` arguments of an overrides file (shell-quoted), after validating
+    them: `dvc exp run -n NAME $(lab params overrides experiments/finetune_qwen05.yaml)`."""
+    import shlex
+
+    from lab.config import override_args
+    from lab.errors import LabError
+
+    try:
+        typer.echo(shlex.join(override_args(file, params_file)))
+    except LabError as exc:
+        _fail(exc)
+
+
+@guardrails_app.command("train")
+def guardrails_train(
+    check: Annotated[str, typer.Argument(help="The check whose classifier to train (injection).")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled training file (JSONL {text,label} or a CSV).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the model, its metadata and heldout.jsonl.")],
+    heldout: Annotated[float, typer.Option("--heldout", help="Fraction held out (never trained on).")] = 0.25,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train a guardrail classifier; its threshold is chosen on the training part only."""
+    from lab.errors import LabError
+    from lab.guardrails.training import train_check
+
+    try:
+        meta = train_check(check, data, out, heldout_fraction=heldout, seed=seed)
+    except LabError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(meta, indent=2))
+
+
+@guardrails_app.command("eval")
+def guardrails_eval(
+    labelled_file: Annotated[Path, typer.Argument(help="JSONL {text,label}, Presidio span JSON, or a toxicity CSV.")],
+    check: Annotated[str, typer.Option("--check", help="A registered check (limits, pii, secrets, ...).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Override the check's stored threshold.")] = None,
+    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="A trained classifier's folder (trained checks).")] = None,
+) -> None:
+    """Precision, recall, F1, false-positive rate and accuracy of a check on a labelled file (span-level
+    precision, recall and F2 per entity type for PII span files)."""
+    from lab.errors import LabError
+    from lab.guardrails.evaluate import evaluate
+
+    try:
+        options = {"model_dir": str(model_dir)} if model_dir is not None else None
+        result = evaluate(labelled_file, check, skip_bad=skip_bad, threshold=threshold, options=options)
+    except LabError as exc:
+        _fail(exc)
+        return
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        from lab.io import write_text
+
+        write_text(out, text + "\n")
+        typer.echo(f"{out}: {check} on {result['n']} records", err=True)
+    typer.echo(text)
 
 
 @app.command("dvc-deps")

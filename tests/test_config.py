@@ -108,3 +108,43 @@ def test_repository_chunking_baseline_is_the_default_fixed_chunker():
     # the paired comparisons of the report are against "the default everywhere", the first chunker
     assert cfg.baseline == cfg.chunkers[0].label == "token-512-50"
     assert cfg.ci_resamples >= 100
+
+
+def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
+    """`lab params overrides FILE` gives `dvc exp run -S` arguments; DVC's own parser applies them to
+    params.yaml and the section equals params.yaml deep-merged with the file, types kept."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+    from dvc.utils.hydra import apply_overrides
+
+    from lab.config import load_section, override_args, read_params
+
+    root = Path(__file__).resolve().parents[1]
+    params = tmp_path / "params.yaml"
+    shutil.copy(root / "params.yaml", params)
+    args = override_args(root / "experiments" / "finetune_qwen05.yaml", params)
+    assert args[0::2] == ["-S"] * (len(args) // 2)
+    apply_overrides(params, args[1::2])
+    got = read_params(params)["finetune_comparison"]  # DVC writes 1e-05: read as a float (YAML 1.2)
+    profile = yaml.safe_load((root / "experiments" / "finetune_qwen05.yaml").read_text())["finetune_comparison"]
+    assert got["model"] == profile["model"] and got["n_heldout"] == profile["n_heldout"]
+    for k, v in profile["training"].items():
+        assert got["training"][k] == v and type(got["training"][k]) is type(v), k
+    assert load_section("finetune_comparison", params, check_paths=False).training.full_learning_rate == 1e-5
+
+
+def test_override_args_fail_on_a_typo_naming_the_file(tmp_path):
+    from pathlib import Path
+
+    from lab.config import override_args
+
+    root = Path(__file__).resolve().parents[1]
+    bad = tmp_path / "profile.yaml"
+    bad.write_text("finetune_comparison:\n  training: {max_stpes: 3}\n")
+    with pytest.raises(ConfigError, match=r"(?s)profile\.yaml .*training\.max_stpes: unknown key"):
+        override_args(bad, root / "params.yaml")
+    bad.write_text("finetune_comparisn:\n  n_train: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown section 'finetune_comparisn'"):
+        override_args(bad, root / "params.yaml")

@@ -410,7 +410,7 @@ def test_config_type_and_name_errors():
         make_backend({"backend": "openai", "model": "m", "base_url": "http://x/v1", "stream": "yes"})
     with pytest.raises(ConfigError, match="needs model"):
         make_backend({"backend": "openai"})
-    with pytest.raises(RegistryError, match="Available: openai, transformers, vllm, vllm-server"):
+    with pytest.raises(RegistryError, match="Available: llama-cpp, openai, transformers, vllm, vllm-server"):
         make_backend({"backend": "tgi", "model": "m"})
 
 
@@ -445,3 +445,26 @@ def test_smollm2_answers_paris_and_sampling_is_reproducible():
     second = backend.generate([question, question], sampled)
     assert [g.text for g in first] == [g.text for g in second]
     backend.close()
+
+
+@pytest.mark.slow
+def test_qwen05_generates_through_vllm_where_installed(tmp_path, monkeypatch):
+    """Where vLLM is installed (the serving extra, `pip install 'lab[serve-cpu]'`), the model store's
+    converted Qwen 0.5B directory loads in `vllm.LLM` and answers as transformers does."""
+    pytest.importorskip("vllm", reason="vLLM not installed (pip install 'lab[serve-cpu]')")
+    from lab.model_parts import SPECS, installed
+
+    if not installed(SPECS["qwen2.5-coder-0.5b-instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B parts not installed (scripts/setup.sh --with qwen-0.5b)")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm-cache"))
+    question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+    backend = make_backend({"backend": "vllm", "model": "qwen2.5-coder-0.5b-instruct", "dtype": "float32",
+                            "max_model_len": 2048, "enforce_eager": True})
+    try:
+        g = backend.generate([question], GenParams(max_new_tokens=8))[0]
+        picked = backend.generate([question], GenParams(choices=("Paris", "Rome")))[0]
+    finally:
+        backend.close()
+    assert "Paris" in g.text and g.backend == "vllm" and g.tokens_out > 0
+    assert picked.text == "Paris"

@@ -58,3 +58,38 @@ def test_notes_instead_of_nan_in_the_table():
     r.notes.append("final_train_loss: none recorded (0 steps)")
     df = table([r])
     assert "final_train_loss" not in df.columns and df.loc[0, "notes"].startswith("final_train_loss: none")
+
+
+def test_a_finished_arm_is_reused_and_a_changed_setting_recomputes(tmp_path, monkeypatch, capsys):
+    """Answers of a finished arm are kept beside the arms' models: the rerun returns the same scores
+    without generating (or training), and any change to what decides them computes anew."""
+    from pathlib import Path
+
+    import lab.studies.finetune as study
+    from lab.config import FinetuneComparisonConfig
+    from lab.data.domain import build_domain_task
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = FinetuneComparisonConfig(model="tiny-random-llama", titles=["Normans"], n_train=8, n_heldout=4,
+                                   arms=["zero_shot", "lora"], out_dir=str(tmp_path / "out"),
+                                   training={"max_steps": 2, "save_every": 1, "eval_every": 1, "batch_size": 2},
+                                   generation={"batch_size": 4, "max_new_tokens": 4, "threads": 1})
+    task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=8, n_heldout=4)
+    first = {a: study.run_arm(a, task, cfg, root, base=cfg.model) for a in cfg.arms}
+    assert len(list((tmp_path / "out" / "arms").glob("answers-*.json"))) == 2
+
+    def no_work(*a, **k):
+        raise AssertionError("a kept arm generated or trained again")
+
+    monkeypatch.setattr(study, "_backend", no_work)
+    monkeypatch.setattr(study, "_train_in_child", no_work)
+    capsys.readouterr()
+    again = {a: study.run_arm(a, task, cfg, root, base=cfg.model) for a in cfg.arms}
+    assert "answers of an earlier run" in capsys.readouterr().err
+    for a in cfg.arms:
+        assert again[a].metrics == first[a].metrics and again[a].predictions == first[a].predictions
+        assert again[a].costs == first[a].costs and again[a].final_dir == first[a].final_dir
+        pd.testing.assert_frame_equal(again[a].per_question, first[a].per_question)
+    changed = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"max_new_tokens": 5})})
+    with pytest.raises(AssertionError, match="generated or trained again"):
+        study.run_arm("zero_shot", task, changed, root, base=cfg.model)

@@ -12,16 +12,17 @@ Backends (:data:`BACKENDS`; plugins through the entry-point group ``lab.generati
 ``transformers``  a causal LM from the model store (or a loaded ``(model, tokenizer)`` pair), batched
 ``vllm``          offline ``vllm.LLM`` (optional extra ``lab[serve-cpu]`` / ``lab[serve-cuda]``)
 ``vllm-server``   a vLLM OpenAI-compatible server, with its ``structured_outputs`` and ``/metrics``
+``llama-cpp``     GGUF-native llama.cpp (optional: ``scripts/setup.sh --with llama-cpp`` builds it)
 ``openai``        any OpenAI-compatible endpoint; a model spec ``http://host/v1#model`` selects it
 
 Each declares ``supports`` (a subset of :data:`FEATURES`); asking a backend for a feature it lacks
 raises :class:`UnsupportedFeatureError` naming the backends that have it. Importing this package is
-cheap: torch, transformers, openai and vllm load when a backend is built.
+cheap: torch, transformers, openai, vllm and llama_cpp load when a backend is built.
 """
 
 from __future__ import annotations
 
-from lab.generate import hf, openai_api, vllm_offline  # noqa: F401  (register the backends)
+from lab.generate import hf, llamacpp, openai_api, vllm_offline  # noqa: F401  (register the backends)
 from lab.generate.base import (
     BACKENDS,
     FEATURES,
@@ -35,6 +36,7 @@ from lab.generate.base import (
     truncate_at_stop,
 )
 from lab.generate.hf import TransformersBackend
+from lab.generate.llamacpp import LlamaCppBackend
 from lab.generate.openai_api import OpenAIBackend, VLLMServerBackend
 from lab.generate.prometheus import parse_prometheus, server_metrics
 from lab.generate.vllm_offline import VLLMBackend
@@ -46,6 +48,7 @@ __all__ = [
     "GenParams",
     "Generation",
     "GenerationError",
+    "LlamaCppBackend",
     "OpenAIBackend",
     "Prompt",
     "TransformersBackend",

@@ -87,6 +87,10 @@ def _backend(cfg: Any, model: Any) -> Any:
         conf.update(model=model, batch_size=gen.batch_size)
         if gen.threads:
             conf["threads"] = gen.threads
+    elif gen.backend == "llama-cpp":  # GGUF only: the base-model arms (a trained arm's folder is an error)
+        conf.update(model=model if isinstance(model, str) else cfg.model)
+        if gen.threads:
+            conf["threads"] = gen.threads
     elif gen.backend in ("openai", "vllm-server"):
         conf.update(base_url=gen.base_url, model=model if isinstance(model, str) else cfg.model)
     else:
@@ -123,7 +127,16 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     if arm in RAG_ARMS:
         contexts = retriever.contexts([q.question for q in heldout], cfg.rag_k)
         result.params.update(rag_k=cfg.rag_k, retriever=json.dumps(retriever.params(), sort_keys=True))
+    if arm == "few_shot":
+        shots = pick_shots(task.train, cfg.few_shot_k, cfg.seed)
+        prompts = [few_shot(q, shots) for q in heldout]
+        result.params["few_shot_k"] = cfg.few_shot_k
+    elif contexts is not None:
+        prompts = [with_context(q, c) for q, c in zip(heldout, contexts, strict=True)]
+    else:
+        prompts = [zero_shot(q) for q in heldout]
     model: Any = base
+    answers_file: Path | None = None
     if arm in TRAINED:
         method = TRAINED[arm]
         if method == "qlora" and not _cuda():
@@ -150,6 +163,9 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
 
         ident = hashlib.sha256(json.dumps([ft.training_dict(), ft.model, data_hash(train), data_hash(evalset)],
                                           sort_keys=True, default=str).encode()).hexdigest()[:12]
+        answers_file = _answers_file(root / cfg.out_dir, arm, ident, prompts, cfg)
+        if (cached := _load_answers(answers_file)) is not None:
+            return cached
         info = _train_in_child(train, evalset, ft, str(root / cfg.out_dir / "arms" / f"{arm}-{ident}"))
         result.final_dir = info["final_dir"]
         result.costs.update(train_s=info["wall_s"], train_peak_rss_mb=info["peak_rss_mb"],
@@ -167,15 +183,11 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
             result.metrics["final_heldout_loss"] = info["eval_loss"][-1][1]
         else:
             result.notes.append("final_heldout_loss: none recorded (the trainer evaluated no held-out loss)")
-        model = load_finetuned(info["final_dir"])
-    if arm == "few_shot":
-        shots = pick_shots(task.train, cfg.few_shot_k, cfg.seed)
-        prompts = [few_shot(q, shots) for q in heldout]
-        result.params["few_shot_k"] = cfg.few_shot_k
-    elif contexts is not None:
-        prompts = [with_context(q, c) for q, c in zip(heldout, contexts, strict=True)]
+        model = load_finetuned(info["final_dir"], device=cfg.generation.torch_device())
     else:
-        prompts = [zero_shot(q) for q in heldout]
+        answers_file = _answers_file(root / cfg.out_dir, arm, None, prompts, cfg)
+        if (cached := _load_answers(answers_file)) is not None:
+            return cached
     backend = _backend(cfg, model)
     try:
         preds, costs = answer(backend, prompts, cfg.generation.max_new_tokens)
@@ -192,7 +204,71 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     result.predictions = [{"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": p,
                            **({"contexts": contexts[i]} if contexts is not None else {})}
                           for i, (q, p) in enumerate(zip(heldout, preds, strict=True))]
+    _save_answers(answers_file, result)
     return result
+
+
+# --------------------------------------------------------------------------- finished arms, kept
+def _answers_file(out_dir: Path, arm: str, train_ident: str | None, prompts: Sequence[Any], cfg: Any) -> Path:
+    """Where a finished arm's scored answers are kept: named by everything that decides them (the
+    arm, the trained model's identity, every prompt, the model spec and its content revision for a
+    local directory, the generation settings, and the code of this study's import closure)."""
+    from lab.imports import code_id
+
+    spec = str(cfg.model)
+    revision = None
+    if Path(spec).expanduser().is_dir():
+        from lab.models import _dir_revision
+
+        revision = _dir_revision(Path(spec).expanduser())
+    key = json.dumps({"arm": arm, "train": train_ident, "model": spec, "revision": revision,
+                      "prompts": list(prompts), "generation": {**cfg.generation.model_dump(mode="json"), "device": cfg.generation.torch_device()},
+                      "code": code_id([__name__])}, sort_keys=True, default=str)
+    return Path(out_dir) / "arms" / f"answers-{arm}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def _save_answers(path: Path | None, result: ArmResult) -> None:
+    if path is None:
+        return
+    import pandas as pd
+
+    from lab.io import write_text
+
+    pq = result.per_question
+    data = {"arm": result.arm, "metrics": result.metrics, "costs": result.costs, "params": result.params,
+            "final_dir": result.final_dir, "predictions": result.predictions, "notes": result.notes,
+            "per_question": None if pq is None else {"index_name": pq.index.name, "index": list(pq.index),
+                                                       "index_dtype": str(pq.index.dtype),
+                                                       "columns": {c: pq[c].tolist() for c in pq.columns},
+                                                       "attrs": pq.attrs}}
+    assert pq is None or isinstance(pq, pd.DataFrame)
+    write_text(path, json.dumps(data, default=str))  # atomic: a killed run leaves no half file
+
+
+def _load_answers(path: Path) -> ArmResult | None:
+    """A finished arm's result kept by an earlier run (None when there is none, it is unreadable, or
+    its trained model is gone); says so on standard error, as a resumed training does."""
+    import sys
+
+    import pandas as pd
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("final_dir") and not Path(data["final_dir"]).is_dir():
+        return None
+    r = ArmResult(data["arm"], metrics=data["metrics"], costs=data["costs"], params=data["params"],
+                  final_dir=data["final_dir"], predictions=data["predictions"], notes=data["notes"])
+    pq = data.get("per_question")
+    if pq is not None:
+        df = pd.DataFrame(pq["columns"], index=pd.Index(pq["index"], name=pq["index_name"],
+                                                              dtype=pq.get("index_dtype")))
+        df.attrs.update(pq["attrs"])
+        r.per_question = df
+    print(f"finetune_comparison {r.arm}: answers of an earlier run with the same models, prompts, settings "
+          f"and code reused ({path.name})", file=sys.stderr, flush=True)
+    return r
 
 
 def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmResult]:
@@ -209,7 +285,7 @@ def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmRe
         retriever = squad_retriever(read_winner(root / cfg.winner), task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
-        base = load_causal_lm(cfg.model)
+        base = load_causal_lm(cfg.model, device=cfg.generation.torch_device())
     results = []
     for arm in bar(cfg.arms, desc="arms", enable=progress):
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,

