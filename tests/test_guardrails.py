@@ -159,6 +159,14 @@ def test_pii_in_a_text_longer_than_one_piece_keeps_its_offsets():
     assert all(text[o:o + len(p)] == p for o, p in pieces)
     spans = [s for s in make_check("pii").find(text) if s.label == "EMAIL_ADDRESS"]
     assert [text[s.start:s.end] for s in spans] == ["jane.doe@example.com"]
+    whole = make_check("pii", max_chars=len(text)).check(text)
+    assert whole.fired and "write to <EMAIL_ADDRESS>" in whole.fixed and "jane" not in whole.fixed
+    # longer than max_chars: not analysed, and a redact rule fails closed
+    policy = Policy.from_config({"input": [{"check": "pii", "action": "redact", "options": {"max_chars": 1000}}],
+                                 "fallback_message": "Too long to check."})
+    res = policy.apply(text)
+    assert res.text == "Too long to check." and res.outcomes[0].action == "fallback"
+    assert "not analysed for PII" in res.outcomes[0].decision.reason
 
 
 # ---------------------------------------------------------------- evaluation on labelled files

@@ -47,10 +47,13 @@ def smollm2():
 
 @pytest.mark.slow
 def test_smollm2_gguf_answers_paris_counts_tokens_and_reproduces_samples(smollm2):
-    g = smollm2.generate([QUESTION], GenParams(max_new_tokens=16))[0]
-    assert "Paris" in g.text and g.backend == "llama-cpp"
-    assert g.tokens_in == len(smollm2.encode(QUESTION)) and 0 < g.tokens_out <= 16
-    assert g.ttft_s is not None and 0 < g.ttft_s <= g.latency_s
+    # (the chat answer of the 135M at Q4_1 differs from transformers' float32 one: a raw completion
+    # is the stable check; the 0.5B below agrees with transformers on chat answers)
+    g = smollm2.generate(["The capital of France is"], GenParams(max_new_tokens=8))[0]
+    assert g.text.startswith(" Paris") and g.backend == "llama-cpp"
+    chat = smollm2.generate([QUESTION], GenParams(max_new_tokens=16))[0]
+    assert chat.tokens_in == len(smollm2.encode(QUESTION)) and 0 < chat.tokens_out <= 16
+    assert g.ttft_s is not None and 0 < g.ttft_s <= g.latency_s and g.tokens_in == 5
     sampled = GenParams(max_new_tokens=16, temperature=0.9, seed=7)
     assert [x.text for x in smollm2.generate([QUESTION] * 2, sampled)] == \
         [x.text for x in smollm2.generate([QUESTION] * 2, sampled)]
@@ -65,8 +68,8 @@ def test_json_schema_and_choices_are_honoured(smollm2):
     g = smollm2.generate([QUESTION], GenParams(max_new_tokens=48, json_schema=schema))[0]
     obj = json.loads(g.text)
     assert set(obj) == {"city", "sure"} and isinstance(obj["sure"], bool)
-    picked = smollm2.generate([QUESTION, "2 + 2 ="], GenParams(choices=("Paris", "Berlin", " 4", " 7")))
-    assert [p.text for p in picked] == ["Paris", " 4"] and all(p.finish_reason == "stop" for p in picked)
+    picked = smollm2.generate(["The capital of France is", "2 + 2 ="], GenParams(choices=(" Paris", " Berlin", " 4", " 7")))
+    assert [p.text for p in picked] == [" Paris", " 4"] and all(p.finish_reason == "stop" for p in picked)
 
 
 @pytest.mark.slow
@@ -87,19 +90,22 @@ def test_qwen05_answers_and_agrees_with_transformers_on_greedy_answers():
                   "What is 12 times 11? Answer with the number only.",
                   "Name the largest planet of the solar system in one word.")]
     params = GenParams(max_new_tokens=12)
+    planets = GenParams(choices=("Jupiter", "Mercury", "Paris"))
     cpp = make_backend({"backend": "llama-cpp", "model": "qwen2.5-coder-0.5b-instruct", "threads": 2})
     try:
-        fast = cpp.generate(questions, params)
+        fast, fast_pick = cpp.generate(questions, params), cpp.generate(questions, planets)
         prompt_ids = cpp.encode(questions[0])
     finally:
         cpp.close()
     hf = make_backend({"backend": "transformers", "model": "qwen2.5-coder-0.5b-instruct", "batch_size": 3})
     try:
-        slow = hf.generate(questions, params)
+        slow, slow_pick = hf.generate(questions, params), hf.generate(questions, planets)
         hf_ids = hf.encode(questions[0])
     finally:
         hf.close()
     assert prompt_ids == hf_ids  # the GGUF's chat template and tokenizer give the same prompt tokens
-    assert "Paris" in fast[0].text and "132" in fast[1].text and "Jupiter" in fast[2].text
-    # same (quantised) weights, different kernels: the short greedy answers agree
+    assert "Paris" in fast[0].text and "132" in fast[1].text
+    # same (quantised) weights, different kernels: the short greedy answers and the scored
+    # choices agree (right or wrong: the 0.5B calls Mercury the largest planet on both)
     assert [g.text.strip() for g in fast] == [g.text.strip() for g in slow]
+    assert [g.text for g in fast_pick] == [g.text for g in slow_pick]

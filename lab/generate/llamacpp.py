@@ -194,9 +194,10 @@ class LlamaCppBackend:
                 finish = choice["finish_reason"]
         latency = time.perf_counter() - t0
         text, cut = truncate_at_stop("".join(pieces), params.stop)
-        # tokens generated: what the context holds beyond the prompt (the end-of-sequence token,
-        # when reached, is not put into llama.cpp's context, so it is counted apart)
-        n_out = max(self.llm.n_tokens - len(ids), 0) + (1 if finish == "stop" and not params.stop else 0)
+        # tokens generated: what the context holds beyond the prompt, plus the last sampled token,
+        # which llama.cpp never evaluates (the end-of-sequence token, the token that reached
+        # max_tokens or completed a stop string); the end-of-sequence token counts, as in transformers
+        n_out = max(self.llm.n_tokens - len(ids), 0) + (1 if first is not None else 0)
         return Generation(text, len(ids), n_out, latency, (first - t0) if first is not None else None,
                           "stop" if cut else finish, self.name)
 
@@ -206,25 +207,36 @@ class LlamaCppBackend:
         choice_ids = [self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices]
         if any(not c for c in choice_ids):
             raise LabError(f"llama-cpp backend: a choice encodes to no tokens: {choices!r}")
+        if len(ids) + max(len(c) for c in choice_ids) > self.n_ctx:
+            raise LabError(f"llama-cpp backend: prompt and choice do not fit n_ctx={self.n_ctx}")
         t0 = time.perf_counter()
-        scores = [self._continuation_logprob(ids, c) for c in choice_ids]
+        self.llm.reset()
+        self.llm.eval(ids)  # the prompt once; each choice continues from its KV cache
+        after_prompt = self._last_logprobs()
+        scores = []
+        for c in choice_ids:
+            self.llm.n_tokens = len(ids)  # drop the previous choice's tokens (eval clears their cache)
+            total, logprobs = 0.0, after_prompt
+            for j, tok in enumerate(c):
+                total += float(logprobs[tok])
+                if j + 1 < len(c):
+                    self.llm.eval([tok])
+                    logprobs = self._last_logprobs()
+            scores.append(total)
         best = max(range(len(choices)), key=lambda i: scores[i])
         return Generation(choices[best], len(ids), len(choice_ids[best]), time.perf_counter() - t0, None,
                           "stop", self.name)
 
-    def _continuation_logprob(self, prompt: list[int], cont: list[int]) -> float:
-        """Summed log-probability of ``cont`` after ``prompt`` (the prompt's KV cache is reused)."""
+    def _last_logprobs(self) -> Any:
+        """Log-softmax of the logits after the last evaluated token. Read from the context directly:
+        the high-level ``Llama`` keeps logits only with ``logits_all=True``, which holds n_ctx x vocab
+        floats (2.5 GB for Qwen's 151,936-token vocabulary at n_ctx 4096)."""
         import numpy as np
 
-        total = 0.0
-        self.llm.reset()
-        self.llm.eval(prompt)
-        for tok in cont:
-            logits = np.asarray(self.llm.eval_logits[-1], dtype=np.float64)
-            m = logits.max()
-            total += float(logits[tok] - m - math.log(np.exp(logits - m).sum()))
-            self.llm.eval([tok])
-        return total
+        n_vocab = self.llm.n_vocab()
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,)).astype(np.float64)
+        m = logits.max()
+        return logits - m - math.log(float(np.exp(logits - m).sum()))
 
     def close(self) -> None:
         """Free the model and its context."""

@@ -3,7 +3,8 @@
 Actions (after Guardrails AI's on-fail actions and NeMo Guardrails' rails as configuration):
 
 ``block``     stop: the request is refused with the fallback message; later checks do not run
-``redact``    replace what the check located (PII, secrets) with ``<LABEL>`` and go on
+``redact``    replace what the check located (PII, secrets) with ``<LABEL>`` and go on; when the
+              check fired without locating (a text too long to analyse), fall back
 ``repair``    use the check's fixed text (repaired JSON); when it has none, fall back
 ``fallback``  replace the text with the fallback message (a declined or broken answer) and go on
 ``warn``      only record the decision
@@ -155,8 +156,11 @@ class Policy:
                 action = rule.action
                 if rule.action == "block":
                     current, result.allowed = self.fallback_message, False
-                elif rule.action == "redact" and d.fixed is not None:
-                    current = d.fixed
+                elif rule.action == "redact":
+                    if d.fixed is not None:
+                        current = d.fixed
+                    else:  # nothing to redact with (the check could not locate): fail closed
+                        current, action = self.fallback_message, "fallback"
                 elif rule.action == "repair":
                     if d.fixed is not None:
                         current = d.fixed
