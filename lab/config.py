@@ -297,6 +297,41 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
+class GuardrailClassifierSpec(StrictModel):
+    """A trained guardrail classifier: its check and its labelled training file (a held-out
+    fraction of it, by the hash of each text, is never trained on and is evaluated)."""
+
+    check: Literal["injection", "toxicity"]
+    data: str
+    heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+
+
+class GuardrailExtraEval(StrictModel):
+    """One more labelled file a check is measured on (benign prompts with trigger words, another
+    domain's toxic comments...)."""
+
+    name: str = Field(min_length=1)
+    check: str = Field(min_length=1)
+    data: str
+
+
+@SECTIONS.register("guardrails_eval")
+class GuardrailsEvalConfig(StageConfig):
+    """Section ``guardrails_eval``: classifiers to train, held-out and extra evaluations, PII span sets."""
+
+    classifiers: list[GuardrailClassifierSpec] = Field(min_length=1)
+    evals: list[GuardrailExtraEval] = []
+    pii_sets: list[str] = []
+    seed: int = 0
+    out_dir: str = "results/guardrails_eval"
+
+    def paths(self) -> dict[str, str]:
+        out = {f"classifiers[{i}].data": c.data for i, c in enumerate(self.classifiers)}
+        out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
+        out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
+        return out
+
+
 def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:
     lines = [f"{source}: section {section!r} is invalid:"]
     for e in err.errors():

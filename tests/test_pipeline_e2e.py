@@ -63,6 +63,11 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["finetune_comparison"].update(model="tiny-random-llama", n_train=16, n_heldout=8)
     params["finetune_comparison"]["training"].update(max_steps=4, save_every=2, eval_every=2, max_length=4096,
                                                        rag_max_length=4096)
+    # guardrails: the injection classifier (546 prompts) and the small PII set keep it to seconds
+    params["guardrails_eval"].update(
+        classifiers=[{"check": "injection", "data": "data/guardrails/prompt_injection/deepset_train.jsonl"}],
+        evals=[e for e in params["guardrails_eval"]["evals"] if e["check"] == "injection"],
+        pii_sets=["data/guardrails/pii/presidio_generated_small.json"])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -86,7 +91,7 @@ def test_repro_produces_outputs_and_tracked_run(project):
                  "finetune lora", "embedding ("):
         assert line in repro.stderr, (line, repro.stderr[-2000:])
     assert "without encryption" not in repro.stderr + repro.stdout
-    for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison"):
+    for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval"):
         nb = json.loads((root / "results" / stage / f"{stage}.ipynb").read_text())
         noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
         assert not noise, (stage, noise[:1])
@@ -116,7 +121,13 @@ def test_repro_produces_outputs_and_tracked_run(project):
 
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
-    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison"}
+    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison",
+                           "guardrails_eval"}
+    guard = json.loads((root / "results" / "guardrails_eval" / "metrics.json").read_text())
+    assert 0 < guard["injection"]["heldout"]["f1"] <= 1 and guard["injection"]["benign_trigger_words"]["negatives"] == 30
+    assert "precision" not in guard["injection"]["benign_trigger_words"]  # undefined on benign-only: left out
+    assert 0 < guard["pii"]["presidio_generated_small"]["f2"] <= 1
+    assert (root / "results" / "guardrails_eval" / "models" / "injection" / "model.joblib").is_file()
     arms = pd.read_csv(root / "results" / "finetune_comparison" / "results.csv").set_index("arm")
     assert list(arms.index) == ["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
     ran = arms[arms.skipped.isna()]

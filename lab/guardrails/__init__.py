@@ -14,6 +14,7 @@ Checks (:data:`CHECKS`; plugins through the entry-point group ``lab.guardrail_ch
 ``json_schema``  output JSON validated by jsonschema, one repair attempt (json-repair)
 ``refusal``      the model declined or said it does not know
 ``injection``    prompt injection: a classifier trained on labelled prompts, named rules as a floor
+``toxicity``     toxic or offensive text: a classifier trained on labelled comments
 
 Importing this package is cheap: Presidio, spaCy and detect-secrets load on first use.
 """

@@ -260,6 +260,13 @@ def evaluate(path: str | Path, check_name: str, *, skip_bad: bool = False,
         cut = threshold if threshold is not None else (decisions[0].threshold if decisions else None)
         fired = [d.score >= cut for d in decisions] if threshold is not None else [d.fired for d in decisions]
         result.update({**binary_metrics(data.labels, fired), "threshold": cut})
+        if hasattr(check, "scores") and 0 < sum(data.labels) < len(data.labels):
+            # threshold-free figures of a trained classifier (its probability, rules left out)
+            from sklearn.metrics import average_precision_score, roc_auc_score
+
+            probs = check.scores(data.texts)
+            result.update(average_precision=float(average_precision_score(data.labels, probs)),
+                          roc_auc=float(roc_auc_score(data.labels, probs)))
     result["seconds"] = time.perf_counter() - t0
     result["skipped"] = len(data.skipped)
     if data.skipped:

@@ -1,5 +1,5 @@
-"""Prompt injection: a classifier trained on labelled prompts (:mod:`lab.guardrails.classifier`)
-with named rules as a floor.
+"""Trained classifier checks: prompt injection (a classifier trained on labelled prompts, with named
+rules as a floor) and toxicity.
 
 The decision fires when the classifier's probability reaches its stored threshold, or when one of
 the rules below matches (a rule is a floor: it catches the textbook phrasings even where a
@@ -88,3 +88,38 @@ class Injection:
         signals += [f"rule {h}" for h in hits]
         score = max(p, 1.0 if hits else 0.0)
         return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals))
+
+
+@CHECKS.register("toxicity")
+class Toxicity:
+    """Toxic or offensive text (inputs, or outputs before they reach a user): a classifier trained on
+    labelled comments (:mod:`lab.guardrails.classifier`; the shared Davidson et al. tweets, hate
+    speech and offensive language counted as toxic). No rules: a word list would flag quotations,
+    reclaimed words and discussions of slurs alike.
+
+    Parameters
+    ----------
+    model_dir : str or None
+        The trained classifier (default: the guardrails stage's ``models/toxicity``).
+    """
+
+    name = "toxicity"
+    stages = frozenset({"input", "output"})
+    model_name = "toxicity"
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        from lab.guardrails.classifier import TextClassifier
+
+        self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
+        self.threshold = self.model.threshold
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        """The classifier's probability of toxic for each text."""
+        return self.model.scores([safe_text(t) for t in texts])
+
+    def check(self, text: str, *, context: Sequence[str] | None = None,
+              schema: Mapping[str, Any] | None = None) -> Decision:
+        p = self.scores([text])[0]
+        fired = p >= self.threshold
+        return Decision(self.name, fired, p, self.threshold,
+                        f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else "")

@@ -16,7 +16,7 @@ from typing import Any
 from lab.errors import LabError
 
 #: Checks backed by a trained classifier.
-TRAINABLE = ("injection",)
+TRAINABLE = ("injection", "toxicity")
 
 
 def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldout_fraction: float = 0.25,

@@ -1,0 +1,90 @@
+"""Per-check latency (p50/p95) and throughput of the guardrail checks on CPU, against a same-run
+baseline: one compiled e-mail regex over the same texts (the cheapest rule there is).
+
+Texts: user prompts (a labelled JSONL, default the shared deepset injection prompts) and PII texts
+(Presidio span JSON, default the shared small generated set), each check timed one text at a time
+as the request path calls it, after one warm-up call (model and pipeline loads are not in the
+figures). Trained checks (injection, toxicity) load from ``--models DIR`` (``DIR/<name>``).
+
+    python benchmarks/guardrails_latency.py --models results/guardrails_eval/models \
+        --out benchmarks/results/guardrails_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def _time(fn, texts: list[str]) -> dict[str, float]:
+    fn(texts[0])  # warm-up
+    ms = []
+    t_all = time.perf_counter()
+    for t in texts:
+        t0 = time.perf_counter()
+        fn(t)
+        ms.append((time.perf_counter() - t0) * 1000)
+    wall = time.perf_counter() - t_all
+    return {"n": len(texts), "p50_ms": round(_pct(ms, 0.5), 4), "p95_ms": round(_pct(ms, 0.95), 4),
+            "mean_ms": round(statistics.fmean(ms), 4), "texts_per_s": round(len(texts) / wall, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", type=Path, default=ROOT / "data/guardrails/prompt_injection/deepset_train.jsonl")
+    ap.add_argument("--pii", type=Path, default=ROOT / "data/guardrails/pii/presidio_generated_small.json")
+    ap.add_argument("--models", type=Path, default=ROOT / "results/guardrails_eval/models")
+    ap.add_argument("--limit", type=int, default=200, help="texts per set")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    from lab.guardrails import make_check
+    from lab.guardrails.evaluate import read_labelled
+    from lab.io import write_json
+
+    prompts = read_labelled(args.prompts).texts[: args.limit]
+    pii_texts = read_labelled(args.pii).texts[: args.limit]
+    texts = prompts + pii_texts
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    checks = {"limits": make_check("limits"), "secrets": make_check("secrets"), "refusal": make_check("refusal"),
+              "json_schema": make_check("json_schema", schema=schema), "pii": make_check("pii"),
+              "injection_rules_only": make_check("injection", classifier=False)}
+    skipped = {}
+    for name in ("injection", "toxicity"):
+        folder = args.models / name
+        if folder.is_dir():
+            checks[name] = make_check(name, model_dir=str(folder))
+        else:
+            skipped[name] = f"no trained model in {folder} (dvc repro guardrails_eval, or --models DIR)"
+    baseline = _time(lambda t: EMAIL.search(t), texts)
+    figures = {}
+    for name, c in checks.items():
+        f = _time(lambda t, c=c: c.check(t), texts)
+        f["p50_over_baseline"] = round(f["p50_ms"] / max(baseline["p50_ms"], 1e-6), 1)
+        figures[name] = f
+    report = {"texts": {"prompts": len(prompts), "pii_texts": len(pii_texts), "mean_chars":
+                        round(statistics.fmean(len(t) for t in texts))},
+              "baseline_email_regex": baseline, "checks": figures, "skipped": skipped,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "note": "one text at a time, after a warm-up; other work may share the cores"}}
+    print(json.dumps(report, indent=2))
+    if args.out:
+        write_json(args.out, report, indent=2)
+
+
+if __name__ == "__main__":
+    main()
