@@ -21,7 +21,7 @@ test-fast: setup
 	pytest -q -m "not slow"
 
 # The fine-tune comparison on Qwen2.5-Coder-0.5B (experiments/finetune_qwen05.yaml) as one DVC
-# experiment; hours on a 2-core CPU (see the README), minutes on a GPU.
+# experiment; hours on a 2-core CPU (see the README); CUDA is used when there is a GPU.
 finetune-qwen05:
 	bash scripts/setup.sh --with qwen-0.5b
 	eval dvc exp run -n finetune-qwen05 $$(lab params overrides experiments/finetune_qwen05.yaml)

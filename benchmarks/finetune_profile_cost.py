@@ -8,8 +8,11 @@ seconds per answered question and per training step, and extrapolates each profi
 fine-tune stage: questions x s/question + steps x s/step (+ model loads). The ratio of the two
 estimates is the profile's cost relative to the demo.
 
-Training steps on the slice use the profile's batch size and sequence lengths, so s/step carries
-over; the first step of a run is slower (allocation), so at least 3 steps are timed.
+Training steps on the slice use the profile's batch size and sequence lengths, but s/step is the
+arm's whole training wall time over the slice's steps: it includes the trainer's start-up (spawn,
+model load, first-step allocation), so the estimates are UPPER bounds. Measured 2026-12-02 with
+3 steps: the demo profile was estimated at 3,314 s where its cold run took 1,317 s (2.5x over).
+A slope over two step counts would remove the start-up; not done yet.
 
     python benchmarks/finetune_profile_cost.py experiments/finetune_qwen05.yaml \
         --out benchmarks/results/finetune_profile_cost_qwen05.json
