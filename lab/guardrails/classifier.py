@@ -39,9 +39,9 @@ def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[
 
 
 def _pipeline(seed: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, make_pipeline
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     features = FeatureUnion([
         ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
@@ -118,7 +118,7 @@ def train_text_classifier(texts: Sequence[str], labels: Sequence[int], *, name: 
     threshold, f1 = best_f1_threshold(y, oof)
     pipe = _pipeline(seed).fit(list(texts), y)
     digest = hashlib.sha256(json.dumps([list(texts), y.tolist()]).encode()).hexdigest()[:16]
-    meta = {"name": name, "n_train": int(len(y)), "positives": int(y.sum()), "seed": seed, "folds": folds,
+    meta = {"name": name, "n_train": len(y), "positives": int(y.sum()), "seed": seed, "folds": folds,
             "threshold_rule": "best F1 of out-of-fold training probabilities",
             "oof_f1": f1, "oof_auc": float(roc_auc_score(y, oof)), "oof_average_precision":
             float(average_precision_score(y, oof)), "train_data_sha256": digest, "sources": list(sources),

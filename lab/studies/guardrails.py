@@ -115,13 +115,13 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> GuardrailsReport:
 
         check = make_check(spec.check, model_dir=str(folder))
         data = read_labelled(held)
-        curves[spec.check] = _curves(data.labels, check.scores(data.texts))
-        if spec.check == "injection":
-            fired = [check.check(t) for t in data.texts]
-            signals = pd.DataFrame({"label": data.labels, "classifier": [check.scores([t])[0] >= check.threshold
-                                                                         for t in data.texts],
-                                    "rules": [", ".join(rule_hits(t)) for t in data.texts],
-                                    "fired": [d.fired for d in fired]})
+        probs = check.scores(data.texts)
+        curves[spec.check] = _curves(data.labels, probs)
+        if spec.check == "injection":  # which signals fire: the classifier's cut and each rule
+            hits = [rule_hits(t) for t in data.texts]
+            signals = pd.DataFrame({"label": data.labels, "classifier": [p >= check.threshold for p in probs],
+                                    "rules": [", ".join(h) for h in hits]})
+            signals["fired"] = signals["classifier"] | signals["rules"].ne("")
     for e in cfg.evals:
         options = {"model_dir": str(models[e.check])} if e.check in models else None
         res = evaluate(cfg.resolve(e.data, root), e.check, options=options)
