@@ -32,3 +32,39 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
     ray.init(**kwargs)
     return True
+
+
+def shutdown(timeout_s: float = 20.0) -> bool:
+    """``ray.shutdown()`` with a bound; returns True when it finished in time.
+
+    After a Ctrl-C that reached the whole process group, Ray's own processes (GCS, raylet) may be
+    gone before the driver shuts down, and ``ray.shutdown()`` can then wait on them for a minute or
+    more. Past ``timeout_s`` the Ray processes this process started are stopped (SIGTERM, then
+    SIGKILL: :func:`lab.procs.stop_tree`), Ray's exit hook is dropped so the interpreter does not
+    wait on it again, and the caller goes on (with its exception, if any).
+    """
+    import atexit
+    import threading
+
+    import psutil
+    import ray
+
+    from lab.procs import stop_tree
+
+    try:
+        started = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        started = []
+    done = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+    done.start()
+    done.join(timeout_s)
+    if not done.is_alive():
+        return True
+    import sys
+
+    print(f"lab: ray.shutdown() did not return within {timeout_s:.0f} s; stopping the Ray processes "
+          f"this run started", file=sys.stderr, flush=True)
+    stop_tree([p for p in started if p.is_running()])
+    atexit.unregister(ray.shutdown)
+    done.join(5)
+    return False

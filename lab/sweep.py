@@ -266,7 +266,9 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
                            "only the failed ones")
     finally:
         if started_here:
-            ray.shutdown()
+            from lab.raycluster import shutdown
+
+            shutdown()  # bounded: after a Ctrl-C Ray's own processes may already be gone
 
 
 def config_order(result: dict[str, Any]) -> str:

@@ -79,8 +79,11 @@ def _interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT, within: float =
     try:
         out, _ = proc.communicate(timeout=within)
     except subprocess.TimeoutExpired:
+        stuck = [(p.pid, " ".join(p.cmdline())[:120]) for p in _tree(proc.pid)]
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"still running {within} s after {signal.Signals(sig).name}")
+        out, _ = proc.communicate(timeout=30)
+        pytest.fail(f"still running {within} s after {signal.Signals(sig).name}; processes then: {stuck}; "
+                    f"output:\n{(out or '')[-4000:]}")
     return proc.returncode, time.time() - t0, out
 
 
@@ -303,3 +306,29 @@ def test_ctrl_c_stops_the_trainer_child_and_the_rerun_resumes_from_its_checkpoin
     info = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert info["resumed_from_step"] == max(steps) and info["steps"] == max(steps) + 2
     assert f"resuming from checkpoint step {max(steps)}" in rerun.stderr
+
+
+HUNG_SHUTDOWN = """
+import threading, time, psutil, ray
+from lab.raycluster import ensure_ray, shutdown
+ensure_ray(None, 1)
+ray_procs = psutil.Process().children(recursive=True)
+ray.shutdown = lambda *a, **k: threading.Event().wait(120)   # a shutdown that waits on a dead GCS
+t0 = time.time()
+finished = shutdown(timeout_s=3)
+print("finished", finished, "took", round(time.time() - t0, 1), "left", sum(p.is_running() for p in ray_procs),
+      "of", len(ray_procs))
+"""
+
+
+@pytest.mark.slow
+def test_a_hung_ray_shutdown_is_cut_off_and_its_processes_stopped(tmp_path):
+    script = tmp_path / "hung.py"
+    script.write_text(HUNG_SHUTDOWN, encoding="utf-8")
+    t0 = time.time()
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    words = run.stdout.split()
+    assert words[:2] == ["finished", "False"] and words[5] == "0" and int(words[7]) > 0, run.stdout
+    assert float(words[3]) < 30 and "did not return within 3 s" in run.stderr
+    assert time.time() - t0 < 150  # and the interpreter exits without waiting on Ray's exit hook

@@ -140,7 +140,9 @@ def finetune_ray(train: Sequence[dict], eval: Sequence[dict], cfg: FinetuneConfi
                     raise LabError(f"finetune_ray: training failed: {str(exc).strip()[-2000:]}") from exc
             finally:
                 if started_here:
-                    ray.shutdown()
+                    from lab.raycluster import shutdown
+
+                    shutdown()  # bounded, as the sweep's
             saved = json.loads((out_dir / FINAL / META_FILE).read_text(encoding="utf-8"))
             for what, st in saved["data"].items():  # workers' warnings stay in Ray's logs: repeat them here
                 if st["truncated"]:
