@@ -20,16 +20,7 @@ import platform
 import time
 from pathlib import Path
 
-QUESTIONS = [
-    "What is the capital of France?",
-    "Who wrote the play Hamlet?",
-    "What is the boiling point of water in Celsius at sea level?",
-    "Name the largest planet of the solar system.",
-    "In which year did the first moon landing take place?",
-    "What gas do plants take up from the air for photosynthesis?",
-    "Which language is mostly spoken in Brazil?",
-    "What is the square root of 81?",
-]
+from _questions import chat_prompts  # benchmarks/ is on sys.path when run as a script
 
 
 def main() -> None:
@@ -46,11 +37,7 @@ def main() -> None:
     from lab.generate.hf import TransformersBackend
     from lab.io import write_json
 
-    questions = (args.prompts.read_text(encoding="utf-8").split("\n") if args.prompts else QUESTIONS)
-    questions = [q.strip() for q in questions if q.strip()]
-    if not questions:
-        raise SystemExit(f"{args.prompts}: no questions (one per line)")
-    prompts = [[{"role": "user", "content": f"{q} Answer in a few words."}] for q in questions]
+    questions, prompts = chat_prompts(args.prompts)
     params = GenParams(max_new_tokens=args.max_new_tokens, temperature=0.0)
 
     backends = {d: TransformersBackend(args.model, dtype=d, batch_size=args.batch_size)
