@@ -16,6 +16,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(params_app, name="params")
 guardrails_app = typer.Typer(help="Guardrail checks: measure them on labelled data.", no_args_is_help=True)
 app.add_typer(guardrails_app, name="guardrails")
+judge_app = typer.Typer(help="LLM-as-judge: calibrate judges against human labels.", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
 
 
 def _parse_value(raw: str) -> Any:
@@ -254,3 +256,32 @@ def dvc_deps(
 
 if __name__ == "__main__":
     app()
+
+
+@judge_app.command("calibrate")
+def judge_calibrate(
+    labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded) or exported feedback.")],
+    judge: Annotated[str, typer.Option("--judge", help="default, majority, lexical, a trained or configured judge, or prompted:MODEL.")] = "default",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
+    sample: Annotated[int | None, typer.Option("--sample", help="Judge a seeded sample of this many items.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Agreement of a judge with the file's human labels (accuracy, F1, kappa with CIs, confusion
+    matrix), its parse failures, and the majority and lexical baselines."""
+    from lab.errors import LabError
+    from lab.judge.calibrate import calibrate_file
+
+    try:
+        result = calibrate_file(str(labelled_file), judge, skip_bad=skip_bad, sample=sample, seed=seed)
+    except LabError as exc:
+        _fail(exc)
+        return
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        from lab.io import write_text
+
+        write_text(out, text + "\n")
+    if result["skipped"]:
+        typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(text)

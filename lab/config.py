@@ -332,6 +332,65 @@ class GuardrailsEvalConfig(StageConfig):
         return out
 
 
+class HaluEvalSets(StrictModel):
+    """The labelled judgment sets (HaluEval formats, see :mod:`lab.data.halueval`)."""
+
+    grounded_train: str = "data/halueval/qa_train.jsonl"      # trains the local judge; thresholds; default choice
+    grounded_eval: str = "data/halueval/qa_grounded.dev250.jsonl"   # reported only
+    general: str = "data/halueval/general_data.dev1000.jsonl"  # split by the hash of each query
+    general_heldout_fraction: float = Field(0.5, gt=0, lt=1)
+
+
+class PromptedJudgeSpec(StrictModel):
+    """A judge that prompts a generation backend with a rubric (see :mod:`lab.judge`)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: dict[str, Any]                  # a :func:`lab.generate.make_backend` mapping
+    tasks: list[Literal["grounded", "general"]] = ["grounded", "general"]
+    sample: int | None = Field(None, ge=2)   # at most this many items per set (seeded); the report says so
+
+
+class TrainedJudgeSpec(StrictModel):
+    """The local judge: a cross-encoder fine-tuned from an embedding model on labelled judgments."""
+
+    model: str = "all-minilm-l6-v2"
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    max_length: int = Field(256, ge=16)
+    threads: int | None = Field(None, ge=1)
+
+
+@SECTIONS.register("judge_eval")
+class JudgeEvalConfig(StageConfig):
+    """Section ``judge_eval``: judges calibrated against human labels, then the fine-tune arms scored."""
+
+    data: HaluEvalSets = HaluEvalSets()
+    validation_fraction: float = Field(0.2, gt=0, lt=1)   # of each training set: picks thresholds and defaults
+    judges: list[PromptedJudgeSpec] = []
+    trained: TrainedJudgeSpec = TrainedJudgeSpec()
+    agreement_bar: float = Field(0.4, ge=-1, le=1)          # Cohen's kappa below this is flagged
+    answers: str | None = "results/finetune_comparison/predictions.jsonl"
+    n_resamples: int = Field(2000, ge=100)
+    seed: int = 0
+    out_dir: str = "results/judge_eval"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "JudgeEvalConfig":
+        names = [j.name for j in self.judges]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"judge names must be unique; repeated: {dup}")
+        return self
+
+    def paths(self) -> dict[str, str]:
+        out = {"data.grounded_train": self.data.grounded_train, "data.grounded_eval": self.data.grounded_eval,
+               "data.general": self.data.general}
+        if self.answers:
+            out["answers"] = self.answers
+        return out
+
+
 def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:
     lines = [f"{source}: section {section!r} is invalid:"]
     for e in err.errors():

@@ -34,6 +34,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                   "a sweep configuration realised", ("lab.retrieval",)),
     ("generate", "generation backends (transformers, vLLM, llama.cpp, OpenAI-compatible), prompts", ("lab.generate",)),
     ("finetune", "full / LoRA / QLoRA fine-tuning, checkpoints, Ray Train", ("lab.finetune",)),
+    ("judge", "LLM-as-judge: versioned rubrics, parsing with one repair, the judgment cache, baselines, "
+              "the trained cross-encoder judge, calibration against human labels", ("lab.judge",)),
     ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal) composed into policies with actions, "
                    "measured on labelled files", ("lab.guardrails",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),

@@ -222,9 +222,10 @@ def test_transformers_choice_scores_match_unpadded_reference(tiny_pair):
     backend = make_backend({"backend": "transformers", "model": tiny_pair, "batch_size": 4})
     choices = ("Paris", "Berlin", "a much longer answer")
     prompts = [CHAT, "Numbers: 0 1 2 3 4 5 6 7 8 9 10"]
-    got = [g.text for g in backend.generate(prompts, GenParams(choices=choices))]
+    gens = backend.generate(prompts, GenParams(choices=choices))
+    got = [g.text for g in gens]
     want = []
-    for p in prompts:
+    for g, p in zip(gens, prompts, strict=True):
         ids = backend.encode(p)
         scores = []
         for c in choices:
@@ -233,6 +234,9 @@ def test_transformers_choice_scores_match_unpadded_reference(tiny_pair):
                 logp = torch.log_softmax(model(torch.tensor([ids + cids])).logits[0].float(), -1)
             scores.append(sum(logp[len(ids) - 1 + j, t].item() for j, t in enumerate(cids)))
         want.append(choices[max(range(len(choices)), key=scores.__getitem__)])
+        # the per-choice log-probabilities a judge turns into a probability, as scored unpadded
+        assert list(g.choice_logprobs) == list(choices)
+        assert list(g.choice_logprobs.values()) == pytest.approx(scores, abs=1e-3)
     assert got == want
 
 

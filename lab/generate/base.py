@@ -129,6 +129,9 @@ class Generation:
         (``max_new_tokens`` reached) or what an endpoint reports.
     backend : str
         Name of the backend that produced it.
+    choice_logprobs : dict or None
+        For a constrained choice (``GenParams.choices``) scored by the backend: each choice's summed
+        log-probability after the prompt (a judge turns them into a probability); None otherwise.
     """
 
     text: str
@@ -138,6 +141,7 @@ class Generation:
     ttft_s: float | None
     finish_reason: str
     backend: str
+    choice_logprobs: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

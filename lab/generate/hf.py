@@ -196,7 +196,8 @@ class TransformersBackend:
                 scores[p, c] = logprobs[row, -k - 1:-1].gather(-1, target[:, None]).sum().item()
         latency = time.perf_counter() - t0
         best = scores.argmax(dim=1).tolist()
-        return [Generation(choices[b], len(encoded[p]), len(choice_ids[b]), latency, None, "stop", self.name)
+        return [Generation(choices[b], len(encoded[p]), len(choice_ids[b]), latency, None, "stop", self.name,
+                           choice_logprobs=dict(zip(choices, scores[p].tolist(), strict=True)))
                 for p, b in enumerate(best)]
 
     def close(self) -> None:

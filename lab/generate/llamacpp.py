@@ -225,7 +225,7 @@ class LlamaCppBackend:
             scores.append(total)
         best = max(range(len(choices)), key=lambda i: scores[i])
         return Generation(choices[best], len(ids), len(choice_ids[best]), time.perf_counter() - t0, None,
-                          "stop", self.name)
+                          "stop", self.name, choice_logprobs=dict(zip(choices, scores, strict=True)))
 
     def _last_logprobs(self) -> Any:
         """Log-softmax of the logits after the last evaluated token. Read from the context directly:

@@ -1,0 +1,183 @@
+"""Labelled judgment files: the two HaluEval formats and the gateway's exported feedback.
+
+One record becomes one or two :class:`JudgedItem` (label 1 = hallucinated / unfaithful / bad):
+
+``general``   ``{"user_query", "chatgpt_response", "hallucination": "yes"|"no"}`` (HaluEval general,
+              human labels): one item, no grounding text.
+``grounded``  ``{"knowledge", "question", "right_answer", "hallucinated_answer"}`` (HaluEval QA):
+              two items, the right answer (0) and the hallucinated one (1), both grounded in
+              ``knowledge``; they share a ``group`` so that splits keep a seed's pair together.
+``feedback``  ``{"question", "answer", "rating": "up"|"down", "contexts"?: [...]}`` (thumbs from the
+              serving gateway): down = 1.
+
+The format is read from the keys of each record (a file may not mix formats). Labels are strict:
+``"Yes "``, ``"maybe"`` or a missing field is a malformed record, reported with its line number;
+:func:`read_judged` stops on the first batch of them unless ``skip_bad`` is set, in which case the
+skipped lines are counted and kept in :attr:`JudgedSet.skipped`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import DataError
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "general": ("user_query", "chatgpt_response", "hallucination"),
+    "grounded": ("knowledge", "question", "right_answer", "hallucinated_answer"),
+    "feedback": ("question", "answer", "rating"),
+}
+_YES_NO = {"yes": 1, "no": 0}
+_RATING = {"down": 1, "up": 0}
+
+
+@dataclass(frozen=True)
+class JudgedItem:
+    """One answer with its human (or constructed) label."""
+
+    id: str
+    question: str
+    answer: str
+    context: str | None      # grounding text; None where the record has none
+    label: int               # 1 = hallucinated / unfaithful / thumbs down
+    group: str               # items of one source record share it (for leak-free splits)
+    line: int
+
+
+@dataclass
+class JudgedSet:
+    """A labelled file read: its format, items, and the malformed records skipped."""
+
+    path: Path
+    format: str
+    items: list[JudgedItem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    n_records: int = 0
+
+    @property
+    def labels(self) -> list[int]:
+        return [i.label for i in self.items]
+
+    @property
+    def grounded(self) -> bool:
+        return all(i.context is not None for i in self.items)
+
+
+def _detect(rec: dict[str, Any]) -> str | None:
+    scores = {f: sum(k in rec for k in keys) for f, keys in FORMATS.items()}
+    best = max(scores, key=lambda f: scores[f])
+    return best if scores[best] >= 2 else None
+
+
+def _text(rec: dict[str, Any], key: str) -> str:
+    value = rec.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"field {key!r} is missing" if key not in rec else
+                         f"field {key!r} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"field {key!r} is empty")
+    return value
+
+
+def _items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
+    if fmt == "general":
+        q, a = _text(rec, "user_query"), _text(rec, "chatgpt_response")
+        raw = rec.get("hallucination")
+        if raw not in _YES_NO:
+            raise ValueError(f"'hallucination' must be exactly \"yes\" or \"no\", got {raw!r}")
+        rid = str(rec.get("ID", line))
+        return [JudgedItem(rid, q, a, None, _YES_NO[raw], _group(q), line)]
+    if fmt == "grounded":
+        k, q = _text(rec, "knowledge"), _text(rec, "question")
+        right, wrong = _text(rec, "right_answer"), _text(rec, "hallucinated_answer")
+        g = _group(k + "\n" + q)
+        return [JudgedItem(f"{g}-right", q, right, k, 0, g, line),
+                JudgedItem(f"{g}-hallucinated", q, wrong, k, 1, g, line)]
+    q, a = _text(rec, "question"), _text(rec, "answer")
+    raw = rec.get("rating")
+    if raw not in _RATING:
+        raise ValueError(f"'rating' must be exactly \"up\" or \"down\", got {raw!r}")
+    ctx = rec.get("contexts")
+    if ctx is not None and (not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx)):
+        raise ValueError("'contexts' must be a list of strings")
+    rid = str(rec.get("response_id", line))
+    return [JudgedItem(rid, q, a, "\n\n".join(ctx) if ctx else None, _RATING[raw], _group(rid + q), line)]
+
+
+def _group(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_judged(path: str | Path, *, skip_bad: bool = False, fmt: str | None = None) -> JudgedSet:
+    """Read a labelled judgment file (JSON lines) in any format of :data:`FORMATS`.
+
+    Raises
+    ------
+    DataError
+        Missing file, no recognisable format (the message lists each format's keys), records of two
+        formats, malformed records (line numbers; pass ``skip_bad`` to leave them out), or nothing usable.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not UTF-8 text ({exc})") from None
+    if fmt is not None and fmt not in FORMATS:
+        raise DataError(f"unknown judgment format {fmt!r}; known: {', '.join(FORMATS)}")
+    out = JudgedSet(p, fmt or "")
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        out.n_records += 1
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            out.skipped.append(f"line {i}: not JSON ({exc})")
+            continue
+        if not isinstance(rec, dict):
+            out.skipped.append(f"line {i}: a record must be a JSON object, got {type(rec).__name__}")
+            continue
+        found = _detect(rec)
+        if not out.format:
+            if found is None:
+                out.skipped.append(f"line {i}: no known format; expected the keys of one of: "
+                                   + "; ".join(f"{f}: {', '.join(k)}" for f, k in FORMATS.items()))
+                continue
+            out.format = found
+        elif found is not None and found != out.format:
+            raise DataError(f"{p}: line {i} is a {found!r} record but the file began as {out.format!r}; "
+                            f"one format per file")
+        try:
+            out.items.extend(_items(out.format, rec, i))
+        except ValueError as exc:
+            out.skipped.append(f"line {i}: {exc}")
+    if out.skipped and not skip_bad:
+        head = "; ".join(out.skipped[:5])
+        raise DataError(f"{p}: {len(out.skipped)} malformed record(s) of {out.n_records}: {head}"
+                        f"{' …' if len(out.skipped) > 5 else ''}. Fix them, or pass --skip-bad to leave them "
+                        f"out (they are counted in 'skipped').")
+    if not out.items:
+        raise DataError(f"{p}: no usable records ({out.n_records} read, {len(out.skipped)} malformed)")
+    return out
+
+
+def split_by_group(items: list[JudgedItem], fraction: float, *, seed: int = 0
+                   ) -> tuple[list[JudgedItem], list[JudgedItem]]:
+    """(rest, part): ``part`` holds about ``fraction`` of the groups, chosen by the hash of
+    (seed, group), so a split never depends on file order and a seed's pair never straddles it."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    cut = int(fraction * 2**32)
+
+    def inside(g: str) -> bool:
+        return int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:4], "big") < cut
+
+    rest = [i for i in items if not inside(i.group)]
+    part = [i for i in items if inside(i.group)]
+    return rest, part

@@ -1,0 +1,106 @@
+"""The baselines every judge is shown beside.
+
+``majority``  the majority class of the training labels, always (kappa 0 by construction).
+``lexical``   lexical support: the share of the answer's content words (``\\w+`` tokens, lower-cased,
+              scikit-learn's English stop words removed) that occur in the context; the score of the
+              positive class is 1 - support, and the threshold is chosen on TRAINING items
+              (:func:`lab.metrics.agreement.best_threshold`, kappa). Needs grounding text: on items
+              without a context it gives no verdict (and calibration reports it as not applicable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from lab.errors import LabError
+from lab.judge.base import JUDGES, Judgment, JudgeInput
+from lab.metrics.agreement import best_threshold
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def content_words(text: str) -> set[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return {w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS}
+
+
+def lexical_support(answer: str, context: str) -> float:
+    """Share of the answer's content words found in the context (1.0 for an answer with none)."""
+    words = content_words(answer)
+    if not words:
+        return 1.0
+    return len(words & content_words(context)) / len(words)
+
+
+@JUDGES.register("majority")
+class MajorityJudge:
+    """Always the majority class of the labels it was fitted on."""
+
+    kind = "majority"
+    rubric_id = "-"
+    task = "any"
+
+    def __init__(self, name: str = "majority") -> None:
+        self.name = name
+        self.verdict: int | None = None
+        self.rate: float | None = None
+
+    def fit(self, items: Sequence[JudgeInput], labels: Sequence[int]) -> MajorityJudge:
+        if not labels:
+            raise LabError("majority baseline: no training labels")
+        self.rate = sum(labels) / len(labels)
+        self.verdict = int(self.rate > 0.5)
+        return self
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        if self.verdict is None:
+            raise LabError("majority baseline: call fit() on training labels first")
+        return [Judgment(self.verdict, self.rate, str(self.verdict), "", self.name, self.rubric_id) for _ in items]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "verdict": self.verdict, "train_positive_rate": self.rate}
+
+
+@JUDGES.register("lexical")
+class LexicalJudge:
+    """Lexical support of the answer by the context, thresholded (see the module docstring)."""
+
+    kind = "lexical"
+    rubric_id = "-"
+    task = "grounded"
+
+    def __init__(self, name: str = "lexical", threshold: float | None = None) -> None:
+        self.name = name
+        self.threshold = threshold
+
+    @staticmethod
+    def score(item: JudgeInput) -> float | None:
+        if not item.context:
+            return None
+        return 1.0 - lexical_support(item.answer, item.context)
+
+    def fit(self, items: Sequence[JudgeInput], labels: Sequence[int]) -> LexicalJudge:
+        pairs = [(s, y) for s, y in zip(map(self.score, items), labels, strict=True) if s is not None]
+        if not pairs:
+            raise LabError("lexical baseline: no training item has a context to fit the threshold on")
+        self.threshold = best_threshold([y for _, y in pairs], [s for s, _ in pairs])
+        return self
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        if self.threshold is None:
+            raise LabError("lexical baseline: call fit() on training items first (or give a threshold)")
+        out = []
+        for item in items:
+            s = self.score(item)
+            if s is None:
+                out.append(Judgment(None, None, None, "", self.name, self.rubric_id,
+                                    error="no context: lexical support needs grounding text", error_kind="n/a"))
+            else:
+                out.append(Judgment(int(s >= self.threshold), s, None, f"{1 - s:.4f}", self.name, self.rubric_id))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "threshold": self.threshold}

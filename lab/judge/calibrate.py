@@ -1,0 +1,105 @@
+"""Calibration: how far a judge agrees with human labels, beside the baselines it must beat.
+
+:func:`calibrate` judges every item of a labelled set and reports agreement on the items that got a
+verdict (accuracy, precision, recall, F1, Cohen's kappa, the confusion matrix, bootstrap CIs), the
+counts of parse and generation failures (never dropped silently: ``n`` is every item, ``n_scored``
+those with a verdict, and ``accuracy_failures_as_wrong`` counts each failure as a disagreement),
+the majority-class accuracy of the set's own labels, and the lexical-support baseline's accuracy
+(its threshold fitted on TRAINING items; ``None`` where the set has no grounding text). A judge
+whose kappa is below ``bar`` is flagged (``below_bar``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lab.data.halueval import JudgedItem
+from lab.judge.base import Judge, Judgment, JudgeInput, tally
+from lab.judge.baselines import LexicalJudge
+from lab.metrics.agreement import agreement_report
+
+
+def as_input(item: JudgedItem) -> JudgeInput:
+    return JudgeInput(question=item.question, answer=item.answer, context=item.context)
+
+
+def agreement_of(judgments: Sequence[Judgment], labels: Sequence[int], *, n_resamples: int = 2000,
+                 seed: int = 0) -> dict[str, Any]:
+    """Agreement on the judged items plus the failure counts."""
+    pairs = [(j.verdict, y) for j, y in zip(judgments, labels, strict=True) if j.verdict is not None]
+    counts = tally(judgments)
+    out: dict[str, Any] = {"n": len(labels), "n_scored": len(pairs), **{k: counts[k] for k in (
+        "parse_failures", "generation_failures", "repaired", "cache_hits")}}
+    if pairs:
+        rep = agreement_report([y for _, y in pairs], [v for v, _ in pairs], n_resamples=n_resamples, seed=seed)
+        rep.pop("n")
+        out.update(rep)
+        out["accuracy_failures_as_wrong"] = sum(v == y for v, y in pairs) / len(labels)
+    else:
+        out.update({k: None for k in ("accuracy", "precision", "recall", "f1", "kappa", "accuracy_ci", "f1_ci",
+                                      "kappa_ci", "confusion", "accuracy_failures_as_wrong")})
+    return out
+
+
+def majority_accuracy(labels: Sequence[int]) -> float:
+    rate = sum(labels) / len(labels)
+    return max(rate, 1.0 - rate)
+
+
+def calibrate(judge: Judge, items: Sequence[JudgedItem], *, lexical: LexicalJudge | None = None,
+              bar: float | None = None, n_resamples: int = 2000, seed: int = 0,
+              judgments: Sequence[Judgment] | None = None) -> dict[str, Any]:
+    """The calibration report of ``judge`` on ``items`` (see the module docstring).
+
+    ``lexical`` is a fitted :class:`LexicalJudge`; ``judgments`` lets a caller pass verdicts it
+    already has (they must be in item order)."""
+    labels = [i.label for i in items]
+    got = list(judgments) if judgments is not None else judge.judge([as_input(i) for i in items])
+    report: dict[str, Any] = {"judge": judge.name, "rubric": judge.rubric_id, "judge_info": judge.describe(),
+                              **agreement_of(got, labels, n_resamples=n_resamples, seed=seed)}
+    report["majority_baseline_accuracy"] = majority_accuracy(labels)
+    grounded = all(i.context for i in items)
+    report["lexical_baseline_accuracy"] = None
+    if lexical is not None and grounded:
+        lex = agreement_of(lexical.judge([as_input(i) for i in items]), labels, n_resamples=n_resamples, seed=seed)
+        report["lexical_baseline_accuracy"] = lex["accuracy"]
+        report["lexical_baseline"] = {k: lex[k] for k in ("accuracy", "accuracy_ci", "kappa", "kappa_ci", "f1")}
+        report["lexical_baseline"]["threshold"] = lexical.threshold
+    report["agreement_bar"] = bar
+    report["below_bar"] = None if bar is None or report["kappa"] is None else bool(report["kappa"] < bar)
+    report["failures"] = [{"id": i.id, "line": i.line, "error": j.error, "raw": j.raw[:500]}
+                          for i, j in zip(items, got, strict=True) if j.verdict is None][:50]
+    return report
+
+
+def calibrate_file(path: str, judge_name: str, *, skip_bad: bool = False, sample: int | None = None,
+                   seed: int = 0, root: Any = None, params_file: str = "params.yaml") -> dict[str, Any]:
+    """``lab judge calibrate``: read any labelled judgment file, pick the judge for its task, report.
+
+    The lexical baseline's threshold is fitted on the project's grounded TRAINING items
+    (``judge_eval.data.grounded_train``), never on the file. ``sample`` judges a seeded sample of
+    the items (its size is in ``n``, the file's size in ``n_file_items``)."""
+    import random
+    from pathlib import Path
+
+    from lab.config import load_section
+    from lab.data.halueval import read_judged
+    from lab.judge.catalog import fitted_lexical, make_judge, task_of
+    from lab.paths import project_root
+
+    root = Path(root) if root is not None else project_root()
+    cfg = load_section("judge_eval", root / params_file, check_paths=False)
+    data = read_judged(path, skip_bad=skip_bad)
+    items = list(data.items)
+    if sample is not None and sample < len(items):
+        items = random.Random(seed).sample(items, sample)
+    task = task_of(items)
+    judge = make_judge(judge_name, task, root=root, cfg=cfg)
+    lexical = fitted_lexical(cfg, root) if task == "grounded" else None
+    report = calibrate(judge, items, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples,
+                       seed=seed)
+    report.update({"file": str(path), "format": data.format, "task": task, "n_file_items": len(data.items),
+                   "records": data.n_records, "skipped": len(data.skipped), "skipped_records": data.skipped[:50],
+                   "sampled": sample is not None and sample < len(data.items)})
+    return report

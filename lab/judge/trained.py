@@ -1,0 +1,172 @@
+"""The trained local judge: a cross-encoder fine-tuned on labelled judgments, offline.
+
+A prompted 135M model is useless as a judge (``../shared/NOTES.md``): this trains one instead.
+An embedding model from the model store (default all-MiniLM-L6-v2) gets a one-logit head and is
+fine-tuned with sentence-transformers' :class:`CrossEncoderTrainer` (binary cross-entropy) on
+pairs ``("question: … context: …", answer)`` (``context`` left out for ungrounded tasks), label 1 =
+hallucinated / unfaithful. The decision threshold is chosen on a VALIDATION part of the training
+items (split by group, so a seed's pair of answers never straddles it; kappa-optimal), and stored
+with the model in ``meta.json`` together with the validation agreement, the training data's
+sha256, the base model's revision and the library versions. The folder is written atomically.
+
+Scores are cached in the judgment cache keyed by the weights' content digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError, ModelNotAvailableError
+from lab.judge.base import JUDGES, Judgment, JudgeInput
+from lab.judge.cache import JudgmentCache, cache_key
+
+log = logging.getLogger(__name__)
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    model: str = "all-minilm-l6-v2"
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    max_length: int = 256
+    seed: int = 0
+    threads: int | None = None
+
+
+def pair_text(item: JudgeInput, task: str) -> tuple[str, str]:
+    """The cross-encoder's two inputs for an item (the same at training and at judging)."""
+    first = f"question: {item.question}"
+    if task != "general" and item.context:
+        first += f"\ncontext: {item.context}"
+    return first, item.answer
+
+
+def _digest(pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> str:
+    return hashlib.sha256(json.dumps([list(map(list, pairs)), list(labels)]).encode()).hexdigest()[:16]
+
+
+def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int],
+                        validation: Sequence[JudgeInput], validation_labels: Sequence[int], *,
+                        task: str, out_dir: str | Path, name: str, settings: TrainSettings = TrainSettings(),
+                        sources: Sequence[str] = ()) -> CrossEncoderJudge:
+    """Fine-tune, choose the threshold on ``validation``, save to ``out_dir``; return the judge."""
+    import sentence_transformers
+    import torch
+    import transformers
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    from lab.io import remove_dir, replace_dir
+    from lab.metrics.agreement import agreement, best_threshold
+    from lab.models import resolve
+
+    if len(set(train_labels)) != 2 or len(set(validation_labels)) != 2:
+        raise LabError(f"{name}: training and validation items need both labels")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    ref = resolve(settings.model)
+    transformers.set_seed(settings.seed)
+    model = CrossEncoder(str(ref.path), num_labels=1, max_length=settings.max_length, device="cpu"
+                         if not torch.cuda.is_available() else "cuda")
+    pairs = [pair_text(i, task) for i in train]
+    data = Dataset.from_dict({"first": [a for a, _ in pairs], "second": [b for _, b in pairs],
+                              "label": [float(y) for y in train_labels]})
+    out = Path(out_dir)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    remove_dir(tmp)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(tmp / "trainer"), num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+        warmup_steps=max(1, int(0.1 * settings.epochs * len(pairs) / settings.batch_size)),
+        seed=settings.seed, data_seed=settings.seed, save_strategy="no", report_to="none",
+        logging_steps=max(1, len(pairs) // settings.batch_size // 4), use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0)
+    CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
+    remove_dir(tmp / "trainer")
+    val_scores = [float(s) for s in model.predict([pair_text(i, task) for i in validation],
+                                                  batch_size=32, show_progress_bar=False)]
+    threshold = best_threshold(validation_labels, val_scores)
+    val = agreement(validation_labels, [int(s >= threshold) for s in val_scores])
+    model.save(str(tmp / "model"))
+    meta = {"name": name, "kind": "cross-encoder", "task": task, "threshold": threshold,
+            "threshold_rule": "kappa-optimal on the validation part of the training items",
+            "validation": {k: val[k] for k in ("n", "accuracy", "f1", "kappa")},
+            "n_train": len(pairs), "train_positives": int(sum(train_labels)), "train_data_sha256":
+            _digest(pairs, train_labels), "sources": list(sources),
+            "base_model": {"spec": settings.model, "revision": ref.revision},
+            "settings": settings.__dict__, "versions": {"sentence_transformers": sentence_transformers.__version__,
+                                                        "transformers": transformers.__version__,
+                                                        "torch": torch.__version__}}
+    (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    replace_dir(tmp, out)
+    return CrossEncoderJudge(out)
+
+
+@JUDGES.register("cross-encoder")
+class CrossEncoderJudge:
+    """A trained cross-encoder judge loaded from its folder (see :func:`train_cross_encoder`)."""
+
+    kind = "cross-encoder"
+
+    def __init__(self, folder: str | Path, *, name: str | None = None, threshold: float | None = None,
+                 cache: JudgmentCache | None | bool = None, batch_size: int = 32) -> None:
+        self.folder = Path(folder)
+        meta_file = self.folder / META
+        if not meta_file.is_file():
+            raise ModelNotAvailableError(
+                f"no trained judge at {self.folder} ({META} missing): train it with `dvc repro judge_eval` "
+                f"(or `lab run judge_eval`)")
+        self.meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+        self.name = name or self.meta["name"]
+        self.task = self.meta["task"]
+        self.threshold = float(self.meta["threshold"] if threshold is None else threshold)
+        from lab.models import weights_digest
+
+        self.weights = weights_digest(self.folder / "model")
+        self.rubric_id = f"{self.meta['name']}@{self.weights[:8]}"
+        self.cache = JudgmentCache() if cache is None or cache is True else (cache or None)
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import torch
+            from sentence_transformers.cross_encoder import CrossEncoder
+
+            self._model = CrossEncoder(str(self.folder / "model"), device="cuda" if torch.cuda.is_available() else "cpu")
+        return self._model
+
+    def scores(self, items: Sequence[JudgeInput]) -> list[float]:
+        return [float(s) for s in self._load().predict([pair_text(i, self.task) for i in items],
+                                                      batch_size=self.batch_size, show_progress_bar=False)]
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        keys = [cache_key({"kind": self.kind, "weights": self.weights}, self.rubric_id, self.weights,
+                          i.digest(), {"task": self.task}) for i in items]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        todo = [n for n, k in enumerate(keys) if k not in found]
+        fresh: dict[str, Judgment] = {}
+        if todo:
+            for n, s in zip(todo, self.scores([items[n] for n in todo]), strict=True):
+                fresh[keys[n]] = Judgment(int(s >= self.threshold), s, None, f"{s:.6f}", self.name, self.rubric_id)
+            if self.cache is not None:
+                self.cache.put_many(fresh)
+        out = [found.get(k) or fresh[k] for k in keys]
+        for j in out:   # the threshold may differ from the one a cached score was judged with
+            j.verdict = int(j.score >= self.threshold) if j.score is not None else j.verdict
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "task": self.task, "threshold": self.threshold,
+                "weights": self.weights, "folder": str(self.folder), "validation": self.meta.get("validation"),
+                "base_model": self.meta.get("base_model")}
