@@ -285,3 +285,39 @@ def judge_calibrate(
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
     typer.echo(text)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def report(
+    ctx: typer.Context,
+    notebook: Annotated[Path, typer.Argument(help="A study notebook (cell tagged 'parameters'). Overrides: -p KEY VALUE.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML report to write.")] = Path("report.html"),
+    section: Annotated[str | None, typer.Option(help="params.yaml section (default: notebook stem).")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file.")] = Path("params.yaml"),
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Where the notebook writes its results "
+                                                 "(default: its stage's out_dir, whose kept models it reuses).")] = None,
+    track: Annotated[bool, typer.Option(help="Log an MLflow run.")] = True,
+) -> None:
+    """Execute NOTEBOOK with papermill and write a self-contained HTML report (plots embedded,
+    nothing fetched when it opens). For scheduled evaluations: see the README's Reports section."""
+    import shutil
+
+    from lab.errors import LabError
+    from lab.runner import run_notebook
+    from lab.stopping import Interrupted
+
+    overrides = _pairs(list(ctx.args))
+    try:
+        result = run_notebook(notebook, overrides, section=section, params_file=params_file,
+                              out_dir=out_dir, track=track)
+    except Interrupted as exc:
+        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(128 + exc.signum) from None
+    except LabError as exc:
+        _fail(exc)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(result.html, staged)
+    staged.replace(out)
+    typer.echo(f"report: {out}")

@@ -359,6 +359,17 @@ class TrainedJudgeSpec(StrictModel):
     learning_rate: float = Field(5e-5, gt=0)
     max_length: int = Field(256, ge=16)
     threads: int | None = Field(None, ge=1)
+    augment_swapped: bool = False   # grounded: add other questions' right answers as unsupported (label 1)
+    lexical_hints: bool = False     # grounded: show the model the answer's content words missing from the context
+
+
+class RagasJudgeSpec(StrictModel):
+    """ragas' faithfulness through a lab backend, on a seeded sample of the grounded evaluation items."""
+
+    name: str = Field("ragas-faithfulness", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: dict[str, Any]
+    sample: int = Field(20, ge=2)
+    max_new_tokens: int = Field(384, ge=16)
 
 
 @SECTIONS.register("judge_eval")
@@ -369,8 +380,12 @@ class JudgeEvalConfig(StageConfig):
     validation_fraction: float = Field(0.2, gt=0, lt=1)   # of each training set: picks thresholds and defaults
     judges: list[PromptedJudgeSpec] = []
     trained: TrainedJudgeSpec = TrainedJudgeSpec()
+    ragas: RagasJudgeSpec | None = None       # ragas beside lab's judges (and MLflow's evaluate) on one sample
+    mlflow_evaluate: bool = True              # the default judges as MLflow GenAI scorers on that sample
     agreement_bar: float = Field(0.4, ge=-1, le=1)          # Cohen's kappa below this is flagged
-    answers: str | None = "results/finetune_comparison/predictions.jsonl"
+    answers: str | None = "results/finetune_comparison/predictions.jsonl"   # the fine-tune arms' answers
+    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"       # their source passages, the
+    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"                        # context answers are judged against
     n_resamples: int = Field(2000, ge=100)
     seed: int = 0
     out_dir: str = "results/judge_eval"
@@ -387,7 +402,7 @@ class JudgeEvalConfig(StageConfig):
         out = {"data.grounded_train": self.data.grounded_train, "data.grounded_eval": self.data.grounded_eval,
                "data.general": self.data.general}
         if self.answers:
-            out["answers"] = self.answers
+            out.update({"answers": self.answers, "paragraphs": self.paragraphs, "qa": self.qa})
         return out
 
 

@@ -36,12 +36,14 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("finetune", "full / LoRA / QLoRA fine-tuning, checkpoints, Ray Train", ("lab.finetune",)),
     ("judge", "LLM-as-judge: versioned rubrics, parsing with one repair, the judgment cache, baselines, "
               "the trained cross-encoder judge, calibration against human labels", ("lab.judge",)),
-    ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal) composed into policies with actions, "
+    ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal, injection, toxicity, grounding) "
+                   "composed into policies with actions, "
                    "measured on labelled files", ("lab.guardrails",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("studies", "one module per study; no study imports another", ("lab.studies",)),
-    ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor and the CLI "
-            "(parses and calls)", ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.cli")),
+    ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
+            "explorer's tables and the CLI (parses and calls)",
+     ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.cli")),
 ]
 
 

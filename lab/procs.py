@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -145,14 +146,36 @@ def ancestors() -> list[psutil.Process]:
     return out
 
 
+def _is_dvc(p: psutil.Process) -> bool:
+    """``dvc`` itself or a Python running its entry point (``python .../bin/dvc repro``)."""
+    try:
+        argv = p.cmdline()
+    except psutil.Error:
+        return False
+    return any(Path(a).name == "dvc" for a in argv[:2])
+
+
+def pipeline_ancestors() -> list[psutil.Process]:
+    """The ancestors up to and including the nearest ``dvc`` process (empty when no dvc is above).
+
+    Only these are watched: a shell that started ``nohup lab run ... &`` and then exited, or a
+    terminal closed after such a start, must not stop the run; ``dvc repro`` killed must."""
+    chain = ancestors()
+    for i, p in enumerate(chain):
+        if _is_dvc(p):
+            return chain[:i + 1]
+    return []
+
+
 def watch_ancestors(on_death: Callable[[int, str], None], interval_s: float = 1.0) -> threading.Event:
-    """Call ``on_death(pid, name)`` (once, from a daemon thread) when one of :func:`ancestors` dies.
+    """Call ``on_death(pid, name)`` (once, from a daemon thread) when one of
+    :func:`pipeline_ancestors` dies.
 
     Returns an event; set it to stop watching. ``kill -9`` of ``dvc repro`` does not reach the
     ``lab run`` it started; this is how that ``lab run`` learns it should stop.
     """
     chain = []
-    for p in ancestors():
+    for p in pipeline_ancestors():
         try:
             chain.append((p, p.name()))  # the name now: a dead process has none to ask for
         except psutil.Error:

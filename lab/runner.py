@@ -72,7 +72,18 @@ def export_html(notebook: Path, html: Path, *, show_code: bool = False) -> Path:
     exporter = HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
                             exclude_output_prompt=not show_code)
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    return write_text(html, body)
+    return write_text(html, offline_html(body))
+
+
+#: <script src="http(s)://..."></script> tags nbconvert's template adds (require.js, MathJax from a CDN).
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
+
+
+def offline_html(body: str) -> str:
+    """The report without remote scripts, so that it opens offline with nothing to fetch: the
+    template's CSS is inline already and plots are embedded as data URIs; require.js (for widgets)
+    and MathJax (for LaTeX) are dropped, which these reports do not use."""
+    return _REMOTE_SCRIPT.sub("", body)
 
 
 #: Cursor movements of nested tqdm bars: meaningless outside a terminal.

@@ -326,3 +326,32 @@ def test_toxicity_classifier_trains_on_csv_and_reports_average_precision(tmp_pat
     cross = evaluate(root / "data/guardrails/toxicity/jigsaw_sample.csv", "toxicity",
                      options={"model_dir": str(tmp_path / "toxicity")})
     assert cross["n"] == 282 and cross["positives"] == 28 and cross["average_precision"] is not None
+
+
+def test_an_ungrounded_answer_is_flagged_logged_and_falls_back(caplog):
+    """The grounding check asks the judge layer; here its lexical-support judge (deterministic and
+    model-free); the stage's trained faithfulness cross-encoder is the default (tests/test_study_judge.py
+    trains one)."""
+    policy = Policy.from_config({"output": [{"check": "grounding", "action": "fallback", "options": {"judge": "lexical"}}],
+                                 "fallback_message": "I could not find that in the documents."})
+    context = ["Hamlet is a tragedy written by William Shakespeare around 1600."]
+    with caplog.at_level(logging.INFO, logger="lab.guardrails"):
+        bad = policy.apply("Hamlet was written by Christopher Marlowe.", "output", context=context)
+    assert bad.text == "I could not find that in the documents." and bad.outcomes[0].action == "fallback"
+    assert "not supported by the context" in bad.outcomes[0].decision.reason
+    assert json.loads(caplog.records[-1].getMessage())["check"] == "grounding"
+    good = policy.apply("Hamlet was written by William Shakespeare.", "output", context=context)
+    assert good.allowed and good.text == "Hamlet was written by William Shakespeare." and not good.fired
+    unchecked = policy.apply("Anything at all.", "output")        # no context: says so, does not fire
+    assert not unchecked.fired and "not checked" in unchecked.outcomes[0].decision.reason
+    for text in HOSTILE.values():                                   # defined behaviour, no crash
+        assert policy.apply(text, "output", context=context).outcomes[0].decision.check == "grounding"
+
+
+def test_the_grounding_check_without_its_trained_model_says_how_to_build_it(tmp_path):
+    from lab.errors import ModelNotAvailableError
+    from lab.guardrails import make_check
+
+    check = make_check("grounding", model_dir=str(tmp_path / "missing"))
+    with pytest.raises(ModelNotAvailableError, match="dvc repro judge_eval"):
+        check.check("an answer", context=["a context"])

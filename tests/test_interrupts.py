@@ -207,11 +207,18 @@ def test_kill_9_of_lab_run_leaves_no_kernel_or_child(tmp_path):
     proc.stdout.close()
 
 
+def _fake_dvc(folder: Path) -> Path:
+    """A stand-in for ``dvc repro``: a script named ``dvc`` that runs its arguments."""
+    script = folder / "dvc"
+    script.write_text("import subprocess, sys\nsubprocess.run(sys.argv[1:])\n")
+    return script
+
+
 def test_kill_9_of_the_parent_stops_lab_run(tmp_path):
     """``kill -9`` of ``dvc repro`` does not reach the ``lab run`` it started: lab run notices."""
     marker = tmp_path / "started"
     nb = _notebook(tmp_path / "stubborn.ipynb", IGNORES_CELL, params=f"marker = {str(marker)!r}")
-    parent = _start([sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+    parent = _start([sys.executable, str(_fake_dvc(tmp_path)),
                      *LAB, "run", str(nb), "--out", str(tmp_path / "out"), "--no-track"], tmp_path,
                     {"LAB_INTERRUPT_GRACE_S": "2"})
     _wait_for(marker, parent)
@@ -221,6 +228,31 @@ def test_kill_9_of_the_parent_stops_lab_run(tmp_path):
     parent.wait()  # not communicate(): lab run still holds the output pipe until it has stopped
     _none_left(tree, within=30)
     parent.stdout.close()
+
+
+def test_a_shell_that_started_lab_run_in_the_background_may_exit(tmp_path):
+    """``nohup lab run ... &`` and the shell exits (or the terminal closes): the run goes on; only a
+    dvc above it is watched."""
+    done = tmp_path / "done"
+    started = tmp_path / "started"
+    body = f"""
+    import time
+    from pathlib import Path
+    Path({str(started)!r}).write_text("x")
+    time.sleep(4)
+    Path({str(done)!r}).write_text("finished")
+    """
+    nb = _notebook(tmp_path / "bg.ipynb", body)
+    shell = _start([sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(600)",
+                    *LAB, "run", str(nb), "--out", str(tmp_path / "out"), "--no-track"], tmp_path)
+    _wait_for(started, shell)
+    os.kill(shell.pid, signal.SIGKILL)   # the starting shell is gone; lab run is reparented
+    shell.wait()
+    deadline = time.time() + 60
+    while not done.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert done.read_text() == "finished"
+    shell.stdout.close()
 
 
 # ------------------------------------------------------------------ sweep

@@ -211,7 +211,14 @@ def test_majority_judge_predicts_the_training_majority():
 
 
 def test_agreement_equals_scikit_learn():
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score, precision_score, recall_score
+    from sklearn.metrics import (
+        accuracy_score,
+        cohen_kappa_score,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
 
     rng = np.random.default_rng(3)
     for n in (5, 40, 500):

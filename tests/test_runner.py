@@ -117,3 +117,22 @@ def test_terminal_redraws_become_lines_in_a_file():
         part, state = _as_lines(chunk, state)
         text += part
     assert text == "gen: 0%|\ngen: 27%|\ndone\nnext" and state is False
+
+
+def test_lab_report_writes_a_self_contained_html_with_the_plot_and_the_override(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    body = ("import matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nplt.show()\nprint('value of out:', out)")
+    nb = _notebook(tmp_path / "study.ipynb", body)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    html = tmp_path / "reports" / "study.html"
+    res = CliRunner().invoke(app, ["report", str(nb), "-p", "out", "scheduled", "--out", str(html),
+                                   "--out-dir", str(tmp_path / "o"), "--no-track"])
+    assert res.exit_code == 0, res.output
+    text = html.read_text()
+    assert "value of out: scheduled" in text and 'src="data:image/png;base64,' in text
+    assert 'src="https://' not in text and 'src="http://' not in text   # nothing to fetch: opens offline

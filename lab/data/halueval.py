@@ -76,7 +76,7 @@ def _detect(rec: dict[str, Any]) -> str | None:
 def _text(rec: dict[str, Any], key: str) -> str:
     value = rec.get(key)
     if not isinstance(value, str):
-        raise ValueError(f"field {key!r} is missing" if key not in rec else
+        raise ValueError(f"field {key!r} is missing" if key not in rec else  # noqa: TRY004 - a record error, reported by line
                          f"field {key!r} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"field {key!r} is empty")

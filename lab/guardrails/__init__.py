@@ -15,13 +15,14 @@ Checks (:data:`CHECKS`; plugins through the entry-point group ``lab.guardrail_ch
 ``refusal``      the model declined or said it does not know
 ``injection``    prompt injection: a classifier trained on labelled prompts, named rules as a floor
 ``toxicity``     toxic or offensive text: a classifier trained on labelled comments
+``grounding``    the answer supported by its context, judged by the judge layer's trained faithfulness model
 
 Importing this package is cheap: Presidio, spaCy and detect-secrets load on first use.
 """
 
 from __future__ import annotations
 
-from lab.guardrails import injection, pii, rules, secrets  # noqa: F401  (register the checks)
+from lab.guardrails import grounding, injection, pii, rules, secrets  # noqa: F401  (register the checks)
 from lab.guardrails.base import CHECKS, Check, Decision, Span, make_check, safe_text
 from lab.guardrails.policy import ACTIONS, Outcome, Policy, PolicyResult, Rule
 

@@ -13,7 +13,7 @@ Importing this package is cheap; torch, transformers and sentence-transformers l
 
 from __future__ import annotations
 
-from lab.judge.base import JUDGES, Judge, Judgment, JudgeInput, tally
+from lab.judge.base import JUDGES, Judge, JudgeInput, Judgment, tally
 from lab.judge.baselines import LexicalJudge, MajorityJudge, lexical_support
 from lab.judge.cache import JudgmentCache
 from lab.judge.parse import Parsed, parse_verdict

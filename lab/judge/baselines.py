@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lab.errors import LabError
-from lab.judge.base import JUDGES, Judgment, JudgeInput
+from lab.judge.base import JUDGES, JudgeInput, Judgment
 from lab.metrics.agreement import best_threshold
 
 _WORD = re.compile(r"\w+", re.UNICODE)

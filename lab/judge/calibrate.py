@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lab.data.halueval import JudgedItem
-from lab.judge.base import Judge, Judgment, JudgeInput, tally
+from lab.judge.base import Judge, JudgeInput, Judgment, tally
 from lab.judge.baselines import LexicalJudge
 from lab.metrics.agreement import agreement_report
 

@@ -9,8 +9,9 @@ into a training part and a held-out part (``general_heldout_fraction``), the tra
 
 :func:`make_judge` names: ``default`` (the stage's choice per task, in ``<out_dir>/judges.json``),
 ``majority``, ``lexical``, a trained judge (``<out_dir>/models/<name>``), a prompted judge of the
-section's ``judges`` list, or ``prompted:MODEL`` for any model spec (a built-in name, a local
-directory, ``http://host/v1#model``) with the task's built-in rubric.
+section's ``judges`` list, ``prompted:MODEL`` for any model spec (a built-in name, a local
+directory, ``http://host/v1#model``) with the task's built-in rubric, or ``ragas:MODEL`` (ragas'
+faithfulness through that model; grounded files only).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _choices(cfg: JudgeEvalConfig, root: Path) -> dict[str, Any]:
 def judge_names(cfg: JudgeEvalConfig, root: Path) -> list[str]:
     models = root / cfg.out_dir / "models"
     trained = sorted(p.name for p in models.iterdir() if (p / "meta.json").is_file()) if models.is_dir() else []
-    return ["default", "majority", "lexical", *trained, *(j.name for j in cfg.judges), "prompted:MODEL"]
+    return ["default", "majority", "lexical", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
 
 
 def fitted_lexical(cfg: JudgeEvalConfig, root: Path) -> LexicalJudge:
@@ -118,6 +119,12 @@ def make_judge(name: str, task: str, *, root: Path | None = None, params_file: s
             return PromptedJudge(name, RUBRIC_OF_TASK[task], spec.backend, threshold=threshold)
     if name.startswith("prompted:") and len(name) > len("prompted:"):
         return PromptedJudge(name, RUBRIC_OF_TASK[task], {"model": name.split(":", 1)[1]})
+    if name.startswith("ragas:") and len(name) > len("ragas:"):
+        if task != "grounded":
+            raise ConfigError(f"{name}: ragas' faithfulness needs grounding text; this file has none")
+        from lab.judge.ragas_bridge import RagasFaithfulnessJudge
+
+        return RagasFaithfulnessJudge(name, {"model": name.split(":", 1)[1]})
     if name in TRAINED_NAME.values():
         raise ConfigError(f"trained judge {name!r} is not built yet ({folder} missing): `dvc repro judge_eval` trains it")
     raise ConfigError(f"unknown judge {name!r}; known: {', '.join(judge_names(cfg, root))}")

@@ -72,7 +72,7 @@ def parse_verdict(raw: str, rubric: Rubric) -> Parsed:
 
     try:
         repaired = repair_json(text, return_objects=True)
-    except Exception:  # json_repair raises assorted errors on hostile input; a failure is reported below
+    except Exception:  # noqa: BLE001 - json_repair raises assorted errors on hostile input; reported below
         repaired = None
     got = _from_object(repaired, rubric, loose=True)
     if got is not None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from lab.errors import ConfigError
 from lab.generate import Backend, GenerationError, GenParams, make_backend
-from lab.judge.base import JUDGES, Judgment, JudgeInput
+from lab.judge.base import JUDGES, JudgeInput, Judgment
 from lab.judge.cache import JudgmentCache, cache_key
 from lab.judge.parse import parse_verdict
 from lab.judge.rubric import Rubric, load_rubric

@@ -57,7 +57,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 
 def _read(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, ModelNotAvailableError
-from lab.judge.base import JUDGES, Judgment, JudgeInput
+from lab.judge.base import JUDGES, JudgeInput, Judgment
 from lab.judge.cache import JudgmentCache, cache_key
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,47 @@ class TrainSettings:
     max_length: int = 256
     seed: int = 0
     threads: int | None = None
+    augment_swapped: bool = False
+    lexical_hints: bool = False
 
 
-def pair_text(item: JudgeInput, task: str) -> tuple[str, str]:
-    """The cross-encoder's two inputs for an item (the same at training and at judging)."""
+def swapped_pairs(items: Sequence[Any], labels: Sequence[int], *, seed: int = 0) -> tuple[list[Any], list[int]]:
+    """Training-only augmentation for grounded items: each group's question and context paired with
+    the RIGHT answer (label 0) of another group, labelled 1 (unsupported). HaluEval's hallucinated
+    answers are mostly full sentences and its right answers short spans, so a judge trained on them
+    alone learns "short = faithful"; these short unsupported answers take that shortcut away."""
+    import random
+    from dataclasses import replace
+
+    rights = [(i, it) for i, (it, y) in enumerate(zip(items, labels, strict=True)) if y == 0 and it.context]
+    if len(rights) < 2:
+        return [], []
+    rng = random.Random(seed)
+    out = []
+    for k, (_, it) in enumerate(rights):
+        j = rng.randrange(len(rights) - 1)
+        other = rights[j if j < k else j + 1][1]
+        out.append(replace(it, answer=other.answer))
+    return out, [1] * len(out)
+
+
+def pair_text(item: JudgeInput, task: str, *, lexical_hints: bool = False) -> tuple[str, str]:
+    """The cross-encoder's two inputs for an item (the same at training and at judging).
+
+    With ``lexical_hints`` (grounded items), the answer is followed by the content words of the
+    answer that the context does not contain (:func:`lab.judge.baselines.content_words`): the
+    model sees the lexical-support evidence and learns when it matters, instead of having to find
+    word overlap itself from a few hundred examples."""
     first = f"question: {item.question}"
+    second = item.answer
     if task != "general" and item.context:
         first += f"\ncontext: {item.context}"
-    return first, item.answer
+        if lexical_hints:
+            from lab.judge.baselines import content_words
+
+            missing = sorted(content_words(item.answer) - content_words(item.context))
+            second += f"\nnot in context: {', '.join(missing) if missing else '(none)'}"
+    return first, second
 
 
 def _digest(pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> str:
@@ -63,7 +96,11 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     import torch
     import transformers
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     from lab.io import remove_dir, replace_dir
@@ -78,7 +115,14 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     transformers.set_seed(settings.seed)
     model = CrossEncoder(str(ref.path), num_labels=1, max_length=settings.max_length, device="cpu"
                          if not torch.cuda.is_available() else "cuda")
-    pairs = [pair_text(i, task) for i in train]
+    train, train_labels = list(train), list(train_labels)
+    hints = settings.lexical_hints
+    data_digest = _digest([pair_text(i, task) for i in train], train_labels)   # before augmentation
+    n_given = len(train)
+    if settings.augment_swapped and task == "grounded":
+        extra, extra_labels = swapped_pairs(train, train_labels, seed=settings.seed)
+        train, train_labels = train + extra, train_labels + extra_labels
+    pairs = [pair_text(i, task, lexical_hints=hints) for i in train]
     data = Dataset.from_dict({"first": [a for a, _ in pairs], "second": [b for _, b in pairs],
                               "label": [float(y) for y in train_labels]})
     out = Path(out_dir)
@@ -93,7 +137,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
         dataloader_num_workers=0)
     CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
     remove_dir(tmp / "trainer")
-    val_scores = [float(s) for s in model.predict([pair_text(i, task) for i in validation],
+    val_scores = [float(s) for s in model.predict([pair_text(i, task, lexical_hints=hints) for i in validation],
                                                   batch_size=32, show_progress_bar=False)]
     threshold = best_threshold(validation_labels, val_scores)
     val = agreement(validation_labels, [int(s >= threshold) for s in val_scores])
@@ -101,15 +145,23 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     meta = {"name": name, "kind": "cross-encoder", "task": task, "threshold": threshold,
             "threshold_rule": "kappa-optimal on the validation part of the training items",
             "validation": {k: val[k] for k in ("n", "accuracy", "f1", "kappa")},
-            "n_train": len(pairs), "train_positives": int(sum(train_labels)), "train_data_sha256":
-            _digest(pairs, train_labels), "sources": list(sources),
+            "n_train": n_given, "n_augmented": len(pairs) - n_given, "train_positives": int(sum(train_labels)),
+            "train_data_sha256": data_digest, "sources": list(sources),
             "base_model": {"spec": settings.model, "revision": ref.revision},
-            "settings": settings.__dict__, "versions": {"sentence_transformers": sentence_transformers.__version__,
+            "settings": settings.__dict__, "code": training_code_id(), "versions": {"sentence_transformers": sentence_transformers.__version__,
                                                         "transformers": transformers.__version__,
                                                         "torch": torch.__version__}}
     (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     replace_dir(tmp, out)
     return CrossEncoderJudge(out)
+
+
+def training_code_id() -> str:
+    """Hash of the code that trains and feeds the model (this module's import closure): a kept
+    model is reused only while it is unchanged."""
+    from lab.imports import code_id
+
+    return code_id([__name__])
 
 
 @JUDGES.register("cross-encoder")
@@ -147,7 +199,8 @@ class CrossEncoderJudge:
         return self._model
 
     def scores(self, items: Sequence[JudgeInput]) -> list[float]:
-        return [float(s) for s in self._load().predict([pair_text(i, self.task) for i in items],
+        hints = bool(self.meta.get("settings", {}).get("lexical_hints"))
+        return [float(s) for s in self._load().predict([pair_text(i, self.task, lexical_hints=hints) for i in items],
                                                       batch_size=self.batch_size, show_progress_bar=False)]
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:

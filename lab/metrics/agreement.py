@@ -70,7 +70,7 @@ def agreement(labels: Sequence[int], preds: Sequence[int]) -> dict[str, Any]:
     y, p = _pair(labels, preds)
     (tn, fp), (fn, tp) = confusion(y, p)
     stats = _from_counts(*(np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn)))
-    out: dict[str, Any] = {"n": int(len(y))}
+    out: dict[str, Any] = {"n": len(y)}
     for k in STATISTICS:
         v = float(stats[k])
         out[k] = None if np.isnan(v) else v

@@ -1,0 +1,325 @@
+"""The judge study: calibrate every judge against human labels, choose the default, score the arms.
+
+Per task (``grounded``: faithfulness of an answer to its context, on HaluEval QA pairs; ``general``:
+hallucination in a response with no context, on HaluEval general's human labels), with the sets of
+:func:`lab.judge.catalog.task_sets`:
+
+1. the baselines: the training majority class and (grounded) the lexical-support rule, its
+   threshold fitted on the training items;
+2. the trained local judge: a cross-encoder fine-tuned on the training items, its threshold chosen
+   on the validation items (kept, a ``persist`` output, and reused while its training data, settings
+   and code are unchanged);
+3. every prompted judge of ``judges`` (a rubric through a :mod:`lab.generate` backend): its
+   threshold on P(positive) chosen on the validation items where the backend gives scores;
+4. each judge's agreement on the validation items (for choosing) and on the evaluation items (only
+   reported): accuracy, F1, kappa with bootstrap CIs, confusion matrix, parse failures, cache hits;
+   a judge whose evaluation kappa is below ``agreement_bar`` is flagged;
+5. the default judge of the task: the best validation kappa among the non-majority judges.
+
+Then the fine-tune comparison's answers are judged by the default grounded judge against the SQuAD
+paragraph each question was written from (and, for RAG arms, against the retrieved passages): the
+hallucination (unsupported-answer) rate per arm with a bootstrap CI, parse failures counted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: Columns of the calibration table, in order.
+COLUMNS = ("task", "judge", "kind", "rubric", "split", "n", "n_scored", "accuracy", "accuracy_ci", "f1", "f1_ci",
+           "kappa", "kappa_ci", "parse_failures", "generation_failures", "cache_hits", "threshold", "below_bar",
+           "sampled")
+
+
+@dataclass
+class JudgeReport:
+    """Everything the stage shows and writes."""
+
+    table: pd.DataFrame                                   # one row per (task, judge, split)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)   # "task/judge" -> evaluation report
+    choices: dict[str, Any] = field(default_factory=dict)              # judges.json
+    arms: pd.DataFrame | None = None                      # hallucination rate per arm
+    judgments: list[dict[str, Any]] = field(default_factory=list)      # every evaluation judgment (raw kept)
+    training: dict[str, Any] = field(default_factory=dict)
+    side_by_side: pd.DataFrame | None = None              # lab, ragas and MLflow on one sample
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for r in self.table.to_dict("records"):
+            if r["split"] != "evaluation":
+                continue
+            vals = {k: r[k] for k in ("n", "n_scored", "accuracy", "f1", "kappa", "parse_failures", "cache_hits")}
+            out.setdefault(r["task"], {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
+        for task, name in self.choices.get("default", {}).items():
+            out.setdefault(task, {})["default"] = name
+        if self.arms is not None:
+            out["arms"] = {r["arm"]: {k: r[k] for k in ("n", "hallucination_rate", "parse_failures", "ragas_exact_match",
+                                                         "ragas_string_present", "ragas_non_llm_string_similarity")}
+                           for r in self.arms.to_dict("records") if r["against"] == "source paragraph"}
+        if self.side_by_side is not None:
+            out["side_by_side"] = {f"{r['via']}/{r['judge']}": {k: r[k] for k in ("n", "n_scored", "parse_failures",
+                                                                                  "unfaithful_rate", "accuracy", "kappa")
+                                                               if r[k] is not None and not pd.isna(r[k])}
+                                   for r in self.side_by_side.to_dict("records")}
+        return out
+
+    def finding(self) -> str:
+        lines = []
+        ev = self.table[self.table["split"] == "evaluation"]
+        for task, name in self.choices.get("default", {}).items():
+            rows = ev[ev["task"] == task].set_index("judge")
+            r = rows.loc[name]
+            line = (f"{task}: default judge {name} (chosen on validation kappa) agrees with the labels at accuracy "
+                    f"{r['accuracy']:.3f} {_ci(r['accuracy_ci'])}, kappa {r['kappa']:.3f} {_ci(r['kappa_ci'])} "
+                    f"on {int(r['n'])} evaluation items")
+            if "lexical" in rows.index:
+                lx = rows.loc["lexical"]
+                line += f"; the lexical baseline {lx['accuracy']:.3f} {_ci(lx['accuracy_ci'])}, kappa {lx['kappa']:.3f}"
+            line += f"; majority accuracy {rows.loc['majority', 'accuracy']:.3f}."
+            lines.append(line)
+        flagged = ev[ev["below_bar"] == True]
+        if len(flagged):
+            lines.append("Below the agreement bar (kappa "
+                         f"{self.choices.get('agreement_bar')}): " + ", ".join(
+                             f"{t}/{j}" for t, j in zip(flagged["task"], flagged["judge"], strict=True)) + ".")
+        return " ".join(lines)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        from lab.io import write_text
+
+        out_dir = Path(out_dir)
+        files = {"metrics.json": json.dumps(self.metrics(), indent=2, sort_keys=True, default=float) + "\n",
+                 "calibration.csv": self.table.to_csv(index=False),
+                 "calibration.json": json.dumps(self.reports, indent=2, sort_keys=True, default=float) + "\n",
+                 "judges.json": json.dumps(self.choices, indent=2, sort_keys=True) + "\n",
+                 "training.json": json.dumps(self.training, indent=2, sort_keys=True) + "\n",
+                 "judgments.jsonl": "".join(json.dumps(j, sort_keys=True) + "\n" for j in self.judgments)}
+        if self.arms is not None:
+            files["arms.csv"] = self.arms.to_csv(index=False)
+        if self.side_by_side is not None:
+            files["side_by_side.csv"] = self.side_by_side.to_csv(index=False)
+        written = []
+        for rel, text in files.items():
+            write_text(out_dir / rel, text)
+            written.append(out_dir / rel)
+        return written
+
+
+def _ci(ci: Any) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+
+
+def _sample(items: list[Any], n: int | None, seed: int) -> list[Any]:
+    return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)
+
+
+def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
+    from lab.judge.calibrate import as_input
+    from lab.judge.catalog import TRAINED_NAME
+    from lab.judge.trained import (
+        CrossEncoderJudge,
+        TrainSettings,
+        _digest,
+        pair_text,
+        train_cross_encoder,
+        training_code_id,
+    )
+
+    name = TRAINED_NAME[task]
+    folder = root / cfg.out_dir / "models" / name
+    settings = TrainSettings(**cfg.trained.model_dump(), seed=cfg.seed)
+    train_in = [as_input(i) for i in sets.train]
+    labels = [i.label for i in sets.train]
+    want = _digest([pair_text(i, task) for i in train_in], labels)
+    meta = folder / "meta.json"
+    if meta.is_file():
+        old = json.loads(meta.read_text(encoding="utf-8"))
+        if old.get("train_data_sha256") == want and old.get("settings") == settings.__dict__ \
+                and old.get("code") == training_code_id():
+            return CrossEncoderJudge(folder)   # unchanged data and settings: the kept model
+    return train_cross_encoder(train_in, labels, [as_input(i) for i in sets.validation],
+                               [i.label for i in sets.validation], task=task, out_dir=folder, name=name,
+                               settings=settings, sources=list(sets.sources.values()))
+
+
+def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
+    """Calibrate, choose and score as the module docstring says (``cfg``: :class:`lab.config.JudgeEvalConfig`)."""
+    from lab.judge.baselines import LexicalJudge, MajorityJudge
+    from lab.judge.calibrate import as_input
+    from lab.judge.catalog import RUBRIC_OF_TASK, TASKS, task_sets
+    from lab.judge.prompted import PromptedJudge
+    from lab.progress import bar
+
+    rows: list[dict[str, Any]] = []
+    reports: dict[str, dict[str, Any]] = {}
+    choices: dict[str, Any] = {"default": {}, "thresholds": {}, "agreement_bar": cfg.agreement_bar,
+                               "validation_kappa": {}}
+    training: dict[str, Any] = {}
+    judgments: list[dict[str, Any]] = []
+    grounded = task_sets(cfg, root, "grounded")
+    lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
+    for task in bar(TASKS, desc="judge tasks", enable=progress):
+        sets = grounded if task == "grounded" else task_sets(cfg, root, task)
+        judges: list[tuple[Any, int | None]] = [
+            (MajorityJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train]), None)]
+        if task == "grounded":
+            judges.append((lexical, None))
+        trained = _trained(cfg, root, task, sets, progress)
+        training[task] = trained.meta
+        judges.append((trained, None))
+        for spec in cfg.judges:
+            if task in spec.tasks:
+                judges.append((PromptedJudge(spec.name, RUBRIC_OF_TASK[task], spec.backend), spec.sample))
+        val_kappa: dict[str, float] = {}
+        for judge, sample in bar(judges, desc=f"{task} judges", enable=progress):
+            res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
+            if res.threshold is not None:
+                choices["thresholds"].setdefault(judge.name, {})[task] = res.threshold
+            rows.append(_row(task, judge, "validation", res.validation, res.sampled_validation))
+            if judge.kind != "majority" and res.validation.get("kappa") is not None:
+                val_kappa[judge.name] = res.validation["kappa"]
+            reports[f"{task}/{judge.name}"] = res.evaluation
+            rows.append(_row(task, judge, "evaluation", res.evaluation, res.sampled_evaluation))
+            judgments.extend({"task": task, "item": i.id, "label": i.label, **j.to_dict()}
+                             for i, j in zip(res.items, res.judgments, strict=True))
+        choices["validation_kappa"][task] = val_kappa
+        choices["default"][task] = max(val_kappa, key=lambda k: val_kappa[k])
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    report = JudgeReport(table, reports, choices, judgments=judgments, training=training)
+    if cfg.ragas is not None or cfg.mlflow_evaluate:
+        report.side_by_side = side_by_side(cfg, root, grounded, choices["default"]["grounded"], lexical)
+    if cfg.answers:
+        report.arms = score_arms(cfg, root, choices["default"]["grounded"], progress=progress)
+    return report
+
+
+@dataclass
+class Calibrated:
+    """One judge on one task: validation agreement (threshold chosen there), evaluation report."""
+
+    validation: dict[str, Any]
+    evaluation: dict[str, Any]
+    threshold: float | None
+    items: list[Any]
+    judgments: list[Any]
+    sampled_validation: bool
+    sampled_evaluation: bool
+
+
+def calibrate_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None) -> Calibrated:
+    """Judge the validation items (a prompted judge with scores gets its kappa-optimal threshold
+    there), then the evaluation items (reported with CIs, failures and the baselines)."""
+    from lab.judge.base import tally
+    from lab.judge.calibrate import agreement_of, as_input, calibrate
+    from lab.judge.prompted import PromptedJudge
+    from lab.metrics.agreement import best_threshold
+
+    val = _sample(sets.validation, sample, cfg.seed)
+    got = judge.judge([as_input(i) for i in val])
+    threshold = None
+    scored = [j for j in got if j.score is not None]
+    if isinstance(judge, PromptedJudge) and scored and len(scored) == len(got):
+        judge.threshold = threshold = best_threshold([i.label for i in val], [j.score for j in got])
+        got = [judge._decide(j) for j in got]
+    vrep = agreement_of(got, [i.label for i in val], n_resamples=cfg.n_resamples, seed=cfg.seed)
+    ev = _sample(sets.evaluation, sample, cfg.seed)
+    ev_got = judge.judge([as_input(i) for i in ev])
+    rep = calibrate(judge, ev, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples, seed=cfg.seed,
+                    judgments=ev_got)
+    rep["counts"] = tally(ev_got)
+    rep["sources"] = sets.sources
+    rep["validation"] = {k: vrep.get(k) for k in ("n", "n_scored", "accuracy", "kappa", "parse_failures")}
+    return Calibrated(vrep, rep, threshold, ev, ev_got, sample is not None and sample < len(sets.validation),
+                      sample is not None and sample < len(sets.evaluation))
+
+
+def _row(task: str, judge: Any, split: str, rep: dict[str, Any], sampled: bool) -> dict[str, Any]:
+    return {"task": task, "judge": judge.name, "kind": judge.kind, "rubric": judge.rubric_id, "split": split,
+            **{k: rep.get(k) for k in ("n", "n_scored", "accuracy", "accuracy_ci", "f1", "f1_ci", "kappa", "kappa_ci",
+                                      "parse_failures", "generation_failures", "cache_hits", "below_bar")},
+            "threshold": getattr(judge, "threshold", None), "sampled": sampled}
+
+
+def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) -> pd.DataFrame:
+    """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages)."""
+    from lab.data.squad import read_paragraphs
+    from lab.judge.base import JudgeInput, tally
+    from lab.judge.catalog import make_judge
+    from lab.judge.ragas_bridge import ragas_string_metrics
+    from lab.metrics.stats import bootstrap_ci
+
+    judge = make_judge(judge_name, "grounded", root=root, cfg=cfg)
+    paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
+    para_of: dict[str, str] = {}
+    for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            para_of[rec["id"]] = rec["paragraph_id"]
+    preds = [json.loads(x) for x in cfg.resolve(cfg.answers, root).read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = []
+    for against in ("source paragraph", "retrieved passages"):
+        by_arm: dict[str, list[dict[str, Any]]] = {}
+        for p in preds:
+            if against == "retrieved passages" and not p.get("contexts"):
+                continue
+            by_arm.setdefault(p["arm"], []).append(p)
+        for arm, items in by_arm.items():
+            inputs = [JudgeInput(question=p["question"], answer=p["prediction"] or "(no answer)",
+                                 context=paragraphs[para_of[p["id"]]].text if against == "source paragraph"
+                                 else "\n\n".join(p["contexts"])) for p in items]
+            got = judge.judge(inputs)
+            verdicts = [j.verdict for j in got if j.verdict is not None]
+            rate = sum(verdicts) / len(verdicts) if verdicts else None
+            ci = bootstrap_ci(verdicts, n_resamples=cfg.n_resamples, seed=cfg.seed)[1:] if len(set(verdicts)) > 1 \
+                else ((rate, rate) if verdicts else (None, None))
+            t = tally(got)
+            strings = [ragas_string_metrics(p["prediction"], p["answers"]) for p in items]
+            rows.append({"arm": arm, "against": against, "judge": judge.name, "n": len(items), "n_scored": len(verdicts),
+                         "hallucination_rate": rate, "ci_low": ci[0], "ci_high": ci[1],
+                         "parse_failures": t["parse_failures"], "cache_hits": t["cache_hits"],
+                         **{k: sum(x[k] for x in strings) / len(strings) for k in strings[0]}})
+    return pd.DataFrame(rows)
+
+
+def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: Any) -> pd.DataFrame:
+    """lab's default and lexical judges, ragas' faithfulness (through a lab backend) and MLflow's
+    ``genai.evaluate`` with the lab judge as a scorer, on ONE seeded sample of grounded evaluation items."""
+    from lab.judge.calibrate import agreement_of, as_input
+    from lab.judge.catalog import make_judge
+
+    n = cfg.ragas.sample if cfg.ragas is not None else 50
+    items = _sample(sets.evaluation, n, cfg.seed)
+    labels = [i.label for i in items]
+    default = make_judge(default_name, "grounded", root=root, cfg=cfg)
+    rows = []
+
+    def add(via: str, judge: Any, got: list[Any]) -> None:
+        rep = agreement_of(got, labels, n_resamples=cfg.n_resamples, seed=cfg.seed)
+        verdicts = [j.verdict for j in got if j.verdict is not None]
+        rows.append({"via": via, "judge": judge.name, "n": len(items), "n_scored": rep["n_scored"],
+                     "parse_failures": rep["parse_failures"],
+                     "unfaithful_rate": sum(verdicts) / len(verdicts) if verdicts else None,
+                     "accuracy": rep.get("accuracy"), "kappa": rep.get("kappa"), "kappa_ci": rep.get("kappa_ci")})
+
+    inputs = [as_input(i) for i in items]
+    add("lab", default, default.judge(inputs))
+    add("lab", lexical, lexical.judge(inputs))
+    if cfg.ragas is not None:
+        from lab.judge.ragas_bridge import RagasFaithfulnessJudge
+
+        rj = RagasFaithfulnessJudge(cfg.ragas.name, cfg.ragas.backend, max_new_tokens=cfg.ragas.max_new_tokens)
+        add("ragas", rj, rj.judge(inputs))
+    if cfg.mlflow_evaluate:
+        from lab.judge.mlflow_scorers import evaluate_in_mlflow
+
+        metrics = evaluate_in_mlflow([default], items, run_name=f"genai-evaluate-{default.name}", root=root)
+        mean = next((v for k, v in metrics.items() if k.endswith("/mean")), None)
+        rows.append({"via": "mlflow.genai.evaluate", "judge": default.name, "n": len(items), "n_scored": None,
+                     "parse_failures": None, "unfaithful_rate": mean, "accuracy": None, "kappa": None, "kappa_ci": None})
+    return pd.DataFrame(rows)

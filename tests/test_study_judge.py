@@ -1,0 +1,94 @@
+"""The judge study end to end on small files: baselines, a trained cross-encoder, a prompted tiny model,
+thresholds and the default chosen on validation items, the arms judged, and a second run all cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.config import load_section
+
+
+def _jsonl(path: Path, records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, isolated_mlflow):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    facts = [("Paris", "France"), ("Rome", "Italy"), ("Madrid", "Spain"), ("Berlin", "Germany"), ("Lisbon", "Portugal"),
+             ("Vienna", "Austria"), ("Athens", "Greece"), ("Oslo", "Norway"), ("Dublin", "Ireland"), ("Prague", "Czechia"),
+             ("Warsaw", "Poland"), ("Bern", "Switzerland"), ("Sofia", "Bulgaria"), ("Riga", "Latvia")]
+    grounded = [{"knowledge": f"{c} is the capital of {k}. It lies on a river.", "question": f"{c} is the capital of what?",
+                 "right_answer": k, "hallucinated_answer": f"{c} is the capital of Atlantis since 1900."} for c, k in facts]
+    general = [{"ID": str(i), "user_query": f"Tell me about item {i}.", "chatgpt_response":
+                f"Item {i} was invented in {1800 + i} by a famous person." if i % 3 == 0 else f"Item {i} is an item.",
+                "hallucination": "yes" if i % 3 == 0 else "no"} for i in range(40)]
+    paragraphs = [{"paragraph_id": "p#0", "title": "p", "text": "Tesla was born in Smiljan in 1856."}]
+    qa = [{"id": "q1", "paragraph_id": "p#0", "title": "p", "question": "Where was Tesla born?", "answers": ["Smiljan"]},
+          {"id": "q2", "paragraph_id": "p#0", "title": "p", "question": "When was Tesla born?", "answers": ["1856"]}]
+    preds = [{"arm": "zero_shot", "id": "q1", "question": "Where was Tesla born?", "answers": ["Smiljan"], "prediction": "Paris"},
+             {"arm": "zero_shot", "id": "q2", "question": "When was Tesla born?", "answers": ["1856"], "prediction": "1856"},
+             {"arm": "rag", "id": "q1", "question": "Where was Tesla born?", "answers": ["Smiljan"], "prediction": "Smiljan",
+              "contexts": ["Tesla was born in Smiljan."]},
+             {"arm": "rag", "id": "q2", "question": "When was Tesla born?", "answers": ["1856"], "prediction": "in 1856",
+              "contexts": ["He was born in 1856."]}]
+    d = tmp_path / "data"
+    d.mkdir()
+    section = {
+        "data": {"grounded_train": _jsonl(d / "train.jsonl", grounded[:10]), "grounded_eval": _jsonl(d / "dev.jsonl", grounded[10:]),
+                 "general": _jsonl(d / "general.jsonl", general), "general_heldout_fraction": 0.4},
+        "validation_fraction": 0.4,
+        "judges": [{"name": "tiny-prompted", "backend": {"backend": "transformers", "model": "tiny-random-llama",
+                                                         "batch_size": 4, "threads": 1}, "sample": 6}],
+        "trained": {"epochs": 1, "batch_size": 8, "max_length": 64, "threads": 1, "lexical_hints": True},
+        "ragas": {"name": "ragas-tiny", "backend": {"backend": "transformers", "model": "tiny-random-llama",
+                                                    "batch_size": 1, "threads": 1}, "sample": 3, "max_new_tokens": 16},
+        "answers": _jsonl(d / "preds.jsonl", preds), "paragraphs": _jsonl(d / "paragraphs.jsonl", paragraphs),
+        "qa": _jsonl(d / "qa.jsonl", qa), "n_resamples": 200, "out_dir": "results/judge_eval"}
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"judge_eval": section}))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_the_judge_study_calibrates_chooses_scores_and_caches(project):
+    from lab.judge.catalog import make_judge
+    from lab.studies.judge import run
+
+    cfg = load_section("judge_eval", project / "params.yaml")
+    report = run(cfg, project, progress=False)
+    report.write(project / cfg.out_dir)
+    ev = report.table[report.table["split"] == "evaluation"]
+    assert set(ev["judge"]) >= {"majority", "lexical", "faithfulness-cross-encoder", "hallucination-cross-encoder",
+                                "tiny-prompted"}
+    tiny = ev[ev["judge"] == "tiny-prompted"]
+    assert (tiny["n"] == 6).all() and tiny["sampled"].all()
+    assert report.choices["default"]["grounded"] in report.choices["validation_kappa"]["grounded"]
+    assert "tiny-prompted" in report.choices["thresholds"]      # chosen on validation items from P(positive)
+    assert set(report.arms["arm"]) == {"zero_shot", "rag"} and set(report.arms["against"]) == {
+        "source paragraph", "retrieved passages"}
+    metrics = json.loads((project / cfg.out_dir / "metrics.json").read_text())
+    assert metrics["grounded"]["default"] == report.choices["default"]["grounded"]
+    lines = (project / cfg.out_dir / "judgments.jsonl").read_text().splitlines()
+    assert all("raw" in json.loads(x) and "rubric" in json.loads(x) for x in lines)
+    # `--judge default` now resolves to the stage's choice; a second run reuses every judgment
+    assert make_judge("default", "grounded", root=project).name == report.choices["default"]["grounded"]
+    # lab, ragas (a random tiny model: every output fails to validate, counted, never NaN) and MLflow side by side
+    sbs = report.side_by_side.set_index("via")
+    assert list(report.side_by_side["via"]) == ["lab", "lab", "ragas", "mlflow.genai.evaluate"]
+    assert sbs.loc["ragas", "parse_failures"] + sbs.loc["ragas", "n_scored"] == 3
+    lab_default = report.side_by_side.iloc[0]
+    assert sbs.loc["mlflow.genai.evaluate", "unfaithful_rate"] == pytest.approx(lab_default["unfaithful_rate"])
+    assert {"ragas_exact_match", "ragas_string_present"} <= set(report.arms.columns)
+    rag = report.arms[(report.arms["arm"] == "rag") & (report.arms["against"] == "source paragraph")].iloc[0]
+    assert rag["ragas_string_present"] == 1.0 and rag["ragas_exact_match"] == 0.5
+    again = run(cfg, project, progress=False)
+    rows = again.table[(again.table["split"] == "evaluation") & again.table["kind"].isin(["prompted", "cross-encoder"])]
+    assert (rows["cache_hits"] == rows["n"]).all(), rows[["judge", "n", "cache_hits"]]
+    assert again.training == report.training    # the kept models were not retrained
