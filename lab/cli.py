@@ -178,7 +178,7 @@ def params_overrides(
 
 @guardrails_app.command("train")
 def guardrails_train(
-    check: Annotated[str, typer.Argument(help="The check whose classifier to train (injection).")],
+    check: Annotated[str, typer.Argument(help="The check whose classifier to train (injection, jailbreak, toxicity).")],
     data: Annotated[Path, typer.Option("--data", help="Labelled training file (JSONL {text,label} or a CSV).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the model, its metadata and heldout.jsonl.")],
     heldout: Annotated[float, typer.Option("--heldout", help="Fraction held out (never trained on).")] = 0.25,

@@ -297,13 +297,21 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
+class LabelledPart(StrictModel):
+    """Records of another labelled file added to a classifier's data (only those of ``only_label``)."""
+
+    data: str
+    only_label: int | None = Field(None, ge=0, le=1)
+
+
 class GuardrailClassifierSpec(StrictModel):
     """A trained guardrail classifier: its check and its labelled training file (a held-out
     fraction of it, by the hash of each text, is never trained on and is evaluated)."""
 
-    check: Literal["injection", "toxicity"]
+    check: Literal["injection", "jailbreak", "toxicity"]
     data: str
     heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    extra: list[LabelledPart] = []   # more records merged in before the split (e.g. another file's benign ones)
 
 
 class GuardrailExtraEval(StrictModel):
@@ -327,6 +335,8 @@ class GuardrailsEvalConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {f"classifiers[{i}].data": c.data for i, c in enumerate(self.classifiers)}
+        out.update({f"classifiers[{i}].extra[{j}].data": e.data for i, c in enumerate(self.classifiers)
+                    for j, e in enumerate(c.extra)})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
         return out

@@ -238,6 +238,17 @@ def test_transformers_choice_scores_match_unpadded_reference(tiny_pair):
         assert list(g.choice_logprobs) == list(choices)
         assert list(g.choice_logprobs.values()) == pytest.approx(scores, abs=1e-3)
     assert got == want
+    # choices of one token each take the one-pass path: the same log-probabilities
+    singles = tuple(w for w in ("yes", "no", "the", "a", "is", "of")
+                    if len(tok(w, add_special_tokens=False)["input_ids"]) == 1)[:3]
+    assert len(singles) >= 2
+    one_pass = backend.generate(prompts, GenParams(choices=singles))
+    for g, p in zip(one_pass, prompts, strict=True):
+        ids = backend.encode(p)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), -1)
+        want_lp = [logp[tok(w, add_special_tokens=False)["input_ids"][0]].item() for w in singles]
+        assert list(g.choice_logprobs.values()) == pytest.approx(want_lp, abs=1e-3)
 
 
 def test_transformers_stop_string_ends_decoding_early(tiny_pair, monkeypatch):

@@ -338,3 +338,93 @@ def test_cli_calibrate_writes_the_documented_keys(tmp_path):
     assert got["majority_baseline_accuracy"] == 0.5 and got["kappa"] == 0.0
     res = runner.invoke(app, ["judge", "calibrate", str(f), "--judge", "nope", "--skip-bad"])
     assert res.exit_code == 2 and "unknown judge 'nope'" in res.output and "lexical" in res.output
+
+
+def test_a_json_string_holding_a_line_separator_does_not_split_its_record(tmp_path):
+    rec = GENERAL[0] | {"chatgpt_response": "first part\u2028second part\u0085third"}
+    f = tmp_path / "sep.jsonl"
+    f.write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    got = read_judged(f)
+    assert len(got.items) == 1 and "second part" in got.items[0].answer
+
+
+def test_an_endpoint_judge_over_http_json_schema_free_text_and_a_down_server(tmp_path):
+    """An OpenAI-compatible endpoint (the deterministic fake server): the rubric's JSON schema is
+    sent and honoured; a server that ignores it answers free text (counted parse failures); a server
+    that fails is retried and counted as generation failures, and a later run retries it."""
+    from fake_openai_server import FakeOpenAIServer
+
+    items = [JudgeInput(question=f"q{i}", answer="a", context="c") for i in range(3)]
+    with FakeOpenAIServer() as srv:
+        cfg = {"backend": "openai", "base_url": srv.base_url, "model": "fake-model", "max_retries": 0,
+               "timeout_s": 5.0}
+        judge = PromptedJudge("endpoint", "faithfulness", cfg, cache=JudgmentCache(tmp_path / "j.sqlite"), retries=1)
+        assert judge.mode == "json"
+        got = judge.judge(items)
+        assert all(j.verdict in (0, 1) and json.loads(j.raw)["verdict"] in ("yes", "no") for j in got)
+        sent = [b for p, b in srv.requests if p.endswith("/chat/completions")]
+        assert sent[0]["response_format"]["json_schema"]["schema"]["properties"]["verdict"]["enum"] == ["yes", "no"]
+        assert sent[0]["temperature"] == 0.0     # deterministic decoding by default
+        srv.ignore_structured = True
+        free = PromptedJudge("endpoint-free", "faithfulness", cfg, cache=False).judge(items)
+        assert tally(free)["parse_failures"] == 3 and all(j.raw and j.error for j in free)
+        srv.ignore_structured = False
+        srv.fail_status = 500
+        down = PromptedJudge("endpoint-down", "faithfulness", cfg, cache=JudgmentCache(tmp_path / "d.sqlite"),
+                             retries=1).judge(items[:1])
+        assert down[0].error_kind == "generation" and "500" in down[0].error
+        srv.fail_status = None
+        again = PromptedJudge("endpoint-down", "faithfulness", cfg, cache=JudgmentCache(tmp_path / "d.sqlite")).judge(items[:1])
+        assert again[0].verdict in (0, 1) and not again[0].cached
+
+
+def test_ragas_faithfulness_through_a_lab_backend_counts_failures_and_runs_inside_an_event_loop(tmp_path):
+    import asyncio
+
+    from lab.judge.ragas_bridge import RagasFaithfulnessJudge
+
+    outputs = ['{"statements": ["Hamlet was written by Christopher Marlowe."]}',
+               '{"statements": [{"statement": "Hamlet was written by Christopher Marlowe.", "reason": "the '
+               'context names Shakespeare", "verdict": 0}]}',
+               "Sure! Here are the statements: none",                # does not validate, even repaired
+               '{"statements": []}']                                  # ragas: no statements -> its NaN
+    judge = RagasFaithfulnessJudge("ragas-fake", FakeBackend(outputs), cache=JudgmentCache(tmp_path / "r.sqlite"),
+                                   identity={"backend": "fake", "model": "scripted"})
+
+    async def inside_a_loop():     # a Jupyter kernel runs cells inside an event loop
+        return judge.judge([ITEM, JudgeInput(question="q2", answer="a2", context="c"),
+                            JudgeInput(question="q3", answer="a3", context="c")])
+
+    got = asyncio.run(inside_a_loop())
+    assert got[0].verdict == 1 and got[0].score == 1.0 and got[0].rubric.startswith("ragas.faithfulness@")
+    assert got[1].verdict is None and got[1].error_kind == "parse" and "Sure!" in got[1].raw
+    assert got[2].verdict is None and "no statements" in got[2].error
+    assert judge.describe()["llm_parse_failures"] == 1 and tally(got)["parse_failures"] == 2
+
+
+def test_ragas_string_metrics_inside_an_event_loop():
+    import asyncio
+
+    from lab.judge.ragas_bridge import ragas_string_metrics
+
+    async def inside():
+        return ragas_string_metrics("in 1856", ["1856", "the year 1856"])
+
+    got = asyncio.run(inside())
+    assert got["ragas_exact_match"] == 0.0 and got["ragas_string_present"] == 1.0
+    assert 0 < got["ragas_non_llm_string_similarity"] < 1
+
+
+def test_paired_difference_against_the_lexical_baseline_resamples_the_same_items():
+    from lab.metrics.agreement import paired_difference
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 400)
+    good = np.where(rng.random(400) < 0.95, y, 1 - y)
+    worse = np.where(rng.random(400) < 0.80, y, 1 - y)
+    d = paired_difference(y, good, worse, statistic="accuracy", n_resamples=500)
+    assert d["diff"] == pytest.approx(agreement(y, good)["accuracy"] - agreement(y, worse)["accuracy"])
+    lo, hi = d["diff_ci"]
+    assert 0 < lo < d["diff"] < hi and d["share_of_resamples_a_better"] == 1.0
+    same = paired_difference(y, good, good, statistic="kappa", n_resamples=200)
+    assert same["diff"] == 0.0 and same["diff_ci"] == [0.0, 0.0]

@@ -131,7 +131,7 @@ def read_judged(path: str | Path, *, skip_bad: bool = False, fmt: str | None = N
     if fmt is not None and fmt not in FORMATS:
         raise DataError(f"unknown judgment format {fmt!r}; known: {', '.join(FORMATS)}")
     out = JudgedSet(p, fmt or "")
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(text.split("\n"), 1):   # \n only: JSON strings may hold U+2028
         if not line.strip():
             continue
         out.n_records += 1

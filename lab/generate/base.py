@@ -16,7 +16,9 @@ from lab.errors import ConfigError, LabError
 from lab.registry import Registry
 
 #: Everything a backend may declare in ``supports``.
-FEATURES = frozenset({"json_schema", "choice", "stream", "batch", "seed"})
+#: ``choice_scores``: a constrained choice comes with every choice's log-probability
+#: (:attr:`Generation.choice_logprobs`).
+FEATURES = frozenset({"json_schema", "choice", "choice_scores", "stream", "batch", "seed"})
 
 #: A prompt: chat messages (``[{"role": "user", "content": "..."}]``) or a raw prompt string.
 Prompt = list[dict[str, Any]] | str

@@ -55,7 +55,7 @@ class TransformersBackend:
     """
 
     name = "transformers"
-    supports = frozenset({"choice", "batch", "seed"})
+    supports = frozenset({"choice", "choice_scores", "batch", "seed"})
 
     def __init__(self, model: Any, *, batch_size: int = 8, dtype: str = "float32", device: str = "cpu",
                  threads: int | None = None) -> None:
@@ -182,6 +182,18 @@ class TransformersBackend:
         pairs = [(p, c) for p in range(len(encoded)) for c in range(len(choices))]
         scores = torch.empty(len(encoded), len(choices), dtype=torch.float64)
         t0 = time.perf_counter()
+        if all(len(c) == 1 for c in choice_ids):
+            # Every choice one token (yes/no verdicts): one forward pass per prompt, the choices read
+            # from the next-token distribution (the same numbers as scoring prompt + choice).
+            first = torch.tensor([c[0] for c in choice_ids])
+            pairs = []
+            for start in range(0, len(encoded), self.batch_size):
+                chunk = encoded[start:start + self.batch_size]
+                ids, mask = self._pad_left(chunk)
+                position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+                with torch.inference_mode():
+                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1]
+                scores[start:start + len(chunk)] = torch.log_softmax(logits.float(), dim=-1)[:, first].double()
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start:start + self.batch_size]
             ids, mask = self._pad_left([encoded[p] + choice_ids[c] for p, c in chunk])

@@ -103,7 +103,7 @@ class LlamaCppBackend:
     """
 
     name = "llama-cpp"
-    supports = frozenset({"json_schema", "choice", "seed"})
+    supports = frozenset({"json_schema", "choice", "choice_scores", "seed"})
 
     def __init__(self, model: str, *, n_ctx: int = 4096, threads: int | None = None, n_batch: int = 512,
                  seed: int = 0, n_gpu_layers: int = 0) -> None:

@@ -92,7 +92,9 @@ def read_labelled(path: str | Path, *, skip_bad: bool = False) -> Labelled:
 
 def _read_jsonl(p: Path, text: str) -> Labelled:
     out = Labelled("binary")
-    for i, line in enumerate(text.splitlines(), 1):
+    # JSON Lines are separated by \n only: str.splitlines() would also cut at U+2028, U+0085...,
+    # which JSON strings may hold unescaped (in-the-wild prompts do)
+    for i, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -143,7 +145,7 @@ def _read_spans(p: Path, text: str) -> Labelled:
     return out
 
 
-_CSV_COLUMNS = [("tweet", "class"), ("comment_text", "toxic"), ("text", "label")]
+_CSV_COLUMNS = [("tweet", "class"), ("comment_text", "toxic"), ("prompt", "jailbreak"), ("text", "label")]
 
 
 def _read_csv(p: Path, text: str) -> Labelled:

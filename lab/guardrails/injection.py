@@ -1,5 +1,5 @@
-"""Trained classifier checks: prompt injection (a classifier trained on labelled prompts, with named
-rules as a floor) and toxicity.
+"""Trained classifier checks: prompt injection and jailbreak (classifiers trained on labelled
+prompts, with named rules as a floor) and toxicity.
 
 The decision fires when the classifier's probability reaches its stored threshold, or when one of
 the rules below matches (a rule is a floor: it catches the textbook phrasings even where a
@@ -88,6 +88,46 @@ class Injection:
         signals += [f"rule {h}" for h in hits]
         score = max(p, 1.0 if hits else 0.0)
         return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals))
+
+
+#: Jailbreak rules (the floor): the named personas and framings of in-the-wild jailbreak prompts.
+JAILBREAK_RULES: dict[str, str] = {
+    "dan_persona": r"\bDAN\b|\bdo anything now\b",
+    "developer_mode": r"\b(?:developer|god|jailbreak|unrestricted|evil) mode\b",
+    "no_restrictions": r"\b(?:without|free of|no|not bound by|broken free of)\b[^.!?\n]{0,30}\b(?:restrictions|"
+                       r"filters|censorship|guidelines|ethics|morals|rules)\b[^.!?\n]{0,40}\b(?:openai|ai|"
+                       r"chatgpt|policy|policies|content)?",
+    "stay_in_character": r"\bstay in character\b|\bbreak(?:ing)? character\b",
+    "two_responses": r"\b(?:two|2) (?:different )?(?:responses|answers|paragraphs)\b[^.!?\n]{0,60}\b(?:normal|"
+                     r"classic|jailbr|filtered|unfiltered)",
+}
+_JB_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in JAILBREAK_RULES.items()}
+
+
+def jailbreak_rule_hits(text: str) -> list[str]:
+    """Names of the jailbreak rules that match ``text``."""
+    return [name for name, rx in _JB_COMPILED.items() if rx.search(text)]
+
+
+@CHECKS.register("jailbreak")
+class Jailbreak(Injection):
+    """A jailbreak attempt (role-play personas, "developer mode", requests to drop the rules): a
+    classifier trained on in-the-wild jailbreak prompts against benign prompts, with the named rules
+    of :data:`JAILBREAK_RULES` as a floor. Same parameters as :class:`Injection`."""
+
+    name = "jailbreak"
+    model_name = "jailbreak"
+
+    def check(self, text: str, *, context: Sequence[str] | None = None,
+              schema: Mapping[str, Any] | None = None) -> Decision:
+        text = safe_text(text)
+        p = self.scores([text])[0] if self.model is not None else 0.0
+        hits = jailbreak_rule_hits(text) if self.rules else []
+        signals = []
+        if self.model is not None and p >= self.threshold:
+            signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
+        signals += [f"rule {h}" for h in hits]
+        return Decision(self.name, bool(signals), max(p, 1.0 if hits else 0.0), self.threshold, "; ".join(signals))
 
 
 @CHECKS.register("toxicity")

@@ -5,8 +5,9 @@ verdict (accuracy, precision, recall, F1, Cohen's kappa, the confusion matrix, b
 counts of parse and generation failures (never dropped silently: ``n`` is every item, ``n_scored``
 those with a verdict, and ``accuracy_failures_as_wrong`` counts each failure as a disagreement),
 the majority-class accuracy of the set's own labels, and the lexical-support baseline's accuracy
-(its threshold fitted on TRAINING items; ``None`` where the set has no grounding text). A judge
-whose kappa is below ``bar`` is flagged (``below_bar``).
+(its threshold fitted on TRAINING items; ``None`` where the set has no grounding text) with the
+paired difference of the judge against it (``vs_lexical``: accuracy and kappa, the CI from resampling
+the same items for both). A judge whose kappa is below ``bar`` is flagged (``below_bar``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from lab.data.halueval import JudgedItem
 from lab.judge.base import Judge, JudgeInput, Judgment, tally
 from lab.judge.baselines import LexicalJudge
-from lab.metrics.agreement import agreement_report
+from lab.metrics.agreement import agreement_report, paired_difference
 
 
 def as_input(item: JudgedItem) -> JudgeInput:
@@ -62,10 +63,17 @@ def calibrate(judge: Judge, items: Sequence[JudgedItem], *, lexical: LexicalJudg
     grounded = all(i.context for i in items)
     report["lexical_baseline_accuracy"] = None
     if lexical is not None and grounded:
-        lex = agreement_of(lexical.judge([as_input(i) for i in items]), labels, n_resamples=n_resamples, seed=seed)
+        lex_got = lexical.judge([as_input(i) for i in items])
+        lex = agreement_of(lex_got, labels, n_resamples=n_resamples, seed=seed)
         report["lexical_baseline_accuracy"] = lex["accuracy"]
         report["lexical_baseline"] = {k: lex[k] for k in ("accuracy", "accuracy_ci", "kappa", "kappa_ci", "f1")}
         report["lexical_baseline"]["threshold"] = lexical.threshold
+        both = [(y, j.verdict, x.verdict) for y, j, x in zip(labels, got, lex_got, strict=True)
+                if j.verdict is not None and x.verdict is not None]
+        if len(both) >= 2 and judge.name != lexical.name:
+            ys, ja, lx = (list(t) for t in zip(*both, strict=True))
+            report["vs_lexical"] = {s: paired_difference(ys, ja, lx, statistic=s, n_resamples=n_resamples, seed=seed)
+                                    for s in ("accuracy", "kappa")}
     report["agreement_bar"] = bar
     report["below_bar"] = None if bar is None or report["kappa"] is None else bool(report["kappa"] < bar)
     report["failures"] = [{"id": i.id, "line": i.line, "error": j.error, "raw": j.raw[:500]}

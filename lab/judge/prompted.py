@@ -9,7 +9,8 @@ How the verdict is asked for (``mode``), by what the backend supports:
             :func:`lab.metrics.agreement.best_threshold`) then decides instead of the argmax.
 ``json``    output constrained to the rubric's JSON schema (OpenAI-compatible servers, vLLM).
 ``text``    free text asked to be JSON, for backends with neither; parsed with one repair attempt.
-``auto``    the first of these the backend supports (default).
+``auto``    ``choice`` where the backend scores the words (``choice_scores``), else ``json``, else a
+            plain ``choice``, else ``text`` (default).
 
 Decoding is greedy by default. Backend failures (an endpoint's timeout after the client's own
 retries) are retried ``retries`` times per item with backoff, then recorded as generation failures.
@@ -132,7 +133,11 @@ class PromptedJudge:
         if self.requested_mode != "auto":
             return self.requested_mode
         supports = self.backend.supports
-        return "choice" if "choice" in supports else "json" if "json_schema" in supports else "text"
+        if "choice_scores" in supports:     # the verdict words scored: a probability, never a parse failure
+            return "choice"
+        if "json_schema" in supports:       # a verdict with its reason (and spans)
+            return "json"
+        return "choice" if "choice" in supports else "text"
 
     def params(self) -> GenParams:
         mode = self.mode
@@ -163,12 +168,17 @@ class PromptedJudge:
                 first.setdefault(k, n)      # an item repeated in the input is judged once
         todo = list(first.values())
         fresh: dict[str, Judgment] = {}
+        from lab.progress import bar
+
+        steps = bar(total=len(todo), desc=f"judge {self.name}", unit="item", enable=len(todo) > self.batch_size)
         for start in range(0, len(todo), self.batch_size):
             part = todo[start:start + self.batch_size]
             for n, j in zip(part, self._run([items[n] for n in part], params), strict=True):
                 fresh[keys[n]] = j
             if self.cache is not None:
                 self.cache.put_many({keys[n]: fresh[keys[n]] for n in part})
+            steps.update(len(part))
+        steps.close()
         out = [found.get(k) or fresh[k] for k in keys]
         return [self._decide(j) for j in out]
 

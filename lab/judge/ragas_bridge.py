@@ -42,16 +42,19 @@ def _instructor_base() -> type:
     return InstructorBaseRagasLLM
 
 
-def make_ragas_llm(backend: Mapping[str, Any], *, max_new_tokens: int = 384,
-                   cache: JudgmentCache | None | bool = None) -> Any:
-    """A ragas instructor LLM over the lab backend ``backend`` (a make_backend mapping)."""
+def make_ragas_llm(backend: Mapping[str, Any] | Any, *, max_new_tokens: int = 384,
+                   cache: JudgmentCache | None | bool = None, identity: dict[str, Any] | None = None) -> Any:
+    """A ragas instructor LLM over the lab backend ``backend`` (a make_backend mapping, or a built
+    backend with ``identity`` naming its model for the cache)."""
     base = _instructor_base()
 
     class LabRagasLLM(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
-            self.config = dict(backend)
-            self.identity = _model_identity(self.config)
-            self._backend: Any = None
+            built = not isinstance(backend, Mapping)
+            self.config = None if built else dict(backend)
+            self.identity = identity or (_model_identity(self.config) if self.config is not None
+                                         else {"backend": getattr(backend, "name", "?")})
+            self._backend: Any = backend if built else None
             self.max_new_tokens = max_new_tokens
             self.cache = JudgmentCache() if cache is None or cache is True else (cache or None)
             self.calls = 0
@@ -106,6 +109,19 @@ def make_ragas_llm(backend: Mapping[str, Any], *, max_new_tokens: int = 384,
     return LabRagasLLM()
 
 
+def _run(coro: Any) -> Any:
+    """Run a coroutine to completion, also where an event loop is already running (a Jupyter
+    kernel, where ``asyncio.run`` refuses): then on a fresh loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _digest(text: str) -> str:
     import hashlib
 
@@ -119,13 +135,14 @@ class RagasFaithfulnessJudge:
     kind = "ragas"
     task = "grounded"
 
-    def __init__(self, name: str, backend: Mapping[str, Any], *, threshold: float = 1e-9,
-                 cache: JudgmentCache | None | bool = None, max_new_tokens: int = 384) -> None:
+    def __init__(self, name: str, backend: Mapping[str, Any] | Any, *, threshold: float = 1e-9,
+                 cache: JudgmentCache | None | bool = None, max_new_tokens: int = 384,
+                 identity: dict[str, Any] | None = None) -> None:
         import ragas
 
         self.name = name
         self.threshold = threshold
-        self.llm = make_ragas_llm(backend, max_new_tokens=max_new_tokens, cache=cache)
+        self.llm = make_ragas_llm(backend, max_new_tokens=max_new_tokens, cache=cache, identity=identity)
         self.rubric_id = f"ragas.faithfulness@{ragas.__version__}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
@@ -136,8 +153,8 @@ class RagasFaithfulnessJudge:
         for item in items:
             t0 = time.perf_counter()
             try:
-                value = asyncio.run(metric.ascore(user_input=item.question or "-", response=item.answer or "-",
-                                                  retrieved_contexts=[item.context or ""]))
+                value = _run(metric.ascore(user_input=item.question or "-", response=item.answer or "-",
+                                           retrieved_contexts=[item.context or ""]))
                 value = value.value
             except RagasParseFailure as exc:
                 out.append(Judgment(None, None, None, self.llm.failures[-1]["raw"] if self.llm.failures else "",
@@ -168,6 +185,6 @@ def ragas_string_metrics(prediction: str, references: Sequence[str]) -> dict[str
 
     scores: dict[str, float] = {}
     for metric in (ExactMatch(), StringPresence(), NonLLMStringSimilarity()):
-        best = max(float(metric.score(reference=r, response=prediction or "").value) for r in references)
+        best = max(float(_run(metric.ascore(reference=r, response=prediction or "")).value) for r in references)
         scores[f"ragas_{metric.name}"] = best
     return scores

@@ -132,10 +132,12 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
         output_dir=str(tmp / "trainer"), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
         warmup_steps=max(1, int(0.1 * settings.epochs * len(pairs) / settings.batch_size)),
-        seed=settings.seed, data_seed=settings.seed, save_strategy="no", report_to="none",
+        seed=settings.seed, data_seed=settings.seed, save_strategy="no", report_to="none", disable_tqdm=True,
         logging_steps=max(1, len(pairs) // settings.batch_size // 4), use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0)
-    CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
+                                  callbacks=[_progress_callback(name)])
+    trainer.train()
     remove_dir(tmp / "trainer")
     val_scores = [float(s) for s in model.predict([pair_text(i, task, lexical_hints=hints) for i in validation],
                                                   batch_size=32, show_progress_bar=False)]
@@ -156,12 +158,46 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     return CrossEncoderJudge(out)
 
 
-def training_code_id() -> str:
-    """Hash of the code that trains and feeds the model (this module's import closure): a kept
-    model is reused only while it is unchanged."""
-    from lab.imports import code_id
+def _progress_callback(name: str) -> Any:
+    """Training steps and loss on lab's progress bar (the terminal of ``dvc repro``, the stage log):
+    inside a notebook kernel the Trainer's own bar is an HTML widget that nobody watching the
+    pipeline sees, so it is switched off (``disable_tqdm``) and this one drives lab's."""
+    from transformers import TrainerCallback
 
-    return code_id([__name__])
+    from lab.progress import bar
+
+    class _Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.bar = bar(total=state.max_steps, desc=f"train {name}", unit="step")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    return _Progress()
+
+
+def training_code_id() -> str:
+    """Hash of the code that trains and feeds the model: this module and the content-word rule of
+    the lexical hints (:mod:`lab.judge.baselines`). Not the import closure: that holds the whole
+    judge package and the generation backends, whose edits do not change a cross-encoder."""
+    from lab.judge import baselines
+
+    h = hashlib.sha256()
+    for f in (Path(__file__), Path(baselines.__file__)):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 @JUDGES.register("cross-encoder")

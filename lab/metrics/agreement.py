@@ -140,3 +140,35 @@ def best_threshold(labels: Sequence[int], scores: Sequence[float], *, statistic:
     best = np.flatnonzero(value == value.max())
     finite = np.where(np.isfinite(cands), cands, 1e9)
     return float(cands[best[np.argmin(np.abs(finite[best] - 0.5))]])
+
+
+def paired_difference(labels: Sequence[int], preds_a: Sequence[int], preds_b: Sequence[int], *,
+                      statistic: str = "kappa", n_resamples: int = 2000, confidence: float = 0.95,
+                      seed: int = 0) -> dict[str, Any]:
+    """``statistic`` of judge a minus that of judge b on the same items, with a percentile bootstrap
+    CI from resampling the items (both judges on each resample, so the comparison is paired)."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    y, a = _pair(labels, preds_a)
+    _, b = _pair(labels, preds_b)
+    point = agreement(y, a)[statistic], agreement(y, b)[statistic]
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    ca, cb = y * 2 + a, y * 2 + b
+    diffs = []
+    batch = max(1, 1_000_000 // n)
+    done = 0
+    while done < n_resamples:
+        k = min(batch, n_resamples - done)
+        idx = rng.integers(0, n, size=(k, n))
+        sa = _from_counts(*[(ca[idx] == c).sum(axis=1).astype(np.float64) for c in (3, 1, 2, 0)])[statistic]
+        sb = _from_counts(*[(cb[idx] == c).sum(axis=1).astype(np.float64) for c in (3, 1, 2, 0)])[statistic]
+        diffs.append(sa - sb)
+        done += k
+    d = np.concatenate(diffs)
+    d = d[np.isfinite(d)]
+    alpha = (1.0 - confidence) / 2.0
+    diff = None if None in point else float(point[0] - point[1])
+    return {"statistic": statistic, "a": point[0], "b": point[1], "diff": diff,
+            "diff_ci": None if d.size == 0 else [float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha))],
+            "share_of_resamples_a_better": None if d.size == 0 else float((d > 0).mean()), "n": n}

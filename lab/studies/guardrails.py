@@ -103,8 +103,10 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> GuardrailsReport:
     for spec in bar(cfg.classifiers, desc="guardrail classifiers", enable=progress):
         folder = out / "models" / spec.check
         meta = train_check(spec.check, cfg.resolve(spec.data, root), folder,
-                           heldout_fraction=spec.heldout_fraction, seed=cfg.seed)
-        meta["sources"] = [str(Path(spec.data))]  # relative, as params.yaml names it
+                           heldout_fraction=spec.heldout_fraction, seed=cfg.seed,
+                           extra=[(cfg.resolve(e.data, root), e.only_label) for e in spec.extra])
+        meta["sources"] = [str(Path(spec.data)), *(e.data + (f" (label {e.only_label} only)"
+                                                            if e.only_label is not None else "") for e in spec.extra)]
         meta.pop("out_dir", None)
         training[spec.check] = meta
         models[spec.check] = folder

@@ -58,6 +58,9 @@ class JudgeReport:
             out.setdefault(r["task"], {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
         for task, name in self.choices.get("default", {}).items():
             out.setdefault(task, {})["default"] = name
+            vs = self.reports.get(f"{task}/{name}", {}).get("vs_lexical")
+            if vs:
+                out[task]["default_minus_lexical"] = {k: v["diff"] for k, v in vs.items()}
         if self.arms is not None:
             out["arms"] = {r["arm"]: {k: r[k] for k in ("n", "hallucination_rate", "parse_failures", "ragas_exact_match",
                                                          "ragas_string_present", "ragas_non_llm_string_similarity")}
@@ -81,6 +84,11 @@ class JudgeReport:
             if "lexical" in rows.index:
                 lx = rows.loc["lexical"]
                 line += f"; the lexical baseline {lx['accuracy']:.3f} {_ci(lx['accuracy_ci'])}, kappa {lx['kappa']:.3f}"
+                vs = self.reports.get(f"{task}/{name}", {}).get("vs_lexical")
+                if vs:
+                    line += (f"; paired difference default - lexical: accuracy {vs['accuracy']['diff']:+.3f} "
+                             f"{_ci(vs['accuracy']['diff_ci'])}, kappa {vs['kappa']['diff']:+.3f} "
+                             f"{_ci(vs['kappa']['diff_ci'])}")
             line += f"; majority accuracy {rows.loc['majority', 'accuracy']:.3f}."
             lines.append(line)
         flagged = ev[ev["below_bar"] == True]
@@ -145,7 +153,7 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
             return CrossEncoderJudge(folder)   # unchanged data and settings: the kept model
     return train_cross_encoder(train_in, labels, [as_input(i) for i in sets.validation],
                                [i.label for i in sets.validation], task=task, out_dir=folder, name=name,
-                               settings=settings, sources=list(sets.sources.values()))
+                               settings=settings, sources=[sets.sources["train"]])
 
 
 def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
@@ -257,11 +265,11 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) 
     judge = make_judge(judge_name, "grounded", root=root, cfg=cfg)
     paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
     para_of: dict[str, str] = {}
-    for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").splitlines():
+    for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").split("\n"):
         if line.strip():
             rec = json.loads(line)
             para_of[rec["id"]] = rec["paragraph_id"]
-    preds = [json.loads(x) for x in cfg.resolve(cfg.answers, root).read_text(encoding="utf-8").splitlines() if x.strip()]
+    preds = [json.loads(x) for x in cfg.resolve(cfg.answers, root).read_text(encoding="utf-8").split("\n") if x.strip()]
     rows = []
     for against in ("source paragraph", "retrieved passages"):
         by_arm: dict[str, list[dict[str, Any]]] = {}
