@@ -67,18 +67,22 @@ def main() -> None:
                        "below_bar", "confusion")},
                    "seconds": seconds, "seconds_per_item": seconds / max(1, rep["n"] + res.validation["n"])}
             rows.append(row)
+            write_json(args.out, _doc(rows, args, complete=False))   # kept row by row: a stopped run loses nothing
             print(json.dumps({k: row[k] for k in ("task", "judge", "n", "accuracy", "kappa", "parse_failures",
                                                    "lexical_baseline_accuracy", "seconds")}), flush=True)
             close = getattr(judge, "close", None)
             if close:
                 close()
-    out = {"benchmark": "judge_calibration", "rows": rows, "sample": args.sample, "ragas_sample": args.ragas_sample,
-           "params": str(args.params), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-           "cores_shared": bool(args.shared),
-           "note": "items: a seeded sample of the judge_eval stage's validation (thresholds) and evaluation "
-                   "(reported) items; cache_hits > 0 means judgments were reused from an earlier run"}
-    write_json(args.out, out)
+    write_json(args.out, _doc(rows, args, complete=True))
     print(f"wrote {args.out}")
+
+
+def _doc(rows: list[dict], args: argparse.Namespace, *, complete: bool) -> dict:
+    return {"benchmark": "judge_calibration", "complete": complete, "rows": rows, "sample": args.sample,
+            "ragas_sample": args.ragas_sample, "params": str(args.params),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "cores_shared": bool(args.shared),
+            "note": "items: a seeded sample of the judge_eval stage's validation (thresholds) and evaluation "
+                    "(reported) items; cache_hits > 0 means judgments were reused from an earlier run"}
 
 
 if __name__ == "__main__":
