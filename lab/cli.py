@@ -30,6 +30,16 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
+def _emit_json(result: Any, out: Path | None) -> None:
+    """Print ``result`` as JSON, and write it to ``out`` (atomically) when given."""
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        from lab.io import write_text
+
+        write_text(out, text + "\n")
+    typer.echo(text)
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -216,13 +226,9 @@ def guardrails_eval(
     except LabError as exc:
         _fail(exc)
         return
-    text = json.dumps(result, indent=2)
     if out is not None:
-        from lab.io import write_text
-
-        write_text(out, text + "\n")
         typer.echo(f"{out}: {check} on {result['n']} records", err=True)
-    typer.echo(text)
+    _emit_json(result, out)
 
 
 @app.command("dvc-deps")
@@ -277,14 +283,9 @@ def judge_calibrate(
     except LabError as exc:
         _fail(exc)
         return
-    text = json.dumps(result, indent=2)
-    if out is not None:
-        from lab.io import write_text
-
-        write_text(out, text + "\n")
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(text)
+    _emit_json(result, out)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

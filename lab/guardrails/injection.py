@@ -62,6 +62,7 @@ class Injection:
     name = "injection"
     stages = frozenset({"input"})
     model_name = "injection"
+    rule_hits = staticmethod(rule_hits)   # the floor; a subclass names its own rules
 
     def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True) -> None:
         self.rules = rules
@@ -81,7 +82,7 @@ class Injection:
               schema: Mapping[str, Any] | None = None) -> Decision:
         text = safe_text(text)
         p = self.scores([text])[0] if self.model is not None else 0.0
-        hits = rule_hits(text) if self.rules else []
+        hits = type(self).rule_hits(text) if self.rules else []
         signals = []
         if self.model is not None and p >= self.threshold:
             signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
@@ -117,17 +118,7 @@ class Jailbreak(Injection):
 
     name = "jailbreak"
     model_name = "jailbreak"
-
-    def check(self, text: str, *, context: Sequence[str] | None = None,
-              schema: Mapping[str, Any] | None = None) -> Decision:
-        text = safe_text(text)
-        p = self.scores([text])[0] if self.model is not None else 0.0
-        hits = jailbreak_rule_hits(text) if self.rules else []
-        signals = []
-        if self.model is not None and p >= self.threshold:
-            signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
-        signals += [f"rule {h}" for h in hits]
-        return Decision(self.name, bool(signals), max(p, 1.0 if hits else 0.0), self.threshold, "; ".join(signals))
+    rule_hits = staticmethod(jailbreak_rule_hits)
 
 
 @CHECKS.register("toxicity")
