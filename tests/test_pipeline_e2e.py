@@ -68,6 +68,20 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         classifiers=[{"check": "injection", "data": "data/guardrails/prompt_injection/deepset_train.jsonl"}],
         evals=[e for e in params["guardrails_eval"]["evals"] if e["check"] == "injection"],
         pii_sets=["data/guardrails/pii/presidio_generated_small.json"])
+    # judges: the first records of each HaluEval file, one epoch of the cross-encoder, the tiny model prompted
+    small_halu = root / "data" / "halueval_e2e"
+    small_halu.mkdir()
+    for name, n in (("qa_train.jsonl", 160), ("qa_grounded.dev250.jsonl", 40), ("general_data.dev1000.jsonl", 160)):
+        lines = (root / "data" / "halueval" / name).read_text().split("\n")[:n]
+        (small_halu / name).write_text("\n".join(lines) + "\n")
+    params["judge_eval"].update(
+        data={"grounded_train": "data/halueval_e2e/qa_train.jsonl",
+              "grounded_eval": "data/halueval_e2e/qa_grounded.dev250.jsonl",
+              "general": "data/halueval_e2e/general_data.dev1000.jsonl", "general_heldout_fraction": 0.5},
+        judges=[{"name": "tiny-prompted", "backend": {"backend": "transformers", "model": "tiny-random-llama"},
+                 "sample": 8}],
+        ragas=None, n_resamples=200)
+    params["judge_eval"]["trained"].update(epochs=1, max_length=128)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -91,7 +105,8 @@ def test_repro_produces_outputs_and_tracked_run(project):
                  "finetune lora", "embedding ("):
         assert line in repro.stderr, (line, repro.stderr[-2000:])
     assert "without encryption" not in repro.stderr + repro.stdout
-    for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval"):
+    for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval",
+                  "judge_eval"):
         nb = json.loads((root / "results" / stage / f"{stage}.ipynb").read_text())
         noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
         assert not noise, (stage, noise[:1])
@@ -122,7 +137,15 @@ def test_repro_produces_outputs_and_tracked_run(project):
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison",
-                           "guardrails_eval"}
+                           "guardrails_eval", "judge_eval"}
+    judged = json.loads((root / "results" / "judge_eval" / "metrics.json").read_text())
+    for task, trained in (("grounded", "faithfulness-cross-encoder"), ("general", "hallucination-cross-encoder")):
+        assert judged[task]["default"] in judged[task] and judged[task]["default"] != "majority"
+        assert judged[task]["majority"]["kappa"] == 0
+        assert judged[task]["tiny-prompted"]["n"] == 8   # the sample, stated
+        assert -1 <= judged[task][trained]["kappa"] <= 1 and judged[task][trained]["n"] > 8
+    assert set(judged["arms"]) == {"zero_shot", "few_shot", "rag", "lora", "full", "lora_rag"}
+    assert all(a["n"] == 8 for a in judged["arms"].values())
     guard = json.loads((root / "results" / "guardrails_eval" / "metrics.json").read_text())
     assert 0 < guard["injection"]["heldout"]["f1"] <= 1 and guard["injection"]["benign_trigger_words"]["negatives"] == 30
     assert "precision" not in guard["injection"]["benign_trigger_words"]  # undefined on benign-only: left out
