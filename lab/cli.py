@@ -260,10 +260,6 @@ def dvc_deps(
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":
-    app()
-
-
 @judge_app.command("calibrate")
 def judge_calibrate(
     labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded) or exported feedback.")],
@@ -322,3 +318,30 @@ def report(
     shutil.copyfile(result.html, staged)
     staged.replace(out)
     typer.echo(f"report: {out}")
+
+
+@app.command()
+def serve(
+    bundle: Annotated[str, typer.Argument(help="An export bundle folder, or models:/NAME@ALIAS (or models:/NAME/VERSION).")],
+    host: Annotated[str, typer.Option(help="Gateway address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
+    upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#served-name.")] = "auto",
+    fallback: Annotated[str, typer.Option(help="When the upstream fails after retries: message, transformers or none.")] = "message",
+    vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
+    feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl).")] = None,
+) -> None:
+    """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
+    gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
+    Set LAB_API_KEY to require 'Authorization: Bearer KEY'."""
+    from lab.errors import LabError
+    from lab.serve.app import serve as run_serve
+
+    try:
+        run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
+                  feedback=feedback)
+    except LabError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    app()

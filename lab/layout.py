@@ -41,6 +41,10 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                    "measured on labelled files", ("lab.guardrails",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("studies", "one module per study; no study imports another", ("lab.studies",)),
+    ("export", "the winner picked from the studies' results, written as a serving bundle (index built by "
+               "the studies' code), the MLflow model registry and its promotion alias", ("lab.export",)),
+    ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
+              "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
             "explorer's tables and the CLI (parses and calls)",
      ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.cli")),

@@ -48,9 +48,12 @@ DEEP_TEXT = """(() => { const out = []; const walk = (n) => { if (n.shadowRoot) 
   return out.join(' ').replace(/\\s+/g, ' '); })()"""
 
 
-def render(url: str, *, wait_for: str, timeout: float = 120.0, size: tuple[int, int] = (1400, 1600)
-           ) -> tuple[str, bytes]:
-    """(text of the page, shadow roots included, once it contains ``wait_for``; PNG screenshot)."""
+def render(url: str, *, wait_for: str, timeout: float = 120.0, size: tuple[int, int] = (1400, 1600),
+           steps: list[tuple[str, str]] = ()) -> tuple[str, bytes]:
+    """(text of the page, shadow roots included, once it contains ``wait_for``; PNG screenshot).
+
+    ``steps``: after that, each ``(javascript, expected)`` runs the script in the page (a user's
+    typing and clicks) and waits until the text contains ``expected``."""
     import websocket
 
     exe = chromium()
@@ -86,14 +89,17 @@ def render(url: str, *, wait_for: str, timeout: float = 120.0, size: tuple[int, 
                     if msg.get("id") == n:
                         return msg.get("result", {})
 
-            text = ""
-            while wait_for not in text:
-                if time.monotonic() > end:
-                    raise TimeoutError(f"{url}: {wait_for!r} did not appear within {timeout:.0f} s; "
-                                       f"page text: {text[:500]!r}")
-                time.sleep(1.0)
-                got = call("Runtime.evaluate", expression=DEEP_TEXT, returnByValue=True)
-                text = got.get("result", {}).get("value") or ""
+            for script, expected in [("", wait_for), *steps]:
+                if script:
+                    call("Runtime.evaluate", expression=script)
+                text = ""
+                while expected not in text:
+                    if time.monotonic() > end:
+                        raise TimeoutError(f"{url}: {expected!r} did not appear within {timeout:.0f} s; "
+                                           f"page text: {text[:500]!r}")
+                    time.sleep(0.5)
+                    got = call("Runtime.evaluate", expression=DEEP_TEXT, returnByValue=True)
+                    text = got.get("result", {}).get("value") or ""
             time.sleep(1.0)   # let the last outputs paint
             text = call("Runtime.evaluate", expression=DEEP_TEXT, returnByValue=True)["result"]["value"]
             png = base64.b64decode(call("Page.captureScreenshot", format="png")["data"])

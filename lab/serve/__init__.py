@@ -1,0 +1,9 @@
+"""Serving: the RAG gateway in front of vLLM (or any OpenAI-compatible server), its metrics,
+user feedback and the playground page. Reads an export bundle (:mod:`lab.export`).
+
+- :mod:`lab.serve.upstream`  the generator behind the gateway: an OpenAI-compatible server
+  (streamed over HTTP) or an in-process lab backend; bounded retries, then the fallback.
+- :mod:`lab.serve.metrics`   Prometheus series (OpenTelemetry GenAI names where one exists).
+- :mod:`lab.serve.gateway`   the FastAPI app: ``/v1/chat/completions``, ``/v1/feedback``,
+  ``/healthz``, ``/readyz``, ``/metrics``, ``/`` (playground).
+"""

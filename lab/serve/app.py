@@ -1,0 +1,122 @@
+"""``lab serve``: a bundle (folder or ``models:/NAME@ALIAS``) served as vLLM behind the gateway.
+
+Upstreams: ``vllm`` (start vLLM's server with the bundle's engine arguments), ``transformers``
+(the bundle's model in process: the baseline, and the way to serve without vLLM), or the URL of an
+OpenAI-compatible server already running (``http://127.0.0.1:8000/v1#served-name``); ``auto`` is
+vllm when it is installed, else transformers. The fallback (``--fallback``) answers when the
+upstream fails after its retries: ``message`` (a fixed reply), ``transformers`` or ``none``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lab.errors import ConfigError
+
+
+def resolve_bundle(bundle: str, root: Path) -> Path:
+    """A bundle folder, or a registry URI downloaded under ``.cache/bundles``."""
+    if bundle.startswith("models:/"):
+        from lab.export import bundle_from_registry
+
+        safe = bundle.replace(":/", "_").replace("/", "_").replace("@", "_")
+        return bundle_from_registry(bundle, root / ".cache" / "bundles" / safe, root=root)
+    return Path(bundle)
+
+
+def transformers_upstream(meta: dict[str, Any], batch_size: int = 8) -> Any:
+    """The bundle's model (base, or base + adapter) through lab's transformers backend."""
+    from lab.generate import make_backend
+    from lab.serve.upstream import BackendUpstream
+
+    model = meta["model"]
+    if model.get("adapter"):
+        from lab.finetune import load_finetuned
+
+        backend = make_backend({"backend": "transformers", "model": load_finetuned(model["adapter"]),
+                                "batch_size": batch_size})
+    else:
+        backend = make_backend({"backend": "transformers", "model": model.get("spec") or model["base"],
+                                "batch_size": batch_size})
+    return BackendUpstream(backend, name=f"transformers:{model.get('spec') or model['base']}")
+
+
+def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message", settings: Any = None,
+          vllm_port: int = 8000, root: Path | None = None, store_dir: Path | None = None,
+          fallback_message: str = "The model is unavailable right now; please try again shortly.") -> tuple[Any, Any]:
+    """The :class:`~lab.serve.gateway.Gateway` and the vLLM process it needs (or None)."""
+    from lab.guardrails.policy import Policy
+    from lab.serve.gateway import RAG, Gateway, Settings
+    from lab.serve.metrics import GatewayMetrics, VLLMCollector
+    from lab.serve.upstream import MessageUpstream, OpenAIUpstream
+    from lab.serve.vllm_proc import VLLMServer, vllm_installed
+
+    root = root or Path.cwd()
+    rag = RAG(bundle_dir, store_dir=store_dir)
+    meta = rag.bundle
+    metrics = GatewayMetrics()
+    proc = None
+    if upstream == "auto":
+        upstream = "vllm" if vllm_installed() else "transformers"
+    served = meta["model"].get("served_name", "lab")
+    if upstream == "vllm":
+        proc = VLLMServer(meta["vllm_args"], port=vllm_port, root=root, log=root / ".cache" / "vllm" / "server.log")
+        up: Any = OpenAIUpstream(f"{proc.url}/v1", served)
+        metrics.registry.register(VLLMCollector(f"{proc.url}/metrics"))
+    elif upstream == "transformers":
+        up = transformers_upstream(meta)
+    elif upstream.startswith(("http://", "https://")):
+        base, _, name = upstream.partition("#")
+        up = OpenAIUpstream(base, name or served, api_key=os.environ.get("LAB_UPSTREAM_API_KEY"))
+        from lab.generate.prometheus import metrics_url
+
+        metrics.registry.register(VLLMCollector(metrics_url(base)))
+    else:
+        raise ConfigError(f"--upstream {upstream!r}: expected auto, vllm, transformers or http(s)://host:port/v1#name")
+    if fallback == "message":
+        fb: Any = MessageUpstream(fallback_message)
+    elif fallback == "transformers":
+        fb = up if upstream == "transformers" else transformers_upstream(meta)
+    elif fallback == "none":
+        fb = None
+    else:
+        raise ConfigError(f"--fallback {fallback!r}: expected message, transformers or none")
+    policy = Policy.from_config(meta["guardrails"]) if meta.get("guardrails") else None
+    settings = settings or Settings()
+    if settings.api_key is None and os.environ.get("LAB_API_KEY"):
+        settings = replace(settings, api_key=os.environ["LAB_API_KEY"])
+    return Gateway(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics), proc
+
+
+def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
+          fallback: str = "message", vllm_port: int = 8000, feedback: Path | None = None,
+          root: Path | None = None) -> None:
+    """Run the gateway (and vLLM) until interrupted; both are stopped on the way out."""
+    import uvicorn
+
+    from lab.serve.gateway import Settings, create_app
+
+    root = root or Path.cwd()
+    bundle_dir = resolve_bundle(bundle, root)
+    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl")
+    gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
+                     root=root)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it
+    # started: this one turns it into a normal exit, so the finally below stops vLLM
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        if proc is not None:
+            print(f"[lab serve] starting vLLM on {proc.url} (log: {proc.log}) ...", flush=True)
+            proc.wait_healthy()
+        print(f"[lab serve] gateway on http://{host}:{port} (upstream {gw.upstream.name}, "
+              f"fallback {getattr(gw.fallback, 'name', 'none')})", flush=True)
+        uvicorn.run(create_app(gw), host=host, port=port, log_level="warning")
+    finally:
+        if proc is not None:
+            proc.stop()
+        print("[lab serve] stopped", flush=True)

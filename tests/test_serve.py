@@ -1,0 +1,336 @@
+"""The export bundle and the RAG gateway: winner rule, bundle round trip, the skew property, the
+OpenAI-compatible route (plain and streamed) with sources, 4xx on bad input, the API key, retries
+and fallbacks against a real HTTP upstream that dies and comes back, metrics, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.export import ArmScore, ServedModel, choose_arm, read_bundle, score_arms, write_bundle
+from lab.serve.gateway import RAG, Gateway, Settings, create_app
+from lab.serve.upstream import Delta, MessageUpstream, OpenAIUpstream, UpstreamError
+
+CORPUS = {
+    "d1": {"title": "Warsaw", "text": "Warsaw is the capital of Poland and stands on the Vistula river."},
+    "d2": {"title": "Normans", "text": "The Normans gave their name to Normandy, a region in France."},
+    "d3": {"title": "Tesla", "text": "Nikola Tesla was born in 1856 in Smiljan and worked on alternating current."},
+    "d4": {"title": "Super Bowl", "text": "Super Bowl 50 was played at Levi's Stadium in Santa Clara."},
+}
+BM25 = {"retriever": "bm25", "chunker": "none"}
+DENSE = {"retriever": "dense", "chunker": "none", "embedder": "hashed-256"}
+
+
+def _choice(arm: str = "rag"):
+    return choose_arm([ArmScore(arm, 0.5, 0.4, 0.6, 10, 1.0)])
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    return write_bundle(tmp_path / "bundle", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("some/dir"),
+                        choice=_choice(), rag_k=2, prompt_version="domain-qa/1",
+                        provenance={"bundle_id": "b1"})
+
+
+class Echo:
+    """An upstream that answers with the last user message's first line, in three deltas."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict]] = []
+
+    async def stream(self, messages, *, max_tokens, temperature):
+        self.calls.append(list(messages))
+        for piece in ("the ", "answer ", "Warsaw"):
+            yield Delta(piece)
+        yield Delta("", prompt_tokens=11, completion_tokens=3)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Broken:
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def stream(self, messages, *, max_tokens, temperature):
+        self.attempts += 1
+        raise UpstreamError("connection", "refused")
+        yield  # pragma: no cover
+
+    async def ready(self) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _client(gw: Gateway):
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(gw))
+
+
+def _gateway(bundle: Path, upstream, tmp_path: Path, **settings) -> Gateway:
+    s = Settings(feedback_path=tmp_path / "feedback.jsonl", mlflow_feedback=False, backoff_s=0.01, **settings)
+    return Gateway(RAG(bundle), upstream, settings=s)
+
+
+# --------------------------------------------------------------------------- export
+def test_winner_rule_prefers_the_cheapest_arm_whose_ci_overlaps_the_best():
+    scores = [ArmScore("zero_shot", 0.10, 0.05, 0.15, 60, 1.0), ArmScore("rag", 0.30, 0.22, 0.38, 60, 2.5),
+              ArmScore("lora_rag", 0.34, 0.26, 0.42, 60, 0.8), ArmScore("full", 0.31, 0.20, 0.40, 60, 0.2),
+              ArmScore("qlora", None, None, None, 0, None, excluded="did not run (no predictions)")]
+    c = choose_arm(scores)
+    assert c.best == "lora_rag" and set(c.candidates) == {"rag", "lora_rag", "full"} and c.arm == "full"
+    assert choose_arm(scores, servable=["rag", "lora_rag"]).arm == "lora_rag"
+    assert choose_arm(scores, mode="min").best == "zero_shot"
+    with pytest.raises(Exception, match="qlora: did not run"):
+        choose_arm([scores[-1]])
+
+
+def test_arm_scores_use_the_study_metric_and_name_arms_without_predictions():
+    preds = {"rag": [{"prediction": "Warsaw", "answers": ["Warsaw"]}, {"prediction": "x", "answers": ["y"]}]}
+    got = score_arms(preds, {"rag": 2.0}, arms=["rag", "lora"], n_resamples=200)
+    assert got[0].mean == 0.5 and got[0].n == 2 and got[0].ci_low <= 0.5 <= got[0].ci_high
+    assert got[1].excluded.startswith("did not run")
+
+
+def test_bundle_round_trip_and_a_broken_bundle_is_named(bundle: Path, tmp_path: Path):
+    meta = read_bundle(bundle)
+    assert meta["arm"] == "rag" and meta["retrieval"]["k"] == 2 and meta["provenance"]["bundle_id"] == "b1"
+    assert "--model" in meta["vllm_args"] and meta["prompt"]["version"] == "domain-qa/1"
+    lora = ServedModel("base/dir", adapter="arms/lora/final", served_name="lab").vllm_args()
+    assert "--enable-lora" in lora and "lab=arms/lora/final" in lora
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Exception, match="bundle.json missing"):
+        read_bundle(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("config", [BM25, DENSE], ids=["bm25", "dense"])
+def test_skew_gateway_retrieval_equals_the_offline_configured_retriever(config, tmp_path: Path):
+    from lab.retrieval.configured import ConfiguredRetriever
+
+    b = write_bundle(tmp_path / "b", retrieval_config=config, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+                     rag_k=3, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
+    questions = ["Where is Warsaw?", "Who were the Normans?", "When was Tesla born?", "Where was Super Bowl 50?"]
+    offline = ConfiguredRetriever(config, CORPUS, store_dir=tmp_path / "store").search(questions, 3)
+    served = RAG(b, store_dir=tmp_path / "store").search(questions, 3)
+    assert served == offline  # the same ids, the same scores, the same order
+
+
+# --------------------------------------------------------------------------- the gateway
+def test_chat_answers_with_sources_and_the_studys_prompt(bundle: Path, tmp_path: Path):
+    echo = Echo()
+    c = _client(_gateway(bundle, echo, tmp_path))
+    r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "What is the capital of Poland?"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["choices"][0]["message"]["content"] == "the answer Warsaw"
+    assert body["sources"][0]["id"] == "d1" and 1 <= len(body["sources"]) <= 2  # bm25: matching docs only
+    assert body["usage"] == {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+    sent = echo.calls[0]
+    assert sent[0]["role"] == "system" and "[1] Warsaw is the capital" in sent[-1]["content"]
+    assert "Topic: Warsaw" in sent[-1]["content"]  # the top source's title, as the study's prompt has it
+
+
+def test_streamed_chat_sends_deltas_then_sources(bundle: Path, tmp_path: Path):
+    c = _client(_gateway(bundle, Echo(), tmp_path))
+    with c.stream("POST", "/v1/chat/completions",
+                  json={"messages": [{"role": "user", "content": "capital of Poland"}], "stream": True}) as r:
+        assert r.status_code == 200
+        events = [line[5:].strip() for line in r.iter_lines() if line.startswith("data:")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks) == "the answer Warsaw"
+    assert chunks[-1]["sources"][0]["id"] == "d1" and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+@pytest.mark.parametrize("body,status,words", [
+    (b"{not json", 400, "not valid JSON"),
+    (b'{"messages": "hello"}', 422, "messages"),
+    (b'{"model": "x"}', 422, "messages: Field required"),
+    (b'{"messages": [{"role": "user", "content": 5}]}', 422, "messages.0.content"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}', 422, "max_tokens"),
+    (b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}', 400, "not UTF-8"),
+    (json.dumps({"messages": [{"role": "user", "content": "a" * 1_000_000}]}).encode(), 413, "over the limit"),
+    (json.dumps({"messages": [{"role": "user", "content": "a" * 40_000}]}).encode(), 422, "at most 32000"),
+    (b'{"messages": [{"role": "user", "content": "   "}]}', 422, "non-empty"),
+])
+def test_malformed_requests_get_a_clear_4xx(bundle: Path, tmp_path: Path, body: bytes, status: int, words: str):
+    c = _client(_gateway(bundle, Echo(), tmp_path))
+    r = c.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]["message"]
+
+
+def test_api_key_is_required_when_set(bundle: Path, tmp_path: Path):
+    c = _client(_gateway(bundle, Echo(), tmp_path, api_key="s3cret"))
+    q = {"messages": [{"role": "user", "content": "capital of Poland"}]}
+    assert c.post("/v1/chat/completions", json=q).status_code == 401
+    assert c.post("/v1/chat/completions", json=q, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.post("/v1/chat/completions", json=q, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert c.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_a_failing_upstream_is_retried_then_the_fallback_answers_and_both_are_counted(bundle: Path, tmp_path: Path):
+    broken = Broken()
+    gw = Gateway(RAG(bundle), broken, fallback=MessageUpstream("The service is busy; try again."),
+                 settings=Settings(feedback_path=tmp_path / "f.jsonl", mlflow_feedback=False, retries=2,
+                                   backoff_s=0.01))
+    c = _client(gw)
+    r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "capital of Poland"}]})
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "The service is busy; try again."
+    assert broken.attempts == 3 and r.json()["lab"]["generated_by"] == "message"
+    text = c.get("/metrics").text
+    assert 'lab_fallbacks_total{reason="connection"} 1.0' in text and "lab_upstream_retries_total 2.0" in text
+    assert c.get("/readyz").status_code == 503
+    # without a fallback: a 502 naming the failure, never a 500
+    gw2 = Gateway(RAG(bundle), Broken(), settings=Settings(mlflow_feedback=False, backoff_s=0.01))
+    r2 = _client(gw2).post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
+    assert r2.status_code == 502 and "connection" in r2.json()["error"]["message"]
+
+
+def test_metrics_show_the_documented_series(bundle: Path, tmp_path: Path):
+    c = _client(_gateway(bundle, Echo(), tmp_path))
+    c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "capital of Poland"}]})
+    c.post("/v1/chat/completions", content=b"{bad", headers={"Content-Type": "application/json"})
+    text = c.get("/metrics").text
+    for series in ("gen_ai_server_time_to_first_token_seconds_bucket", "gen_ai_server_time_per_output_token_seconds",
+                   "gen_ai_server_request_duration_seconds_count 1.0", 'gen_ai_client_token_usage_sum{gen_ai_token_type="input"} 11.0',
+                   'gen_ai_client_token_usage_sum{gen_ai_token_type="output"} 3.0', "lab_requests_in_flight 0.0",
+                   "lab_queue_depth 0.0", "lab_retrieval_duration_seconds_count 1.0",
+                   'lab_errors_total{type="bad_json"} 1.0',
+                   'lab_requests_total{route="/v1/chat/completions",status="200"} 1.0'):
+        assert series in text, series
+
+
+def test_feedback_is_stored_for_a_known_response_and_read_by_the_judge_reader(bundle: Path, tmp_path: Path):
+    from lab.data.halueval import read_judged
+
+    c = _client(_gateway(bundle, Echo(), tmp_path))
+    rid = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "capital of Poland"}]}).json()["id"]
+    assert c.post("/v1/feedback", json={"response_id": rid, "rating": "up", "comment": "good"}).status_code == 200
+    assert c.post("/v1/feedback", json={"response_id": "nope", "rating": "up"}).status_code == 404
+    assert c.post("/v1/feedback", json={"response_id": rid, "rating": "meh"}).status_code == 422
+    items = read_judged(tmp_path / "feedback.jsonl").items
+    assert len(items) == 1 and items[0].answer == "the answer Warsaw" and items[0].label == 0  # up: not hallucinated
+    assert 'lab_feedback_total{rating="up"} 1.0' in c.get("/metrics").text
+
+
+def test_embedding_store_hit_rate_is_exposed(tmp_path: Path):
+    b = write_bundle(tmp_path / "b", retrieval_config=DENSE, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+                     rag_k=2, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
+    gw = Gateway(RAG(b, store_dir=tmp_path / "store"), Echo(), settings=Settings(mlflow_feedback=False))
+    c = _client(gw)
+    q = {"messages": [{"role": "user", "content": "capital of Poland"}]}
+    c.post("/v1/chat/completions", json=q)
+    c.post("/v1/chat/completions", json=q)  # the same question: its embedding comes from the store
+    line = next(x for x in c.get("/metrics").text.splitlines() if x.startswith("lab_embedding_store_hit_ratio "))
+    assert 0 < float(line.split()[1]) < 1
+
+
+# --------------------------------------------------------------------------- a real HTTP upstream
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeServer:
+    """An OpenAI-compatible streaming server on loopback (uvicorn in a thread) that can be stopped
+    and started again on the same port, as vLLM dying and coming back."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server = None
+        self.thread = None
+
+    def app(self):
+        from fastapi import FastAPI
+        from fastapi.responses import StreamingResponse
+
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models():
+            return {"data": [{"id": "m"}]}
+
+        @app.post("/v1/chat/completions")
+        async def chat(body: dict):
+            async def gen():
+                for w in ("Warsaw", " it", " is"):
+                    await asyncio.sleep(0.01)
+                    yield f"data: {json.dumps({'choices': [{'delta': {'content': w}}]})}\n\n"
+                yield f"data: {json.dumps({'choices': [], 'usage': {'prompt_tokens': 7, 'completion_tokens': 3}})}\n\n"
+                yield "data: [DONE]\n\n"
+            return StreamingResponse(gen(), media_type="text/event-stream")
+
+        return app
+
+    def start(self) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("fake server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers(bundle: Path, tmp_path: Path):
+    import httpx
+
+    port = _free_port()
+    fake = FakeServer(port)
+    fake.start()
+    gw = Gateway(RAG(bundle), OpenAIUpstream(f"http://127.0.0.1:{port}/v1", "m", timeout_s=5, connect_timeout_s=1),
+                 fallback=MessageUpstream("fallback"),
+                 settings=Settings(mlflow_feedback=False, retries=1, backoff_s=0.01, request_timeout_s=20))
+    app = create_app(gw)
+    q = {"messages": [{"role": "user", "content": "capital of Poland"}]}
+
+    async def burst(n: int) -> list[dict]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            rs = await asyncio.gather(*[c.post("/v1/chat/completions", json=q) for _ in range(n)])
+        assert all(r.status_code == 200 for r in rs), [r.text for r in rs if r.status_code != 200][:1]
+        return [r.json() for r in rs]
+
+    async def scenario() -> tuple[list, list, list, str]:
+        up = await burst(16)
+        fake.stop()
+        down = await burst(16)
+        fake.start()
+        back = await burst(16)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            metrics = (await c.get("/metrics")).text
+        return up, down, back, metrics
+
+    try:
+        up, down, back, metrics = asyncio.run(scenario())
+    finally:
+        fake.stop()
+    assert {r["choices"][0]["message"]["content"] for r in up} == {"Warsaw it is"}
+    assert {r["choices"][0]["message"]["content"] for r in down} == {"fallback"}
+    assert {r["choices"][0]["message"]["content"] for r in back} == {"Warsaw it is"}
+    assert 'lab_fallbacks_total{reason="connection"} 16.0' in metrics
+    assert 'lab_requests_total{route="/v1/chat/completions",status="200"} 48.0' in metrics
