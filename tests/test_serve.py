@@ -334,3 +334,24 @@ def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers
     assert {r["choices"][0]["message"]["content"] for r in back} == {"Warsaw it is"}
     assert 'lab_fallbacks_total{reason="connection"} 16.0' in metrics
     assert 'lab_requests_total{route="/v1/chat/completions",status="200"} 48.0' in metrics
+
+
+def test_registry_versions_move_the_alias_only_through_the_gate(bundle: Path, tmp_path: Path, monkeypatch):
+    from lab.export import bundle_from_registry, promote, register
+
+    monkeypatch.setenv("LAB_MLFLOW_DIR", str(tmp_path / "mlflow"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    v1 = register(bundle, "lab-rag", tags={"arm": "rag"}, root=tmp_path)
+    v2 = register(bundle, "lab-rag", root=tmp_path)
+    assert (v1, v2) == ("1", "2")
+    assert promote("lab-rag", v1, {"passed": True, "f1": 0.5}, root=tmp_path) is True
+    assert promote("lab-rag", v2, {"passed": False, "reason": "f1 below the offline CI"}, root=tmp_path) is False
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("lab-rag", "champion").version) == "1"  # the refused one did not move it
+    assert client.get_model_version("lab-rag", "2").tags["gate.passed"] == "false"
+    got = bundle_from_registry("models:/lab-rag@champion", tmp_path / "dl", root=tmp_path)
+    assert read_bundle(got)["arm"] == "rag"
+    with pytest.raises(Exception, match="not in the model registry"):
+        bundle_from_registry("models:/lab-rag@nope", tmp_path / "dl2", root=tmp_path)
