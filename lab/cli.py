@@ -343,5 +343,29 @@ def serve(
         _fail(exc)
 
 
+@app.command()
+def promote(
+    bundle: Annotated[str, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate.")] = "results/export/bundle",
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "lab-rag",
+    version: Annotated[str | None, typer.Option(help="Model version (default: results/export/registry.json).")] = None,
+    upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#name.")] = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the gate's JSON here (atomically).")] = None,
+) -> None:
+    """The promotion gate: serve the bundle, run its held-out questions through the gateway, check
+    no retrieval skew and F1 within the offline CI; move the 'champion' alias only when it passes
+    (exit code 1 when refused)."""
+    from lab.errors import LabError
+    from lab.serve.app import gate_and_promote
+
+    try:
+        result = gate_and_promote(bundle, name=name, version=version, upstream=upstream)
+    except LabError as exc:
+        _fail(exc)
+        return
+    _emit_json(result, out)
+    if not result["promoted"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

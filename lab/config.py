@@ -416,6 +416,34 @@ class JudgeEvalConfig(StageConfig):
         return out
 
 
+@SECTIONS.register("export")
+class ExportConfig(StageConfig):
+    """Section ``export``: the winner of the fine-tune comparison (with the sweep's retrieval
+    configuration) written as a serving bundle and registered in the MLflow model registry."""
+
+    finetune_section: str = "finetune_comparison"   # the study whose arms, corpus and model are exported
+    predictions: str = "results/finetune_comparison/predictions.jsonl"
+    results: str = "results/finetune_comparison/results.csv"          # relative_cost per arm
+    metric: Literal["f1", "exact_match"] = "f1"
+    mode: Literal["max", "min"] = "max"
+    arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
+    served_name: str = Field("lab", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_model_len: int = Field(2048, ge=128)
+    guardrails: dict[str, Any] | None = None   # a lab.guardrails policy the gateway applies
+    register: bool = True
+    registered_model: str = Field("lab-rag", min_length=1)
+    n_resamples: int = Field(10_000, ge=100)
+    seed: int = 0
+    out_dir: str = "results/export"
+
+    def paths(self) -> dict[str, str]:
+        return {"predictions": self.predictions, "results": self.results}
+
+    def reads_sections(self) -> list[str]:
+        """Other sections whose files this stage reads (their paths are its dependencies too)."""
+        return [self.finetune_section]
+
+
 def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:
     lines = [f"{source}: section {section!r} is invalid:"]
     for e in err.errors():

@@ -59,6 +59,8 @@ def data_deps(section: str, root: Path, params_file: str = "params.yaml") -> lis
         out.append(_rel(path, root))
         if path.suffix in (".yaml", ".yml") and path.is_file():
             out.extend(_experiment_data(path, root))
+    for other in getattr(cfg, "reads_sections", list)():
+        out.extend(d for d in data_deps(other, root, params_file) if d not in out)
     return out
 
 

@@ -241,11 +241,11 @@ def register(bundle_dir: str | Path, name: str, *, tags: Mapping[str, str] | Non
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="lab serving bundles (lab.export)")
-    with mlflow.start_run(run_name=f"export {name}", nested=mlflow.active_run() is not None) as run:
-        mlflow.set_tags({"lab.kind": "export", **dict(tags or {})})
-        mlflow.log_artifacts(str(bundle_dir), artifact_path="bundle")
-        source = f"{run.info.artifact_uri}/bundle"
-    mv = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=dict(tags or {}))
+    # a child of the stage's run (a top-level run tagged lab.parent=none outside a stage)
+    run_id = tracking.child_run(f"export {name}", tags={"lab.kind": "export", **dict(tags or {})},
+                                artifacts={"bundle": Path(bundle_dir)}, root=root)
+    source = f"{client.get_run(run_id).info.artifact_uri}/bundle"
+    mv = client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags or {}))
     return str(mv.version)
 
 
@@ -288,3 +288,158 @@ def bundle_from_registry(uri: str, dst: str | Path, *, root: Path | None = None)
         raise ExportError(f"{uri}: not in the model registry ({exc.message.splitlines()[0]})") from None
     local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst))
     return Path(local)
+
+
+# --------------------------------------------------------------------------- the export stage
+def arm_final_dir(arms_dir: str | Path, arm: str, records: Sequence[Mapping[str, Any]]) -> Path | None:
+    """The trained model folder behind ``arm``'s predictions: the fine-tune study keeps one answers
+    file per (arm, trained model, prompts, settings) under ``arms/``; the one whose predictions are
+    exactly these records names its ``final_dir``. None when no file matches (the arm did not train
+    in this folder)."""
+    want = [(r["id"], r["prediction"]) for r in records]
+    for path in sorted(Path(arms_dir).glob(f"answers-{arm}-*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        got = [(p.get("id"), p.get("prediction")) for p in data.get("predictions") or []]
+        if got == want and data.get("final_dir"):
+            return Path(data["final_dir"])
+    return None
+
+
+@dataclass
+class ExportResult:
+    choice: ArmChoice
+    bundle_dir: Path
+    bundle: dict[str, Any]
+    registered: dict[str, Any] | None = None
+
+    def table(self) -> Any:
+        import pandas as pd
+
+        df = pd.DataFrame([asdict(s) for s in self.choice.scores])
+        df["candidate"] = df["arm"].isin(self.choice.candidates)
+        df["chosen"] = df["arm"] == self.choice.arm
+        return df
+
+    def metrics(self) -> dict[str, Any]:
+        win = next(s for s in self.choice.scores if s.arm == self.choice.arm)
+        return {"arm": self.choice.arm, "best": self.choice.best, "candidates": len(self.choice.candidates),
+                self.choice.metric: win.mean, f"{self.choice.metric}_ci": [win.ci_low, win.ci_high],
+                "n": win.n, "passages": self.bundle["retrieval"]["params"]["docs"]}
+
+    def finding(self) -> str:
+        c = self.choice
+        win = next(s for s in c.scores if s.arm == c.arm)
+        others = [a for a in c.candidates if a != c.arm]
+        text = (f"Exported arm **{c.arm}** ({c.metric} {win.mean:.3f}, 95% CI [{win.ci_low:.3f}, {win.ci_high:.3f}], "
+                f"n={win.n}) with retrieval `{self.bundle['retrieval']['config'].get('retriever')}` over "
+                f"{self.bundle['retrieval']['params']['docs']} passages, k={self.bundle['retrieval']['k']}. ")
+        if c.best != c.arm:
+            text += (f"The best mean was {c.best}; its CI overlaps {c.arm}'s, and {c.arm} is the cheaper to serve, "
+                     "so the rule picked it. ")
+        if others:
+            text += f"Not distinguishable from it on this data: {', '.join(others)}. "
+        if self.registered:
+            text += (f"Registered as `{self.registered['name']}` version {self.registered['version']} "
+                     "(the `champion` alias moves only through the promotion gate).")
+        return text
+
+
+def served_model(arm: str, model_spec: str, final_dir: Path | None) -> ServedModel:
+    """What serves ``arm``: the base model for prompt/RAG arms, base + adapter for LoRA arms, the
+    fine-tuned folder for the full arm."""
+    from lab.models import resolve
+
+    if arm == "full":
+        if final_dir is None:
+            raise ExportError("arm 'full': its trained model folder was not found under the study's arms/ "
+                              "(rerun `dvc repro finetune_comparison`)")
+        return ServedModel(str(final_dir), spec=None)
+    ref = resolve(model_spec)
+    if ref.path is None:
+        if arm in ("lora", "lora_rag", "qlora"):
+            raise ExportError(f"model {model_spec!r} is an endpoint: a LoRA arm needs local base weights")
+        return ServedModel(model_spec, spec=model_spec)
+    if arm in ("lora", "lora_rag", "qlora"):
+        if final_dir is None:
+            raise ExportError(f"arm {arm!r}: its adapter folder was not found under the study's arms/ "
+                              "(rerun `dvc repro finetune_comparison`)")
+        return ServedModel(str(ref.path), adapter=str(final_dir), spec=model_spec)
+    return ServedModel(str(ref.path), spec=model_spec)
+
+
+def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = None) -> ExportResult:
+    """The ``export`` stage: score the fine-tune arms from their predictions, pick the winner,
+    write the bundle (index built by the studies' code over the study's domain corpus) and
+    register it. ``cfg``: :class:`lab.config.ExportConfig`; ``ft``: the fine-tune comparison's config."""
+    import hashlib
+
+    import pandas as pd
+
+    from lab.data.domain import build_domain_task
+    from lab.generate.prompts import PROMPT_VERSION
+    from lab.retrieval.configured import read_winner
+    from lab.retrieval.sets import config_chunker, squad_corpus
+    from lab.tracking import dvc_data_hashes, git_state
+
+    preds = read_predictions(root / cfg.predictions)
+    costs: dict[str, float | None] = {}
+    results = root / cfg.results
+    if results.is_file():
+        table = pd.read_csv(results)
+        if "arm" in table and "relative_cost" in table:
+            costs = {str(a): (None if pd.isna(c) else float(c)) for a, c in zip(table["arm"], table["relative_cost"],
+                                                                              strict=True)}
+    scores = score_arms(preds, costs, metric=cfg.metric, n_resamples=cfg.n_resamples, seed=cfg.seed,
+                        arms=list(ft.arms))
+    choice = choose_arm(scores, metric=cfg.metric, mode=cfg.mode, servable=cfg.arms)
+    final_dir = arm_final_dir(root / ft.out_dir / "arms", choice.arm, preds[choice.arm])
+    model = served_model(choice.arm, ft.model, final_dir)
+    model.served_name = cfg.served_name
+    config = read_winner(root / ft.winner)
+    task = build_domain_task(root / ft.paragraphs, root / ft.qa, ft.titles, n_train=ft.n_train,
+                             n_heldout=ft.n_heldout, seed=ft.seed)
+    corpus = squad_corpus(task.paragraphs, config_chunker(config))
+    offline = {r["id"]: r for r in preds[choice.arm]}
+    eval_items = [{"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.title,
+                   "offline_prediction": offline.get(q.id, {}).get("prediction"),
+                   "offline_contexts": offline.get(q.id, {}).get("contexts")} for q in task.heldout]
+    git = git_state(root)
+    identity = json.dumps([choice.arm, asdict(model), config, ft.rag_k, PROMPT_VERSION], sort_keys=True, default=str)
+    provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
+                  "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
+                  "predictions": str(cfg.predictions), "winner": str(ft.winner)}
+    bundle_dir = write_bundle(root / cfg.out_dir / "bundle", retrieval_config=config, corpus=corpus, model=model,
+                              choice=choice, rag_k=ft.rag_k, prompt_version=PROMPT_VERSION, eval_items=eval_items,
+                              guardrails=cfg.guardrails, provenance=provenance, max_model_len=cfg.max_model_len)
+    bundle = read_bundle(bundle_dir)
+    registered = None
+    if register_model if register_model is not None else cfg.register:
+        version = register(bundle_dir, cfg.registered_model, root=root,
+                           tags={"arm": choice.arm, "bundle_id": provenance["bundle_id"],
+                                 "git.commit": git.get("git.commit", "")})
+        registered = {"name": cfg.registered_model, "version": version}
+    return ExportResult(choice, bundle_dir, bundle, registered)
+
+
+def _stage_runs(root: Path, stages: Sequence[str]) -> dict[str, str]:
+    """The latest finished MLflow run id of each stage (empty when the store has none)."""
+    try:
+        import mlflow
+
+        from lab import tracking
+
+        tracking.setup(root=root)
+        exp = mlflow.get_experiment_by_name("lab")
+        out = {}
+        for st in stages:
+            runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`lab.stage` = '{st}' and "
+                                      "attributes.status = 'FINISHED'", order_by=["start_time DESC"],
+                                      max_results=1, output_format="list") if exp else []
+            if runs:
+                out[st] = runs[0].info.run_id
+        return out
+    except Exception as exc:  # noqa: BLE001 (provenance is best effort; the bundle says why it is missing)
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}

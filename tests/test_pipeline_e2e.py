@@ -106,7 +106,7 @@ def test_repro_produces_outputs_and_tracked_run(project):
         assert line in repro.stderr, (line, repro.stderr[-2000:])
     assert "without encryption" not in repro.stderr + repro.stdout
     for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval",
-                  "judge_eval"):
+                  "judge_eval", "export"):
         nb = json.loads((root / "results" / stage / f"{stage}.ipynb").read_text())
         noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
         assert not noise, (stage, noise[:1])
@@ -137,13 +137,14 @@ def test_repro_produces_outputs_and_tracked_run(project):
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison",
-                           "guardrails_eval", "judge_eval"}
+                           "guardrails_eval", "judge_eval", "export"}
     judged = json.loads((root / "results" / "judge_eval" / "metrics.json").read_text())
     for task, trained in (("grounded", "faithfulness-cross-encoder"), ("general", "hallucination-cross-encoder")):
         assert judged[task]["default"] in judged[task] and judged[task]["default"] != "majority"
         assert judged[task]["majority"]["kappa"] == 0
         assert judged[task]["tiny-prompted"]["n"] == 8   # the sample, stated
         assert -1 <= judged[task][trained]["kappa"] <= 1 and judged[task][trained]["n"] > 8
+    _check_export(root, runs, stages)
     assert set(judged["arms"]) == {"zero_shot", "few_shot", "rag", "lora", "full", "lora_rag"}
     assert all(a["n"] == 8 for a in judged["arms"].values())
     guard = json.loads((root / "results" / "guardrails_eval" / "metrics.json").read_text())
@@ -231,3 +232,37 @@ def test_plots_show_renders(project):
     _sh(["dvc", "plots", "show", "-o", "plots_html"], root, env)
     html = (root / "plots_html" / "index.html").read_text()
     assert "qa_not_found" in html
+
+
+def _check_export(root: Path, runs: list, stages: dict) -> None:
+    """The bundle the export stage wrote is registered and serves a question with sources."""
+    from fastapi.testclient import TestClient
+
+    from lab.export import read_bundle
+    from lab.serve.app import build
+    from lab.serve.gateway import Settings, create_app
+
+    bundle = read_bundle(root / "results" / "export" / "bundle")
+    assert bundle["arm"] in ("rag", "lora_rag") and bundle["choice"]["rule"].startswith("best mean")
+    if bundle["arm"] == "lora_rag":
+        assert (Path(bundle["model"]["adapter"]) / "adapter_config.json").is_file()
+    assert bundle["provenance"]["git.commit"] and bundle["provenance"]["mlflow_runs"]["finetune_comparison"]
+    assert len((root / "results" / "export" / "bundle" / "eval.jsonl").read_text().splitlines()) == 8
+    registry = json.loads((root / "results" / "export" / "registry.json").read_text())
+    assert registry == {"name": "lab-rag", "version": "1"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stages["export"].info.run_id]
+    assert [r.data.tags["lab.kind"] for r in children] == ["export"]
+    gw, proc = build(root / "results" / "export" / "bundle", upstream="transformers",
+                     settings=Settings(mlflow_feedback=False), root=root)
+    assert proc is None
+    r = TestClient(create_app(gw)).post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Who were the Normans?"}], "max_tokens": 4})
+    assert r.status_code == 200 and r.json()["sources"], r.text
+    # the skew test on the pipeline's own output: the gateway retrieves, for every held-out question,
+    # exactly the passages the fine-tune study's RAG arm put in its prompt; the gate records itself
+    from lab.serve.app import gate_and_promote
+
+    gate = gate_and_promote(str(root / "results" / "export" / "bundle"), name="lab-rag", upstream="transformers",
+                            root=root)
+    assert gate["n"] == 8 and gate["skew_questions"] == 0, gate
+    assert gate["promoted"] == gate["passed"] and gate["version"] == "1"

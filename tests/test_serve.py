@@ -355,3 +355,59 @@ def test_registry_versions_move_the_alias_only_through_the_gate(bundle: Path, tm
     assert read_bundle(got)["arm"] == "rag"
     with pytest.raises(Exception, match="not in the model registry"):
         bundle_from_registry("models:/lab-rag@nope", tmp_path / "dl2", root=tmp_path)
+
+
+class Replay:
+    """An upstream that gives, per question, the answer the offline evaluation recorded."""
+
+    name = "replay"
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    async def stream(self, messages, *, max_tokens, temperature):
+        text = messages[-1]["content"]
+        q = text.rsplit("Question: ", 1)[1].strip()
+        yield Delta(self.answers[q], prompt_tokens=5, completion_tokens=1)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_real_one(tmp_path: Path, monkeypatch):
+    from lab.export import promote
+    from lab.retrieval.configured import ConfiguredRetriever
+    from lab.serve.gate import canary
+
+    questions = {"Where is Warsaw?": ("Vistula", "Warsaw"), "Who named Normandy?": ("Normans", "Normans"),
+                 "When was Tesla born?": ("1856", "Tesla"), "Where was Super Bowl 50 played?": ("Santa Clara", "Super Bowl")}
+    offline = ConfiguredRetriever(BM25, CORPUS)
+    items = []
+    for i, (q, (ans, title)) in enumerate(questions.items()):
+        ctx = [offline.passages[d] for d, _ in offline.search([q], 2)[0]]
+        items.append({"id": f"q{i}", "question": q, "answers": [ans], "title": title,
+                      "offline_prediction": ans if i % 2 == 0 else "wrong", "offline_contexts": ctx})
+    replay = Replay({it["question"]: it["offline_prediction"] for it in items})
+    good = write_bundle(tmp_path / "good", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m"),
+                        choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
+    other = {"x1": {"title": "Weather", "text": "Rain falls in Warsaw and Normandy; Tesla coils; Santa Clara sun."},
+             **{k: v for k, v in CORPUS.items() if k != "d1"}}
+    broken = write_bundle(tmp_path / "broken", retrieval_config=BM25, corpus=other, model=ServedModel("m"),
+                          choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
+    ok = canary(good, app=create_app(Gateway(RAG(good), replay, settings=Settings(mlflow_feedback=False))))
+    bad = canary(broken, app=create_app(Gateway(RAG(broken), replay, settings=Settings(mlflow_feedback=False))))
+    assert ok["passed"] and ok["skew_questions"] == 0 and ok["served_f1"] == ok["offline_f1"] == 0.5, ok
+    assert not bad["passed"] and bad["skew_questions"] >= 1 and "retrieval skew" in bad["reason"], bad
+    from lab.export import register
+
+    monkeypatch.setenv("LAB_MLFLOW_DIR", str(tmp_path / "mlflow"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    v_good, v_bad = register(good, "gate-test", root=tmp_path), register(broken, "gate-test", root=tmp_path)
+    assert promote("gate-test", v_bad, bad, root=tmp_path) is False
+    assert promote("gate-test", v_good, ok, root=tmp_path) is True
+    import mlflow
+
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("gate-test", "champion").version) == v_good

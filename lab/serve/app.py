@@ -120,3 +120,37 @@ def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: s
         if proc is not None:
             proc.stop()
         print("[lab serve] stopped", flush=True)
+
+
+def gate_and_promote(bundle: str, *, name: str, version: str | None = None, upstream: str = "auto",
+                     vllm_port: int = 8000, root: Path | None = None, alias: str = "champion") -> dict[str, Any]:
+    """Serve the bundle (in process, the upstream as ``lab serve`` would use it, no fallback: a canary
+    answered by a fallback proves nothing), run the canary (:func:`lab.serve.gate.canary`), record the
+    result on the model version and move ``alias`` only when it passed. ``version`` defaults to the
+    one the export stage registered (``results/export/registry.json``)."""
+    import json
+
+    from lab.export import ExportError, promote
+    from lab.serve.gate import canary
+    from lab.serve.gateway import Settings, create_app
+
+    root = root or Path.cwd()
+    if version is None:
+        reg = root / "results" / "export" / "registry.json"
+        data = json.loads(reg.read_text(encoding="utf-8")) if reg.is_file() else {}
+        if not data.get("version"):
+            raise ExportError(f"{reg}: no registered version; pass --version or run `dvc repro export`")
+        version, name = str(data["version"]), data.get("name", name)
+    bundle_dir = resolve_bundle(bundle, root)
+    gw, proc = build(bundle_dir, upstream=upstream, fallback="none", settings=Settings(mlflow_feedback=False),
+                     vllm_port=vllm_port, root=root)
+    try:
+        if proc is not None:
+            proc.wait_healthy()
+        result = canary(bundle_dir, app=create_app(gw))
+    finally:
+        if proc is not None:
+            proc.stop()
+    result["promoted"] = promote(name, version, result, alias=alias, root=root)
+    result.update(name=name, version=version)
+    return result
