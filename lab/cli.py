@@ -329,6 +329,7 @@ def serve(
     fallback: Annotated[str, typer.Option(help="When the upstream fails after retries: message, transformers or none.")] = "message",
     vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
     feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl).")] = None,
+    trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
@@ -338,7 +339,7 @@ def serve(
 
     try:
         run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
-                  feedback=feedback)
+                  feedback=feedback, trace=trace)
     except LabError as exc:
         _fail(exc)
 

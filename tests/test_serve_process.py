@@ -98,3 +98,9 @@ def test_playground_in_chromium_streams_an_answer_with_sources_and_stores_thumbs
     runs = mlflow.search_runs(experiment_names=["lab"], filter_string="tags.`lab.kind` = 'feedback'",
                               output_format="list")
     assert len(runs) == 1 and runs[0].data.metrics["feedback_up"] == 1
+    # the request was traced (retrieval and generation spans) and the thumbs are an assessment on its trace
+    rec = json.loads((root / "results" / "serve" / "feedback.jsonl").read_text().splitlines()[0])
+    trace = mlflow.get_trace(rec["trace_id"])
+    assert {"chat", "retrieval", "generation"} <= {sp.name for sp in trace.data.spans}
+    rating = [a for a in trace.info.assessments if a.name == "user_rating"]
+    assert len(rating) == 1 and rating[0].value is True and rating[0].source.source_type == "HUMAN"

@@ -95,7 +95,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
 
 def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
           fallback: str = "message", vllm_port: int = 8000, feedback: Path | None = None,
-          root: Path | None = None) -> None:
+          root: Path | None = None, trace: bool = True) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out."""
     import uvicorn
 
@@ -103,7 +103,7 @@ def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: s
 
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
-    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl")
+    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl", trace=trace)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
                      root=root)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it

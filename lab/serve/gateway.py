@@ -123,6 +123,7 @@ class Settings:
     feedback_path: Path = Path("feedback.jsonl")
     remember: int = 10_000               # recent responses kept for feedback
     mlflow_feedback: bool = True         # also log feedback to MLflow (tracking store of the project)
+    trace: bool = False                  # an MLflow trace per request (lab serve turns it on)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class _Remembered:
     answer: str
     contexts: list[str]
     sources: list[dict[str, Any]]
+    trace_id: str | None = None
     created: float = field(default_factory=time.time)
 
 
@@ -148,6 +150,9 @@ class Gateway:
             policy.on_decision.append(lambda stage, o: self.metrics.guardrails.labels(o.decision.check, o.action).inc())
         self.metrics.add_gauges("lab_embedding_store_hit_ratio", "Embedding-store hits / lookups of query "
                                 "embeddings since start", rag.embedding_hit_rate)
+        from lab.serve.tracing import Tracer
+
+        self.tracer = Tracer(self.settings.trace, on_error=lambda: self.metrics.errors.labels("trace").inc())
         self._slots = asyncio.Semaphore(self.settings.max_concurrency)
         self._recent: OrderedDict[str, _Remembered] = OrderedDict()
         self._feedback_lock = asyncio.Lock()
@@ -241,12 +246,13 @@ def create_app(gw: Gateway) -> Any:
             return error(404, f"response_id {req.response_id!r} is unknown (or too old: the gateway keeps the "
                          f"last {s.remember} responses)", "unknown_response", "/v1/feedback")
         rec = {"question": item.question, "answer": item.answer, "rating": req.rating, "contexts": item.contexts,
-               "response_id": req.response_id, "comment": req.comment, "ts": time.time(),
+               "response_id": req.response_id, "comment": req.comment, "ts": time.time(), "trace_id": item.trace_id,
                "bundle": gw.rag.bundle.get("provenance", {}).get("bundle_id")}
         async with gw._feedback_lock:
             await asyncio.to_thread(_append_line, s.feedback_path, rec)
             if s.mlflow_feedback:
                 await asyncio.to_thread(_log_feedback_mlflow, rec)
+        await asyncio.to_thread(gw.tracer.feedback, item.trace_id, req.rating, req.comment)
         m.feedback.labels(req.rating).inc()
         m.requests.labels("/v1/feedback", "200").inc()
         return JSONResponse({"stored": True, "response_id": req.response_id})
@@ -263,14 +269,20 @@ def create_app(gw: Gateway) -> Any:
         history = [msg.model_dump() for msg in req.messages[:-1] if msg.role != "system"]
         if req.messages[-1].role != "user":
             return error(422, "messages: the last message must be the user's question", "invalid_request", route)
+        tr = gw.tracer
+        root = tr.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream})
         if gw.policy is not None:
+            span = tr.start("guardrails.input", "GUARDRAIL", inputs={"text": question}, parent=root)
             checked = await asyncio.to_thread(gw.policy.apply, question, "input")
+            tr.end(span, outputs=checked.to_dict())
             if not checked.allowed:
-                return _complete(gw, req, route, t0, question, checked.text, [], [], blocked=True)
+                return _complete(gw, req, route, t0, question, checked.text, [], [], blocked=True, span=root)
             question = checked.text
         t_r = time.perf_counter()
+        span = tr.start("retrieval", "RETRIEVER", inputs={"query": question, "k": req.k or gw.rag.k}, parent=root)
         hits = (await asyncio.to_thread(gw.rag.search, [question], req.k))[0]
         m.retrieval.observe(time.perf_counter() - t_r)
+        tr.end(span, outputs=[{"id": d, "score": float(sc)} for d, sc in hits])
         sources = [{"id": d, "score": float(sc), "title": gw.rag.passages[d]["title"],
                     "text": gw.rag.passages[d]["text"]} for d, sc in hits]
         msgs = gw.rag.messages(question, hits, req.topic, history)
@@ -278,31 +290,44 @@ def create_app(gw: Gateway) -> Any:
         contexts = [x["text"] for x in sources]
         # output checks need the whole answer: with output rules a stream is sent after them, in one chunk
         if req.stream and (gw.policy is None or not gw.policy.rules["output"]):
-            return StreamingResponse(_stream(gw, req, route, t0, question, msgs, max_tokens, sources, contexts),
+            return StreamingResponse(_stream(gw, req, route, t0, question, msgs, max_tokens, sources, contexts, root),
                                      media_type="text/event-stream")
+        span = tr.start("generation", "LLM", inputs={"messages": msgs, "max_tokens": max_tokens}, parent=root)
         try:
             text, usage, source = await _generate(gw, msgs, max_tokens, req.temperature)
         except UpstreamError as exc:
+            tr.end(span, error=str(exc))
+            tr.end(root, error=str(exc))
             return error(502, f"upstream failed and no fallback is configured ({exc.kind})", f"upstream:{exc.kind}",
                          route)
         except TimeoutError:
+            tr.end(span, error="timeout")
+            tr.end(root, error="timeout")
             return error(504, f"no answer within {s.request_timeout_s:.0f} s", "timeout", route)
+        tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
         if gw.policy is not None:
+            span = tr.start("guardrails.output", "GUARDRAIL", inputs={"text": text}, parent=root)
             out = await asyncio.to_thread(gw.policy.apply, text, "output", context=contexts)
+            tr.end(span, outputs=out.to_dict())
             text = out.text
         return _complete(gw, req, route, t0, question, text, sources, contexts, usage=usage, source=source,
-                         stream=req.stream)
+                         stream=req.stream, span=root)
 
     return app
 
 
 def _complete(gw: Gateway, req: ChatRequest, route: str, t0: float, question: str, text: str,
               sources: list[dict], contexts: list[str], *, usage: dict | None = None, source: str = "",
-              blocked: bool = False, stream: bool = False) -> Any:
+              blocked: bool = False, stream: bool = False, span: Any = None) -> Any:
     from fastapi.responses import JSONResponse, StreamingResponse
 
+    from lab.serve.tracing import trace_id
+
     rid = f"chatcmpl-{uuid.uuid4().hex}"
-    gw.remember(rid, _Remembered(question, text, contexts, sources))
+    tid = trace_id(span)
+    gw.tracer.end(span, outputs={"answer": text, "sources": [x["id"] for x in sources]},
+                  attributes={"response_id": rid, "blocked": blocked})
+    gw.remember(rid, _Remembered(question, text, contexts, sources, tid))
     gw.metrics.requests.labels(route, "200").inc()
     gw.metrics.duration.observe(time.perf_counter() - t0)
     usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
@@ -310,7 +335,7 @@ def _complete(gw: Gateway, req: ChatRequest, route: str, t0: float, question: st
     body = {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": req.model or "lab",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": "content_filter" if blocked else "stop"}],
-            "usage": usage, "sources": sources, "lab": {"generated_by": source, "blocked": blocked}}
+            "usage": usage, "sources": sources, "lab": {"generated_by": source, "blocked": blocked, "trace_id": tid}}
     if not stream:
         return JSONResponse(body)
 
@@ -379,7 +404,11 @@ def _observe_tokens(gw: Gateway, t0: float, first: float | None, usage: dict[str
 
 
 async def _stream(gw: Gateway, req: ChatRequest, route: str, t0: float, question: str, msgs: list[dict],
-                  max_tokens: int, sources: list[dict], contexts: list[str]) -> Any:
+                  max_tokens: int, sources: list[dict], contexts: list[str], root: Any = None) -> Any:
+    from lab.serve.tracing import trace_id
+
+    tr = gw.tracer
+    span = tr.start("generation", "LLM", inputs={"messages": msgs, "max_tokens": max_tokens}, parent=root)
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = req.model or "lab"
@@ -415,16 +444,21 @@ async def _stream(gw: Gateway, req: ChatRequest, route: str, t0: float, question
         kind = exc.kind if isinstance(exc, UpstreamError) else "timeout"
         gw.metrics.errors.labels(f"upstream:{kind}").inc()
         gw.metrics.requests.labels(route, "502").inc()
+        tr.end(span, error=str(exc) or kind)
+        tr.end(root, error=str(exc) or kind)
         yield f"data: {json.dumps({'error': {'message': f'upstream failed ({kind})', 'type': kind}})}\n\n"
         yield "data: [DONE]\n\n"
         return
     _observe_tokens(gw, t0, first, usage)
     text = "".join(parts)
-    gw.remember(rid, _Remembered(question, text, contexts, sources))
+    tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
+    tr.end(root, outputs={"answer": text, "sources": [x["id"] for x in sources]}, attributes={"response_id": rid})
+    gw.remember(rid, _Remembered(question, text, contexts, sources, trace_id(root)))
     gw.metrics.requests.labels(route, "200").inc()
     gw.metrics.duration.observe(time.perf_counter() - t0)
     usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
-    yield chunk({}, "stop", usage=usage, sources=sources, lab={"generated_by": source, "blocked": False})
+    yield chunk({}, "stop", usage=usage, sources=sources,
+                lab={"generated_by": source, "blocked": False, "trace_id": trace_id(root)})
     yield "data: [DONE]\n\n"
 
 
