@@ -411,3 +411,24 @@ def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_r
     import mlflow
 
     assert str(mlflow.MlflowClient().get_model_version_by_alias("gate-test", "champion").version) == v_good
+
+
+def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Path):
+    from lab.guardrails.policy import Policy
+
+    policy_cfg = {"input": [{"check": "limits", "action": "block", "options": {"max_chars": 200}},
+                            {"check": "secrets", "action": "redact"}],
+                  "output": [{"check": "secrets", "action": "redact"}]}
+    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+                     rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg)
+    echo = Echo()
+    gw = Gateway(RAG(b), echo, settings=Settings(mlflow_feedback=False), policy=Policy.from_config(read_bundle(b)["guardrails"]))
+    c = _client(gw)
+    long = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x " * 300}]}).json()
+    assert long["lab"]["blocked"] and long["choices"][0]["finish_reason"] == "content_filter" and not echo.calls
+    key = "AKIAIOSFODNN7EXAMPLE"
+    ok = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": f"capital of Poland? aws_key={key}"}]})
+    assert ok.status_code == 200 and key not in echo.calls[-1][-1]["content"]  # redacted before the model saw it
+    text = c.get("/metrics").text
+    assert 'lab_guardrail_decisions_total{action="block",check="limits"} 1.0' in text
+    assert 'lab_guardrail_decisions_total{action="redact",check="secrets"} 1.0' in text
