@@ -2,7 +2,7 @@
 only) against the gateway, against vLLM directly, and against a plain transformers generation of
 the same model (the baseline), all with the same RAG prompts of the bundle's held-out questions.
 
-Per target: requests, concurrency, errors, tokens/s (completion tokens / wall time of the burst),
+Each target gets one uncounted warm-up request first. Per target: requests, concurrency, errors, tokens/s (completion tokens / wall time of the burst),
 time to first token p50/p95 (first streamed content; for transformers the first decoding step of
 the batch), end-to-end latency p50/p95. ``vllm_over_transformers`` is the throughput ratio at the
 same concurrency. It starts what it needs when given no URL: ``lab serve`` (upstream ``auto``) on a
@@ -97,9 +97,11 @@ async def _burst(url: str, bodies: list[dict[str, Any]], concurrency: int, timeo
                 ttft.append(first)
             tokens += got
 
-    t_all = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s,
                                  limits=httpx.Limits(max_connections=concurrency + 8)) as client:
+        # one request first, not counted: load-time work (LoRA load, compilation, caches) is not throughput
+        await client.post("/chat/completions", json={**bodies[0], "max_tokens": 4}, headers=headers or {})
+        t_all = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*[one(client, b) for b in bodies]), timeout_s)
     wall = time.perf_counter() - t_all
     return {"requests": len(bodies), "concurrency": concurrency, "errors": sum(errors.values()),

@@ -330,6 +330,7 @@ def serve(
     vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
     feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl).")] = None,
     trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = 300.0,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
@@ -339,7 +340,7 @@ def serve(
 
     try:
         run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
-                  feedback=feedback, trace=trace)
+                  feedback=feedback, trace=trace, timeout_s=timeout_s)
     except LabError as exc:
         _fail(exc)
 

@@ -29,6 +29,11 @@ def resolve_bundle(bundle: str, root: Path) -> Path:
     return Path(bundle)
 
 
+def settings_timeout(settings: Any) -> float:
+    """The upstream's read timeout: the gateway's whole-answer timeout (default 300 s)."""
+    return float(getattr(settings, "request_timeout_s", None) or 300.0)
+
+
 def transformers_upstream(meta: dict[str, Any], batch_size: int = 8) -> Any:
     """The bundle's model (base, or base + adapter) through lab's transformers backend."""
     from lab.generate import make_backend
@@ -66,13 +71,14 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
     served = meta["model"].get("served_name", "lab")
     if upstream == "vllm":
         proc = VLLMServer(meta["vllm_args"], port=vllm_port, root=root, log=root / ".cache" / "vllm" / "server.log")
-        up: Any = OpenAIUpstream(f"{proc.url}/v1", served)
+        up: Any = OpenAIUpstream(f"{proc.url}/v1", served, timeout_s=settings_timeout(settings))
         metrics.registry.register(VLLMCollector(f"{proc.url}/metrics"))
     elif upstream == "transformers":
         up = transformers_upstream(meta)
     elif upstream.startswith(("http://", "https://")):
         base, _, name = upstream.partition("#")
-        up = OpenAIUpstream(base, name or served, api_key=os.environ.get("LAB_UPSTREAM_API_KEY"))
+        up = OpenAIUpstream(base, name or served, api_key=os.environ.get("LAB_UPSTREAM_API_KEY"),
+                            timeout_s=settings_timeout(settings))
         from lab.generate.prometheus import metrics_url
 
         metrics.registry.register(VLLMCollector(metrics_url(base)))
@@ -95,7 +101,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
 
 def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
           fallback: str = "message", vllm_port: int = 8000, feedback: Path | None = None,
-          root: Path | None = None, trace: bool = True) -> None:
+          root: Path | None = None, trace: bool = True, timeout_s: float = 300.0) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out."""
     import uvicorn
 
@@ -103,7 +109,8 @@ def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: s
 
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
-    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl", trace=trace)
+    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl", trace=trace,
+                        request_timeout_s=timeout_s)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
                      root=root)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it

@@ -118,7 +118,7 @@ class Settings:
     max_concurrency: int = 64            # upstream calls at once; the rest wait (queue depth)
     retries: int = 2
     backoff_s: float = 0.2
-    request_timeout_s: float = 120.0
+    request_timeout_s: float = 300.0     # a whole answer; a CPU server under 64 concurrent prefills needs minutes
     default_max_tokens: int = 64
     feedback_path: Path = Path("feedback.jsonl")
     remember: int = 10_000               # recent responses kept for feedback
