@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from pathlib import Path
 
+import browser
 import pytest
 
 from lab.export import ArmScore, ServedModel, choose_arm, read_bundle, score_arms, write_bundle
@@ -243,12 +243,6 @@ def test_embedding_store_hit_rate_is_exposed(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------- a real HTTP upstream
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class FakeServer:
     """An OpenAI-compatible streaming server on loopback (uvicorn in a thread) that can be stopped
     and started again on the same port, as vLLM dying and coming back."""
@@ -300,7 +294,7 @@ class FakeServer:
 def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers(bundle: Path, tmp_path: Path):
     import httpx
 
-    port = _free_port()
+    port = browser.free_port()
     fake = FakeServer(port)
     fake.start()
     gw = Gateway(RAG(bundle), OpenAIUpstream(f"http://127.0.0.1:{port}/v1", "m", timeout_s=5, connect_timeout_s=1),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -181,7 +180,3 @@ async def generate_with_fallback(primary: Upstream, fallback: Upstream | None, m
         on_fallback(last.kind)
     async for d in fallback.stream(messages, max_tokens=max_tokens, temperature=temperature):
         yield fallback.name, d
-
-
-def now() -> float:
-    return time.perf_counter()
