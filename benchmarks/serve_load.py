@@ -166,7 +166,7 @@ def _prompts(bundle: Path, questions: list[dict]) -> list[list[dict]]:
 
 
 def vllm_target(bundle: Path, questions: list[dict], args: argparse.Namespace) -> dict[str, Any]:
-    from lab.export import read_bundle
+    from lab.export import bundle_vllm_args, read_bundle
     from lab.serve.vllm_proc import VLLMServer, vllm_installed
 
     meta = read_bundle(bundle)
@@ -179,7 +179,7 @@ def vllm_target(bundle: Path, questions: list[dict], args: argparse.Namespace) -
         return {"skipped": "vLLM is not installed here (pip install 'lab[serve-cpu]' or 'lab[serve-cuda]')",
                 "requests": 0, "concurrency": args.concurrency, "errors": 0, "tokens_per_s": None,
                 "ttft_p50_s": None, "ttft_p95_s": None}
-    server = VLLMServer(meta["vllm_args"], port=_free_port(), root=ROOT, log=ROOT / ".cache" / "vllm" / "bench.log")
+    server = VLLMServer(bundle_vllm_args(bundle, meta), port=_free_port(), root=ROOT, log=ROOT / ".cache" / "vllm" / "bench.log")
     try:
         server.wait_healthy(args.start_timeout_s)
         return asyncio.run(_burst(f"{server.url}/v1", bodies, args.concurrency, args.timeout_s))
@@ -193,7 +193,7 @@ def transformers_target(bundle: Path, questions: list[dict], args: argparse.Name
     from lab.serve.app import transformers_upstream
 
     meta = read_bundle(bundle)
-    backend = transformers_upstream(meta, batch_size=args.concurrency).backend
+    backend = transformers_upstream(bundle, meta, batch_size=args.concurrency).backend
     prompts = _prompts(bundle, questions)
     params = GenParams(max_new_tokens=args.max_tokens, temperature=0.0, seed=0)
     backend.generate(prompts[:1], params)  # warm-up

@@ -3,8 +3,10 @@ register it in the MLflow model registry.
 
 The bundle is a folder the gateway (:mod:`lab.serve`) reads and nothing else::
 
-    bundle.json      model reference, vLLM engine arguments, prompt version, retrieval config, k,
-                     guardrail policy, provenance (git commit, data hashes, MLflow run ids)
+    bundle.json      model reference (base by model-store spec + revision, trained weights by
+                     their folder in the bundle), vLLM engine settings, prompt version, retrieval
+                     config, k, guardrail policy, provenance (git commit, data hashes, MLflow runs)
+    model/           the trained weights the arm needs: adapter/ (LoRA) or weights/ (full)
     index/           the retriever saved by :meth:`lab.retrieval.Retriever.save`, built by
                      :class:`lab.retrieval.configured.ConfiguredRetriever` (the sweep's and the RAG
                      arms' code), so serving searches the very index the offline evaluation searched
@@ -29,7 +31,7 @@ from typing import Any, Literal
 
 from lab.errors import DataError, LabError
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: weights inside the bundle, base by spec, vLLM args at serve time
 BUNDLE_FILE = "bundle.json"
 
 
@@ -149,23 +151,113 @@ def choose_arm(scores: Sequence[ArmScore], *, metric: str = "f1", mode: Literal[
 
 
 # --------------------------------------------------------------------------- the bundle
+MODEL_DIR = "model"  # inside the bundle: the trained weights it carries (adapter/ or weights/)
+
+
 @dataclass
 class ServedModel:
-    """What vLLM (or a lab backend) serves: a base model directory and, for an adapter arm, a LoRA."""
+    """What vLLM (or a lab backend) serves: a base model and, for an adapter arm, a LoRA.
 
-    base: str                      # an HF directory (or hub id) the server loads
+    Before :func:`write_bundle`, ``base`` and ``adapter`` are where things are on this machine. In
+    ``bundle.json`` the bundle is self-contained and portable: the trained weights it needs (the
+    LoRA adapter, or the full fine-tune's folder) are copied into it and named relative to it
+    (``model/adapter``, ``model/weights``); a base model that is not trained is named by its
+    model-store spec (``smollm2-135m-instruct``, a hub id) with its ``base_revision``, and resolved
+    on the serving machine (:meth:`resolved`), so ``models:/NAME@champion`` serves anywhere that
+    has the model store.
+    """
+
+    base: str                      # a model-store spec / hub id, or a weights folder
     adapter: str | None = None     # a PEFT adapter folder, served as a LoRA module
     served_name: str = "lab"       # the model name clients send
-    spec: str | None = None        # the model-store spec it came from
+    spec: str | None = None        # the model-store spec the base came from (None: trained weights)
+    base_revision: str | None = None  # lab.models' content revision of the base (checked at serve time)
+    lora_rank: int | None = None   # the adapter's rank (vLLM's --max-lora-rank)
 
-    def vllm_args(self, *, max_model_len: int = 2048, max_lora_rank: int = 8) -> list[str]:
-        """vLLM OpenAI-server arguments for this model (without host and port)."""
+    def vllm_args(self, *, max_model_len: int = 2048) -> list[str]:
+        """vLLM OpenAI-server arguments for this model (without host and port); call it on the
+        :meth:`resolved` model, whose paths exist on this machine."""
         args = ["--model", self.base, "--served-model-name", self.served_name if self.adapter is None
                 else f"{self.served_name}-base", "--max-model-len", str(max_model_len), "--dtype", "auto"]
         if self.adapter is not None:
-            args += ["--enable-lora", "--max-lora-rank", str(max_lora_rank),
+            rank = max(8, self.lora_rank or 8)  # vLLM accepts 8, 16, 32, ...: the next one up
+            rank = 1 << (rank - 1).bit_length()
+            args += ["--enable-lora", "--max-lora-rank", str(rank),
                      "--lora-modules", f"{self.served_name}={self.adapter}"]
         return args
+
+    def packed(self, bundle_tmp: Path) -> ServedModel:
+        """Copy the trained weights into the bundle being written; the model as ``bundle.json``
+        records it (paths relative to the bundle, the base by its spec)."""
+        import shutil
+
+        from lab.models import resolve
+
+        out = ServedModel(self.base, None, self.served_name, self.spec, self.base_revision, self.lora_rank)
+        if self.spec is None:  # the full fine-tune: the weights are the model
+            src = Path(self.base)
+            if not src.is_dir():
+                raise ExportError(f"{src}: the fine-tuned model folder to bundle does not exist")
+            shutil.copytree(src, bundle_tmp / MODEL_DIR / "weights")
+            out.base = f"{MODEL_DIR}/weights"
+        else:
+            out.base = self.spec
+            if out.base_revision is None:
+                try:
+                    out.base_revision = resolve(self.spec).revision
+                except LabError:
+                    out.base_revision = None  # an endpoint or a hub id not cached here: nothing to pin
+        if self.adapter is not None:
+            src = Path(self.adapter)
+            if not (src / "adapter_config.json").is_file():
+                raise ExportError(f"{src}: not a PEFT adapter folder (adapter_config.json missing)")
+            shutil.copytree(src, bundle_tmp / MODEL_DIR / "adapter")
+            out.adapter = f"{MODEL_DIR}/adapter"
+            if out.lora_rank is None:
+                out.lora_rank = int(json.loads((src / "adapter_config.json").read_text(encoding="utf-8")).get("r", 8))
+        return out
+
+    def resolved(self, bundle_dir: str | Path) -> ServedModel:
+        """The recorded model with paths on this machine: bundle-relative folders under
+        ``bundle_dir``, the base spec through :func:`lab.models.resolve` (which assembles a
+        built-in model on first use). A base whose revision differs from the exported one is an
+        error: the adapter and the offline scores belong to that base."""
+        from lab.models import resolve
+
+        bundle_dir = Path(bundle_dir)
+        out = ServedModel(self.base, self.adapter, self.served_name, self.spec, self.base_revision, self.lora_rank)
+        if self.adapter is not None:
+            out.adapter = str(bundle_dir / self.adapter)
+            if not Path(out.adapter).is_dir():
+                raise ExportError(f"{bundle_dir}: the adapter folder {self.adapter!r} is missing; export the bundle again")
+        if self.spec is None:
+            out.base = str(bundle_dir / self.base)
+            if not Path(out.base).is_dir():
+                raise ExportError(f"{bundle_dir}: the model folder {self.base!r} is missing; export the bundle again")
+            return out
+        try:
+            ref = resolve(self.spec)
+        except LabError as exc:
+            raise ExportError(f"{bundle_dir}: the bundle's base model {self.spec!r} is not available here ({exc})") from None
+        if ref.path is None:
+            return out  # an endpoint: served by name
+        if self.base_revision and ref.revision and ref.revision != self.base_revision:
+            raise ExportError(f"{bundle_dir}: the base model {self.spec!r} here has revision {ref.revision}, the bundle "
+                              f"was exported with {self.base_revision}; install the same model or export again")
+        out.base = str(ref.path)
+        return out
+
+
+def bundle_model(bundle_dir: str | Path, meta: Mapping[str, Any] | None = None) -> ServedModel:
+    """The bundle's model, resolved on this machine (see :meth:`ServedModel.resolved`)."""
+    meta = meta if meta is not None else read_bundle(bundle_dir)
+    return ServedModel(**meta["model"]).resolved(bundle_dir)
+
+
+def bundle_vllm_args(bundle_dir: str | Path, meta: Mapping[str, Any] | None = None) -> list[str]:
+    """vLLM's arguments for the bundle on this machine (its engine settings, resolved paths)."""
+    meta = meta if meta is not None else read_bundle(bundle_dir)
+    return bundle_model(bundle_dir, meta).vllm_args(**meta.get("engine", {}))
 
 
 def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], corpus: Mapping[str, Mapping[str, str]],
@@ -173,8 +265,8 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
                  eval_items: Sequence[Mapping[str, Any]] = (), guardrails: Mapping[str, Any] | None = None,
                  provenance: Mapping[str, Any] | None = None, store_dir: str | Path | None = None,
                  embed: Any = None, max_model_len: int = 2048) -> Path:
-    """Build the index with the studies' code and write the bundle folder atomically (a reader sees
-    the old bundle or the new one)."""
+    """Build the index with the studies' code, copy the trained weights in, and write the bundle
+    folder atomically (a reader sees the old bundle or the new one)."""
     from lab.io import atomic_dir
     from lab.retrieval.configured import ConfiguredRetriever
 
@@ -182,6 +274,7 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         retriever.retriever.save(tmp / "index")
+        packed = model.packed(tmp)
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
             for doc_id, text in retriever.passages.items():
                 title = corpus[doc_id].get("title", "")
@@ -192,8 +285,8 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
             "format": BUNDLE_FORMAT,
             "arm": choice.arm,
             "choice": choice.to_dict(),
-            "model": asdict(model),
-            "vllm_args": model.vllm_args(max_model_len=max_model_len),
+            "model": asdict(packed),
+            "engine": {"max_model_len": max_model_len},
             "prompt": {"version": prompt_version, "rag": choice.arm in ("rag", "lora_rag"), "k": rag_k},
             "retrieval": {"config": dict(retrieval_config), "params": retriever.params(), "k": rag_k},
             "guardrails": dict(guardrails) if guardrails else None,
@@ -366,8 +459,8 @@ def served_model(arm: str, model_spec: str, final_dir: Path | None) -> ServedMod
         if final_dir is None:
             raise ExportError(f"arm {arm!r}: its adapter folder was not found under the study's arms/ "
                               "(rerun `dvc repro finetune_comparison`)")
-        return ServedModel(str(ref.path), adapter=str(final_dir), spec=model_spec)
-    return ServedModel(str(ref.path), spec=model_spec)
+        return ServedModel(str(ref.path), adapter=str(final_dir), spec=model_spec, base_revision=ref.revision)
+    return ServedModel(str(ref.path), spec=model_spec, base_revision=ref.revision)
 
 
 def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = None) -> ExportResult:

@@ -244,8 +244,9 @@ def _check_export(root: Path, runs: list, stages: dict) -> None:
 
     bundle = read_bundle(root / "results" / "export" / "bundle")
     assert bundle["arm"] in ("rag", "lora_rag") and bundle["choice"]["rule"].startswith("best mean")
-    if bundle["arm"] == "lora_rag":
-        assert (Path(bundle["model"]["adapter"]) / "adapter_config.json").is_file()
+    if bundle["arm"] == "lora_rag":   # the adapter travels inside the bundle, named relative to it
+        assert bundle["model"]["adapter"] == "model/adapter"
+        assert (root / "results" / "export" / "bundle" / "model" / "adapter" / "adapter_config.json").is_file()
     assert bundle["provenance"]["git.commit"] and bundle["provenance"]["mlflow_runs"]["finetune_comparison"]
     assert len((root / "results" / "export" / "bundle" / "eval.jsonl").read_text().splitlines()) == 8
     registry = json.loads((root / "results" / "export" / "registry.json").read_text())

@@ -33,7 +33,7 @@ def _choice(arm: str = "rag"):
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    return write_bundle(tmp_path / "bundle", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("some/dir"),
+    return write_bundle(tmp_path / "bundle", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("some/dir", spec="some/dir"),
                         choice=_choice(), rag_k=2, prompt_version="domain-qa/1",
                         provenance={"bundle_id": "b1"})
 
@@ -111,19 +111,63 @@ def test_arm_scores_use_the_study_metric_and_name_arms_without_predictions():
 def test_bundle_round_trip_and_a_broken_bundle_is_named(bundle: Path, tmp_path: Path):
     meta = read_bundle(bundle)
     assert meta["arm"] == "rag" and meta["retrieval"]["k"] == 2 and meta["provenance"]["bundle_id"] == "b1"
-    assert "--model" in meta["vllm_args"] and meta["prompt"]["version"] == "domain-qa/1"
-    lora = ServedModel("base/dir", adapter="arms/lora/final", served_name="lab").vllm_args()
+    assert meta["model"]["base"] == "some/dir" and meta["prompt"]["version"] == "domain-qa/1"
+    lora = ServedModel("base/dir", adapter="arms/lora/final", served_name="lab", lora_rank=4).vllm_args()
     assert "--enable-lora" in lora and "lab=arms/lora/final" in lora
+    assert lora[lora.index("--max-lora-rank") + 1] == "8"   # vLLM's smallest rank bucket
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="bundle.json missing"):
         read_bundle(tmp_path / "empty")
+
+
+def test_the_bundle_carries_its_trained_weights_and_serves_after_a_move(tmp_path: Path):
+    """Portable: the adapter (or full fine-tune) is copied in and named relative to the bundle, the
+    base by its model-store spec; vLLM's arguments are built on the serving machine."""
+    import shutil
+
+    from lab.export import ExportError, bundle_vllm_args
+    from lab.models import resolve
+
+    adapter = tmp_path / "arms" / "lora_rag" / "final"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 16, "base_model_name_or_path": "/nowhere"}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    ref = resolve("smollm2-135m-instruct")
+    model = ServedModel(str(ref.path), adapter=str(adapter), spec="smollm2-135m-instruct", base_revision=ref.revision)
+    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=model, choice=_choice(),
+                     rag_k=2, prompt_version="domain-qa/1")
+    meta = read_bundle(b)
+    assert meta["model"]["base"] == "smollm2-135m-instruct" and meta["model"]["adapter"] == "model/adapter"
+    assert str(tmp_path) not in json.dumps(meta["model"]) and "vllm_args" not in meta  # nothing machine-bound
+    shutil.rmtree(tmp_path / "arms")                       # the study's folder is gone: the bundle suffices
+    moved = shutil.move(str(b), str(tmp_path / "elsewhere"))
+    args = bundle_vllm_args(moved)
+    assert args[args.index("--model") + 1] == str(ref.path)
+    assert f"lab={tmp_path / 'elsewhere' / 'model' / 'adapter'}" in args
+    assert args[args.index("--max-lora-rank") + 1] == "16"
+    assert (Path(moved) / "model" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    # a base that changed since the export is refused, not served under the old scores
+    meta["model"]["base_revision"] = "0" * 16
+    with pytest.raises(ExportError, match="revision"):
+        bundle_vllm_args(moved, meta)
+    # the full fine-tune's folder is the model: copied in as model/weights
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "config.json").write_text("{}")
+    fb = write_bundle(tmp_path / "fb", retrieval_config=BM25, corpus=CORPUS, model=ServedModel(str(full)),
+                      choice=_choice(), rag_k=2, prompt_version="domain-qa/1")
+    fargs = bundle_vllm_args(fb)
+    assert fargs[fargs.index("--model") + 1] == str(fb / "model" / "weights") and "--enable-lora" not in fargs
+    with pytest.raises(ExportError, match="does not exist"):
+        write_bundle(tmp_path / "nb", retrieval_config=BM25, corpus=CORPUS, model=ServedModel(str(tmp_path / "no")),
+                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1")
 
 
 @pytest.mark.parametrize("config", [BM25, DENSE], ids=["bm25", "dense"])
 def test_skew_gateway_retrieval_equals_the_offline_configured_retriever(config, tmp_path: Path):
     from lab.retrieval.configured import ConfiguredRetriever
 
-    b = write_bundle(tmp_path / "b", retrieval_config=config, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+    b = write_bundle(tmp_path / "b", retrieval_config=config, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
                      rag_k=3, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
     questions = ["Where is Warsaw?", "Who were the Normans?", "When was Tesla born?", "Where was Super Bowl 50?"]
     offline = ConfiguredRetriever(config, CORPUS, store_dir=tmp_path / "store").search(questions, 3)
@@ -231,7 +275,7 @@ def test_feedback_is_stored_for_a_known_response_and_read_by_the_judge_reader(bu
 
 
 def test_embedding_store_hit_rate_is_exposed(tmp_path: Path):
-    b = write_bundle(tmp_path / "b", retrieval_config=DENSE, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+    b = write_bundle(tmp_path / "b", retrieval_config=DENSE, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
                      rag_k=2, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
     gw = Gateway(RAG(b, store_dir=tmp_path / "store"), Echo(), settings=Settings(mlflow_feedback=False))
     c = _client(gw)
@@ -385,11 +429,11 @@ def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_r
         items.append({"id": f"q{i}", "question": q, "answers": [ans], "title": title,
                       "offline_prediction": ans if i % 2 == 0 else "wrong", "offline_contexts": ctx})
     replay = Replay({it["question"]: it["offline_prediction"] for it in items})
-    good = write_bundle(tmp_path / "good", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m"),
+    good = write_bundle(tmp_path / "good", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
                         choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
     other = {"x1": {"title": "Weather", "text": "Rain falls in Warsaw and Normandy; Tesla coils; Santa Clara sun."},
              **{k: v for k, v in CORPUS.items() if k != "d1"}}
-    broken = write_bundle(tmp_path / "broken", retrieval_config=BM25, corpus=other, model=ServedModel("m"),
+    broken = write_bundle(tmp_path / "broken", retrieval_config=BM25, corpus=other, model=ServedModel("m", spec="m"),
                           choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
     ok = canary(good, app=create_app(Gateway(RAG(good), replay, settings=Settings(mlflow_feedback=False))))
     bad = canary(broken, app=create_app(Gateway(RAG(broken), replay, settings=Settings(mlflow_feedback=False))))
@@ -413,7 +457,7 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
     policy_cfg = {"input": [{"check": "limits", "action": "block", "options": {"max_chars": 200}},
                             {"check": "secrets", "action": "redact"}],
                   "output": [{"check": "secrets", "action": "redact"}]}
-    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m"), choice=_choice(),
+    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
                      rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg)
     echo = Echo()
     gw = Gateway(RAG(b), echo, settings=Settings(mlflow_feedback=False), policy=Policy.from_config(read_bundle(b)["guardrails"]))

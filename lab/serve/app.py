@@ -34,21 +34,23 @@ def settings_timeout(settings: Any) -> float:
     return float(getattr(settings, "request_timeout_s", None) or 300.0)
 
 
-def transformers_upstream(meta: dict[str, Any], batch_size: int = 8) -> Any:
-    """The bundle's model (base, or base + adapter) through lab's transformers backend."""
+def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: int = 8) -> Any:
+    """The bundle's model (base, base + its adapter, or its full fine-tune) through lab's
+    transformers backend."""
+    from lab.export import bundle_model
     from lab.generate import make_backend
     from lab.serve.upstream import BackendUpstream
 
-    model = meta["model"]
-    if model.get("adapter"):
+    model = bundle_model(bundle_dir, meta)
+    if model.adapter:
         from lab.finetune import load_finetuned
 
-        backend = make_backend({"backend": "transformers", "model": load_finetuned(model["adapter"]),
+        backend = make_backend({"backend": "transformers", "model": load_finetuned(model.adapter),
                                 "batch_size": batch_size})
     else:
-        backend = make_backend({"backend": "transformers", "model": model.get("spec") or model["base"],
+        backend = make_backend({"backend": "transformers", "model": model.spec or model.base,
                                 "batch_size": batch_size})
-    return BackendUpstream(backend, name=f"transformers:{model.get('spec') or model['base']}")
+    return BackendUpstream(backend, name=f"transformers:{model.spec or meta['model']['base']}")
 
 
 def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message", settings: Any = None,
@@ -70,11 +72,13 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         upstream = "vllm" if vllm_installed() else "transformers"
     served = meta["model"].get("served_name", "lab")
     if upstream == "vllm":
-        proc = VLLMServer(meta["vllm_args"], port=vllm_port, root=root, log=root / ".cache" / "vllm" / "server.log")
+        from lab.export import bundle_vllm_args
+
+        proc = VLLMServer(bundle_vllm_args(bundle_dir, meta), port=vllm_port, root=root, log=root / ".cache" / "vllm" / "server.log")
         up: Any = OpenAIUpstream(f"{proc.url}/v1", served, timeout_s=settings_timeout(settings))
         metrics.registry.register(VLLMCollector(f"{proc.url}/metrics"))
     elif upstream == "transformers":
-        up = transformers_upstream(meta)
+        up = transformers_upstream(bundle_dir, meta)
     elif upstream.startswith(("http://", "https://")):
         base, _, name = upstream.partition("#")
         up = OpenAIUpstream(base, name or served, api_key=os.environ.get("LAB_UPSTREAM_API_KEY"),
@@ -87,7 +91,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
     if fallback == "message":
         fb: Any = MessageUpstream(fallback_message)
     elif fallback == "transformers":
-        fb = up if upstream == "transformers" else transformers_upstream(meta)
+        fb = up if upstream == "transformers" else transformers_upstream(bundle_dir, meta)
     elif fallback == "none":
         fb = None
     else:
