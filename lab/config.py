@@ -430,7 +430,7 @@ class ExportConfig(StageConfig):
     served_name: str = Field("lab", pattern=r"^[A-Za-z0-9_.-]+$")
     max_model_len: int = Field(2048, ge=128)
     guardrails: dict[str, Any] | None = None   # a lab.guardrails policy the gateway applies
-    register: bool = True
+    register_model: bool = True             # a new version of `registered_model` per run
     registered_model: str = Field("lab-rag", min_length=1)
     n_resamples: int = Field(10_000, ge=100)
     seed: int = 0

@@ -509,7 +509,7 @@ def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = N
                               guardrails=cfg.guardrails, provenance=provenance, max_model_len=cfg.max_model_len)
     bundle = read_bundle(bundle_dir)
     registered = None
-    if register_model if register_model is not None else cfg.register:
+    if register_model if register_model is not None else cfg.register_model:
         version = register(bundle_dir, cfg.registered_model, root=root,
                            tags={"arm": choice.arm, "bundle_id": provenance["bundle_id"],
                                  "git.commit": git.get("git.commit", "")})
