@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -193,7 +193,7 @@ class ServedModel:
 
         from lab.models import resolve
 
-        out = ServedModel(self.base, None, self.served_name, self.spec, self.base_revision, self.lora_rank)
+        out = replace(self, adapter=None)
         if self.spec is None:  # the full fine-tune: the weights are the model
             src = Path(self.base)
             if not src.is_dir():
@@ -225,7 +225,7 @@ class ServedModel:
         from lab.models import resolve
 
         bundle_dir = Path(bundle_dir)
-        out = ServedModel(self.base, self.adapter, self.served_name, self.spec, self.base_revision, self.lora_rank)
+        out = replace(self)
         if self.adapter is not None:
             out.adapter = str(bundle_dir / self.adapter)
             if not Path(out.adapter).is_dir():
