@@ -206,7 +206,7 @@ class ServedModel:
                 try:
                     out.base_revision = resolve(self.spec).revision
                 except LabError:
-                    out.base_revision = None  # an endpoint or a hub id not cached here: nothing to pin
+                    pass  # an endpoint or a hub id not cached here: nothing to pin
         if self.adapter is not None:
             src = Path(self.adapter)
             if not (src / "adapter_config.json").is_file():
