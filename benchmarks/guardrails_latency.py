@@ -1,10 +1,12 @@
 """Per-check latency (p50/p95) and throughput of the guardrail checks on CPU, against a same-run
-baseline: one compiled e-mail regex over the same texts (the cheapest rule there is).
+baselines: one compiled e-mail regex over the same texts (the cheapest rule there is), and
+Presidio's pattern recognisers without NER (what the ``pii`` check costs before any model runs).
 
 Texts: user prompts (a labelled JSONL, default the shared deepset injection prompts) and PII texts
 (Presidio span JSON, default the shared small generated set), each check timed one text at a time
 as the request path calls it, after one warm-up call (model and pipeline loads are not in the
-figures). Trained checks (injection, toxicity) load from ``--models DIR`` (``DIR/<name>``).
+figures). Trained checks (injection, jailbreak, toxicity, the fine-tuned PII NER) load from
+``--models DIR`` (``DIR/<name>``), the grounding judge from the judge stage beside it.
 
     python benchmarks/guardrails_latency.py --models results/guardrails_eval/models \
         --out benchmarks/results/guardrails_latency.json
@@ -43,6 +45,17 @@ def _time(fn, texts: list[str]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ms), 4), "texts_per_s": round(len(texts) / wall, 1)}
 
 
+class _Grounded:
+    """The grounding check timed on (answer, context) pairs: each text is judged against another
+    prompt of the set as its context (the cost does not depend on whether it is supported)."""
+
+    def __init__(self, check, contexts: list[str]) -> None:
+        self.check_, self.contexts = check, contexts
+
+    def check(self, text: str):
+        return self.check_.check(text[:300], context=[self.contexts[len(text) % len(self.contexts)]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", type=Path, default=ROOT / "data/guardrails/prompt_injection/deepset_train.jsonl")
@@ -64,21 +77,44 @@ def main() -> None:
               "json_schema": make_check("json_schema", schema=schema), "pii": make_check("pii"),
               "injection_rules_only": make_check("injection", classifier=False)}
     skipped = {}
-    for name in ("injection", "toxicity"):
+    for name in ("injection", "jailbreak", "toxicity"):
         folder = args.models / name
         if folder.is_dir():
             checks[name] = make_check(name, model_dir=str(folder))
         else:
             skipped[name] = f"no trained model in {folder} (dvc repro guardrails_eval, or --models DIR)"
+    ner = args.models / "pii_ner" / "model"
+    if (ner / "config.cfg").is_file():
+        checks["pii_fine_tuned_ner"] = make_check("pii", nlp_model=str(ner))
+    else:
+        skipped["pii_fine_tuned_ner"] = f"no fine-tuned PII NER in {ner} (dvc repro guardrails_eval)"
+    grounding = args.models.parents[1] / "judge_eval" / "models" / "faithfulness-cross-encoder"
+    if grounding.is_dir():
+        g = make_check("grounding", model_dir=str(grounding))
+        checks["grounding"] = _Grounded(g, prompts)
+    else:
+        skipped["grounding"] = f"no trained faithfulness judge in {grounding} (dvc repro judge_eval)"
+    # the baselines: one e-mail regex, and Presidio's pattern recognisers with no NER (a blank spaCy
+    # tokenizer as its NLP engine), what the pii check costs before any model runs
     baseline = _time(lambda t: EMAIL.search(t), texts)
+    import tempfile
+
+    import spacy
+
+    with tempfile.TemporaryDirectory() as blank:
+        spacy.blank("en").to_disk(blank)
+        patterns_only = make_check("pii", nlp_model=blank)
+        presidio_patterns = _time(lambda t: patterns_only.check(t), texts)
     figures = {}
     for name, c in checks.items():
         f = _time(lambda t, c=c: c.check(t), texts)
         f["p50_over_baseline"] = round(f["p50_ms"] / max(baseline["p50_ms"], 1e-6), 1)
+        f["p50_over_presidio_patterns"] = round(f["p50_ms"] / max(presidio_patterns["p50_ms"], 1e-6), 2)
         figures[name] = f
     report = {"texts": {"prompts": len(prompts), "pii_texts": len(pii_texts), "mean_chars":
                         round(statistics.fmean(len(t) for t in texts))},
-              "baseline_email_regex": baseline, "checks": figures, "skipped": skipped,
+              "baseline_email_regex": baseline, "baseline_presidio_patterns_only": presidio_patterns,
+              "checks": figures, "skipped": skipped,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "note": "one text at a time, after a warm-up; other work may share the cores"}}
     print(json.dumps(report, indent=2))

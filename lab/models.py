@@ -389,9 +389,13 @@ def list_builtin() -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ resolution
-def _guess_task(path: Path) -> Literal["causal-lm", "embedding"]:
+def _guess_task(path: Path) -> Literal["causal-lm", "embedding", "ner"]:
     st_files = ("modules.json", "config_sentence_transformers.json")
-    return "embedding" if any((path / f).is_file() for f in st_files) else "causal-lm"
+    if any((path / f).is_file() for f in st_files):
+        return "embedding"
+    if (path / "config.cfg").is_file() and (path / "meta.json").is_file():   # a spaCy pipeline (nlp.to_disk)
+        return "ner"
+    return "causal-lm"
 
 
 def _dir_revision(path: Path) -> str:

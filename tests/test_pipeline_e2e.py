@@ -67,7 +67,13 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["guardrails_eval"].update(
         classifiers=[{"check": "injection", "data": "data/guardrails/prompt_injection/deepset_train.jsonl"}],
         evals=[e for e in params["guardrails_eval"]["evals"] if e["check"] == "injection"],
-        pii_sets=["data/guardrails/pii/presidio_generated_small.json"])
+        pii_sets=["data/guardrails/pii/presidio_generated_small.json"],
+        pii_ner={"data": "data/guardrails/pii/presidio_generated_small.json", "epochs": 1})
+    # the bundle's policy with the models this profile trains (no jailbreak or toxicity classifier)
+    params["export"]["guardrails"]["input"] = [r for r in params["export"]["guardrails"]["input"]
+                                              if r["check"] != "jailbreak"]
+    params["export"]["guardrails"]["output"] = [r for r in params["export"]["guardrails"]["output"]
+                                               if r["check"] != "toxicity"]
     # judges: the first records of each HaluEval file, one epoch of the cross-encoder, the tiny model prompted
     small_halu = root / "data" / "halueval_e2e"
     small_halu.mkdir()
@@ -150,7 +156,11 @@ def test_repro_produces_outputs_and_tracked_run(project):
     guard = json.loads((root / "results" / "guardrails_eval" / "metrics.json").read_text())
     assert 0 < guard["injection"]["heldout"]["f1"] <= 1 and guard["injection"]["benign_trigger_words"]["negatives"] == 30
     assert "precision" not in guard["injection"]["benign_trigger_words"]  # undefined on benign-only: left out
-    assert 0 < guard["pii"]["presidio_generated_small"]["f2"] <= 1
+    assert 0 < guard["pii_presidio_sm"]["presidio_generated_small"]["f2"] <= 1   # the baseline, whole set
+    held = guard["pii"]["presidio_generated_small.heldout_templates"]            # the fine-tuned NER
+    assert 0 <= held["f2"] <= 1 and 0 <= held["token_f2"] <= 1
+    assert set(guard["pii_presidio_sm"]) == {"presidio_generated_small", "presidio_generated_small.heldout_templates"}
+    assert (root / "results" / "guardrails_eval" / "models" / "pii_ner" / "model" / "config.cfg").is_file()
     assert (root / "results" / "guardrails_eval" / "models" / "injection" / "model.joblib").is_file()
     arms = pd.read_csv(root / "results" / "finetune_comparison" / "results.csv").set_index("arm")
     assert list(arms.index) == ["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
@@ -249,6 +259,11 @@ def _check_export(root: Path, runs: list, stages: dict) -> None:
         assert (root / "results" / "export" / "bundle" / "model" / "adapter" / "adapter_config.json").is_file()
     assert bundle["provenance"]["git.commit"] and bundle["provenance"]["mlflow_runs"]["finetune_comparison"]
     assert len((root / "results" / "export" / "bundle" / "eval.jsonl").read_text().splitlines()) == 8
+    # the guardrail policy travels with copies of its models, named relative to the bundle
+    rules = {r["check"]: r for r in bundle["guardrails"]["input"] + bundle["guardrails"]["output"]}
+    assert rules["injection"]["options"]["model_dir"].startswith("guardrails/")
+    assert (root / "results" / "export" / "bundle" / rules["injection"]["options"]["model_dir"] / "model.joblib").is_file()
+    assert (root / "results" / "export" / "bundle" / rules["grounding"]["options"]["model_dir"]).is_dir()
     registry = json.loads((root / "results" / "export" / "registry.json").read_text())
     assert registry == {"name": "lab-rag", "version": "1"}
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stages["export"].info.run_id]

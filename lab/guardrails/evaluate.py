@@ -19,13 +19,16 @@ Binary files give ``n``, ``precision``, ``recall``, ``f1``, ``fpr``, ``accuracy`
 or a NaN: a file of one class only (all attacks, or all benign prompts) gives ``recall``, or
 ``fpr``, and null for precision, F1 and accuracy; precision (and F1) are null when nothing fired. Span files give span-level ``precision``, ``recall`` and ``f2``
 overall and per entity type: a predicted span matches a gold span of the same (mapped) type when
-their character overlap is at least half of their union (IoU >= 0.5), one to one.
+their character overlap is at least half of their union (IoU >= 0.5), one to one; and, under
+``token_level``, the same token by token (IO scheme), the way presidio-research scores and its
+published figures are given.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -50,6 +53,15 @@ class Labelled:
     labels: list[int] = field(default_factory=list)
     spans: list[list[tuple[int, int, str]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    templates: list[str | None] = field(default_factory=list)   # spans: the record's template, if given
+
+    def subset(self, keep: Sequence[int]) -> Labelled:
+        """The records at ``keep`` (in that order)."""
+        def pick(xs: list[Any]) -> list[Any]:
+            return [xs[i] for i in keep] if xs else []
+
+        return Labelled(self.kind, pick(self.texts), pick(self.labels), pick(self.spans), list(self.skipped),
+                        pick(self.templates))
 
 
 def _label(value: Any) -> int | None:
@@ -142,7 +154,19 @@ def _read_spans(p: Path, text: str) -> Labelled:
             continue
         out.texts.append(rec["full_text"])
         out.spans.append(spans)
+        out.templates.append(template_key(rec))
     return out
+
+
+def template_key(rec: Mapping[str, Any]) -> str | None:
+    """The template a generated record was filled from: its ``masked`` text with every placeholder
+    (``{{first_name}}``, ``<PERSON>``...) reduced to one mark, lower-cased; None without ``masked``.
+    presidio-research's sets are Faker fills of a few hundred templates, so a model trained on some
+    records must be measured on records of other templates."""
+    masked = rec.get("masked")
+    if not isinstance(masked, str):
+        return None
+    return re.sub(r"\{\{[^}]*\}\}|<[A-Z_]+>", "\u2022", masked).strip().lower()
 
 
 _CSV_COLUMNS = [("tweet", "class"), ("comment_text", "toxic"), ("prompt", "jailbreak"), ("text", "label")]
@@ -242,21 +266,79 @@ def span_metrics(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[
             "predicted_spans": sum(n_pred.values()), "per_entity": per_type, "match": f"same type, IoU >= {min_iou}"}
 
 
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def _token_types(text: str, spans: Sequence[tuple[int, int, str]]) -> list[str | None]:
+    """The entity type covering each token of ``text`` (None: outside every span; the longest span
+    wins where spans overlap)."""
+    out: list[str | None] = []
+    ordered = sorted(spans, key=lambda s: s[0] - s[1])   # longest first
+    for m in _TOKEN.finditer(text):
+        a, b = m.span()
+        out.append(next((t for sa, sb, t in ordered if sa < b and a < sb), None))
+    return out
+
+
+def token_metrics(texts: Sequence[str], gold: Sequence[Sequence[tuple[int, int, str]]],
+                  pred: Sequence[Sequence[tuple[int, int, str]]], *,
+                  mapping: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Token-level precision, recall and F2 (IO scheme), overall and per entity type: the way
+    presidio-research's evaluator scores (its published figures are token-level), so that the
+    figures compare with those. Tokens are words and single punctuation marks; a token is correct
+    when its predicted type equals its gold type. As with presidio-research's ``entities_to_keep``,
+    predicted types that the file never labels (NRP, UK_NHS... in a set without them) are not
+    scored: the set cannot say whether they are right."""
+    mapping = PRESIDIO_DATASET_MAP if mapping is None else mapping
+    g_all = [[(a, b, mapping.get(t, t)) for a, b, t in spans] for spans in gold]
+    g_all = [[s for s in spans if s[2] is not None] for spans in g_all]
+    kept = {t for spans in g_all for _, _, t in spans}
+    tp: Counter[str] = Counter()
+    n_gold: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    for text, g, p in zip(texts, g_all, pred, strict=True):
+        gt = _token_types(text, g)
+        pt = _token_types(text, [s for s in p if s[2] in kept])
+        for a, b in zip(gt, pt, strict=True):
+            if a is not None:
+                n_gold[a] += 1
+            if b is not None:
+                n_pred[b] += 1
+            if a is not None and a == b:
+                tp[a] += 1
+    per_type = {}
+    for t in sorted(set(n_gold) | set(n_pred)):
+        p_, r_ = _div(tp[t], n_pred[t]), _div(tp[t], n_gold[t])
+        per_type[t] = {"gold_tokens": n_gold[t], "predicted_tokens": n_pred[t], "matched": tp[t],
+                       "precision": p_, "recall": r_, "f2": _fbeta(p_, r_, 2.0)}
+    P, R = _div(sum(tp.values()), sum(n_pred.values())), _div(sum(tp.values()), sum(n_gold.values()))
+    return {"precision": P, "recall": R, "f2": _fbeta(P, R, 2.0), "per_entity": per_type,
+            "match": "token level, IO scheme, types the file labels (as presidio-research)"}
+
+
 def evaluate(path: str | Path, check_name: str, *, skip_bad: bool = False,
              options: Mapping[str, Any] | None = None, threshold: float | None = None) -> dict[str, Any]:
     """Run check ``check_name`` over a labelled file; returns the JSON the CLI writes."""
+    return evaluate_labelled(read_labelled(path, skip_bad=skip_bad), check_name, options=options,
+                             threshold=threshold, source=str(path))
+
+
+def evaluate_labelled(data: Labelled, check_name: str, *, options: Mapping[str, Any] | None = None,
+                      threshold: float | None = None, source: str = "") -> dict[str, Any]:
+    """:func:`evaluate` on records already read (a subset of a file, say)."""
     from lab.guardrails.base import make_check
 
-    data = read_labelled(path, skip_bad=skip_bad)
     check = make_check(check_name, **dict(options or {}))
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"check": check_name, "file": str(path), "format": data.kind}
+    result: dict[str, Any] = {"check": check_name, "file": source, "format": data.kind}
     if data.kind == "spans":
         if not hasattr(check, "find"):
-            raise DataError(f"{path}: a span file needs a check that locates entities (pii); {check_name!r} does not")
+            raise DataError(f"{source or 'the records'}: a span file needs a check that locates entities (pii); {check_name!r} does not")
         cut = threshold if threshold is not None else getattr(check, "threshold", 0.0)
         pred = [[(s.start, s.end, s.label) for s in check.find(t) if s.score >= cut] for t in data.texts]
-        result.update({"n": len(data.texts), "threshold": cut, **span_metrics(data.spans, pred)})
+        result.update({"n": len(data.texts), "threshold": cut, **span_metrics(data.spans, pred),
+                       "token_level": token_metrics(data.texts, data.spans, pred),
+                       "nlp_model": getattr(check, "nlp_model", None)})
     else:
         decisions = [check.check(t) for t in data.texts]
         cut = threshold if threshold is not None else (decisions[0].threshold if decisions else None)

