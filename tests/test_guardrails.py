@@ -488,3 +488,12 @@ def test_operating_points_keep_the_out_of_fold_false_positive_rate_within_each_c
         tp = sum(1 for y, s in zip(labels, scores) if y and s >= p["threshold"])
         assert fp / 100 <= p["max_fpr"] and p["oof_fpr"] == fp / 100 and p["oof_recall"] == tp / 20
     assert pts[0]["threshold"] > pts[1]["threshold"] and pts[0]["oof_recall"] < pts[1]["oof_recall"]
+
+
+def test_a_policy_can_pick_a_stored_false_positive_capped_cut(injection_model):
+    out, meta = injection_model
+    assert [p["max_fpr"] for p in meta["operating_points"]] == [0.01, 0.02, 0.05]
+    strict = make_check("injection", model_dir=str(out), max_fpr=0.01)
+    assert strict.threshold == meta["operating_points"][0]["threshold"] >= make_check("injection", model_dir=str(out)).threshold
+    with pytest.raises(ConfigError, match=r"no operating point stored for max_fpr 0.3; stored: 0.01, 0.02, 0.05"):
+        make_check("injection", model_dir=str(out), max_fpr=0.3)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.errors import ConfigError
 from lab.guardrails.base import CHECKS, Decision, safe_text
 
 #: Rules: name -> pattern (English and German, the deepset set's languages).
@@ -38,6 +39,20 @@ def rule_hits(text: str) -> list[str]:
     return [name for name, rx in _COMPILED.items() if rx.search(text)]
 
 
+def stored_threshold(model: Any, max_fpr: float | None = None) -> float:
+    """The classifier's cut: its best-F1 threshold, or (``max_fpr``) the stored operating point
+    whose out-of-fold false-positive rate is within that cap; both were chosen on training data."""
+    if max_fpr is None:
+        return float(model.threshold)
+    points = model.meta.get("operating_points") or []
+    for p in points:
+        if abs(float(p["max_fpr"]) - float(max_fpr)) < 1e-12:
+            return float(p["threshold"])
+    have = ", ".join(f"{p['max_fpr']:g}" for p in points) or "none (retrain it)"
+    raise ConfigError(f"{model.meta.get('name', 'classifier')}: no operating point stored for max_fpr {max_fpr:g}; "
+                      f"stored: {have}")
+
+
 def default_model_dir(name: str) -> Path:
     """Where the guardrails stage writes the classifier ``name``: ``results/guardrails_eval/models/<name>``."""
     from lab.paths import project_root
@@ -57,6 +72,9 @@ class Injection:
         Use the rules as a floor.
     classifier : bool
         Use the classifier (False: rules only, for a deployment without the trained model).
+    max_fpr : float or None
+        Fire at the stored operating point with this out-of-fold false-positive cap (0.01, 0.02,
+        0.05) instead of the best-F1 cut: fewer benign prompts blocked, fewer attacks caught.
     """
 
     name = "injection"
@@ -64,14 +82,15 @@ class Injection:
     model_name = "injection"
     rule_hits = staticmethod(rule_hits)   # the floor; a subclass names its own rules
 
-    def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True) -> None:
+    def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True,
+                 max_fpr: float | None = None) -> None:
         self.rules = rules
         self.model = None
         if classifier:
             from lab.guardrails.classifier import TextClassifier
 
             self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
-        self.threshold = self.model.threshold if self.model is not None else 0.5
+        self.threshold = stored_threshold(self.model, max_fpr) if self.model is not None else 0.5
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         """The classifier's probability for each text (rules not applied); 0 without a classifier."""
@@ -132,17 +151,19 @@ class Toxicity:
     ----------
     model_dir : str or None
         The trained classifier (default: the guardrails stage's ``models/toxicity``).
+    max_fpr : float or None
+        As for :class:`Injection`: the stored operating point with this false-positive cap.
     """
 
     name = "toxicity"
     stages = frozenset({"input", "output"})
     model_name = "toxicity"
 
-    def __init__(self, model_dir: str | None = None) -> None:
+    def __init__(self, model_dir: str | None = None, max_fpr: float | None = None) -> None:
         from lab.guardrails.classifier import TextClassifier
 
         self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
-        self.threshold = self.model.threshold
+        self.threshold = stored_threshold(self.model, max_fpr)
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         """The classifier's probability of toxic for each text."""
