@@ -93,6 +93,8 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.org")
+    # the profile's params name other files (the bundle's policy models): derive the deps again
+    _sh(["lab", "dvc-deps", "--write"], root, env)
     _sh(["git", "init", "-q"], root, env)
     (root / ".gitignore").write_text(".mlflow/\n")
     _sh(["dvc", "init", "-q"], root, env)
