@@ -296,6 +296,17 @@ def bundle_vllm_args(bundle_dir: str | Path, meta: Mapping[str, Any] | None = No
 MODEL_OPTIONS = ("model_dir", "nlp_model")
 
 
+def _model_options(policy: Mapping[str, Any]) -> Any:
+    """``(side, index, rule, options, key)`` for every :data:`MODEL_OPTIONS` string of ``policy``
+    (the options mapping is the rule's own, so a caller may rewrite it in place)."""
+    for side in ("input", "output"):
+        for i, rule in enumerate(policy.get(side) or []):
+            opts = rule.get("options") or {}
+            for key in MODEL_OPTIONS:
+                if isinstance(opts.get(key), str):
+                    yield side, i, rule, opts, key
+
+
 def pack_guardrails(policy: Mapping[str, Any], dst: Path, root: Path) -> dict[str, Any]:
     """``policy`` with every model folder it names (:data:`MODEL_OPTIONS`; relative paths from
     ``root``) copied to ``dst/guardrails/<side>-<i>-<check>-<option>`` and named relative to the
@@ -306,23 +317,18 @@ def pack_guardrails(policy: Mapping[str, Any], dst: Path, root: Path) -> dict[st
     import shutil
 
     out = copy.deepcopy(dict(policy))
-    for side in ("input", "output"):
-        for i, rule in enumerate(out.get(side) or []):
-            opts = rule.get("options") or {}
-            for key in MODEL_OPTIONS:
-                value = opts.get(key)
-                if not isinstance(value, str):
-                    continue
-                src = Path(value) if Path(value).is_absolute() else root / value
-                if not src.is_dir():
-                    if key == "model_dir":
-                        raise ExportError(f"export.guardrails.{side}[{i}] ({rule.get('check')}): options.{key} "
-                                          f"{value!r} is not a folder; run the stage that trains it first "
-                                          f"(dvc repro guardrails_eval / judge_eval)")
-                    continue
-                rel = f"guardrails/{side}-{i}-{rule.get('check')}-{key}"
-                shutil.copytree(src, dst / rel)
-                opts[key] = rel
+    for side, i, rule, opts, key in _model_options(out):
+        value = opts[key]
+        src = Path(value) if Path(value).is_absolute() else root / value
+        if not src.is_dir():
+            if key == "model_dir":
+                raise ExportError(f"export.guardrails.{side}[{i}] ({rule.get('check')}): options.{key} "
+                                  f"{value!r} is not a folder; run the stage that trains it first "
+                                  f"(dvc repro guardrails_eval / judge_eval)")
+            continue
+        rel = f"guardrails/{side}-{i}-{rule.get('check')}-{key}"
+        shutil.copytree(src, dst / rel)
+        opts[key] = rel
     return out
 
 
@@ -335,12 +341,9 @@ def bundle_policy(bundle_dir: str | Path, meta: Mapping[str, Any] | None = None)
     if not meta.get("guardrails"):
         return None
     policy = copy.deepcopy(meta["guardrails"])
-    for side in ("input", "output"):
-        for rule in policy.get(side) or []:
-            opts = rule.get("options") or {}
-            for key in MODEL_OPTIONS:
-                if isinstance(opts.get(key), str) and opts[key].startswith("guardrails/"):
-                    opts[key] = str(Path(bundle_dir) / opts[key])
+    for _side, _i, _rule, opts, key in _model_options(policy):
+        if opts[key].startswith("guardrails/"):
+            opts[key] = str(Path(bundle_dir) / opts[key])
     return policy
 
 
