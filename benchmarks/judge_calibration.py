@@ -5,7 +5,9 @@ Each judge (any name ``lab judge calibrate --judge`` takes: ``prompted:MODEL``, 
 trained judge, ``lexical``, ``majority``, ``default``) is run per task on a seeded sample of the
 validation items (a prompted judge's threshold on P(positive) is chosen there) and of the evaluation
 items (reported: accuracy, F1, kappa with 95% bootstrap CIs, parse failures, seconds per item),
-the baselines on the same sample beside it. The sample size is in the output (``n``).
+the baselines (majority, length, lexical) on the same sample beside it. The sample size is in the
+output (``n``). With ``--diagnostic``, grounded judges are also measured on a sample of the
+length-balanced diagnostic set (``length_balanced``; :mod:`lab.judge.counterfactual`).
 
     python benchmarks/judge_calibration.py --sample 150 \
         --judges default prompted:qwen2.5-coder-0.5b-instruct prompted:qwen2.5-coder-1.5b-instruct \
@@ -35,12 +37,14 @@ def main() -> None:
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "judge_calibration.json"))
     ap.add_argument("--shared", action="store_true", help="label the figures: other work shared the cores")
+    ap.add_argument("--diagnostic", action="store_true",
+                    help="grounded: also each judge on the length-balanced diagnostic sets (lab.judge.counterfactual)")
     args = ap.parse_args()
 
     from lab.config import load_section
     from lab.io import write_json
     from lab.judge.catalog import fitted_lexical, make_judge, task_sets
-    from lab.studies.judge import calibrate_judge
+    from lab.studies.judge import calibrate_judge, diagnose_judge
 
     root = Path(args.params).resolve().parent
     cfg = load_section("judge_eval", args.params, check_paths=False)
@@ -48,7 +52,7 @@ def main() -> None:
     rows = []
     for task in args.tasks:
         sets = task_sets(cfg, root, task)
-        names = ["majority", *(["lexical"] if task == "grounded" else []), *args.judges]
+        names = ["majority", "length", *(["lexical"] if task == "grounded" else []), *args.judges]
         jobs = [(n, args.sample) for n in names]
         if task == "grounded":
             jobs += [(n, args.ragas_sample) for n in args.ragas_judges]
@@ -57,6 +61,9 @@ def main() -> None:
             judge = make_judge(name, task, root=root, cfg=cfg)
             t0 = time.perf_counter()
             res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
+            diag = None
+            if args.diagnostic and task == "grounded" and not name.startswith("ragas:"):
+                diag = diagnose_judge(judge, sets, cfg, sample=sample, lexical=lexical)[1]
             seconds = time.perf_counter() - t0
             rep = res.evaluation
             row = {"task": task, "judge": judge.name, "kind": judge.kind, "rubric": judge.rubric_id,
@@ -65,7 +72,11 @@ def main() -> None:
                        "accuracy", "accuracy_ci", "f1", "f1_ci", "kappa", "kappa_ci", "parse_failures",
                        "generation_failures", "cache_hits", "majority_baseline_accuracy", "lexical_baseline_accuracy",
                        "below_bar", "confusion")},
-                   "seconds": seconds, "seconds_per_item": seconds / max(1, rep["n"] + res.validation["n"])}
+                   "seconds": seconds, "seconds_per_item": seconds / max(1, rep["n"] + res.validation["n"]
+                                                                        + (2 * diag["n"] if diag else 0))}
+            if diag:
+                row["length_balanced"] = {k: diag.get(k) for k in ("n", "n_scored", "accuracy", "accuracy_ci", "kappa",
+                                                                   "kappa_ci", "parse_failures", "lexical_baseline")}
             rows.append(row)
             write_json(args.out, _doc(rows, args, complete=False))   # kept row by row: a stopped run loses nothing
             print(json.dumps({k: row[k] for k in ("task", "judge", "n", "accuracy", "kappa", "parse_failures",

@@ -387,7 +387,10 @@ class TrainedJudgeSpec(StrictModel):
     learning_rate: float = Field(5e-5, gt=0)
     max_length: int = Field(256, ge=16)
     threads: int | None = Field(None, ge=1)
-    augment_swapped: bool = False   # grounded: add other questions' right answers as unsupported (label 1)
+    # grounded: counterfactual training answers (lab.judge.counterfactual) that give each label both
+    # lengths: swapped (another question's answer: 1), in_context (a wrong answer from the context's own
+    # words: 1), support (the context sentence holding the right answer: 0)
+    augment: list[Literal["swapped", "in_context", "support"]] = []
     lexical_hints: bool = False     # grounded: show the model the answer's content words missing from the context
 
 

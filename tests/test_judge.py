@@ -205,6 +205,49 @@ def test_lexical_support_and_its_threshold_from_training_items():
     assert lex.judge([JudgeInput(question="q", answer="a")])[0].verdict is None   # no context: not applicable
 
 
+def test_length_baseline_is_fitted_on_training_items():
+    from lab.judge.baselines import LengthJudge
+
+    short, long = JudgeInput(answer="Paris"), JudgeInput(answer="Paris is the capital of Atlantis since 1900.")
+    rule = LengthJudge().fit([short, long, short], [0, 1, 0])
+    assert [j.verdict for j in rule.judge([long, short])] == [1, 0] and 1 < rule.threshold <= 8
+
+
+def _grounded(question: str, context: str, right: str, wrong: str, n: int = 0) -> list:
+    from lab.data.halueval import JudgedItem
+
+    return [JudgedItem(f"g{n}/right", question, right, context, 0, f"g{n}", n + 1),
+            JudgedItem(f"g{n}/hallucinated", question, wrong, context, 1, f"g{n}", n + 1)]
+
+
+def test_counterfactual_answers_have_labels_by_construction():
+    from lab.judge.counterfactual import augment, diagnostic_set
+
+    items = (_grounded("Which was founded first, Stellenbosch University or Wayne State University?",
+                       "Stellenbosch University was founded in 1866. Wayne State University was founded in 1868.",
+                       "Stellenbosch University", "Wayne State University was founded first.", 0)
+             + _grounded("Are Kelly Jones and Martha Reeves both singers?",
+                         "Kelly Jones is a Welsh singer. Martha Reeves is an American singer.", "yes",
+                         "No, only Kelly Jones is a singer.", 1)
+             + _grounded("Where was Nikola Tesla born?",
+                         "Nikola Tesla was born in Smiljan in the Austrian Empire. He later moved to New York City.",
+                         "Smiljan", "Nikola Tesla was born in Prague.", 2))
+    wrong = {i.group: i.answer for i in augment(items, ["in_context"])}
+    assert wrong == {"g0": "Wayne State University", "g1": "no", "g2": wrong["g2"]}
+    assert wrong["g2"] in ("the Austrian Empire", "New York City", "Austrian Empire")   # an entity of the context
+    support = {i.group: i for i in augment(items, ["support"])}
+    assert support["g0"].answer == "Stellenbosch University was founded in 1866." and support["g0"].label == 0
+    assert "g1" not in support       # a yes/no answer has no supporting sentence of its own
+    swapped = augment(items, ["swapped"])
+    assert all(i.label == 1 and i.answer != next(r.answer for r in items if r.id == i.id.split("~")[0])
+               for i in swapped) and len(swapped) == 3
+    diag = diagnostic_set(items)
+    assert diag[:len(items)] == items and {i.label for i in diag[len(items):]} == {0, 1}
+    assert len({i.id for i in diag}) == len(diag)
+    with pytest.raises(ConfigError, match="unknown augmentation.*known: swapped, in_context, support"):
+        augment(items, ["paraphrase"])
+
+
 def test_majority_judge_predicts_the_training_majority():
     m = MajorityJudge().fit([ITEM] * 3, [0, 0, 1])
     assert [j.verdict for j in m.judge([ITEM, ITEM])] == [0, 0]

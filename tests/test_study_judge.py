@@ -70,11 +70,19 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project):
     tiny = ev[ev["judge"] == "tiny-prompted"]
     assert (tiny["n"] == 6).all() and tiny["sampled"].all()
     assert report.choices["default"]["grounded"] in report.choices["validation_kappa"]["grounded"]
+    # grounded judges also on the length-balanced diagnostic sets, beside the length rule; the default is chosen there
+    diag = report.table[report.table["split"] == "diagnostic"]
+    assert set(diag["task"]) == {"grounded"} and set(diag["judge"]) >= {"length", "lexical", "faithfulness-cross-encoder"}
+    whole = diag[diag["judge"] != "tiny-prompted"]      # the prompted judge runs on its sample of 6
+    assert (whole["n"] > ev[(ev["task"] == "grounded") & (ev["judge"] == "lexical")]["n"].iloc[0]).all()
+    assert report.choices["chosen_on"] == {"grounded": "diagnostic_validation", "general": "validation"}
+    assert "length" not in report.choices["validation_kappa"]["grounded"]
     assert "tiny-prompted" in report.choices["thresholds"]      # chosen on validation items from P(positive)
     assert set(report.arms["arm"]) == {"zero_shot", "rag"} and set(report.arms["against"]) == {
         "source paragraph", "retrieved passages"}
     metrics = json.loads((project / cfg.out_dir / "metrics.json").read_text())
     assert metrics["grounded"]["default"] == report.choices["default"]["grounded"]
+    assert {"length", "lexical"} <= set(metrics["grounded_length_balanced"])
     lines = (project / cfg.out_dir / "judgments.jsonl").read_text().splitlines()
     assert all("raw" in json.loads(x) and "rubric" in json.loads(x) for x in lines)
     # `--judge default` now resolves to the stage's choice; a second run reuses every judgment

@@ -6,6 +6,10 @@
               positive class is 1 - support, and the threshold is chosen on TRAINING items
               (:func:`lab.metrics.agreement.best_threshold`, kappa). Needs grounding text: on items
               without a context it gives no verdict (and calibration reports it as not applicable).
+``length``    the answer's length in words, thresholded on TRAINING items: not a judge anyone should
+              use, but the shortcut a judge can learn instead of faithfulness (HaluEval QA's right
+              answers are short spans, its hallucinated ones sentences); a judge that does not beat
+              it on the length-balanced diagnostic set (:mod:`lab.judge.counterfactual`) has learned it.
 """
 
 from __future__ import annotations
@@ -64,17 +68,74 @@ class MajorityJudge:
         return {"name": self.name, "kind": self.kind, "verdict": self.verdict, "train_positive_rate": self.rate}
 
 
+class _ThresholdRule:
+    """A one-number rule: ``score(item) >= threshold`` means positive; the threshold is fitted on
+    training labels (kappa-optimal). Items the rule cannot score get no verdict (``n/a``)."""
+
+    kind = "rule"
+    rubric_id = "-"
+    task = "any"
+    not_applicable = "n/a"
+
+    def __init__(self, name: str, threshold: float | None = None) -> None:
+        self.name = name
+        self.threshold = threshold
+
+    @staticmethod
+    def score(item: JudgeInput) -> float | None:
+        raise NotImplementedError
+
+    def fit(self, items: Sequence[JudgeInput], labels: Sequence[int]) -> Any:
+        pairs = [(s, y) for s, y in zip(map(self.score, items), labels, strict=True) if s is not None]
+        if not pairs:
+            raise LabError(f"{self.kind} baseline: no training item it can score ({self.not_applicable})")
+        self.threshold = best_threshold([y for _, y in pairs], [s for s, _ in pairs])
+        return self
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        if self.threshold is None:
+            raise LabError(f"{self.kind} baseline: call fit() on training items first (or give a threshold)")
+        out = []
+        for item in items:
+            s = self.score(item)
+            if s is None:
+                out.append(Judgment(None, None, None, "", self.name, self.rubric_id, error=self.not_applicable,
+                                    error_kind="n/a"))
+            else:
+                out.append(Judgment(int(s >= self.threshold), s, None, self.raw(s), self.name, self.rubric_id))
+        return out
+
+    def raw(self, score: float) -> str:
+        return f"{score:g}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "threshold": self.threshold}
+
+
+@JUDGES.register("length")
+class LengthJudge(_ThresholdRule):
+    """The answer's length in words, thresholded (see the module docstring): the shortcut to beat."""
+
+    kind = "length"
+
+    def __init__(self, name: str = "length", threshold: float | None = None) -> None:
+        super().__init__(name, threshold)
+
+    @staticmethod
+    def score(item: JudgeInput) -> float | None:
+        return float(len(item.answer.split()))
+
+
 @JUDGES.register("lexical")
-class LexicalJudge:
+class LexicalJudge(_ThresholdRule):
     """Lexical support of the answer by the context, thresholded (see the module docstring)."""
 
     kind = "lexical"
-    rubric_id = "-"
     task = "grounded"
+    not_applicable = "no context: lexical support needs grounding text"
 
     def __init__(self, name: str = "lexical", threshold: float | None = None) -> None:
-        self.name = name
-        self.threshold = threshold
+        super().__init__(name, threshold)
 
     @staticmethod
     def score(item: JudgeInput) -> float | None:
@@ -82,25 +143,5 @@ class LexicalJudge:
             return None
         return 1.0 - lexical_support(item.answer, item.context)
 
-    def fit(self, items: Sequence[JudgeInput], labels: Sequence[int]) -> LexicalJudge:
-        pairs = [(s, y) for s, y in zip(map(self.score, items), labels, strict=True) if s is not None]
-        if not pairs:
-            raise LabError("lexical baseline: no training item has a context to fit the threshold on")
-        self.threshold = best_threshold([y for _, y in pairs], [s for s, _ in pairs])
-        return self
-
-    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
-        if self.threshold is None:
-            raise LabError("lexical baseline: call fit() on training items first (or give a threshold)")
-        out = []
-        for item in items:
-            s = self.score(item)
-            if s is None:
-                out.append(Judgment(None, None, None, "", self.name, self.rubric_id,
-                                    error="no context: lexical support needs grounding text", error_kind="n/a"))
-            else:
-                out.append(Judgment(int(s >= self.threshold), s, None, f"{1 - s:.4f}", self.name, self.rubric_id))
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "threshold": self.threshold}
+    def raw(self, score: float) -> str:
+        return f"{1 - score:.4f}"

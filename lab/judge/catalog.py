@@ -2,22 +2,25 @@
 
 Tasks: ``grounded`` (an answer against its context: faithfulness) and ``general`` (a response with
 no context: hallucination). :func:`task_sets` gives, for a task, the training items (the local judge
-learns from them), the validation items (thresholds and the default judge are chosen on them) and
-the evaluation items (only reported): grounded = ``grounded_train`` split by group into train and
-validation, ``grounded_eval`` for evaluation; general = ``general`` split by the hash of each query
-into a training part and a held-out part (``general_heldout_fraction``), the training part split again.
+learns from them), the validation items (thresholds and the default judge are chosen on them), the
+evaluation items (only reported), and for grounded tasks the length-balanced diagnostic sets built
+from the validation and evaluation items (:mod:`lab.judge.counterfactual`). Grounded =
+``grounded_train`` split by group into train and validation, ``grounded_eval`` for evaluation;
+general = ``general`` split by the hash of each query into a training part and a held-out part
+(``general_heldout_fraction``), the training part split again.
 
 :func:`make_judge` names: ``default`` (the stage's choice per task, in ``<out_dir>/judges.json``),
-``majority``, ``lexical``, a trained judge (``<out_dir>/models/<name>``), a prompted judge of the
-section's ``judges`` list, ``prompted:MODEL`` for any model spec (a built-in name, a local
-directory, ``http://host/v1#model``) with the task's built-in rubric, or ``ragas:MODEL`` (ragas'
-faithfulness through that model; grounded files only).
+``majority``, ``lexical``, ``length`` (the shortcut baseline), a trained judge
+(``<out_dir>/models/<name>``), a prompted judge of the section's ``judges`` list, ``prompted:MODEL``
+for any model spec (a built-in name, a local directory, ``http://host/v1#model``) with the task's
+built-in rubric, or ``ragas:MODEL`` (ragas' faithfulness through that model; grounded files only).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from lab.config import JudgeEvalConfig, load_section
 from lab.data.halueval import JudgedItem, read_judged, split_by_group
 from lab.errors import ConfigError
 from lab.judge.base import Judge
-from lab.judge.baselines import LexicalJudge, MajorityJudge
+from lab.judge.baselines import LengthJudge, LexicalJudge, MajorityJudge
 
 TASKS = ("grounded", "general")
 RUBRIC_OF_TASK = {"grounded": "faithfulness", "general": "hallucination"}
@@ -39,6 +42,25 @@ class TaskSets:
     validation: list[JudgedItem]
     evaluation: list[JudgedItem]
     sources: dict[str, str]
+    seed: int = 0
+
+    @cached_property
+    def diagnostic_validation(self) -> list[JudgedItem]:
+        """Grounded: the validation items with their counterfactual answers (length-balanced;
+        :func:`lab.judge.counterfactual.diagnostic_set`); empty for tasks without context."""
+        return self._diagnostic(self.validation)
+
+    @cached_property
+    def diagnostic(self) -> list[JudgedItem]:
+        """Grounded: the evaluation items with their counterfactual answers (only reported)."""
+        return self._diagnostic(self.evaluation)
+
+    def _diagnostic(self, items: list[JudgedItem]) -> list[JudgedItem]:
+        if self.task != "grounded":
+            return []
+        from lab.judge.counterfactual import diagnostic_set
+
+        return diagnostic_set(items, seed=self.seed)
 
 
 def task_sets(cfg: JudgeEvalConfig, root: Path, task: str) -> TaskSets:
@@ -54,7 +76,7 @@ def task_sets(cfg: JudgeEvalConfig, root: Path, task: str) -> TaskSets:
         train, evaluation = split_by_group(items, cfg.data.general_heldout_fraction, seed=cfg.seed)
         sources = {"train": f"{cfg.data.general} (training part)", "evaluation": f"{cfg.data.general} (held-out part)"}
     fit, validation = split_by_group(train, cfg.validation_fraction, seed=cfg.seed + 1)
-    return TaskSets(task, fit, validation, evaluation, sources)
+    return TaskSets(task, fit, validation, evaluation, sources, seed=cfg.seed)
 
 
 def task_of(items: list[JudgedItem]) -> str:
@@ -70,7 +92,7 @@ def _choices(cfg: JudgeEvalConfig, root: Path) -> dict[str, Any]:
 def judge_names(cfg: JudgeEvalConfig, root: Path) -> list[str]:
     models = root / cfg.out_dir / "models"
     trained = sorted(p.name for p in models.iterdir() if (p / "meta.json").is_file()) if models.is_dir() else []
-    return ["default", "majority", "lexical", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
+    return ["default", "majority", "lexical", "length", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
 
 
 def fitted_lexical(cfg: JudgeEvalConfig, root: Path) -> LexicalJudge:
@@ -110,6 +132,9 @@ def make_judge(name: str, task: str, *, root: Path | None = None, params_file: s
         return MajorityJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train])
     if name == "lexical":
         return fitted_lexical(cfg, root)
+    if name == "length":
+        sets = task_sets(cfg, root, task)
+        return LengthJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train])
     folder = root / cfg.out_dir / "models" / name
     if (folder / "meta.json").is_file():
         return CrossEncoderJudge(folder)

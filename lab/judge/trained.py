@@ -40,28 +40,8 @@ class TrainSettings:
     max_length: int = 256
     seed: int = 0
     threads: int | None = None
-    augment_swapped: bool = False
+    augment: tuple[str, ...] = ()   # names of lab.judge.counterfactual.AUGMENTATIONS (applied by the caller)
     lexical_hints: bool = False
-
-
-def swapped_pairs(items: Sequence[Any], labels: Sequence[int], *, seed: int = 0) -> tuple[list[Any], list[int]]:
-    """Training-only augmentation for grounded items: each group's question and context paired with
-    the RIGHT answer (label 0) of another group, labelled 1 (unsupported). HaluEval's hallucinated
-    answers are mostly full sentences and its right answers short spans, so a judge trained on them
-    alone learns "short = faithful"; these short unsupported answers take that shortcut away."""
-    import random
-    from dataclasses import replace
-
-    rights = [(i, it) for i, (it, y) in enumerate(zip(items, labels, strict=True)) if y == 0 and it.context]
-    if len(rights) < 2:
-        return [], []
-    rng = random.Random(seed)
-    out = []
-    for k, (_, it) in enumerate(rights):
-        j = rng.randrange(len(rights) - 1)
-        other = rights[j if j < k else j + 1][1]
-        out.append(replace(it, answer=other.answer))
-    return out, [1] * len(out)
 
 
 def pair_text(item: JudgeInput, task: str, *, lexical_hints: bool = False) -> tuple[str, str]:
@@ -90,8 +70,12 @@ def _digest(pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> str:
 def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int],
                         validation: Sequence[JudgeInput], validation_labels: Sequence[int], *,
                         task: str, out_dir: str | Path, name: str, settings: TrainSettings = TrainSettings(),
-                        sources: Sequence[str] = ()) -> CrossEncoderJudge:
-    """Fine-tune, choose the threshold on ``validation``, save to ``out_dir``; return the judge."""
+                        sources: Sequence[str] = (), augmented: Sequence[JudgeInput] = (),
+                        augmented_labels: Sequence[int] = ()) -> CrossEncoderJudge:
+    """Fine-tune, choose the threshold on ``validation``, save to ``out_dir``; return the judge.
+
+    ``augmented`` items (counterfactual answers, :mod:`lab.judge.counterfactual`, named in
+    ``settings.augment``) are trained on with ``train``; the recorded data digest is of ``train``."""
     import sentence_transformers
     import torch
     import transformers
@@ -119,9 +103,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     hints = settings.lexical_hints
     data_digest = _digest([pair_text(i, task) for i in train], train_labels)   # before augmentation
     n_given = len(train)
-    if settings.augment_swapped and task == "grounded":
-        extra, extra_labels = swapped_pairs(train, train_labels, seed=settings.seed)
-        train, train_labels = train + extra, train_labels + extra_labels
+    train, train_labels = train + list(augmented), train_labels + list(augmented_labels)
     pairs = [pair_text(i, task, lexical_hints=hints) for i in train]
     data = Dataset.from_dict({"first": [a for a, _ in pairs], "second": [b for _, b in pairs],
                               "label": [float(y) for y in train_labels]})
@@ -189,13 +171,13 @@ def _progress_callback(name: str) -> Any:
 
 
 def training_code_id() -> str:
-    """Hash of the code that trains and feeds the model: this module and the content-word rule of
-    the lexical hints (:mod:`lab.judge.baselines`). Not the import closure: that holds the whole
+    """Hash of the code that trains and feeds the model: this module, the content-word rule of the
+    lexical hints (:mod:`lab.judge.baselines`) and the counterfactual answers (:mod:`lab.judge.counterfactual`). Not the import closure: that holds the whole
     judge package and the generation backends, whose edits do not change a cross-encoder."""
-    from lab.judge import baselines
+    from lab.judge import baselines, counterfactual
 
     h = hashlib.sha256()
-    for f in (Path(__file__), Path(baselines.__file__)):
+    for f in (Path(__file__), Path(baselines.__file__), Path(counterfactual.__file__)):
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]
 

@@ -14,7 +14,12 @@ hallucination in a response with no context, on HaluEval general's human labels)
 4. each judge's agreement on the validation items (for choosing) and on the evaluation items (only
    reported): accuracy, F1, kappa with bootstrap CIs, confusion matrix, parse failures, cache hits;
    a judge whose evaluation kappa is below ``agreement_bar`` is flagged;
-5. the default judge of the task: the best validation kappa among the non-majority judges.
+5. grounded: every judge also on the length-balanced diagnostic sets (:mod:`lab.judge.counterfactual`:
+   the validation and evaluation items plus their counterfactual answers, labels by construction),
+   beside the ``length`` baseline: HaluEval's right answers are short and its hallucinated ones long,
+   so agreement on the plain items alone cannot tell faithfulness from answer length;
+6. the default judge of the task: the best validation kappa among the judges that are not baselines
+   of nothing (majority, length); for grounded, kappa on the length-balanced validation set.
 
 Then the fine-tune comparison's answers are judged by the default grounded judge against the SQuAD
 paragraph each question was written from (and, for RAG arms, against the retrieved passages): the
@@ -52,15 +57,17 @@ class JudgeReport:
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for r in self.table.to_dict("records"):
-            if r["split"] != "evaluation":
+            if r["split"] not in ("evaluation", "diagnostic"):
                 continue
             vals = {k: r[k] for k in ("n", "n_scored", "accuracy", "f1", "kappa", "parse_failures", "cache_hits")}
-            out.setdefault(r["task"], {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
+            key = r["task"] if r["split"] == "evaluation" else f"{r['task']}_length_balanced"
+            out.setdefault(key, {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
         for task, name in self.choices.get("default", {}).items():
             out.setdefault(task, {})["default"] = name
-            vs = self.reports.get(f"{task}/{name}", {}).get("vs_lexical")
-            if vs:
-                out[task]["default_minus_lexical"] = {k: v["diff"] for k, v in vs.items()}
+            for key, report in ((task, f"{task}/{name}"), (f"{task}_length_balanced", f"{task}/{name}/diagnostic")):
+                vs = self.reports.get(report, {}).get("vs_lexical")
+                if vs:
+                    out.setdefault(key, {})["default_minus_lexical"] = {k: v["diff"] for k, v in vs.items()}
         if self.arms is not None:
             out["arms"] = {r["arm"]: {k: r[k] for k in ("n", "hallucination_rate", "parse_failures", "ragas_exact_match",
                                                          "ragas_string_present", "ragas_non_llm_string_similarity")}
@@ -91,6 +98,20 @@ class JudgeReport:
                              f"{_ci(vs['kappa']['diff_ci'])}")
             line += f"; majority accuracy {rows.loc['majority', 'accuracy']:.3f}."
             lines.append(line)
+            diag = self.table[(self.table["split"] == "diagnostic") & (self.table["task"] == task)].set_index("judge")
+            if name in diag.index:
+                d = diag.loc[name]
+                line = (f"On the length-balanced {task} set ({int(d['n'])} items: the evaluation items and their "
+                        f"counterfactual answers) {name} reaches accuracy {d['accuracy']:.3f} {_ci(d['accuracy_ci'])}, "
+                        f"kappa {d['kappa']:.3f} {_ci(d['kappa_ci'])}")
+                for base in ("lexical", "length"):
+                    if base in diag.index:
+                        line += f"; {base} {diag.loc[base, 'accuracy']:.3f} (kappa {diag.loc[base, 'kappa']:.3f})"
+                vs = self.reports.get(f"{task}/{name}/diagnostic", {}).get("vs_lexical")
+                if vs:
+                    line += (f"; paired difference default - lexical: accuracy {vs['accuracy']['diff']:+.3f} "
+                             f"{_ci(vs['accuracy']['diff_ci'])}")
+                lines.append(line + ".")
         flagged = ev[ev["below_bar"] == True]
         if len(flagged):
             lines.append("Below the agreement bar (kappa "
@@ -130,6 +151,7 @@ def _sample(items: list[Any], n: int | None, seed: int) -> list[Any]:
 def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
     from lab.judge.calibrate import as_input
     from lab.judge.catalog import TRAINED_NAME
+    from lab.judge.counterfactual import augment
     from lab.judge.trained import (
         CrossEncoderJudge,
         TrainSettings,
@@ -151,14 +173,16 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
         if old.get("train_data_sha256") == want and old.get("settings") == settings.__dict__ \
                 and old.get("code") == training_code_id():
             return CrossEncoderJudge(folder)   # unchanged data and settings: the kept model
+    extra = augment(sets.train, settings.augment, seed=cfg.seed) if task == "grounded" and settings.augment else []
     return train_cross_encoder(train_in, labels, [as_input(i) for i in sets.validation],
                                [i.label for i in sets.validation], task=task, out_dir=folder, name=name,
-                               settings=settings, sources=[sets.sources["train"]])
+                               settings=settings, sources=[sets.sources["train"]],
+                               augmented=[as_input(i) for i in extra], augmented_labels=[i.label for i in extra])
 
 
 def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
     """Calibrate, choose and score as the module docstring says (``cfg``: :class:`lab.config.JudgeEvalConfig`)."""
-    from lab.judge.baselines import LexicalJudge, MajorityJudge
+    from lab.judge.baselines import LengthJudge, LexicalJudge, MajorityJudge
     from lab.judge.calibrate import as_input
     from lab.judge.catalog import RUBRIC_OF_TASK, TASKS, task_sets
     from lab.judge.prompted import PromptedJudge
@@ -174,8 +198,9 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
     lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
     for task in bar(TASKS, desc="judge tasks", enable=progress):
         sets = grounded if task == "grounded" else task_sets(cfg, root, task)
-        judges: list[tuple[Any, int | None]] = [
-            (MajorityJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train]), None)]
+        train_in, train_labels = [as_input(i) for i in sets.train], [i.label for i in sets.train]
+        judges: list[tuple[Any, int | None]] = [(MajorityJudge().fit(train_in, train_labels), None),
+                                                (LengthJudge().fit(train_in, train_labels), None)]
         if task == "grounded":
             judges.append((lexical, None))
         trained = _trained(cfg, root, task, sets, progress)
@@ -190,13 +215,22 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
             if res.threshold is not None:
                 choices["thresholds"].setdefault(judge.name, {})[task] = res.threshold
             rows.append(_row(task, judge, "validation", res.validation, res.sampled_validation))
-            if judge.kind != "majority" and res.validation.get("kappa") is not None:
-                val_kappa[judge.name] = res.validation["kappa"]
             reports[f"{task}/{judge.name}"] = res.evaluation
             rows.append(_row(task, judge, "evaluation", res.evaluation, res.sampled_evaluation))
+            choose_on = res.validation
+            if sets.diagnostic_validation:
+                dval, diag = diagnose_judge(judge, sets, cfg, sample=sample, lexical=lexical)
+                rows.append(_row(task, judge, "diagnostic_validation", dval, sample is not None))
+                rows.append(_row(task, judge, "diagnostic", diag, sample is not None))
+                reports[f"{task}/{judge.name}/diagnostic"] = diag
+                choose_on = dval
+            if judge.kind not in ("majority", "length") and choose_on.get("kappa") is not None:
+                val_kappa[judge.name] = choose_on["kappa"]
             judgments.extend({"task": task, "item": i.id, "label": i.label, **j.to_dict()}
                              for i, j in zip(res.items, res.judgments, strict=True))
         choices["validation_kappa"][task] = val_kappa
+        choices.setdefault("chosen_on", {})[task] = "diagnostic_validation" if sets.diagnostic_validation \
+            else "validation"
         choices["default"][task] = max(val_kappa, key=lambda k: val_kappa[k])
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     report = JudgeReport(table, reports, choices, judgments=judgments, training=training)
@@ -245,6 +279,21 @@ def calibrate_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = Non
     rep["validation"] = {k: vrep.get(k) for k in ("n", "n_scored", "accuracy", "kappa", "parse_failures")}
     return Calibrated(vrep, rep, threshold, ev, ev_got, sample is not None and sample < len(sets.validation),
                       sample is not None and sample < len(sets.evaluation))
+
+
+def diagnose_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = None,
+                   lexical: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A judge (its threshold already chosen) on the length-balanced diagnostic sets of a grounded
+    task: agreement on the validation one (for choosing) and the report on the evaluation one."""
+    from lab.judge.calibrate import agreement_of, as_input, calibrate
+
+    dval = _sample(sets.diagnostic_validation, sample, cfg.seed)
+    vrep = agreement_of(judge.judge([as_input(i) for i in dval]), [i.label for i in dval],
+                        n_resamples=cfg.n_resamples, seed=cfg.seed)
+    diag = calibrate(judge, _sample(sets.diagnostic, sample, cfg.seed), lexical=lexical, bar=cfg.agreement_bar,
+                     n_resamples=cfg.n_resamples, seed=cfg.seed)
+    diag["sources"] = {"evaluation": f"{sets.sources['evaluation']} + counterfactual answers (lab.judge.counterfactual)"}
+    return vrep, diag
 
 
 def _row(task: str, judge: Any, split: str, rep: dict[str, Any], sampled: bool) -> dict[str, Any]:
