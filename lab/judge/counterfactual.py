@@ -46,10 +46,10 @@ def swapped(items: Sequence[Any], *, seed: int = 0, **_: Any) -> list[Any]:
     """Each right answer replaced by the right answer of another group (label 1)."""
     rng = random.Random(seed)
     rights = [it for it in items if it.label == 0 and it.context]
+    if len(rights) < 2:
+        return []
     out = []
     for k, it in enumerate(rights):
-        if len(rights) < 2:
-            break
         j = rng.randrange(len(rights) - 1)
         other = rights[j if j < k else j + 1]
         if not _overlaps(other.answer, it.answer):
