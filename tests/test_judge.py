@@ -443,6 +443,20 @@ def test_ragas_faithfulness_through_a_lab_backend_counts_failures_and_runs_insid
     assert got[1].verdict is None and got[1].error_kind == "parse" and "Sure!" in got[1].raw
     assert got[2].verdict is None and "no statements" in got[2].error
     assert judge.describe()["llm_parse_failures"] == 1 and tally(got)["parse_failures"] == 2
+    # an unconstrained backend is shown an example instance, never the schema it would copy
+    backend_prompts = [p[0]["content"] for p in judge.llm.backend.prompts]
+    assert backend_prompts and all("$defs" not in p and '"properties"' not in p for p in backend_prompts)
+    assert '{"statements": [{"statement": "...", "reason": "...", "verdict": 0}]}' in backend_prompts[1]
+
+
+def test_ragas_schema_skeleton_resolves_refs_and_unions():
+    from lab.judge.ragas_bridge import skeleton
+
+    schema = {"$defs": {"V": {"type": "object", "properties": {"verdict": {"type": "integer"},
+                                                                 "why": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}},
+              "type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/V"}},
+                                               "kind": {"enum": ["a", "b"]}, "ok": {"type": "boolean"}}}
+    assert skeleton(schema) == {"items": [{"verdict": 0, "why": "..."}], "kind": "a", "ok": False}
 
 
 def test_ragas_string_metrics_inside_an_event_loop():

@@ -70,8 +70,7 @@ def make_ragas_llm(backend: Mapping[str, Any] | Any, *, max_new_tokens: int = 38
 
         def _raw(self, prompt: str, schema: dict[str, Any]) -> str:
             constrained = "json_schema" in self.backend.supports
-            text = prompt if constrained else (
-                f"{prompt}\n\nRespond with one JSON object only, valid under this JSON schema:\n{json.dumps(schema)}")
+            text = prompt if constrained else _unconstrained_prompt(prompt, schema)
             params = GenParams(max_new_tokens=self.max_new_tokens, json_schema=schema if constrained else None)
             key = cache_key(self.identity, "ragas-llm", "", _digest(text), params.to_dict())
             if self.cache is not None:
@@ -120,6 +119,39 @@ def _run(coro: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def skeleton(schema: dict[str, Any], node: dict[str, Any] | None = None) -> Any:
+    """An example instance of a JSON schema (``$ref``s resolved; one item per array): what a small
+    model should imitate, where the schema itself is what it copies."""
+    node = schema if node is None else node
+    if "$ref" in node:
+        node = schema.get("$defs", {}).get(node["$ref"].rsplit("/", 1)[-1], {})
+    for key in ("anyOf", "oneOf", "allOf"):
+        if node.get(key):
+            return skeleton(schema, node[key][0])
+    kind = node.get("type")
+    if kind == "object" or "properties" in node:
+        return {k: skeleton(schema, v) for k, v in node.get("properties", {}).items()}
+    if kind == "array":
+        return [skeleton(schema, node.get("items", {}))]
+    if "enum" in node:
+        return node["enum"][0]
+    return {"integer": 0, "number": 0.0, "boolean": False, "null": None}.get(kind, "...")
+
+
+def _unconstrained_prompt(prompt: str, schema: dict[str, Any]) -> str:
+    """The prompt for a backend that cannot constrain its output to ``schema``.
+
+    ragas writes the response model's JSON schema into its prompts; small local models (measured:
+    Qwen2.5-Coder-0.5B on Faithfulness' NLI step, 10 of 10 items) then answer with the schema
+    itself instead of an instance of it. So the schema is replaced by an example instance of it
+    (:func:`skeleton`), and the prompt ends asking for one JSON object of that shape."""
+    shape = json.dumps(skeleton(schema))
+    inline = json.dumps(schema)
+    if inline in prompt:
+        prompt = prompt.replace(inline, f"(an instance, not the schema) shaped like {shape}")
+    return f"{prompt}\n\nRespond with one JSON object only, shaped like {shape}"
 
 
 def _digest(text: str) -> str:
