@@ -63,7 +63,7 @@ def main() -> None:
             res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
             diag = None
             if args.diagnostic and task == "grounded" and not name.startswith("ragas:"):
-                diag = diagnose_judge(judge, sets, cfg, sample=sample, lexical=lexical)[1]
+                diag = diagnose_judge(judge, sets, cfg, sample=sample, lexical=lexical, validation=False)[1]
             seconds = time.perf_counter() - t0
             rep = res.evaluation
             row = {"task": task, "judge": judge.name, "kind": judge.kind, "rubric": judge.rubric_id,
@@ -73,7 +73,7 @@ def main() -> None:
                        "generation_failures", "cache_hits", "majority_baseline_accuracy", "lexical_baseline_accuracy",
                        "below_bar", "confusion")},
                    "seconds": seconds, "seconds_per_item": seconds / max(1, rep["n"] + res.validation["n"]
-                                                                        + (2 * diag["n"] if diag else 0))}
+                                                                        + (diag["n"] if diag else 0))}
             if diag:
                 row["length_balanced"] = {k: diag.get(k) for k in ("n", "n_scored", "accuracy", "accuracy_ci", "kappa",
                                                                    "kappa_ci", "parse_failures", "lexical_baseline")}

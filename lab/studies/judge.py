@@ -281,15 +281,18 @@ def calibrate_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = Non
                       sample is not None and sample < len(sets.evaluation))
 
 
-def diagnose_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = None,
-                   lexical: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def diagnose_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None,
+                   validation: bool = True) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """A judge (its threshold already chosen) on the length-balanced diagnostic sets of a grounded
-    task: agreement on the validation one (for choosing) and the report on the evaluation one."""
+    task: agreement on the validation one (for choosing; None with ``validation=False``) and the
+    report on the evaluation one."""
     from lab.judge.calibrate import agreement_of, as_input, calibrate
 
-    dval = _sample(sets.diagnostic_validation, sample, cfg.seed)
-    vrep = agreement_of(judge.judge([as_input(i) for i in dval]), [i.label for i in dval],
-                        n_resamples=cfg.n_resamples, seed=cfg.seed)
+    vrep = None
+    if validation:
+        dval = _sample(sets.diagnostic_validation, sample, cfg.seed)
+        vrep = agreement_of(judge.judge([as_input(i) for i in dval]), [i.label for i in dval],
+                            n_resamples=cfg.n_resamples, seed=cfg.seed)
     diag = calibrate(judge, _sample(sets.diagnostic, sample, cfg.seed), lexical=lexical, bar=cfg.agreement_bar,
                      n_resamples=cfg.n_resamples, seed=cfg.seed)
     diag["sources"] = {"evaluation": f"{sets.sources['evaluation']} + counterfactual answers (lab.judge.counterfactual)"}
@@ -307,7 +310,7 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) 
     """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages)."""
     from lab.data.squad import read_paragraphs
     from lab.judge.base import JudgeInput, tally
-    from lab.judge.catalog import make_judge
+    from lab.judge.catalog import TRAINED_NAME, make_judge
     from lab.judge.ragas_bridge import ragas_string_metrics
     from lab.metrics.stats import bootstrap_ci
 
@@ -348,7 +351,7 @@ def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: An
     """lab's default and lexical judges, ragas' faithfulness (through a lab backend) and MLflow's
     ``genai.evaluate`` with the lab judge as a scorer, on ONE seeded sample of grounded evaluation items."""
     from lab.judge.calibrate import agreement_of, as_input
-    from lab.judge.catalog import make_judge
+    from lab.judge.catalog import TRAINED_NAME, make_judge
 
     n = cfg.ragas.sample if cfg.ragas is not None else 50
     items = _sample(sets.evaluation, n, cfg.seed)
@@ -365,8 +368,12 @@ def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: An
                      "accuracy": rep.get("accuracy"), "kappa": rep.get("kappa"), "kappa_ci": rep.get("kappa_ci")})
 
     inputs = [as_input(i) for i in items]
-    add("lab", default, default.judge(inputs))
-    add("lab", lexical, lexical.judge(inputs))
+    lab_judges = [default, lexical]
+    trained = root / cfg.out_dir / "models" / TRAINED_NAME["grounded"]
+    if (trained / "meta.json").is_file():   # the trained model judge too, where the default is a rule
+        lab_judges.append(make_judge(TRAINED_NAME["grounded"], "grounded", root=root, cfg=cfg))
+    for judge in {j.name: j for j in lab_judges}.values():   # each once (the default may be one of them)
+        add("lab", judge, judge.judge(inputs))
     if cfg.ragas is not None:
         from lab.judge.ragas_bridge import RagasFaithfulnessJudge
 
