@@ -85,7 +85,9 @@ class JudgeReport:
         for task, name in self.choices.get("default", {}).items():
             rows = ev[ev["task"] == task].set_index("judge")
             r = rows.loc[name]
-            line = (f"{task}: default judge {name} (chosen on validation kappa) agrees with the labels at accuracy "
+            on = self.choices.get("chosen_on", {}).get(task, "validation").replace("diagnostic_validation",
+                                                                                   "length-balanced validation")
+            line = (f"{task}: default judge {name} (chosen on {on} kappa) agrees with the labels at accuracy "
                     f"{r['accuracy']:.3f} {_ci(r['accuracy_ci'])}, kappa {r['kappa']:.3f} {_ci(r['kappa_ci'])} "
                     f"on {int(r['n'])} evaluation items")
             if "lexical" in rows.index:
