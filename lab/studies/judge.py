@@ -93,11 +93,7 @@ class JudgeReport:
             if "lexical" in rows.index:
                 lx = rows.loc["lexical"]
                 line += f"; the lexical baseline {lx['accuracy']:.3f} {_ci(lx['accuracy_ci'])}, kappa {lx['kappa']:.3f}"
-                vs = self.reports.get(f"{task}/{name}", {}).get("vs_lexical")
-                if vs:
-                    line += (f"; paired difference default - lexical: accuracy {vs['accuracy']['diff']:+.3f} "
-                             f"{_ci(vs['accuracy']['diff_ci'])}, kappa {vs['kappa']['diff']:+.3f} "
-                             f"{_ci(vs['kappa']['diff_ci'])}")
+                line += _vs_lexical(self.reports.get(f"{task}/{name}", {}), ("accuracy", "kappa"))
             line += f"; majority accuracy {rows.loc['majority', 'accuracy']:.3f}."
             lines.append(line)
             diag = self.table[(self.table["split"] == "diagnostic") & (self.table["task"] == task)].set_index("judge")
@@ -109,10 +105,7 @@ class JudgeReport:
                 for base in ("lexical", "length"):
                     if base in diag.index:
                         line += f"; {base} {diag.loc[base, 'accuracy']:.3f} (kappa {diag.loc[base, 'kappa']:.3f})"
-                vs = self.reports.get(f"{task}/{name}/diagnostic", {}).get("vs_lexical")
-                if vs:
-                    line += (f"; paired difference default - lexical: accuracy {vs['accuracy']['diff']:+.3f} "
-                             f"{_ci(vs['accuracy']['diff_ci'])}")
+                line += _vs_lexical(self.reports.get(f"{task}/{name}/diagnostic", {}), ("accuracy",))
                 lines.append(line + ".")
         flagged = ev[ev["below_bar"] == True]
         if len(flagged):
@@ -140,6 +133,15 @@ class JudgeReport:
             write_text(out_dir / rel, text)
             written.append(out_dir / rel)
         return written
+
+
+def _vs_lexical(report: dict[str, Any], stats: tuple[str, ...]) -> str:
+    """``; paired difference default - lexical: ...`` for ``stats``, or "" without a comparison."""
+    vs = report.get("vs_lexical")
+    if not vs:
+        return ""
+    return "; paired difference default - lexical: " + ", ".join(
+        f"{k} {vs[k]['diff']:+.3f} {_ci(vs[k]['diff_ci'])}" for k in stats)
 
 
 def _ci(ci: Any) -> str:
@@ -312,7 +314,7 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) 
     """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages)."""
     from lab.data.squad import read_paragraphs
     from lab.judge.base import JudgeInput, tally
-    from lab.judge.catalog import TRAINED_NAME, make_judge
+    from lab.judge.catalog import make_judge
     from lab.judge.ragas_bridge import ragas_string_metrics
     from lab.metrics.stats import bootstrap_ci
 
