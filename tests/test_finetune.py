@@ -72,6 +72,52 @@ def test_labels_mask_prompt_and_padding(tokenizer):
         assert tokenizer.decode(ids[:e.n_prompt]) == prompt
 
 
+def test_loss_on_labelled_positions_equals_loss_over_all_positions(tokenizer):
+    """_loss_sum projects only the positions that predict an answer token: same sum and same
+    gradients as the plain cross-entropy over every position with ignore_index, for the bare
+    model and through a peft LoRA wrapper; a forward() without logits_to_keep takes the plain path."""
+    import torch
+    import torch.nn.functional as F
+    from peft import LoraConfig, get_peft_model
+
+    from lab.finetune.train import _loss_sum
+    from lab.models import load_causal_lm
+
+    enc, _ = encode_examples(DATA, tokenizer, max_length=256)
+    batch = collate(enc[:4], tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    base, _ = load_causal_lm(TINY)
+    lora = get_peft_model(load_causal_lm(TINY)[0], LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+
+    def plain(model):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+
+    class NoKeep(torch.nn.Module):      # an architecture whose forward() has no logits_to_keep
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, use_cache=False):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+
+    seen = []   # what reaches the vocabulary projection: only the labelled positions on the fast path
+    base.lm_head.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
+    _loss_sum(base, batch)
+    assert seen == [(int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()), base.config.hidden_size)]
+    for model in (base, lora, NoKeep(base)):
+        grads = []
+        for fn in (plain, lambda m: _loss_sum(m, batch)):
+            model.zero_grad()
+            loss = fn(model)
+            loss.backward()
+            grads.append((float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+        (want, want_g), (got, got_g) = grads
+        assert got == pytest.approx(want, rel=1e-5) and want > 0
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_g, got_g, strict=True))
+
+
 def test_long_examples_are_truncated_counted_and_warned(tokenizer):
     n_prompt = encode_examples(DATA[:1], tokenizer, 256)[0][0].n_prompt
     with pytest.warns(UserWarning, match="1 of 1 examples .* cut"):
@@ -222,6 +268,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     for (s1, a), (s2, b) in zip(resumed.eval_loss, full.eval_loss, strict=True):
         assert s1 == s2 and a == pytest.approx(b, abs=1e-5)
     assert resumed.tokens_seen == full.tokens_seen
+    # the cost counts the killed run's training up to its step-8 checkpoint too
+    saved = json.loads((killed / "checkpoints" / "step-8" / "state.json").read_text()) \
+        if (killed / "checkpoints" / "step-8").exists() else None
+    assert resumed.resumed_s > 0 and resumed.wall_s > resumed.resumed_s and full.resumed_s == 0
+    if saved is not None:
+        assert resumed.resumed_s == saved["train_s"]
 
 
 def test_qlora_on_cpu_is_refused_with_reason(tmp_path):

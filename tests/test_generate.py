@@ -251,6 +251,22 @@ def test_transformers_choice_scores_match_unpadded_reference(tiny_pair):
         assert list(g.choice_logprobs.values()) == pytest.approx(want_lp, abs=1e-3)
 
 
+def test_transformers_choices_in_length_sorted_batches_keep_the_callers_order(tiny_pair):
+    """Prompts are scored in batches of similar length; every answer still lands on its own prompt:
+    batch size 1 (no padding) and batch size 2 over prompts given longest first agree."""
+    prompts = ["Numbers: " + " ".join(str(i) for i in range(n)) for n in (30, 3, 17, 9, 24)]
+    for choices in (("yes", "no"), ("Paris", "a much longer answer")):
+        one = make_backend({"backend": "transformers", "model": tiny_pair, "batch_size": 1})
+        two = make_backend({"backend": "transformers", "model": tiny_pair, "batch_size": 2})
+        a = one.generate(prompts, GenParams(choices=choices))
+        b = two.generate(prompts, GenParams(choices=choices))
+        for x, y in zip(a, b, strict=True):
+            assert x.tokens_in == y.tokens_in
+            assert list(x.choice_logprobs.values()) == pytest.approx(list(y.choice_logprobs.values()), abs=1e-3)
+        # the log-probabilities really differ between prompts, so a mix-up would show
+        assert len({round(next(iter(g.choice_logprobs.values())), 3) for g in a}) > 1
+
+
 def test_transformers_stop_string_ends_decoding_early(tiny_pair, monkeypatch):
     backend = make_backend({"backend": "transformers", "model": tiny_pair})
     widths = []

@@ -104,7 +104,9 @@ class FinetuneResult:
 
     ``final_dir`` holds the whole model (``full``) or the adapter (``lora``/``qlora``), with the
     tokenizer and ``lab_finetune.json``. Loss lists are ``(optimizer step, loss)``; eval loss is
-    also taken at step 0 (before any update). ``wall_s`` and ``peak_rss_mb`` are this call's
+    also taken at step 0 (before any update). ``wall_s`` is this call's wall time plus
+    ``resumed_s``, the training time of the earlier runs it resumed (as of their last checkpoint), so
+    a run killed and resumed reports what the whole training cost; ``peak_rss_mb`` is this call's
     (``ru_maxrss`` of the process: it includes what the process held before; the maximum over
     workers under Ray). ``tokens_seen`` counts non-padding training tokens over all steps, earlier
     runs that were resumed included. ``reused`` is True when ``final/`` already held this config's
@@ -124,6 +126,7 @@ class FinetuneResult:
     total_params: int
     tokens_seen: int
     reused: bool = False
+    resumed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

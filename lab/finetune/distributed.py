@@ -148,7 +148,8 @@ def finetune_ray(train: Sequence[dict], eval: Sequence[dict], cfg: FinetuneConfi
                 if st["truncated"]:
                     warnings.warn(f"{what}: {st['truncated']} of {st['examples']} examples were longer than "
                                   f"max_length={cfg.max_length} and cut ({st['dropped']} dropped)", stacklevel=2)
-            result = FinetuneResult.from_dict(saved["result"], wall_s=round(time.time() - t0, 3))
+            result = FinetuneResult.from_dict(saved["result"],
+                                              wall_s=round(saved["result"].get("resumed_s", 0.0) + time.time() - t0, 3))
         else:
             print(f"finetune_ray: {result.final_dir} already holds this config's result; returned without "
                   "training (resume=False retrains)")

@@ -75,12 +75,31 @@ class SingleProcess:
 
 # ------------------------------------------------------------------ loss and schedule
 def _loss_sum(model: Any, batch: Mapping[str, Any]) -> Any:
-    """Summed cross-entropy of the labelled (answer) tokens; the caller divides by the token count."""
+    """Summed cross-entropy of the labelled (answer) tokens; the caller divides by the token count.
+
+    Only the positions that predict a labelled token go through the vocabulary projection
+    (``logits_to_keep`` as a boolean mask): with answers of a few tokens after prompts of hundreds,
+    projecting every position onto the vocabulary (a quarter of the model's FLOPs for SmolLM2 and
+    Qwen2.5-0.5B) and its log-softmax were mostly waste. Same sum as over all positions with
+    ``ignore_index``; a model whose forward() lacks ``logits_to_keep`` takes that path.
+    """
+    import torch
     import torch.nn.functional as F
 
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != -100      # position t predicts token t + 1
+    try:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                       logits_to_keep=keep).logits
+        if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):   # (labelled positions, vocab), row-major
+            return F.cross_entropy(logits.float(), targets[targets != -100], reduction="sum")
+    except TypeError:
+        pass
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
-                           ignore_index=-100, reduction="sum")
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                           reduction="sum")
 
 
 def lr_factor(max_steps: int) -> Any:
@@ -165,7 +184,9 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.max_steps))
-        st: dict[str, Any] = {"step": 0, "examples_seen": 0, "tokens_seen": 0, "train_loss": [], "eval_loss": []}
+        # train_s: seconds the earlier runs this one resumes spent (as of their last checkpoint)
+        st: dict[str, Any] = {"step": 0, "examples_seen": 0, "tokens_seen": 0, "train_loss": [], "eval_loss": [],
+                              "train_s": 0.0}
         resumed_from = None
         ck = latest_checkpoint(out_dir) if resume else None
         if ck:
@@ -181,7 +202,10 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
             else:
                 warnings.warn(f"{folder} was written by {len(rngs)} worker(s); worker {dist.rank} starts a fresh "
                               "RNG stream (dropout masks differ from an uninterrupted run)", stacklevel=2)
-            st = {k: saved[k] for k in st}
+            if "train_s" not in saved:
+                warnings.warn(f"{folder} records no training time (written by an older lab): wall_s counts "
+                              "only the time after this resume", stacklevel=2)
+            st = {k: saved.get(k, st[k]) for k in st}
             if dist.rank == 0:
                 log.info("resuming %s from %s", out_dir, folder)
                 if progress:  # on the terminal (the stage's progress log), not in the report
@@ -193,6 +217,7 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
         if do_eval and st["step"] == 0 and not st["eval_loss"]:
             st["eval_loss"].append([0, _eval_loss(model, eval_enc, bs, tok.pad_token_id, device, dist)])
 
+        resumed_s = float(st["train_s"])
         from lab.progress import bar as progress_bar
 
         # step/total, elapsed and rate from tqdm; the running loss as postfix
@@ -226,6 +251,7 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
             if do_eval and (step % cfg.eval_every == 0 or step == cfg.max_steps):
                 st["eval_loss"].append([step, _eval_loss(model, eval_enc, bs, tok.pad_token_id, device, dist)])
             if cfg.save_every and step % cfg.save_every == 0:
+                st["train_s"] = round(resumed_s + time.time() - t0, 3)
                 _checkpoint(out_dir, cfg, meta, st, model, opt, sched, dist)
             bar.update(1)
             bar.set_postfix(loss=f"{st['train_loss'][-1][1]:.4f}")
@@ -239,7 +265,8 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
             result = FinetuneResult(
                 out_dir=out_dir, final_dir=final, method=cfg.method, steps=st["step"],
                 resumed_from_step=resumed_from, train_loss=[tuple(p) for p in st["train_loss"]],
-                eval_loss=[tuple(p) for p in st["eval_loss"]], wall_s=round(time.time() - t0, 3),
+                eval_loss=[tuple(p) for p in st["eval_loss"]], wall_s=round(resumed_s + time.time() - t0, 3),
+                resumed_s=resumed_s,
                 peak_rss_mb=round(rss, 1), trainable_params=trainable_n, total_params=total_n,
                 tokens_seen=st["tokens_seen"]).to_dict()
             data = {"train": vars(train_stats), "eval": vars(eval_stats)}
@@ -382,7 +409,7 @@ def finetune(train: Sequence[dict], eval: Sequence[dict], cfg: FinetuneConfig, o
         if result is None:
             d = run_training(cfg, Path(meta["model_path"]), meta, train, eval, out_dir, resume=resume,
                              progress=progress, t0=t0, dist=SingleProcess(), device=device)
-            result = FinetuneResult.from_dict(d, wall_s=round(time.time() - t0, 3))  # type: ignore[arg-type]
+            result = FinetuneResult.from_dict(d, wall_s=round(d["resumed_s"] + time.time() - t0, 3))  # type: ignore[index]
         elif progress:
             print(f"finetune: {result.final_dir} already holds this config's result; returned without training "
                   "(resume=False retrains)", file=sys.stderr, flush=True)

@@ -82,6 +82,7 @@ class TransformersBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
+        self._keeps_logits = True  # forward() takes logits_to_keep (cleared on the first TypeError)
 
     # ------------------------------------------------------------------ prompts
     def encode(self, prompt: Prompt) -> list[int]:
@@ -179,7 +180,9 @@ class TransformersBackend:
         choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
         if any(not c for c in choice_ids):
             raise LabError(f"transformers backend: a choice encodes to no tokens: {choices!r}")
-        pairs = [(p, c) for p in range(len(encoded)) for c in range(len(choices))]
+        # Batches of similar lengths (less padding), scored in that order, returned in the caller's.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        pairs = [(p, c) for p in order for c in range(len(choices))]
         scores = torch.empty(len(encoded), len(choices), dtype=torch.float64)
         t0 = time.perf_counter()
         if all(len(c) == 1 for c in choice_ids):
@@ -187,30 +190,41 @@ class TransformersBackend:
             # from the next-token distribution (the same numbers as scoring prompt + choice).
             first = torch.tensor([c[0] for c in choice_ids])
             pairs = []
-            for start in range(0, len(encoded), self.batch_size):
-                chunk = encoded[start:start + self.batch_size]
-                ids, mask = self._pad_left(chunk)
-                position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-                with torch.inference_mode():
-                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1]
-                scores[start:start + len(chunk)] = torch.log_softmax(logits.float(), dim=-1)[:, first].double()
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                logits = self._logits([encoded[i] for i in rows], keep=1)[:, -1]
+                scores[rows] = torch.log_softmax(logits.float(), dim=-1)[:, first].double()
+        width = 1 + max(len(c) for c in choice_ids)
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start:start + self.batch_size]
-            ids, mask = self._pad_left([encoded[p] + choice_ids[c] for p, c in chunk])
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # forward() does not derive them from the mask
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            seqs = [encoded[p] + choice_ids[c] for p, c in chunk]
+            logprobs = torch.log_softmax(self._logits(seqs, keep=width).float(), dim=-1)
             for row, (p, c) in enumerate(chunk):
                 k = len(choice_ids[c])
                 # With left padding the choice is the last k tokens, predicted by positions -k-1..-2.
-                target = ids[row, -k:]
+                target = torch.tensor(choice_ids[c], device=logprobs.device)
                 scores[p, c] = logprobs[row, -k - 1:-1].gather(-1, target[:, None]).sum().item()
         latency = time.perf_counter() - t0
         best = scores.argmax(dim=1).tolist()
         return [Generation(choices[b], len(encoded[p]), len(choice_ids[b]), latency, None, "stop", self.name,
                            choice_logprobs=dict(zip(choices, scores[p].tolist(), strict=True)))
                 for p, b in enumerate(best)]
+
+    def _logits(self, rows: Sequence[list[int]], keep: int) -> Any:
+        """Logits of the last ``keep`` positions of left-padded ``rows``: the vocabulary projection of
+        the other positions is skipped (``logits_to_keep``; a model without it computes them all)."""
+        import torch
+
+        ids, mask = self._pad_left(rows)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # forward() does not derive them from the mask
+        with torch.inference_mode():
+            if self._keeps_logits:
+                try:
+                    return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                                      logits_to_keep=keep).logits[:, -keep:]
+                except TypeError:  # an architecture whose forward() has no logits_to_keep
+                    self._keeps_logits = False
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -keep:]
 
     def close(self) -> None:
         """Drop the model (memory is freed once no one else holds it)."""
