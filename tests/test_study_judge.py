@@ -85,6 +85,13 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project):
     assert {"length", "lexical"} <= set(metrics["grounded_length_balanced"])
     lines = (project / cfg.out_dir / "judgments.jsonl").read_text().splitlines()
     assert all("raw" in json.loads(x) and "rubric" in json.loads(x) for x in lines)
+    # every judgment carries the item's human label (not the judge's verdict text in its place)
+    saved = [json.loads(x) for x in lines]
+    assert {j["human_label"] for j in saved} == {0, 1}
+    by_item = {}
+    for j in saved:
+        by_item.setdefault((j["task"], j["item"]), set()).add(j["human_label"])
+    assert all(len(v) == 1 for v in by_item.values())
     # `--judge default` now resolves to the stage's choice; a second run reuses every judgment
     assert make_judge("default", "grounded", root=project).name == report.choices["default"]["grounded"]
     # lab, ragas (a random tiny model: every output fails to validate, counted, never NaN) and MLflow side by side

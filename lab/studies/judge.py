@@ -230,7 +230,8 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
                 choose_on = dval
             if judge.kind not in ("majority", "length") and choose_on.get("kappa") is not None:
                 val_kappa[judge.name] = choose_on["kappa"]
-            judgments.extend({"task": task, "item": i.id, "label": i.label, **j.to_dict()}
+            # the item's human label as its own key: a judgment's ``label`` is the judge's verdict text
+            judgments.extend({"task": task, "item": i.id, **j.to_dict(), "human_label": i.label}
                              for i, j in zip(res.items, res.judgments, strict=True))
         choices["validation_kappa"][task] = val_kappa
         choices.setdefault("chosen_on", {})[task] = "diagnostic_validation" if sets.diagnostic_validation \
