@@ -80,7 +80,7 @@ def test_loss_on_labelled_positions_equals_loss_over_all_positions(tokenizer):
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
 
-    from lab.finetune.train import _loss_sum
+    from lab.finetune.train import _MASK_OK, _loss_sum
     from lab.models import load_causal_lm
 
     enc, _ = encode_examples(DATA, tokenizer, max_length=256)
@@ -102,11 +102,17 @@ def test_loss_on_labelled_positions_equals_loss_over_all_positions(tokenizer):
         def forward(self, input_ids, attention_mask, use_cache=False):
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
 
+    class PositionsOnly(NoKeep):        # transformers before boolean masks: a tensor indexes positions
+        def forward(self, input_ids, attention_mask, use_cache=False, logits_to_keep=0):
+            if isinstance(logits_to_keep, torch.Tensor):
+                torch.zeros(3, 3)[:, logits_to_keep, :]   # what such a release does with a 2-D mask: IndexError
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+
     seen = []   # what reaches the vocabulary projection: only the labelled positions on the fast path
     base.lm_head.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
     _loss_sum(base, batch)
     assert seen == [(int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()), base.config.hidden_size)]
-    for model in (base, lora, NoKeep(base)):
+    for model in (base, lora, NoKeep(base), PositionsOnly(base), PositionsOnly(base)):   # twice: remembered
         grads = []
         for fn in (plain, lambda m: _loss_sum(m, batch)):
             model.zero_grad()
@@ -116,6 +122,7 @@ def test_loss_on_labelled_positions_equals_loss_over_all_positions(tokenizer):
         (want, want_g), (got, got_g) = grads
         assert got == pytest.approx(want, rel=1e-5) and want > 0
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_g, got_g, strict=True))
+    assert _MASK_OK[type(base)] is True and _MASK_OK[PositionsOnly] is False and _MASK_OK[NoKeep] is False
 
 
 def test_long_examples_are_truncated_counted_and_warned(tokenizer):

@@ -74,6 +74,10 @@ class SingleProcess:
 
 
 # ------------------------------------------------------------------ loss and schedule
+#: model class -> whether its forward() takes a boolean ``logits_to_keep`` mask (see _loss_sum)
+_MASK_OK: dict[type, bool] = {}
+
+
 def _loss_sum(model: Any, batch: Mapping[str, Any]) -> Any:
     """Summed cross-entropy of the labelled (answer) tokens; the caller divides by the token count.
 
@@ -81,22 +85,30 @@ def _loss_sum(model: Any, batch: Mapping[str, Any]) -> Any:
     (``logits_to_keep`` as a boolean mask): with answers of a few tokens after prompts of hundreds,
     projecting every position onto the vocabulary (a quarter of the model's FLOPs for SmolLM2 and
     Qwen2.5-0.5B) and its log-softmax were mostly waste. Same sum as over all positions with
-    ``ignore_index``; a model whose forward() lacks ``logits_to_keep`` takes that path.
+    ``ignore_index``, which is the path taken where the mask cannot be used: a forward() without
+    ``logits_to_keep`` (TypeError), or a transformers release that reads a tensor only as positions
+    (before 5.2x's ``slice_logits_to_keep``: IndexError or a result of another shape). The outcome
+    is remembered per model class, so a model that cannot take the mask pays for the attempt once.
     """
     import torch
     import torch.nn.functional as F
 
     labels = batch["labels"]
     targets = labels[:, 1:]
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = targets != -100      # position t predicts token t + 1
-    try:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                       logits_to_keep=keep).logits
-        if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):   # (labelled positions, vocab), row-major
-            return F.cross_entropy(logits.float(), targets[targets != -100], reduction="sum")
-    except TypeError:
-        pass
+    kind = type(model)
+    if _MASK_OK.get(kind, True):
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = targets != -100      # position t predicts token t + 1
+        try:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                           logits_to_keep=keep).logits
+        except (TypeError, IndexError):
+            _MASK_OK[kind] = False
+        else:
+            if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):   # (labelled positions, vocab)
+                _MASK_OK[kind] = True
+                return F.cross_entropy(logits.float(), targets[targets != -100], reduction="sum")
+            _MASK_OK[kind] = False
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
                            reduction="sum")
