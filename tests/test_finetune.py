@@ -14,7 +14,7 @@ import pytest
 from lab.errors import ConfigError, DataError, LabError
 from lab.finetune import FinetuneConfig, FinetuneResult, finetune, finetune_ray, load_finetuned
 from lab.finetune.checkpoint import list_checkpoints, remove_partial, write_checkpoint
-from lab.finetune.data import IGNORE_INDEX, collate, encode_examples, stream_slice
+from lab.finetune.data import IGNORE_INDEX, collate, encode_examples, pad_groups, stream_slice
 
 FACTS = [("What is the capital of France?", "Paris"), ("What colour is the sky?", "Blue"),
          ("How many legs has a dog?", "Four"), ("Who wrote Hamlet?", "Shakespeare"),
@@ -123,6 +123,45 @@ def test_loss_on_labelled_positions_equals_loss_over_all_positions(tokenizer):
         assert got == pytest.approx(want, rel=1e-5) and want > 0
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_g, got_g, strict=True))
     assert _MASK_OK[type(base)] is True and _MASK_OK[PositionsOnly] is False and _MASK_OK[NoKeep] is False
+
+
+def test_pad_groups_partition_bound_padding_and_keep_the_loss_and_gradients(tokenizer):
+    """A micro-batch split by pad_groups: every example once, each group within its padding
+    bound, and the summed loss and gradients over the groups equal the one padded batch's."""
+    import torch
+
+    from lab.finetune.data import Encoded
+    from lab.finetune.train import _loss_sum
+    from lab.models import load_causal_lm
+
+    def fake(n: int) -> Encoded:
+        return Encoded(input_ids=list(range(n)), n_prompt=n - 1)
+
+    groups = pad_groups([fake(n) for n in (300, 1000, 310, 950, 600)])
+    assert sorted(len(e.input_ids) for g in groups for e in g) == [300, 310, 600, 950, 1000]
+    for g in groups:
+        width = max(len(e.input_ids) for e in g)
+        assert width * len(g) - sum(len(e.input_ids) for e in g) <= 0.1 * width * len(g)
+    assert [len(g) for g in groups] == [2, 1, 2]       # 1000+950 | 600 | 310+300
+    assert pad_groups([]) == [] and len(pad_groups([fake(5)] * 4)) == 1
+
+    enc, _ = encode_examples(DATA, tokenizer, max_length=256)
+    assert len({len(e.input_ids) for e in enc}) > 1     # lengths differ: there is padding to skip
+    torch.manual_seed(0)
+    model, _ = load_causal_lm(TINY)
+    results = []
+    for parts in ([list(enc)], pad_groups(enc, max_waste=0.0)):
+        model.zero_grad()
+        total = 0.0
+        for part in parts:
+            s = _loss_sum(model, collate(part, tokenizer.pad_token_id))
+            s.backward()
+            total += float(s)
+        results.append((total, [p.grad.clone() for p in model.parameters()]))
+    (want, want_g), (got, got_g) = results
+    assert len(pad_groups(enc, max_waste=0.0)) > 1
+    assert got == pytest.approx(want, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_g, got_g, strict=True))
 
 
 def test_long_examples_are_truncated_counted_and_warned(tokenizer):

@@ -120,6 +120,30 @@ def stream_slice(n: int, seed: int, start: int, count: int) -> list[int]:
     return out
 
 
+def pad_groups(batch: Sequence[Encoded], max_waste: float = 0.1) -> list[list[Encoded]]:
+    """Split a micro-batch into groups whose padding is at most ``max_waste`` of their tokens.
+
+    One padded batch costs its longest example's length for every row (and attention grows with the
+    square of it): RAG prompts of 300 to 1,000 tokens spent about a third of a step on padding.
+    The loss is a sum over answer tokens, so forward passes over the groups, their summed losses and
+    gradients are the padded batch's, in other float rounding. Longest first; examples of similar
+    length stay together, so short prompts still run batched.
+    """
+    if not batch:
+        return []
+    ordered = sorted(batch, key=lambda e: len(e.input_ids), reverse=True)
+    groups: list[list[Encoded]] = [[ordered[0]]]
+    for e in ordered[1:]:
+        g = groups[-1]
+        width = len(g[0].input_ids)          # the group's longest (sorted)
+        used = sum(len(x.input_ids) for x in g) + len(e.input_ids)
+        if width * (len(g) + 1) - used <= max_waste * width * (len(g) + 1):
+            g.append(e)
+        else:
+            groups.append([e])
+    return groups
+
+
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
     """Right-pad to the longest example of the batch: ``input_ids``, ``attention_mask``, ``labels``."""
     import torch

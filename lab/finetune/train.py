@@ -33,7 +33,7 @@ from lab.finetune.checkpoint import (
     write_checkpoint,
 )
 from lab.finetune.config import FinetuneConfig, FinetuneResult, identity_diff, run_identity
-from lab.finetune.data import Encoded, collate, encode_examples, stream_slice
+from lab.finetune.data import Encoded, collate, encode_examples, pad_groups, stream_slice
 from lab.finetune.model import (
     META_FILE,
     build_model,
@@ -133,7 +133,8 @@ def _eval_loss(model: Any, data: Sequence[Encoded], batch_size: int, pad_id: int
                dist: SingleProcess) -> float:
     import torch
 
-    mine = list(data)[dist.rank::dist.world]
+    # by length: the loss is a sum, so the order is free, and similar lengths pad less
+    mine = sorted(list(data)[dist.rank::dist.world], key=lambda e: len(e.input_ids))
     total, tokens = 0.0, 0
     model.eval()
     with torch.no_grad():
@@ -244,14 +245,16 @@ def run_training(cfg: FinetuneConfig, model_path: Path, meta: Mapping[str, Any],
             step_tokens = sum(train_enc[i].n_answer for idx in micro for i in idx)
             loss_sum, tokens = 0.0, 0
             for m, idx in enumerate(micro):
-                batch_enc = [train_enc[i] for i in idx[dist.rank::dist.world]]
-                batch = {k: v.to(device) for k, v in collate(batch_enc, tok.pad_token_id).items()}
-                sync = m == accum - 1  # gradients are all-reduced once per optimizer step
-                with contextlib.nullcontext() if sync else dist.no_sync(wrapped):
-                    s = _loss_sum(wrapped, batch)
-                    (s * (dist.world / step_tokens)).backward()
-                loss_sum += float(s.detach())
-                tokens += int(batch["attention_mask"].sum())
+                # each micro-batch in groups of similar lengths (pad_groups: same sums, less padding)
+                groups = pad_groups([train_enc[i] for i in idx[dist.rank::dist.world]])
+                for g, group in enumerate(groups):
+                    batch = {k: v.to(device) for k, v in collate(group, tok.pad_token_id).items()}
+                    sync = m == accum - 1 and g == len(groups) - 1  # all-reduced once per optimizer step
+                    with contextlib.nullcontext() if sync else dist.no_sync(wrapped):
+                        s = _loss_sum(wrapped, batch)
+                        (s * (dist.world / step_tokens)).backward()
+                    loss_sum += float(s.detach())
+                    tokens += int(batch["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             opt.step()
             sched.step()
