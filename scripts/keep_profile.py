@@ -13,15 +13,15 @@ interrupted copy never leaves half a profile.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
+from lab.io import atomic_dir, write_json
 
 FILES = ("metrics.json", "results.csv", "comparison.csv", "quality_vs_cost.csv", "predictions.jsonl",
          "finetune_comparison.html")
@@ -96,25 +96,16 @@ def main(argv: list[str] | None = None) -> int:
               "may not be this profile's; rerun it", file=sys.stderr)
         return 2
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    args.dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.dest.name}-", dir=args.dest.parent))
-    for f in FILES:
-        shutil.copy2(args.src / f, tmp / f)
-    if (args.src / "plots").is_dir():
-        shutil.copytree(args.src / "plots", tmp / "plots")
     provenance = {"experiment": args.name, "commit": commit, "stage": STAGE, "params": params,
                   "dvc_lock": lock, "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
                   "reproduce": f"git checkout {commit} && make {args.name}"}
-    (tmp / "table.md").write_text(table_md(tmp / "results.csv", tmp / "comparison.csv"), encoding="utf-8")
-    (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    old = None
-    if args.dest.exists():
-        old = args.dest.with_name(f".{args.dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        args.dest.rename(old)
-    tmp.rename(args.dest)
-    if old is not None:
-        shutil.rmtree(old)
+    with atomic_dir(args.dest) as tmp:   # replaces an earlier kept folder only once the new one is whole
+        for f in FILES:
+            shutil.copy2(args.src / f, tmp / f)
+        if (args.src / "plots").is_dir():
+            shutil.copytree(args.src / "plots", tmp / "plots")
+        (tmp / "table.md").write_text(table_md(tmp / "results.csv", tmp / "comparison.csv"), encoding="utf-8")
+        write_json(tmp / "provenance.json", provenance)
     print(f"keep_profile: {args.name} kept in {args.dest} (commit {commit[:8]})")
     return 0
 
