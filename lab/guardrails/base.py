@@ -78,6 +78,14 @@ class Check(Protocol):
               schema: Mapping[str, Any] | None = None) -> Decision: ...
 
 
+def check_all(check: Check, texts: Sequence[str]) -> list[Decision]:
+    """``check.check`` on each text, through the check's batched ``check_many`` where it has one
+    (the trained classifiers: one ``predict_proba`` over all texts instead of one per text, about
+    a hundred times less scikit-learn overhead on a few thousand texts)."""
+    many = getattr(check, "check_many", None)
+    return list(many(texts)) if many is not None else [check.check(t) for t in texts]
+
+
 #: Check classes by name; ``make_check(name, **options)`` builds one.
 CHECKS: Registry[type] = Registry("guardrail_checks", item="guardrail check")
 

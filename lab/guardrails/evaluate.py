@@ -326,7 +326,7 @@ def evaluate(path: str | Path, check_name: str, *, skip_bad: bool = False,
 def evaluate_labelled(data: Labelled, check_name: str, *, options: Mapping[str, Any] | None = None,
                       threshold: float | None = None, source: str = "") -> dict[str, Any]:
     """:func:`evaluate` on records already read (a subset of a file, say)."""
-    from lab.guardrails.base import make_check
+    from lab.guardrails.base import check_all, make_check
 
     check = make_check(check_name, **dict(options or {}))
     t0 = time.perf_counter()
@@ -340,7 +340,7 @@ def evaluate_labelled(data: Labelled, check_name: str, *, options: Mapping[str, 
                        "token_level": token_metrics(data.texts, data.spans, pred),
                        "nlp_model": getattr(check, "nlp_model", None)})
     else:
-        decisions = [check.check(t) for t in data.texts]
+        decisions = check_all(check, data.texts)
         cut = threshold if threshold is not None else (decisions[0].threshold if decisions else None)
         fired = [d.score >= cut for d in decisions] if threshold is not None else [d.fired for d in decisions]
         result.update({**binary_metrics(data.labels, fired), "threshold": cut})

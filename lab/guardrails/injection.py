@@ -99,8 +99,14 @@ class Injection:
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
-        text = safe_text(text)
-        p = self.scores([text])[0] if self.model is not None else 0.0
+        return self.check_many([text])[0]
+
+    def check_many(self, texts: Sequence[str]) -> list[Decision]:
+        """:meth:`check` on each text, the classifier scoring all of them in one batch."""
+        clean = [safe_text(t) for t in texts]
+        return [self._decide(t, p) for t, p in zip(clean, self.scores(clean), strict=True)]
+
+    def _decide(self, text: str, p: float) -> Decision:
         hits = type(self).rule_hits(text) if self.rules else []
         signals = []
         if self.model is not None and p >= self.threshold:
@@ -171,7 +177,10 @@ class Toxicity:
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
-        p = self.scores([text])[0]
-        fired = p >= self.threshold
-        return Decision(self.name, fired, p, self.threshold,
-                        f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else "")
+        return self.check_many([text])[0]
+
+    def check_many(self, texts: Sequence[str]) -> list[Decision]:
+        """:meth:`check` on each text, scored in one batch."""
+        return [Decision(self.name, p >= self.threshold, p, self.threshold,
+                         f"classifier {p:.2f} >= {self.threshold:.2f}" if p >= self.threshold else "")
+                for p in self.scores(texts)]
