@@ -1,5 +1,5 @@
-"""Print, one per line, the ``uv pip install`` arguments that make uv find packages where pip
-would: the index, extra indexes, find-links, constraints and CA bundle that pip's configuration
+"""Print pip's CA bundle (or an empty line), then, one per line, the ``uv pip install``
+arguments that make uv find packages where pip would: the index, extra indexes, find-links, constraints and CA bundle that pip's configuration
 files and ``PIP_*`` variables name (uv reads neither), and pip's rule of taking the best version
 over all indexes (uv's default takes the first index that has the package).
 
@@ -37,12 +37,12 @@ def parse(out: str) -> dict[str, list[str]]:
     for line in lines:
         key, _, value = line.partition("=")
         name = key.rsplit(".", 1)[-1]
-        for v in shlex.split(value.strip()):
-            for part in v.split():
-                values = seen.setdefault(name, [])
-                if part in values:
-                    values.remove(part)
-                values.append(part)
+        # shlex removes pip's quotes ('a b' is one token); the values inside split on whitespace
+        for part in (p for token in shlex.split(value) for p in token.split()):
+            values = seen.setdefault(name, [])
+            if part in values:
+                values.remove(part)
+            values.append(part)
     return seen
 
 
@@ -68,7 +68,5 @@ def uv_args(cfg: dict[str, list[str]]) -> list[str]:
 
 if __name__ == "__main__":
     cfg = pip_config()
-    if sys.argv[1:] == ["--cert"]:  # the CA bundle pip uses (uv reads it from SSL_CERT_FILE)
-        print(cfg.get("cert", [""])[-1])
-    else:
-        print("\n".join(uv_args(cfg)))
+    # first line: the CA bundle pip uses, or empty (uv reads it from SSL_CERT_FILE); then the flags
+    print("\n".join([cfg.get("cert", [""])[-1], *uv_args(cfg)]))

@@ -44,17 +44,22 @@ pip_quiet() { .venv/bin/pip "$@" 2> >(grep -v 'is ignored: it is neither a file 
 # over all indexes. LAB_SETUP_INSTALLER=pip uses pip throughout; a failing uv falls back to pip.
 UV_VERSION=0.13.9
 INSTALLER="${LAB_SETUP_INSTALLER:-uv}"
-lab_install() {  # lab_install ARGS...: uv when it works, else pip (same arguments)
-  if [ "$INSTALLER" = uv ] && ! .venv/bin/uv --version 2>/dev/null | grep -q " $UV_VERSION"; then
+UV_ARGS=()
+uv_ready() {  # once per run: uv in .venv, pip's sources as uv flags, pip's CA bundle for uv
+  [ "$INSTALLER" = uv ] || return 1
+  [ ${#UV_ARGS[@]} -gt 0 ] && return 0
+  if ! .venv/bin/uv --version 2>/dev/null | grep -q " $UV_VERSION"; then
     pip_quiet install --quiet --disable-pip-version-check "uv==$UV_VERSION" || {
-      echo "[setup] could not install uv $UV_VERSION; using pip (slower)" >&2; INSTALLER=pip; }
+      echo "[setup] could not install uv $UV_VERSION; using pip (slower)" >&2; INSTALLER=pip; return 1; }
   fi
-  if [ "$INSTALLER" = uv ]; then
-    local uv_args cert
-    mapfile -t uv_args < <(.venv/bin/python scripts/pip_to_uv.py)
-    cert=$(.venv/bin/python scripts/pip_to_uv.py --cert)
-    if [ -z "${SSL_CERT_FILE:-}" ] && [ -n "$cert" ]; then export SSL_CERT_FILE="$cert"; fi
-    if .venv/bin/uv pip install --quiet --python .venv/bin/python "${uv_args[@]}" "$@"; then
+  local cert
+  mapfile -t UV_ARGS < <(.venv/bin/python scripts/pip_to_uv.py)   # first line: pip's CA bundle or ""
+  cert=${UV_ARGS[0]}; UV_ARGS=("${UV_ARGS[@]:1}")
+  if [ -z "${SSL_CERT_FILE:-}" ] && [ -n "$cert" ]; then export SSL_CERT_FILE="$cert"; fi
+}
+lab_install() {  # lab_install ARGS...: uv when it works, else pip (same arguments)
+  if uv_ready; then
+    if .venv/bin/uv pip install --quiet --python .venv/bin/python "${UV_ARGS[@]}" "$@"; then
       return 0
     fi
     echo "[setup] uv pip install $* failed (above); trying pip" >&2
