@@ -403,14 +403,36 @@ def _dir_revision(path: Path) -> str:
 
     Names and sizes rather than contents keep this instant for multi-GB checkpoints; config.json
     catches architecture changes and lab_source.json (GGUF sha256, tiny seed) what lab built.
+    Where a model was built from on this machine (the ``source`` path and ``mtime_ns`` of a GGUF
+    whose sha256 is recorded) is left out: the same GGUF installed into another environment is the same model,
+    so identities keyed on the revision (fine-tune runs, the judge-call cache) still match.
     """
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES):
         h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\n".encode())
     for meta in ("config.json", "lab_source.json", "meta.json", "config.cfg"):  # the last two: spaCy
         if (path / meta).is_file():
-            h.update(meta.encode() + b"\0" + (path / meta).read_bytes())
+            h.update(meta.encode() + b"\0" + _identity_bytes(path / meta))
     return h.hexdigest()[:16]
+
+
+#: lab_source.json keys that say where and when a model was built here, not what it is
+_LOCAL_SOURCE_KEYS = frozenset({"source", "mtime_ns"})
+
+
+def _identity_bytes(meta: Path) -> bytes:
+    """The bytes of a metadata file that identify the model: lab_source.json without
+    :data:`_LOCAL_SOURCE_KEYS` (canonical JSON); any other file as it is."""
+    raw = meta.read_bytes()
+    if meta.name != "lab_source.json":
+        return raw
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(data, dict) and data.get("sha256"):  # the source file's sha256 says what it was
+        data = {k: v for k, v in data.items() if k not in _LOCAL_SOURCE_KEYS}
+    return json.dumps(data, sort_keys=True).encode()
 
 
 def _hub_advice(repo_id: str) -> str:

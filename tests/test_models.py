@@ -166,6 +166,19 @@ def test_resolve_local_dirs(tmp_path, monkeypatch):
     (causal / "model.safetensors").write_bytes(b"x" * 11)  # weights changed size: new identity
     assert M.resolve(str(causal)).revision != ref.revision
 
+    # where a GGUF was converted from on this machine is not part of the identity; what it was is
+    src = {"source": "/venv-a/gguf/m.gguf", "sha256": "ab" * 32, "size": 10, "mtime_ns": 1, "lab_version": "0.1.0"}
+    (causal / "lab_source.json").write_text(json.dumps(src))
+    built_here = M.resolve(str(causal)).revision
+    (causal / "lab_source.json").write_text(json.dumps({**src, "source": "/venv-b/gguf/m.gguf", "mtime_ns": 2}))
+    assert M.resolve(str(causal)).revision == built_here
+    (causal / "lab_source.json").write_text(json.dumps({**src, "sha256": "cd" * 32}))
+    assert M.resolve(str(causal)).revision != built_here
+    (causal / "lab_source.json").write_text(json.dumps({"source": "tiny_random_llama", "seed": 1}))
+    tiny_1 = M.resolve(str(causal)).revision
+    (causal / "lab_source.json").write_text(json.dumps({"source": "tiny_random_llama", "seed": 2}))
+    assert M.resolve(str(causal)).revision != tiny_1
+
     monkeypatch.setenv("HOME", str(tmp_path))
     home_ref = M.resolve("~/emb")
     assert home_ref.path == emb and home_ref.name == "~/emb"
