@@ -57,7 +57,7 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
 
 
 @pytest.mark.slow
-def test_the_judge_study_calibrates_chooses_scores_and_caches(project):
+def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     from lab.judge.catalog import make_judge
     from lab.studies.judge import run
 
@@ -103,6 +103,7 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project):
     assert sbs.loc["ragas", "parse_failures"] + sbs.loc["ragas", "n_scored"] == 3
     lab_default = report.side_by_side.iloc[0]
     assert sbs.loc["mlflow.genai.evaluate", "unfaithful_rate"] == pytest.approx(lab_default["unfaithful_rate"])
+    assert "Evaluation completed" not in capsys.readouterr().out   # MLflow's banner stays out of the report
     assert {"ragas_exact_match", "ragas_string_present"} <= set(report.arms.columns)
     rag = report.arms[(report.arms["arm"] == "rag") & (report.arms["against"] == "source paragraph")].iloc[0]
     assert rag["ragas_string_present"] == 1.0 and rag["ragas_exact_match"] == 0.5

@@ -14,6 +14,8 @@ run's Traces tab, and the aggregate (``<scorer>/mean``) is returned for the side
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +55,10 @@ def evaluate_in_mlflow(judges: Sequence[Judge], items: Sequence[Any], *, run_nam
              "outputs": i.answer, "expectations": {"human_label": bool(i.label)}} for i in items]
     parent = os.environ.get(PARENT_RUN_ENV)
     tags = {"mlflow.parentRunId": parent} if parent else {"lab.parent": "none"}
-    with mlflow.start_run(run_name=run_name, tags={**tags, "lab.kind": "genai-evaluate"}):
+    # mlflow.genai.evaluate prints a "✨ Evaluation completed ... open the Traces tab" banner (with
+    # terminal colour codes) to stdout, which lands in the middle of a stage's HTML report; the run
+    # it names is this one, logged under the stage's run, so the banner is dropped.
+    with mlflow.start_run(run_name=run_name, tags={**tags, "lab.kind": "genai-evaluate"}), \
+            contextlib.redirect_stdout(io.StringIO()):
         result = mlflow.genai.evaluate(data=data, scorers=[as_scorer(j) for j in judges])
     return {k: float(v) for k, v in (result.metrics or {}).items()}
