@@ -88,3 +88,14 @@ def test_every_resumable_output_is_uncached_and_git_ignored():
     res = subprocess.run(["git", "check-ignore", "--no-index", *[f"{p}/x" for p in persist]], cwd=REPO,
                          capture_output=True, text=True, check=False)
     assert sorted(res.stdout.split()) == sorted(f"{p}/x" for p in persist), res.stdout
+
+
+def test_every_stage_notebook_has_cell_ids():
+    """nbformat 4.5 cell ids: without them nbformat warns (MissingIDFieldWarning) in every
+    `dvc repro` and will refuse the notebook in a future version."""
+    import json
+
+    for nb_path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        missing = [i for i, c in enumerate(cells) if "id" not in c]
+        assert not missing, f"{nb_path}: cells {missing} have no id (fix: nbformat.validator.normalize)"
