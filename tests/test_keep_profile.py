@@ -70,3 +70,30 @@ def test_refuses_outputs_of_other_params_and_missing_files(tmp_path):
     (root2 / "results" / "finetune_comparison" / "metrics.json").unlink()
     r = _keep(root2)
     assert r.returncode == 2 and "metrics.json" in r.stderr
+
+
+def _readme_tables() -> list[str]:
+    """The README's Markdown table blocks, de-indented (it nests them in a list item)."""
+    blocks, cur = [], []
+    for line in (SCRIPT.parents[1] / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("|"):
+            cur.append(line.strip())
+        elif cur:
+            blocks.append("\n".join(cur) + "\n")
+            cur = []
+    return blocks + (["\n".join(cur) + "\n"] if cur else [])
+
+
+def test_readme_finetune_tables_match_the_committed_results():
+    """The README quotes the fine-tune tables; they must be table_md of the committed CSVs (no drift
+    after a rerun): the demo's results, and every kept profile's."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from keep_profile import table_md
+
+    repo = SCRIPT.parents[1]
+    tables = _readme_tables()
+    demo = repo / "results" / "finetune_comparison"
+    assert table_md(demo / "results.csv", demo / "comparison.csv") in tables, \
+        "README's demo fine-tune table is stale: paste scripts/keep_profile.py's table_md of results/finetune_comparison"
+    for kept in sorted(p.parent for p in (repo / "results").glob("*/provenance.json")):
+        assert (kept / "table.md").read_text(encoding="utf-8") in tables, f"README lacks {kept.name}/table.md as it is"
