@@ -392,6 +392,7 @@ class TrainedJudgeSpec(StrictModel):
     # words: 1), support (the context sentence holding the right answer: 0)
     augment: list[Literal["swapped", "in_context", "support"]] = []
     lexical_hints: bool = False     # grounded: show the model the answer's content words missing from the context
+                                    # and from the context sentence holding most of them (lab.judge.trained.pair_text)
 
 
 class RagasJudgeSpec(StrictModel):

@@ -205,6 +205,26 @@ def test_lexical_support_and_its_threshold_from_training_items():
     assert lex.judge([JudgeInput(question="q", answer="a")])[0].verdict is None   # no context: not applicable
 
 
+def test_the_cross_encoder_sees_words_missing_from_the_context_and_from_its_best_sentence():
+    from lab.judge.baselines import missing_from_best_sentence, sentences
+    from lab.judge.trained import pair_text
+
+    ctx = ("Sameera Perera is a Sri Lankan cricketer. He plays for Colts. "
+           "Sri Lanka lies southeast of the Republic of India.")
+    assert sentences(ctx) == ["Sameera Perera is a Sri Lankan cricketer.", "He plays for Colts.",
+                              "Sri Lanka lies southeast of the Republic of India."]
+    stitched = "Sameera Perera is a cricketer from India."   # every word in the context, not in one sentence
+    assert lexical_support(stitched, ctx) == 1.0
+    assert missing_from_best_sentence(stitched, ctx) == ["india"]
+    assert missing_from_best_sentence("a Sri Lankan cricketer", ctx) == []
+    item = JudgeInput(question="Where is Sameera Perera from?", answer=stitched, context=ctx)
+    first, second = pair_text(item, "grounded", lexical_hints=True)
+    assert first.endswith(ctx) and second.splitlines() == [
+        stitched, "not in context: (none)", "not in its best sentence: india"]
+    assert pair_text(item, "grounded") == (first, stitched)           # no hints unless asked
+    assert pair_text(item, "general", lexical_hints=True)[1] == stitched   # no context, no hints
+
+
 def test_length_baseline_is_fitted_on_training_items():
     from lab.judge.baselines import LengthJudge
 

@@ -70,12 +70,16 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     tiny = ev[ev["judge"] == "tiny-prompted"]
     assert (tiny["n"] == 6).all() and tiny["sampled"].all()
     assert report.choices["default"]["grounded"] in report.choices["validation_kappa"]["grounded"]
-    # grounded judges also on the length-balanced diagnostic sets, beside the length rule; the default is chosen there
+    # grounded judges also on the length-balanced diagnostic sets, beside the length rule; they guard the choice
     diag = report.table[report.table["split"] == "diagnostic"]
     assert set(diag["task"]) == {"grounded"} and set(diag["judge"]) >= {"length", "lexical", "faithfulness-cross-encoder"}
     whole = diag[diag["judge"] != "tiny-prompted"]      # the prompted judge runs on its sample of 6
     assert (whole["n"] > ev[(ev["task"] == "grounded") & (ev["judge"] == "lexical")]["n"].iloc[0]).all()
-    assert report.choices["chosen_on"] == {"grounded": "diagnostic_validation", "general": "validation"}
+    assert report.choices["chosen_on"] == {"grounded": "validation, guarded by diagnostic_validation",
+                                           "general": "validation"}
+    guard = report.choices["diagnostic_guard"]["grounded"]
+    assert "faithfulness-cross-encoder" in guard and "lexical" not in guard
+    assert all(isinstance(g["admissible"], bool) for g in guard.values())
     assert "length" not in report.choices["validation_kappa"]["grounded"]
     assert "tiny-prompted" in report.choices["thresholds"]      # chosen on validation items from P(positive)
     assert set(report.arms["arm"]) == {"zero_shot", "rag"} and set(report.arms["against"]) == {
@@ -111,3 +115,25 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     rows = again.table[(again.table["split"] == "evaluation") & again.table["kind"].isin(["prompted", "cross-encoder"])]
     assert (rows["cache_hits"] == rows["n"]).all(), rows[["judge", "n", "cache_hits"]]
     assert again.training == report.training    # the kept models were not retrained
+
+
+def test_the_default_is_the_best_validation_kappa_among_judges_the_diagnostic_guard_admits():
+    from types import SimpleNamespace
+
+    from lab.studies.judge import choose_default, diagnostic_guard
+
+    cfg = SimpleNamespace(n_resamples=500, seed=0)
+    labels = [0, 1] * 100
+    lexical = {"labels": labels, "verdicts": [y if k % 10 else 1 - y for k, y in enumerate(labels)]}   # 90% right
+    shortcut = {"labels": labels, "verdicts": [y if k % 3 else 1 - y for k, y in enumerate(labels)]}   # 67% right
+    as_good = {"labels": labels, "verdicts": list(lexical["verdicts"])}
+    low, same = diagnostic_guard(shortcut, lexical, cfg), diagnostic_guard(as_good, lexical, cfg)
+    assert not low["admissible"] and low["ci"][1] < 0
+    assert same["admissible"] and same["kappa_minus_lexical"] == 0
+    kappas = {"lexical": 0.78, "shortcut": 0.95, "reader": 0.85}
+    assert choose_default(kappas, {"shortcut": low, "reader": same}) == "reader"
+    assert choose_default(kappas, {"shortcut": low, "reader": low}) == "lexical"
+    # no paired verdicts (items differ): not admitted, and said why
+    assert not diagnostic_guard({"labels": labels[:10], "verdicts": labels[:10]}, lexical, cfg)["admissible"]
+    with pytest.raises(ValueError, match="no judge"):
+        choose_default({"a": 0.5}, {"a": low})

@@ -31,6 +31,28 @@ def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS}
 
 
+# A sentence boundary: end punctuation, space, then a capital, digit, quote or bracket. A regex, not
+# spaCy's parser: the split has to be the same at training and judging time, cheap (it runs on every
+# judged item), and HaluEval's and SQuAD's passages are edited prose where this rule is enough.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences (see ``_SENTENCE``), empty ones dropped."""
+    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+
+
+def missing_from_best_sentence(answer: str, context: str) -> list[str]:
+    """The answer's content words absent from the context sentence that holds most of them.
+
+    An answer stitched from words of different sentences (a wrong entity next to the question's
+    words, the usual hallucination that whole-context support misses) leaves some out; a span or a
+    sentence taken from the context leaves none."""
+    words = content_words(answer)
+    best = max((content_words(s) for s in sentences(context)), key=lambda c: len(words & c), default=set())
+    return sorted(words - best)
+
+
 def lexical_support(answer: str, context: str) -> float:
     """Share of the answer's content words found in the context (1.0 for an answer with none)."""
     words = content_words(answer)

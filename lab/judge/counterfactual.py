@@ -28,9 +28,9 @@ from dataclasses import replace
 from typing import Any
 
 from lab.errors import ConfigError
+from lab.judge.baselines import sentences
 
 _OPTIONS = re.compile(r"(?:^|,|:)\s*([^,?:]+?)\s+or\s+([^,?]+?)\s*\??\s*$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 def _norm(text: str) -> str:
@@ -94,7 +94,7 @@ def support(items: Sequence[Any], *, min_words: int = 6, **_: Any) -> list[Any]:
     for it in items:
         if it.label != 0 or not it.context or _norm(it.answer) in ("yes", "no", ""):
             continue
-        for sentence in _SENTENCE.split(it.context.strip()):
+        for sentence in sentences(it.context):
             if _overlaps(it.answer, sentence) and len(sentence.split()) >= min_words:
                 out.append(replace(it, answer=sentence.strip(), id=f"{it.id}~support"))
                 break

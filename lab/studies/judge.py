@@ -19,7 +19,9 @@ hallucination in a response with no context, on HaluEval general's human labels)
    beside the ``length`` baseline: HaluEval's right answers are short and its hallucinated ones long,
    so agreement on the plain items alone cannot tell faithfulness from answer length;
 6. the default judge of the task: the best validation kappa among the judges that are not baselines
-   of nothing (majority, length); for grounded, kappa on the length-balanced validation set.
+   of nothing (majority, length); for grounded, only among those whose kappa on the length-balanced
+   validation set is not significantly below the lexical baseline's (:func:`diagnostic_guard`):
+   agreement on the plain items decides, the diagnostic set vetoes a length shortcut.
 
 Then the fine-tune comparison's answers are judged by the default grounded judge against the SQuAD
 paragraph each question was written from (and, for RAG arms, against the retrieved passages): the
@@ -85,9 +87,10 @@ class JudgeReport:
         for task, name in self.choices.get("default", {}).items():
             rows = ev[ev["task"] == task].set_index("judge")
             r = rows.loc[name]
-            on = self.choices.get("chosen_on", {}).get(task, "validation").replace("diagnostic_validation",
-                                                                                   "length-balanced validation")
-            line = (f"{task}: default judge {name} (chosen on {on} kappa) agrees with the labels at accuracy "
+            on = "validation kappa"
+            if task in self.choices.get("diagnostic_guard", {}):
+                on += ", among the judges not significantly below the lexical baseline on the length-balanced validation set"
+            line = (f"{task}: default judge {name} (chosen on {on}) agrees with the labels at accuracy "
                     f"{r['accuracy']:.3f} {_ci(r['accuracy_ci'])}, kappa {r['kappa']:.3f} {_ci(r['kappa_ci'])} "
                     f"on {int(r['n'])} evaluation items")
             if "lexical" in rows.index:
@@ -214,6 +217,7 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
             if task in spec.tasks:
                 judges.append((PromptedJudge(spec.name, RUBRIC_OF_TASK[task], spec.backend), spec.sample))
         val_kappa: dict[str, float] = {}
+        guard: dict[str, dict[str, Any]] = {}
         for judge, sample in bar(judges, desc=f"{task} judges", enable=progress):
             res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
             if res.threshold is not None:
@@ -221,22 +225,24 @@ def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
             rows.append(_row(task, judge, "validation", res.validation, res.sampled_validation))
             reports[f"{task}/{judge.name}"] = res.evaluation
             rows.append(_row(task, judge, "evaluation", res.evaluation, res.sampled_evaluation))
-            choose_on = res.validation
             if sets.diagnostic_validation:
                 dval, diag = diagnose_judge(judge, sets, cfg, sample=sample, lexical=lexical)
                 rows.append(_row(task, judge, "diagnostic_validation", dval, sample is not None))
                 rows.append(_row(task, judge, "diagnostic", diag, sample is not None))
                 reports[f"{task}/{judge.name}/diagnostic"] = diag
-                choose_on = dval
-            if judge.kind not in ("majority", "length") and choose_on.get("kappa") is not None:
-                val_kappa[judge.name] = choose_on["kappa"]
+                if judge.kind not in ("majority", "length", "lexical"):
+                    guard[judge.name] = diagnostic_guard(dval, lexical_dval(lexical, sets, cfg, sample), cfg)
+            if judge.kind not in ("majority", "length") and res.validation.get("kappa") is not None:
+                val_kappa[judge.name] = res.validation["kappa"]
             # the item's human label as its own key: a judgment's ``label`` is the judge's verdict text
             judgments.extend({"task": task, "item": i.id, **j.to_dict(), "human_label": i.label}
                              for i, j in zip(res.items, res.judgments, strict=True))
         choices["validation_kappa"][task] = val_kappa
-        choices.setdefault("chosen_on", {})[task] = "diagnostic_validation" if sets.diagnostic_validation \
-            else "validation"
-        choices["default"][task] = max(val_kappa, key=lambda k: val_kappa[k])
+        choices.setdefault("chosen_on", {})[task] = "validation, guarded by diagnostic_validation" \
+            if sets.diagnostic_validation else "validation"
+        if guard:
+            choices.setdefault("diagnostic_guard", {})[task] = guard
+        choices["default"][task] = choose_default(val_kappa, guard)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     report = JudgeReport(table, reports, choices, judgments=judgments, training=training)
     if cfg.ragas is not None or cfg.mlflow_evaluate:
@@ -296,12 +302,54 @@ def diagnose_judge(judge: Any, sets: Any, cfg: Any, *, sample: int | None = None
     vrep = None
     if validation:
         dval = _sample(sets.diagnostic_validation, sample, cfg.seed)
-        vrep = agreement_of(judge.judge([as_input(i) for i in dval]), [i.label for i in dval],
-                            n_resamples=cfg.n_resamples, seed=cfg.seed)
+        got = judge.judge([as_input(i) for i in dval])
+        vrep = _with_verdicts(agreement_of(got, [i.label for i in dval], n_resamples=cfg.n_resamples, seed=cfg.seed),
+                              got, [i.label for i in dval])
     diag = calibrate(judge, _sample(sets.diagnostic, sample, cfg.seed), lexical=lexical, bar=cfg.agreement_bar,
                      n_resamples=cfg.n_resamples, seed=cfg.seed)
     diag["sources"] = {"evaluation": f"{sets.sources['evaluation']} + counterfactual answers (lab.judge.counterfactual)"}
     return vrep, diag
+
+
+def lexical_dval(lexical: Any, sets: Any, cfg: Any, sample: int | None) -> dict[str, Any]:
+    """The lexical baseline on the same (sampled) diagnostic validation items as a judge."""
+    from lab.judge.calibrate import agreement_of, as_input
+
+    dval = _sample(sets.diagnostic_validation, sample, cfg.seed)
+    got = lexical.judge([as_input(i) for i in dval])
+    labels = [i.label for i in dval]
+    return _with_verdicts(agreement_of(got, labels, n_resamples=cfg.n_resamples, seed=cfg.seed), got, labels)
+
+
+def _with_verdicts(rep: dict[str, Any], judgments: list[Any], labels: list[int]) -> dict[str, Any]:
+    """``rep`` plus the item-by-item verdicts for paired comparisons; a failed judgment (no verdict)
+    counts as a wrong one there."""
+    return {**rep, "labels": list(labels),
+            "verdicts": [j.verdict if j.verdict is not None else 1 - y for j, y in zip(judgments, labels, strict=True)]}
+
+
+def diagnostic_guard(judge_dval: dict[str, Any], lexical_dval: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    """Whether a grounded judge is admissible as the default: its kappa on the length-balanced
+    validation items is not significantly below the lexical baseline's on the same items (the upper
+    end of the paired bootstrap CI of the difference is >= 0). A judge that learned HaluEval's
+    answer-length shortcut fails this while scoring well on the plain items."""
+    from lab.metrics.agreement import paired_difference
+
+    a, b = judge_dval.get("verdicts"), lexical_dval.get("verdicts")
+    if not a or not b or judge_dval.get("labels") != lexical_dval.get("labels"):
+        return {"admissible": False, "why": "no paired verdicts on the diagnostic validation items"}
+    d = paired_difference(judge_dval["labels"], a, b, statistic="kappa", n_resamples=cfg.n_resamples, seed=cfg.seed)
+    ok = d["diff_ci"] is not None and d["diff_ci"][1] >= 0
+    return {"admissible": bool(ok), "kappa_minus_lexical": d["diff"], "ci": d["diff_ci"], "n": d["n"]}
+
+
+def choose_default(val_kappa: dict[str, float], guard: dict[str, dict[str, Any]]) -> str:
+    """The best validation kappa among the judges the diagnostic guard admits (judges without a
+    guard entry, the lexical baseline and every judge of an ungrounded task, are admitted)."""
+    admitted = {k: v for k, v in val_kappa.items() if guard.get(k, {}).get("admissible", True)}
+    if not admitted:
+        raise ValueError(f"no judge to choose from among {sorted(val_kappa)}")
+    return max(admitted, key=lambda k: admitted[k])
 
 
 def _row(task: str, judge: Any, split: str, rep: dict[str, Any], sampled: bool) -> dict[str, Any]:
