@@ -92,6 +92,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
         CrossEncoderTrainingArguments,
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers.trainer_callback import PrinterCallback
 
     from lab.io import remove_dir, replace_dir
     from lab.metrics.agreement import agreement, best_threshold
@@ -125,6 +126,9 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
         dataloader_num_workers=0)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
                                   callbacks=[_progress_callback(name)])
+    # with its tqdm bar off the Trainer prints every log dict to stdout (PrinterCallback), which
+    # lands in the stage's notebook and report; the loss is on lab's bar instead
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     remove_dir(tmp / "trainer")
     val_scores = [float(s) for s in model.predict([pair_text(i, task, lexical_hints=hints) for i in validation],
