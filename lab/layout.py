@@ -17,10 +17,10 @@ from lab.imports import LAB_DIR, direct_imports, module_name
 FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "errors, environment and telemetry switches, paths, registries, atomic IO, typed params, "
              "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure, "
-             "child processes that stop with their owner",
+             "child processes that stop with their owner, the stage protocol",
      ("lab", "lab.errors", "lab.env", "lab.paths", "lab.registry", "lab.io", "lab.config", "lab.tokens",
       "lab.viz", "lab.tracking", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report",
-      "lab.procs")),
+      "lab.procs", "lab.stage")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",
@@ -49,8 +49,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
               "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
-            "explorer's tables and the CLI (parses and calls)",
-     ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.cli")),
+            "explorer's tables, the stages found and run, and the CLI (parses and calls)",
+     ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.cli", "lab.stages")),
 ]
 
 
