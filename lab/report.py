@@ -52,3 +52,33 @@ def show_finding(markdown: str, title: str = "Finding") -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(f"## {title}\n\n{markdown}"))
+
+
+def show_sections(sections: list[tuple[str, Any]]) -> None:
+    """Display a stage's report sections in order: ``(title, content)`` where content is a table
+    (DataFrame or Styler), a PNG path, Markdown text, or anything IPython can display."""
+    from pathlib import Path
+
+    from IPython.display import Image, Markdown, display
+
+    for title, content in sections:
+        display(Markdown(f"### {title}"))
+        if isinstance(content, Path):
+            display(Image(filename=str(content)))
+        elif isinstance(content, str):
+            display(Markdown(content))
+        else:
+            display(content)
+
+
+def show_stage(run: Any) -> None:
+    """The report of a stage run (:class:`lab.stages.StageRun`): the finding first, the configuration,
+    then the result's sections (``report_sections(out_dir)``, when it has them)."""
+    from IPython.display import Markdown, display
+
+    show_finding(run.result.finding())
+    display(Markdown("## Configuration"))
+    display(config_table(run.cfg))
+    sections = getattr(run.result, "report_sections", None)
+    if sections is not None:
+        show_sections(sections(run.paths.out_dir))

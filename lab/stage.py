@@ -38,7 +38,7 @@ class StagePaths:
         return p if p.is_absolute() else self.root / p
 
     @classmethod
-    def for_config(cls, cfg: Any, root: Path) -> "StagePaths":
+    def for_config(cls, cfg: Any, root: Path) -> StagePaths:
         """The paths of a stage whose config has an ``out_dir``."""
         root = Path(root)
         out = getattr(cfg, "out_dir", None)

@@ -41,6 +41,14 @@ class StageRun:
     paths: StagePaths
     result: StageResult
 
+    def log_runs(self) -> list[str]:
+        """MLflow child runs of the result (one per arm, per chunker...), when it has any; their ids."""
+        log = getattr(self.result, "log_runs", None)
+        ids = list(log()) if log is not None else []
+        if ids:
+            print(f"{len(ids)} MLflow child runs logged")
+        return ids
+
 
 def run_stage(name: str, params_file: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None,
               *, write: bool = True, **options: Any) -> StageRun:
@@ -64,3 +72,28 @@ def run_stage(name: str, params_file: str | Path = "params.yaml", overrides: Map
     if write:
         result.write(paths.out_dir)
     return StageRun(name=name, cfg=cfg, paths=paths, result=result)
+
+
+def shell_notebook(name: str, intro: str) -> Any:
+    """The notebook of stage ``name``: its ``intro`` (Markdown: what the stage asks and how to read
+    it), then the same short shell for every stage (a ``parameters`` cell, then run, show, log).
+    ``notebooks/<name>.ipynb`` is this notebook (a test keeps their code cells equal)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell(
+        "# Parameters: papermill injects values after this cell (`lab run` validates them first).\n"
+        f"params_file = \"params.yaml\"   # the params file whose `{name}` section is used\n"
+        "overrides = {}                # dotted keys overriding that section, e.g. {\"seed\": 1}")
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "from lab.report import show_stage\nfrom lab.stages import run_stage\n\n"
+        f"run = run_stage(\"{name}\", params_file, overrides)   # runs the stage and writes its outputs\n"
+        "show_stage(run)                                      # finding, configuration, tables and plots")
+    log = nbformat.v4.new_code_cell("run.log_runs();")
+    nb.cells = [nbformat.v4.new_markdown_cell(intro), params, body, log]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{name}-{i}"
+    return nb

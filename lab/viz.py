@@ -23,7 +23,10 @@ def save(fig: Any, path: str | Path) -> Path:
     """Save ``fig`` as PNG atomically and close it (notebooks display what they save)."""
     from lab.io import write_figure
 
+    import matplotlib.pyplot as plt
+
     out = write_figure(path, fig)
+    plt.close(fig)   # a report shows the saved PNG (lab.report.show_sections), not the open figure too
     return out
 
 

@@ -19,8 +19,9 @@ from lab.generate.prompts import (
     with_context,
     zero_shot,
 )
+from lab.handoff.winner import read_winner_config
 from lab.metrics.qa import answer_in_context, normalize_answer
-from lab.retrieval.configured import ConfiguredRetriever, read_winner, squad_retriever
+from lab.retrieval.configured import ConfiguredRetriever, squad_retriever
 
 PARAGRAPHS = DATA / "squad_v1.1_dev" / "dev-v1.1.paragraphs.jsonl"
 QA = DATA / "squad_v1.1_dev" / "dev-v1.1.qa.jsonl"
@@ -217,7 +218,7 @@ def test_task_retriever_paragraphs_and_winner_config(task, tmp_path):
 
     # the retrieval sweep's winner (hybrid: dense + bm25), with the model-free embedder
     winner = REPO / "results" / "retrieval_sweep" / "winner.json"
-    r = squad_retriever(read_winner(winner), task.paragraphs, embed="hashed-256", store_dir=tmp_path / "store")
+    r = squad_retriever(read_winner_config(winner), task.paragraphs, embed="hashed-256", store_dir=tmp_path / "store")
     assert r.params()["embedder"] == "hashed-256" and r.params()["retriever"]["retriever"] == "hybrid"
     assert r.params()["chunker"] == json.loads(winner.read_text())["config"]["chunker"]
     assert _answer_in_context_rate(task, r, 3) >= 0.7
@@ -238,9 +239,13 @@ def test_task_retriever_errors(task, tmp_path):
 
 @pytest.mark.parametrize("content, key", [
     ("{not json", "not valid JSON"),
-    ('{"metric": "hit_rate@5"}', "key 'config' is missing"),
-    ('{"config": {"chunker": "token"}}', "config.retriever is None"),
-    ('{"config": {"retriever": "dense", "chunker": "token"}}', "config.embedder is missing"),
+    ('{"config": {"retriever": "bm25"}}', "not a lab.retrieval_sweep.winner file"),
+    ('{"format": "lab.retrieval_sweep.winner", "version": 0, "config": {}}', "version 0, this lab reads version 1"),
+    ('{"format": "lab.retrieval_sweep.winner", "version": 1, "metric": "hit_rate@5"}', "key 'config' is missing"),
+    ('{"format": "lab.retrieval_sweep.winner", "version": 1, "config": {"chunker": "token"}}',
+     "config.retriever is None"),
+    ('{"format": "lab.retrieval_sweep.winner", "version": 1, "config": {"retriever": "dense", "chunker": "token"}}',
+     "config.embedder is missing"),
 ])
 def test_malformed_winner_names_file_and_key(tmp_path, content, key):
     from lab.errors import DataError
@@ -248,10 +253,18 @@ def test_malformed_winner_names_file_and_key(tmp_path, content, key):
     path = tmp_path / "winner.json"
     path.write_text(content)
     with pytest.raises(DataError, match=key) as err:
-        read_winner(path)
+        read_winner_config(path)
     assert str(path) in str(err.value)
-    with pytest.raises(DataError, match="winner file not found"):
-        read_winner(tmp_path / "absent.json")
+    with pytest.raises(DataError, match="not found; `dvc repro retrieval_sweep` writes it"):
+        read_winner_config(tmp_path / "absent.json")
+
+
+def test_the_winner_file_round_trips(tmp_path):
+    from lab.handoff.winner import read_winner, write_winner
+
+    path = write_winner(tmp_path / "w.json", {"metric": "hit_rate@5", "config": {"retriever": "bm25", "chunker": "none"}})
+    got = read_winner(path)
+    assert got["config"] == {"retriever": "bm25", "chunker": "none"} and got["version"] == 1
 
 
 def test_qaexample_is_frozen(task):

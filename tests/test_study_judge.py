@@ -62,7 +62,9 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     from lab.studies.judge import run
 
     cfg = load_section("judge_eval", project / "params.yaml")
-    report = run(cfg, project, progress=False)
+    from lab.stage import StagePaths
+
+    report = run(cfg, StagePaths.for_config(cfg, project), progress=False)
     report.write(project / cfg.out_dir)
     ev = report.table[report.table["split"] == "evaluation"]
     assert set(ev["judge"]) >= {"majority", "lexical", "faithfulness-cross-encoder", "hallucination-cross-encoder",

@@ -9,7 +9,6 @@ A *configuration* is one row of a sweep (``results/retrieval_sweep/winner.json``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,34 +59,26 @@ def config_embedder(config: Mapping[str, Any], store_dir: str | Path | None = No
     return embed
 
 
-def read_winner(path: str | Path) -> dict[str, Any]:
-    """The ``config`` of a sweep's ``winner.json``, checked.
+def check_config(config: Any, where: str) -> dict[str, Any]:
+    """``config`` (a sweep configuration: ``retriever``, ``embedder``...) if a retriever can be built
+    from it. The file holding it is read by :mod:`lab.handoff.winner`.
 
     Raises
     ------
     DataError
-        The file is missing or not JSON, has no ``config`` mapping, or the config lacks
-        ``retriever`` (or a dense one lacks ``embedder``); the message names the file and the key.
+        Not a mapping, or lacks ``retriever`` (or a dense one lacks ``embedder``); the message names
+        ``where`` and the key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: winner file not found; run the retrieval sweep (`dvc repro retrieval_sweep`) "
-                        "or point `winner:` at a winner.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun the retrieval sweep") from None
-    config = data.get("config") if isinstance(data, dict) else None
     if not isinstance(config, dict):
-        raise DataError(f"{path}: key 'config' is missing or not a mapping; a winner.json holds the winning "
+        raise DataError(f"{where}: key 'config' is missing or not a mapping; a winner.json holds the winning "
                         "configuration under 'config' (written by the retrieval sweep)")
     from lab.retrieval import RETRIEVERS
 
     kind = config.get("retriever")
     if kind not in RETRIEVERS.names():
-        raise DataError(f"{path}: config.retriever is {kind!r}; expected one of {', '.join(RETRIEVERS.names())}")
+        raise DataError(f"{where}: config.retriever is {kind!r}; expected one of {', '.join(RETRIEVERS.names())}")
     if kind in DENSE and not config.get("embedder"):
-        raise DataError(f"{path}: config.embedder is missing; a {kind!r} retriever needs an embedder spec")
+        raise DataError(f"{where}: config.embedder is missing; a {kind!r} retriever needs an embedder spec")
     return config
 
 

@@ -31,6 +31,7 @@ from lab.data.benchmarks import Benchmark, load_benchmark
 from lab.errors import DataError
 from lab.metrics.chunk import MIN_K_CAP, Located, precision_omega, retrieval_scores
 from lab.metrics.stats import bootstrap_ci, paired_comparison
+from lab.stage import StagePaths, stage
 
 METRICS = ("recall", "precision", "precision_omega", "iou")
 K = int | str
@@ -67,7 +68,7 @@ class ChunkEvalResult:
 
     def chunk_stats(self) -> dict[str, float]:
         t = self.chunk_tokens["tokens"]
-        return {"chunks": int(len(t)), "tokens_mean": float(t.mean()) if len(t) else 0.0,
+        return {"chunks": len(t), "tokens_mean": float(t.mean()) if len(t) else 0.0,
                 "tokens_std": float(t.std(ddof=0)) if len(t) else 0.0,
                 "tokens_max": int(t.max()) if len(t) else 0}
 
@@ -390,6 +391,59 @@ class StudyResult:
         """Figures of this run that depend on machine state (cache warmth), for MLflow only."""
         return {f"embedding_store.{k}": v for k, v in self.store_stats.items()}
 
+    def write(self, out_dir: Path) -> None:
+        """``metrics.json`` (compared by ``dvc exp show``), ``run_stats.json`` (cache counters), the
+        result tables, the k=5 plot data and the plots."""
+        from lab import viz
+        from lab.io import write_csv, write_json
+
+        out_dir = Path(out_dir)
+        table = self.table()
+        write_json(out_dir / "metrics.json", self.metrics())
+        write_json(out_dir / "run_stats.json", self.run_stats())
+        write_csv(out_dir / "results.csv", table.round(2))
+        write_csv(out_dir / "results_per_corpus.csv", self.table(by="corpus").round(2))
+        k5 = table[table.k_label == "5"]
+        write_csv(out_dir / "recall_precision_k5.csv", k5[["benchmark", "chunker", "recall", "precision", "iou"]])
+        for bench, part in k5.groupby("benchmark"):
+            fig = viz.scatter_labeled(part, "precision", "recall", "chunker",
+                                      title=f"{bench}: recall vs precision, k=5", xlabel="precision (%)",
+                                      ylabel="recall (%)")
+            viz.save(fig, out_dir / "plots" / f"recall_precision_{bench}.png")
+        for bench, part in table.groupby("benchmark"):
+            fig = viz.bar_grouped(part, "chunker", "k_label", "iou", title=f"{bench}: IoU by chunker",
+                                  ylabel="IoU (%)")
+            viz.save(fig, out_dir / "plots" / f"iou_{bench}.png")
+        fig = viz.hist_by_group(self.chunk_tokens(), "tokens", "chunker", title="Chunk size",
+                                xlabel=f"tokens ({self.context['tokenizer']})", log_x=False)
+        viz.save(fig, out_dir / "plots" / "chunk_tokens_hist.png")
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        cols = ["benchmark", "chunker", "k_label", "recall", "recall_std", "precision", "precision_omega", "iou",
+                "iou_std", "n_queries", "chunk_chunks", "chunk_tokens_mean"]
+        table = self.table()
+        per_corpus = self.table(by="corpus")
+        benches = sorted(table.benchmark.unique())
+        return [
+            ("Means with 95% bootstrap CIs", self.ci_table().round(1)),
+            (f"Paired differences against {self.baseline}", self.paired().round(3)),
+            ("Every chunker and k", table[cols].round(1)),
+            *[(f"{b}: recall vs precision, k=5", out_dir / "plots" / f"recall_precision_{b}.png") for b in benches],
+            *[(f"{b}: IoU by chunker", out_dir / "plots" / f"iou_{b}.png") for b in benches],
+            ("Chunk size", out_dir / "plots" / "chunk_tokens_hist.png"),
+            ("Chunk size per chunker", self.chunk_tokens().groupby(["benchmark", "chunker"])["tokens"]
+             .describe().round(1)),
+            ("Per corpus, k=5", per_corpus[per_corpus.k_label == "5"][
+                ["benchmark", "corpus", "chunker", "recall", "precision", "iou", "n_queries"]].round(1)),
+            ("This run", f"Embedding store this run: **{self.store_stats['misses']} embedded, "
+                         f"{self.store_stats['hits']} reused**. Questions dropped: "
+                         f"{ {b: len(s) for b, s in self.skipped.items()} }; caveats: {self.notes}."),
+        ]
+
+    def log_runs(self) -> list[str]:
+        """The MLflow child runs (:meth:`log_child_runs`)."""
+        return self.log_child_runs()
+
     def log_child_runs(self) -> list[str]:
         """One MLflow child run per (benchmark, chunker) under the stage's run."""
         from lab.tracking import child_run
@@ -406,6 +460,12 @@ class StudyResult:
             ids.append(child_run(f"{bench}/{label}", params=params, metrics=metrics,
                                  tags={"lab.stage": "chunking_study", "lab.chunker": label}))
         return [i for i in ids if i]
+
+
+@stage("chunking_study")
+def run(cfg: Any, paths: StagePaths, *, progress: bool = True, store_dir: Path | None = None) -> StudyResult:
+    """The chunking study of ``cfg`` (see :func:`run_study`)."""
+    return run_study(cfg, paths.root, progress=progress, store_dir=store_dir)
 
 
 def run_study(cfg: Any, root: Path, *, progress: bool = True, store_dir: Path | None = None) -> StudyResult:

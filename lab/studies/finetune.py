@@ -24,6 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.stage import StagePaths, stage
+
+#: Columns of an arm's row that measure this machine (wall times, throughput, memory) rather than the
+#: study's result: they go to ``timings.csv``, never to ``results.csv``, so a rerun on another machine
+#: reproduces ``results.csv`` exactly and what is compared across machines never holds a timing.
+TIMING_COLUMNS = ("infer_s", "infer_s_per_question", "tokens_per_s", "relative_cost", "train_s",
+                  "train_peak_rss_mb")
 
 #: Held-out questions whose answer loss the trainer evaluates (the first ones of the held-out set).
 HELDOUT_LOSS_QUESTIONS = 32
@@ -274,15 +281,16 @@ def _load_answers(path: Path) -> ArmResult | None:
 def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmResult]:
     """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load."""
     from lab.data.domain import build_domain_task
+    from lab.handoff.winner import read_winner_config
     from lab.models import load_causal_lm
     from lab.progress import bar
-    from lab.retrieval.configured import read_winner, squad_retriever
+    from lab.retrieval.configured import squad_retriever
 
     task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=cfg.n_train,
                              n_heldout=cfg.n_heldout, seed=cfg.seed)
     retriever = None
     if any(a in RAG_ARMS for a in cfg.arms):
-        retriever = squad_retriever(read_winner(root / cfg.winner), task.paragraphs)
+        retriever = squad_retriever(read_winner_config(root / cfg.winner), task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
         base = load_causal_lm(cfg.model, device=cfg.generation.torch_device())
@@ -322,6 +330,90 @@ def table(results: Sequence[ArmResult]) -> Any:
     rows = [{"arm": r.arm, **r.metrics, **r.costs, "relative_cost_base": r.params.get("relative_cost_base", ""),
              "skipped": r.skipped or "", "notes": "; ".join(r.notes)} for r in results]
     return pd.DataFrame(rows)
+
+
+def split_timings(df: Any) -> tuple[Any, Any]:
+    """``(results, timings)``: the arm table without :data:`TIMING_COLUMNS`, and ``arm`` with them
+    (plus ``relative_cost_base``, which names the arm ``relative_cost`` is relative to)."""
+    timing = [c for c in TIMING_COLUMNS if c in df.columns]
+    keep = ["arm"] + [c for c in ("relative_cost_base",) if c in df.columns]
+    return df.drop(columns=timing + keep[1:]), df[keep + timing]
+
+
+@dataclass
+class FinetuneResult:
+    """The comparison's outcome: every arm's result and the paired comparison against the base arm."""
+
+    arms: list[ArmResult]
+    comparison: Any
+
+    def table(self) -> Any:
+        """One row per arm (see :func:`table`)."""
+        return table(self.arms)
+
+    def metrics(self) -> dict[str, float]:
+        """``<arm>.<metric>`` for every arm that ran (quality and losses; no timings)."""
+        return {f"{r.arm}.{k}": v for r in self.arms if not r.skipped for k, v in r.metrics.items()}
+
+    def finding(self) -> str:
+        return summary(self.arms, self.comparison)
+
+    def write(self, out_dir: Path) -> None:
+        """``results.csv`` (what must reproduce), ``timings.csv`` (this machine's times),
+        ``comparison.csv``, ``metrics.json``, ``predictions.jsonl``, the plots and their data."""
+        from lab import viz
+        from lab.io import write_csv, write_json, write_text
+
+        out_dir = Path(out_dir)
+        results, timings = split_timings(self.table())
+        write_csv(out_dir / "results.csv", results.round(5))
+        write_csv(out_dir / "timings.csv", timings.round(5))
+        write_csv(out_dir / "comparison.csv", self.comparison.round(5))   # CIs, paired differences, p-values
+        write_json(out_dir / "metrics.json", self.metrics())
+        write_text(out_dir / "predictions.jsonl", "".join(
+            json.dumps({"arm": r.arm, **p}) + "\n" for r in self.arms for p in r.predictions))
+        df = self.table()
+        ran = df[df.skipped == ""]
+        base = relative_cost_base(self.arms)
+        fig = viz.scatter_labeled(ran.assign(f1_pct=100 * ran.f1), "relative_cost", "f1_pct", "arm",
+                                  title="Quality vs cost per arm", xlabel="relative cost (train once + 1,000 "
+                                  f"answers; {base} = 1)", ylabel="token F1 (%)")
+        fig.axes[0].set_xscale("log")
+        viz.save(fig, out_dir / "plots" / "quality_vs_cost.png")
+        long = ran.melt(id_vars=["arm"], value_vars=["exact_match", "f1"], var_name="metric", value_name="score")
+        fig = viz.bar_grouped(long, "arm", "metric", "score", title="Held-out quality per arm", ylabel="score")
+        viz.save(fig, out_dir / "plots" / "quality_per_arm.png")
+        write_csv(out_dir / "quality_vs_cost.csv",
+                  ran[["arm", "f1", "exact_match", "relative_cost", "relative_cost_base"]])
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        import pandas as pd
+
+        cols = ["arm", "exact_match", "f1", "answer_in_context", "relative_cost", "relative_cost_base", "train_s",
+                "train_peak_rss_mb", "trainable_params", "infer_s_per_question", "tokens_per_s", "tokens_in_mean",
+                "final_train_loss", "final_heldout_loss", "skipped", "notes"]
+        df = self.table()
+        ex = pd.DataFrame([{"arm": r.arm, **p} for r in self.arms for p in r.predictions])
+        return [
+            ("Paired comparison (95% CIs)", self.comparison.round(3)),
+            ("Quality and cost per arm", df[[c for c in cols if c in df.columns]].round(3)),
+            ("Quality vs cost", out_dir / "plots" / "quality_vs_cost.png"),
+            ("Quality per arm", out_dir / "plots" / "quality_per_arm.png"),
+            ("Answers side by side",
+             ex.pivot_table(index=["question"], columns="arm", values="prediction", aggfunc="first").head(8)
+             if not ex.empty else "no answers"),
+        ]
+
+    def log_runs(self) -> list[str]:
+        """One MLflow child run per arm (see :func:`log_arm_runs`)."""
+        return log_arm_runs(self.arms)
+
+
+@stage("finetune_comparison")
+def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> FinetuneResult:
+    """Run every arm of ``cfg`` (:class:`lab.config.FinetuneComparisonConfig`) and compare them."""
+    arms = run_comparison(cfg, paths.root, progress=progress)
+    return FinetuneResult(arms=arms, comparison=compare(arms))
 
 
 def relative_cost_base(results: Sequence[ArmResult]) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from lab.stage import StagePaths, stage
+
 #: Binary metrics in the results table, in order.
 BINARY = ("n", "positives", "negatives", "precision", "recall", "f1", "fpr", "accuracy", "average_precision",
           "roc_auc", "threshold")
@@ -65,7 +67,58 @@ class GuardrailsReport:
                 lines.append(f"{check} on {set_} (positives only): recall {r['recall']:.3f} ({int(r['n'])} items).")
         return " ".join(lines)
 
+    def plot_roc_pr(self) -> Any:
+        """ROC and precision-recall curves of each classifier on its held-out part, with the chosen
+        operating point marked."""
+        import matplotlib.pyplot as plt
+
+        rows = self.table.set_index(["check", "set"])
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        for check, df in self.curves.items():
+            r = rows.loc[(check, "heldout")]
+            axes[0].plot(df["fpr"], df["tpr"], label=f"{check} (AUC {r['roc_auc']:.3f})")
+            axes[0].scatter([r["fpr"]], [r["recall"]], zorder=3)
+            axes[1].plot(df["recall"], df["precision"], label=f"{check} (AP {r['average_precision']:.3f})")
+            axes[1].scatter([r["recall"]], [r["precision"]], zorder=3)
+        axes[0].plot([0, 1], [0, 1], ls=":", color="grey")
+        axes[0].set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
+        axes[1].set(xlabel="recall", ylabel="precision", title="Precision-recall")
+        for ax in axes:
+            ax.legend(loc="lower right")
+        return fig
+
+    def plot_pii_entities(self) -> Any | None:
+        """Span-level F2 per entity type on the templates the NER never saw (None without them)."""
+        unseen = self._unseen_pii()
+        if not len(unseen):
+            return None
+        wide = unseen.pivot_table(index=["set", "entity"], columns="model", values="f2")
+        ax = wide.plot.barh(figsize=(9, max(3, 0.32 * len(wide))), xlim=(0, 1))
+        ax.set(xlabel="span-level F2", ylabel="", title="PII per entity type, unseen templates")
+        return ax.figure
+
+    def _unseen_pii(self) -> pd.DataFrame:
+        e = self.pii_entities
+        return e[e["set"].str.contains("templates")] if len(e) else e
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        sections: list[tuple[str, Any]] = [("Every check on every set", self.table)]
+        if self.curves:
+            sections.append(("ROC and precision-recall (held-out parts)", out_dir / "plots" / "roc_pr.png"))
+        if self.operating is not None:
+            sections.append(("Operating points", self.operating.pivot_table(
+                index=["check", "cut", "threshold"], columns="set", values=["recall", "fpr"]).round(3)))
+        if self.signals is not None:
+            s = self.signals
+            sections.append(("Classifier and rule signals", s.assign(rule=s["rules"] != "").groupby(
+                ["label", "classifier", "rule"]).size().rename("prompts").reset_index()))
+        if len(self._unseen_pii()):
+            sections.append(("PII per entity type, unseen templates", out_dir / "plots" / "pii_entities.png"))
+        sections += [("PII per entity type", self.pii_entities), ("Training", self.training)]
+        return sections
+
     def write(self, out_dir: Path) -> list[Path]:
+        from lab import viz
         from lab.io import write_text
 
         out_dir = Path(out_dir)
@@ -82,6 +135,11 @@ class GuardrailsReport:
         for rel, text in files.items():
             write_text(out_dir / rel, text)
             written.append(out_dir / rel)
+        if self.curves:
+            written.append(viz.save(self.plot_roc_pr(), out_dir / "plots" / "roc_pr.png"))
+        fig = self.plot_pii_entities()
+        if fig is not None:
+            written.append(viz.save(fig, out_dir / "plots" / "pii_entities.png"))
         return written
 
 
@@ -95,14 +153,16 @@ def _curves(labels: list[int], scores: list[float]) -> pd.DataFrame:
     return pd.concat([roc, pr], axis=1)
 
 
-def run(cfg: Any, root: Path, *, progress: bool = True) -> GuardrailsReport:
+@stage("guardrails_eval")
+def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> GuardrailsReport:
     """Train and measure everything ``cfg`` (a :class:`lab.config.GuardrailsEvalConfig`) names."""
+    root = paths.root
     from lab.guardrails.evaluate import evaluate, read_labelled
     from lab.guardrails.injection import rule_hits
     from lab.guardrails.training import train_check
     from lab.progress import bar
 
-    out = root / cfg.out_dir
+    out = paths.out_dir
     rows, curves, training, signals = [], {}, {}, None
     models = {}
     for spec in bar(cfg.classifiers, desc="guardrail classifiers", enable=progress):

@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from lab.stage import StagePaths, stage
+
 #: Columns of the calibration table, in order.
 COLUMNS = ("task", "judge", "kind", "rubric", "split", "n", "n_scored", "accuracy", "accuracy_ci", "f1", "f1_ci",
            "kappa", "kappa_ci", "parse_failures", "generation_failures", "cache_hits", "threshold", "below_bar",
@@ -117,7 +119,63 @@ class JudgeReport:
                              f"{t}/{j}" for t, j in zip(flagged["task"], flagged["judge"], strict=True)) + ".")
         return " ".join(lines)
 
+    def plot_agreement(self) -> Any:
+        """Accuracy and kappa with their CIs per judge: grounded (evaluation and length-balanced items)
+        and general, with the agreement bar."""
+        import matplotlib.pyplot as plt
+
+        ev = self.table[self.table["split"] == "evaluation"]
+        diag = self.table[self.table["split"] == "diagnostic"]
+        panels = [("grounded", ev, "evaluation items"), ("grounded", diag, "length-balanced"),
+                  ("general", ev, "evaluation items")]
+        fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), sharex=True)
+        for ax, (task, table, what) in zip(axes, panels, strict=True):
+            d = table[table["task"] == task].reset_index(drop=True)
+            for metric, off, colour in (("accuracy", -0.15, "C0"), ("kappa", 0.15, "C1")):
+                vals = d[metric].astype(float)
+                lo = [v - c[0] if isinstance(c, list) else 0 for v, c in zip(vals, d[metric + "_ci"], strict=True)]
+                hi = [c[1] - v if isinstance(c, list) else 0 for v, c in zip(vals, d[metric + "_ci"], strict=True)]
+                ax.errorbar(vals, [i + off for i in range(len(d))], xerr=[lo, hi], fmt="o", color=colour,
+                            label=metric, capsize=3)
+            ax.set_yticks(range(len(d)), d["judge"])
+            ax.axvline(self.choices.get("agreement_bar", 0.4), ls=":", color="grey")
+            ax.set(title=f"{task} ({what})", xlabel="agreement with labels")
+            ax.legend(loc="lower right")
+        fig.tight_layout()
+        return fig
+
+    def plot_confusion(self) -> Any:
+        """The confusion matrix of every (task, judge) on the evaluation items."""
+        import matplotlib.pyplot as plt
+
+        reports = {k: r for k, r in self.reports.items() if not k.endswith("/diagnostic")}
+        fig, axes = plt.subplots(1, len(reports), figsize=(2.6 * len(reports), 2.8), squeeze=False)
+        for ax, (key, rep) in zip(axes[0], reports.items(), strict=True):
+            cm = rep.get("confusion") or [[0, 0], [0, 0]]
+            ax.imshow(cm, cmap="Blues")
+            for i in range(2):
+                for j in range(2):
+                    ax.text(j, i, cm[i][j], ha="center", va="center")
+            ax.set(title=key.replace("/", "\n"), xticks=[0, 1], yticks=[0, 1])
+        fig.tight_layout()
+        return fig
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        t = self.table
+        return [
+            ("Evaluation items", t[t["split"] == "evaluation"].drop(columns=["split"])),
+            ("Length-balanced diagnostic items", t[t["split"] == "diagnostic"].drop(columns=["split"])),
+            ("Agreement with human labels (95% CIs)", out_dir / "plots" / "agreement.png"),
+            ("Confusion matrices", out_dir / "plots" / "confusion.png"),
+            ("Validation (thresholds and the default's choice)",
+             t[t["split"].isin(["validation", "diagnostic_validation"])]),
+            ("lab, ragas and MLflow side by side", self.side_by_side if self.side_by_side is not None else "not run"),
+            ("The fine-tune arms judged", self.arms if self.arms is not None else "no answers judged"),
+            ("Training", self.training),
+        ]
+
     def write(self, out_dir: Path) -> list[Path]:
+        from lab import viz
         from lab.io import write_text
 
         out_dir = Path(out_dir)
@@ -135,6 +193,8 @@ class JudgeReport:
         for rel, text in files.items():
             write_text(out_dir / rel, text)
             written.append(out_dir / rel)
+        written.append(viz.save(self.plot_agreement(), out_dir / "plots" / "agreement.png"))
+        written.append(viz.save(self.plot_confusion(), out_dir / "plots" / "confusion.png"))
         return written
 
 
@@ -187,8 +247,10 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
                                augmented=[as_input(i) for i in extra], augmented_labels=[i.label for i in extra])
 
 
-def run(cfg: Any, root: Path, *, progress: bool = True) -> JudgeReport:
+@stage("judge_eval")
+def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     """Calibrate, choose and score as the module docstring says (``cfg``: :class:`lab.config.JudgeEvalConfig`)."""
+    root = paths.root
     from lab.judge.baselines import LengthJudge, LexicalJudge, MajorityJudge
     from lab.judge.calibrate import as_input
     from lab.judge.catalog import RUBRIC_OF_TASK, TASKS, task_sets

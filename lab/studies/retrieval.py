@@ -19,12 +19,14 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab.errors import ConfigError
 from lab.retrieval.configured import DENSE, retriever_spec
 from lab.retrieval.sets import build_dataset
+from lab.stage import StagePaths, stage
 
 FAMILIES = ("hit_rate", "recall", "precision", "mrr", "ndcg", "map")
 
@@ -60,7 +62,7 @@ def evaluate_config(config: dict[str, Any], dataset: dict[str, Any], root: Path,
     needs_embed = config["retriever"] in DENSE
     if needs_embed and embed is None:
         embed = _embedder(config, store_dir)
-    misses = (lambda: embed.store.stats.misses) if needs_embed else (lambda: 0)  # noqa: E731
+    misses = (lambda: embed.store.stats.misses) if needs_embed else (lambda: 0)
     retriever = make_retriever(retriever_spec(config), embed=embed if needs_embed else None)
     ids, texts = ds.doc_texts()
     before = misses()
@@ -263,6 +265,96 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
     return {"table": table, "winner": winner, "comparison": comparison, "prepare": prepare,
             "sweep": {"configs": len(configs), "ran": sweep.ran, "resumed": sweep.skipped, "wall_s": sweep.wall_s},
             "results": sweep.results, "searched": searched}
+
+
+@dataclass
+class SweepResult:
+    """The sweep's outcome: one row per configuration, the winner with its CI and its paired
+    comparison against the runner-up, and what this run computed and resumed."""
+
+    outcome: dict[str, Any]
+    metric: str
+
+    @property
+    def table(self) -> Any:
+        return self.outcome["table"]
+
+    @property
+    def winner(self) -> dict[str, Any]:
+        return self.outcome["winner"]
+
+    def metrics(self) -> dict[str, float]:
+        lo, hi = self.winner["ci95"]
+        return ({"winner." + k: v for k, v in self.winner["metrics"].items()}
+                | {"winner.ci95_low": lo, "winner.ci95_high": hi, "configs": len(self.table)})
+
+    def finding(self) -> str:
+        return summary(self.outcome, self.metric)
+
+    def hit_rate_at_k(self) -> Any:
+        """(config, k, hit_rate) per configuration and k: the data of the hit-rate-at-k plot."""
+        table = self.table
+        ks = sorted({int(c.split("@")[1]) for c in table.columns if c.startswith("hit_rate@")})
+        long = table.melt(id_vars=["config"], value_vars=[f"hit_rate@{k}" for k in ks], var_name="metric",
+                          value_name="hit_rate")
+        long["k"] = long.metric.str.split("@").str[1].astype(int)
+        return long[["config", "k", "hit_rate"]]
+
+    def write(self, out_dir: Path) -> None:
+        """``winner.json`` (:mod:`lab.handoff.winner`, read by later stages), ``results.csv``,
+        ``metrics.json``, the hit-rate-at-k plot data and the plots."""
+        from lab import viz
+        from lab.handoff.winner import write_winner
+        from lab.io import write_csv, write_json
+
+        out_dir = Path(out_dir)
+        table, metric = self.table, self.metric
+        write_winner(out_dir / "winner.json", {**self.winner, "comparison": self.outcome["comparison"]})
+        write_csv(out_dir / "results.csv", table.drop(columns=["trial_id"]).round(4))
+        write_json(out_dir / "metrics.json", self.metrics())
+        long = self.hit_rate_at_k()
+        write_csv(out_dir / "hit_rate_at_k.csv", long)
+        fig = viz.lines_by_group(long, "k", "hit_rate", "config", title="Hit rate at k per configuration",
+                                 xlabel="k", ylabel="hit rate", highlight=self.winner["label"])
+        viz.save(fig, out_dir / "plots" / "hit_rate_vs_k.png")
+        ring = {"also": "pareto_all_costs", "also_label": "Pareto front over size and latency together"}
+        fig = viz.pareto_scatter(table, "index_bytes", metric, "pareto_index_bytes", "config", log_x=True,
+                                 title=f"{metric} vs index size", xlabel="index size (bytes)", ylabel=metric, **ring)
+        viz.save(fig, out_dir / "plots" / "quality_vs_index_size.png")
+        fig = viz.pareto_scatter(table, "query_ms", metric, "pareto_query_ms", "config",
+                                 title=f"{metric} vs query latency", xlabel="search ms per query (query vectors "
+                                 "from the store)", ylabel=metric, **ring)
+        viz.save(fig, out_dir / "plots" / "quality_vs_latency.png")
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        table, metric, o = self.table, self.metric, self.outcome
+        ks = sorted({int(c.split("@")[1]) for c in table.columns if c.startswith("hit_rate@")})
+        show = ["config", *[f"hit_rate@{k}" for k in ks], "mrr@10", "ndcg@10", "recall@10", "n_docs", "n_queries",
+                "index_bytes", "query_ms", "build_s", "pareto_index_bytes", "pareto_query_ms", "pareto_all_costs"]
+        front = table[table.pareto_index_bytes | table.pareto_query_ms][
+            ["config", metric, "index_bytes", "query_ms", "pareto_index_bytes", "pareto_query_ms", "pareto_all_costs"]]
+        return [
+            ("Every configuration", table[[c for c in show if c in table.columns]].round(3)),
+            ("Hit rate at k", out_dir / "plots" / "hit_rate_vs_k.png"),
+            (f"{metric} vs index size", out_dir / "plots" / "quality_vs_index_size.png"),
+            (f"{metric} vs query latency", out_dir / "plots" / "quality_vs_latency.png"),
+            ("Pareto fronts", front),
+            ("This run", f"{o['sweep']['configs']} configurations: {o['sweep']['ran']} run now, "
+                         f"{o['sweep']['resumed']} resumed from disk. Embedded before the trials: "
+                         f"{o['prepare']['embeddings_computed']} chunk vectors for "
+                         f"{o['prepare']['distinct_chunks']} distinct chunk texts, and "
+                         f"{o['prepare']['query_embeddings_computed']} question vectors."),
+        ]
+
+    def log_runs(self) -> list[str]:
+        """One MLflow child run per trial (:func:`log_trial_runs`)."""
+        return log_trial_runs(self.outcome["results"], self.outcome["searched"])
+
+
+@stage("retrieval_sweep")
+def run(cfg: Any, paths: StagePaths, *, store_dir: str | Path | None = None, progress: bool = True) -> SweepResult:
+    """The retrieval sweep of ``cfg`` (see :func:`run_retrieval_sweep`)."""
+    return SweepResult(run_retrieval_sweep(cfg, paths.root, store_dir=store_dir, progress=progress), cfg.metric)
 
 
 def log_trial_runs(results: Sequence[dict[str, Any]], searched: Sequence[str]) -> list[str]:
