@@ -4,7 +4,9 @@ A stage ``lab run notebooks/<stage>.ipynb`` depends on
 
 - the notebook itself;
 - every ``lab`` source file it can execute: the import closure (:func:`lab.imports.closure`) of the
-  notebook's imports plus :mod:`lab.runner`, which executes it and tracks the run;
+  notebook's imports, of the module that defines the stage's run function (:mod:`lab.stages` finds
+  it by import, which the closure of the notebook's imports cannot see) and of :mod:`lab.runner`,
+  which executes it and tracks the run;
 - every file or folder its ``params.yaml`` section names (``StageConfig.paths()``: corpora, QA sets,
   an upstream stage's ``winner.json``), and, for a section naming an experiment file, the data that
   experiment's ``dataset`` reads.
@@ -72,6 +74,16 @@ def _experiment_data(path: Path, root: Path) -> list[str]:
     return [_rel(p, root) for p in dataset_paths(exp.dataset, root)]
 
 
+def stage_modules(stage: str) -> set[str]:
+    """The module that registers ``stage``'s run function (:mod:`lab.stage`), or none for a stage
+    that has no registered function."""
+    from lab.stage import STAGES
+    from lab.stages import load_all
+
+    load_all()
+    return {STAGES.get(stage).__module__} if stage in STAGES else set()
+
+
 def stage_deps(stage: str, cmd: str, root: Path, params_file: str = "params.yaml",
                lab_dir: Path = LAB_DIR) -> list[str]:
     """The derived ``deps`` of a stage: notebook, ``lab`` sources of its import closure, data.
@@ -88,7 +100,7 @@ def stage_deps(stage: str, cmd: str, root: Path, params_file: str = "params.yaml
     nb_path = root / nb
     if not nb_path.is_file():
         raise ConfigError(f"dvc.yaml: stage {stage!r}: notebook {nb} does not exist")
-    code = closure(sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES)), lab_dir)
+    code = closure(sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES) | stage_modules(stage)), lab_dir)
     # code paths as the project names them (``lab/...``): the package lives at the project root
     deps = [nb, *(f"{lab_dir.name}/{p.relative_to(lab_dir).as_posix()}" for p in code),
             *data_deps(stage, root, params_file)]
