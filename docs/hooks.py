@@ -264,7 +264,7 @@ def prometheus_series() -> list[dict[str, str]]:
 
     rows: list[dict[str, str]] = []
     m = GatewayMetrics()
-    for coll in list(m.registry._collector_to_names):  # noqa: SLF001 - the registry's own listing
+    for coll in list(m.registry._collector_to_names):
         for fam in coll.describe() if hasattr(coll, "describe") else []:
             name = fam.name + ("_total" if isinstance(coll, Counter) else "")
             labels = ", ".join(getattr(coll, "_labelnames", ()) or ())
@@ -373,9 +373,10 @@ def floor_modules() -> dict[str, list[str]]:
 
 
 def reference_page(floor: str, what: str, modules: list[str]) -> str:
+    """The API page of one floor: its description, then every module's docstrings (mkdocstrings)."""
     parts = [f"# {floor}\n", f"{what[0].upper()}{what[1:]}.\n",
-             "Generated from the docstrings of every module on this floor "
-             "([the floors](../layout.md)).\n"]
+             ("Generated from the docstrings of every module on this floor "
+              "([the floors](../layout.md)).\n")]
     for mod in modules:
         if mod == "lab":
             continue

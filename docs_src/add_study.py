@@ -7,10 +7,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.stage import STAGES, StagePaths, stage
 from pydantic import BaseModel, ConfigDict
 
 from lab.io import write_json
-from lab.stage import STAGES, StagePaths, stage
 
 
 class WordCountConfig(BaseModel):
