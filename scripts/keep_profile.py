@@ -42,10 +42,20 @@ def _norm(x: object) -> object:
     return x
 
 
+#: The machine-dependent columns of the fine-tune results: wall times, throughput, memory and the costs
+#: computed from them. They differ on every machine and every run, so no table that must reproduce
+#: (nor any test) shows them; :func:`timings_md` renders them apart, labelled as one run's figures.
+TIMING_COLUMNS: tuple[str, ...] = ("train_s", "train_peak_rss_mb", "infer_s", "infer_s_per_question", "tokens_per_s",
+                                   "relative_cost", "relative_cost_base")
+#: Where the stage keeps those figures once they are split from ``results.csv`` (older runs: in it).
+TIMINGS_FILE = "timings.csv"
+
+
 def table_md(results_csv: Path, comparison_csv: Path) -> str:
     """The profile's table as Markdown, derived from the stage's two CSVs (never typed by hand):
     per arm EM, F1 with its 95% CI, the paired F1 difference against the base with its CI,
-    half-width and p-value, and the costs; skipped arms with their reason."""
+    half-width and p-value; skipped arms with their reason. Only figures that reproduce exactly
+    on any machine: none of :data:`TIMING_COLUMNS`, even when ``results_csv`` holds them."""
     import pandas as pd
 
     res = pd.read_csv(results_csv).set_index("arm")
@@ -53,15 +63,11 @@ def table_md(results_csv: Path, comparison_csv: Path) -> str:
     diff = next(c for c in cmp.columns if c.startswith("diff_vs_"))
     base = diff.removeprefix("diff_vs_")
 
-    def num(x: object, fmt: str) -> str:
-        return "-" if pd.isna(x) else format(x, fmt)
-
-    header = (f"| arm | EM | F1 [95% CI] | F1 - {base} [95% CI] | half-width | p | train s | peak RSS MB (train) "
-              "| s/question | tokens/s |")
-    lines = [header, "|" + " --- |" * 10]
+    header = f"| arm | EM | F1 [95% CI] | F1 - {base} [95% CI] | half-width | p |"
+    lines = [header, "|" + " --- |" * 6]
     for arm, r in res.iterrows():
         if isinstance(r.get("skipped"), str) and r["skipped"]:
-            lines.append(f"| {arm} | skipped: {r['skipped']} |" + " |" * 8)
+            lines.append(f"| {arm} | skipped: {r['skipped']} |" + " |" * 4)
             continue
         c = cmp.loc[arm]
         if pd.isna(c[diff]):
@@ -72,8 +78,26 @@ def table_md(results_csv: Path, comparison_csv: Path) -> str:
             hw = f"{(c['diff_ci_high'] - c['diff_ci_low']) / 2:.3f}"
             p = f"{c['p_value']:.3g}"
         lines.append(f"| {arm} | {r['exact_match']:.3f} | {c['f1']:.3f} [{c['f1_ci_low']:.3f}, {c['f1_ci_high']:.3f}] "
-                     f"| {d} | {hw} | {p} | {num(r.get('train_s'), '.0f')} | {num(r.get('train_peak_rss_mb'), '.0f')} "
-                     f"| {r['infer_s_per_question']:.2f} | {r['tokens_per_s']:.1f} |")
+                     f"| {d} | {hw} | {p} |")
+    return "\n".join(lines) + "\n"
+
+
+def timings_md(folder: Path) -> str:
+    """The machine-dependent figures of the run kept in ``folder`` (:data:`TIMING_COLUMNS` found in
+    :data:`TIMINGS_FILE`, else in ``results.csv``) as Markdown: one machine's measurement, for the
+    history, never compared by a test."""
+    import pandas as pd
+
+    src = folder / TIMINGS_FILE if (folder / TIMINGS_FILE).is_file() else folder / "results.csv"
+    df = pd.read_csv(src)
+    cols = [c for c in TIMING_COLUMNS if c in df.columns]
+    if not cols:
+        return f"(no timing figures in {src.name})\n"
+    lines = ["| arm | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
+    for _, r in df.iterrows():
+        cells = ["-" if pd.isna(r[c]) else (format(r[c], ",.2f") if isinstance(r[c], float) else str(r[c]))
+                 for c in cols]
+        lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -102,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_dir(args.dest) as tmp:   # replaces an earlier kept folder only once the new one is whole
         for f in FILES:
             shutil.copy2(args.src / f, tmp / f)
+        if (args.src / TIMINGS_FILE).is_file():   # the machine-dependent figures, once split from results.csv
+            shutil.copy2(args.src / TIMINGS_FILE, tmp / TIMINGS_FILE)
         if (args.src / "plots").is_dir():
             shutil.copytree(args.src / "plots", tmp / "plots")
         (tmp / "table.md").write_text(table_md(tmp / "results.csv", tmp / "comparison.csv"), encoding="utf-8")

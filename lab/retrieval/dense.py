@@ -45,7 +45,7 @@ class DenseRetriever(BaseRetriever):
         Index kind from :data:`lab.index.INDEXES` (``flat``, ``hnsw``, ``ivf``).
     device:
         ``auto``, ``cpu`` or ``cuda`` (see :mod:`lab.index`).
-    **index_params:
+    **index_params_ : Any
         Parameters of the index kind (``M``, ``ef_construction``, ``ef_search``; ``nlist``, ``nprobe``).
     """
 
