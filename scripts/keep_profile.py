@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from lab.io import atomic_dir, write_json
+from lab.studies.finetune import TIMING_COLUMNS as STUDY_TIMINGS
 
 FILES = ("metrics.json", "results.csv", "comparison.csv", "quality_vs_cost.csv", "predictions.jsonl",
          "finetune_comparison.html")
@@ -42,11 +43,11 @@ def _norm(x: object) -> object:
     return x
 
 
-#: The machine-dependent columns of the fine-tune results: wall times, throughput, memory and the costs
-#: computed from them. They differ on every machine and every run, so no table that must reproduce
-#: (nor any test) shows them; :func:`timings_md` renders them apart, labelled as one run's figures.
-TIMING_COLUMNS: tuple[str, ...] = ("train_s", "train_peak_rss_mb", "infer_s", "infer_s_per_question", "tokens_per_s",
-                                   "relative_cost", "relative_cost_base")
+#: The machine-dependent columns of the fine-tune results (wall times, throughput, memory and the costs
+#: computed from them), as the study names them, plus the arm ``relative_cost`` is relative to. They
+#: differ on every machine and every run, so no table that must reproduce (nor any test) shows them;
+#: :func:`timings_md` renders them apart, labelled as one run's figures.
+TIMING_COLUMNS: tuple[str, ...] = (*STUDY_TIMINGS, "relative_cost_base")
 #: Where the stage keeps those figures once they are split from ``results.csv`` (older runs: in it).
 TIMINGS_FILE = "timings.csv"
 

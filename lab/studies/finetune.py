@@ -29,8 +29,8 @@ from lab.stage import StagePaths, stage
 #: Columns of an arm's row that measure this machine (wall times, throughput, memory) rather than the
 #: study's result: they go to ``timings.csv``, never to ``results.csv``, so a rerun on another machine
 #: reproduces ``results.csv`` exactly and what is compared across machines never holds a timing.
-TIMING_COLUMNS = ("infer_s", "infer_s_per_question", "tokens_per_s", "relative_cost", "train_s",
-                  "train_peak_rss_mb")
+TIMING_COLUMNS = ("train_s", "train_peak_rss_mb", "infer_s", "infer_s_per_question", "tokens_per_s",
+                  "relative_cost")
 
 #: Held-out questions whose answer loss the trainer evaluates (the first ones of the held-out set).
 HELDOUT_LOSS_QUESTIONS = 32
