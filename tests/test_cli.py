@@ -114,11 +114,8 @@ def test_the_handler_maps_lab_errors_to_2_interrupts_to_128_plus_signal_and_leav
     with pytest.raises(typer.Exit) as got:
         raising(ConfigError("params.yaml: x.y: wrong"))()
     assert got.value.exit_code == 2
-    stop = Interrupted.__new__(Interrupted)
-    Exception.__init__(stop, "stopped")
-    stop.signum = signal.SIGTERM
     with pytest.raises(typer.Exit) as got:
-        raising(stop)()
+        raising(Interrupted("stopped", signal.SIGTERM))()
     assert got.value.exit_code == 128 + signal.SIGTERM
     with pytest.raises(ZeroDivisionError):   # a bug keeps its traceback
         raising(ZeroDivisionError())()
