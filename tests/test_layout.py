@@ -1,4 +1,5 @@
-"""The floors of lab/ (lab.layout): no module imports a floor above its own, no study another study."""
+"""The floors of lab/ (lab.layout): no module imports a floor above its own, no study another study,
+no import circle, and no floor below the studies names a stage's output path."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from lab.imports import LAB_DIR, closure, imports_in_source, module_name
-from lab.layout import FLOORS, floor_of, floors_table, violations
+from lab.layout import (
+    FLOORS,
+    PATH_LITERAL_EXEMPT,
+    floor_of,
+    floors_table,
+    import_circles,
+    literals_naming_outputs,
+    output_path_literals,
+    violations,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +49,52 @@ def test_violations_catch_an_upward_import_even_inside_a_function(tmp_path):
     found = violations(lab_dir)
     assert any("lab.metrics.ir (floor metrics) imports lab.studies.chunking" in v for v in found), found
     assert any("lab.studies.retrieval imports another study, lab.studies.chunking" in v for v in found), found
+
+
+def test_no_import_circle():
+    assert import_circles() == []
+
+
+def test_import_circles_are_found_round_a_loop_but_not_in_the_package_relation(tmp_path):
+    lab_dir = _fake_package(tmp_path, {
+        "__init__.py": "", "judge/__init__.py": "from . import a\nfrom lab.judge.c import x\n",
+        "judge/a.py": "from lab.judge import c\n",            # a module importing its own package: no circle
+        "judge/b.py": "def f():\n    from lab.judge import c\n",   # b -> c -> d -> b, lazily: a circle
+        "judge/c.py": "import lab.judge.d\nx = 1\n", "judge/d.py": "from lab.judge.b import f\n",
+        "metrics.py": "import lab.config\n", "config.py": "from lab import metrics\n",
+    })
+    assert import_circles(lab_dir) == [["lab.config", "lab.metrics"], ["lab.judge.b", "lab.judge.c", "lab.judge.d"]]
+
+
+def test_no_floor_below_the_studies_names_a_stage_output_path():
+    assert output_path_literals() == []
+    assert set(PATH_LITERAL_EXEMPT) <= {m for m in map(module_name, LAB_DIR.rglob("*.py"))}
+
+
+def test_output_path_literals_are_caught_in_code_but_not_in_prose(tmp_path):
+    src = '''"""Module docstring naming results/judge_eval/models is prose."""
+from pathlib import Path
+# a comment naming results/x is prose too
+A = Path("results/guardrails_eval/models")
+def f(root, name):
+    """Docstring: results/export/registry.json."""
+    b = root / "results" / "serve"
+    c = Path("results", name)
+    d = f"{root}/results/{name}"
+    e = {"results": 1, "n_results": "results"}   # a key or word, not a path
+    return "see the results/ folder", b, c, d, e
+'''
+    found = literals_naming_outputs(src)
+    assert [line for line, _ in found] == [4, 7, 8, 9, 11], found
+    lab_dir = _fake_package(tmp_path, {
+        "__init__.py": "", "config.py": "OUT = 'results/x'\n", "guardrails/__init__.py": "",
+        "guardrails/check.py": "MODEL = 'results/guardrails_eval/models/injection'\n",
+        "studies/__init__.py": "", "studies/judge.py": "OUT = 'results/judge_eval'\n",
+        "cli.py": "FEEDBACK = 'results/serve/feedback.jsonl'\n",
+    })
+    found = output_path_literals(lab_dir)
+    assert len(found) == 1 and found[0].startswith("lab/guardrails/check.py:1: 'results/guardrails_eval"), found
+    assert "floor guardrails" in found[0] and "take the path as an argument" in found[0]
 
 
 def test_an_unknown_module_must_be_placed(tmp_path):

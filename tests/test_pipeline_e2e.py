@@ -292,6 +292,6 @@ def _check_export(root: Path, runs: list, stages: dict) -> None:
     from lab.serve.app import gate_and_promote
 
     gate = gate_and_promote(str(root / "results" / "export" / "bundle"), name="lab-rag", upstream="transformers",
-                            root=root)
+                            registry=root / "results" / "export" / "registry.json", root=root)
     assert gate["n"] == 8 and gate["skew_questions"] == 0, gate
     assert gate["promoted"] == gate["passed"] and gate["version"] == "1"

@@ -58,7 +58,7 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
 
 @pytest.mark.slow
 def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
-    from lab.judge.catalog import make_judge
+    from lab.stage_outputs import judge_by_name
     from lab.studies.judge import run
 
     cfg = load_section("judge_eval", project / "params.yaml")
@@ -99,7 +99,7 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
         by_item.setdefault((j["task"], j["item"]), set()).add(j["human_label"])
     assert all(len(v) == 1 for v in by_item.values())
     # `--judge default` now resolves to the stage's choice; a second run reuses every judgment
-    assert make_judge("default", "grounded", root=project).name == report.choices["default"]["grounded"]
+    assert judge_by_name("default", "grounded", project).name == report.choices["default"]["grounded"]
     # lab, ragas (a random tiny model: every output fails to validate, counted, never NaN) and MLflow side by side
     sbs = report.side_by_side.set_index("via")
     labs = report.side_by_side[report.side_by_side["via"] == "lab"]["judge"].tolist()

@@ -1,10 +1,11 @@
 """The grounding check: is a model's answer supported by the context it was given?
 
-It reuses the judge layer (:mod:`lab.judge`) instead of a model of its own: by default the trained
-faithfulness cross-encoder of the ``judge_eval`` stage (``results/judge_eval/models/
-faithfulness-cross-encoder``, with the threshold chosen there on training data), or any grounded
-judge by name: ``lexical`` (the lexical-support rule; no model), a trained judge's folder, or a
-:class:`lab.judge.Judge` object. The decision's score is the judge's P(unfaithful) (for a judge
+It reuses the judge layer (:mod:`lab.judge`) instead of a model of its own: a trained faithfulness
+cross-encoder's folder (``model_dir``: the ``judge_eval`` stage trains one, with its threshold
+chosen there on training data, into ``<its out_dir>/models/faithfulness-cross-encoder``; the
+export bundle carries a copy), ``judge="lexical"`` (the lexical-support rule; no model), a trained
+judge's folder as ``judge``, or a :class:`lab.judge.Judge` object. The check never looks for a
+stage's output itself: whoever builds it (the policy in the bundle, the CLI) names the folder. The decision's score is the judge's P(unfaithful) (for a judge
 without scores, its verdict as 0/1), and it fires at the judge's own threshold.
 
 An answer with no context to check against is not judged: the check does not fire and says so
@@ -18,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.errors import ConfigError
 from lab.guardrails.base import CHECKS, Decision, safe_text
 
-DEFAULT_MODEL = Path("results/judge_eval/models/faithfulness-cross-encoder")
+#: ``judge`` values that mean "the trained faithfulness judge in ``model_dir``".
+TRAINED_ALIASES = (None, "", "default", "faithfulness-cross-encoder")
 
 
 @CHECKS.register("grounding")
@@ -31,6 +34,11 @@ class Grounding:
     stages = frozenset({"output"})
 
     def __init__(self, judge: Any = None, model_dir: str | None = None, question: str = "") -> None:
+        if judge in TRAINED_ALIASES and not model_dir:
+            # fail when the policy is built (``lab serve`` start-up), not on the first answer
+            raise ConfigError("grounding check: no judge: set options.model_dir to a trained faithfulness judge's "
+                              "folder (`dvc repro judge_eval` trains one into <judge_eval out_dir>/models/"
+                              "faithfulness-cross-encoder), or options.judge to 'lexical' (no model)")
         self._judge = judge
         self.model_dir = model_dir
         self.question = question
@@ -66,7 +74,5 @@ def _build(name: str | None, model_dir: str | None) -> Any:
 
     if name == "lexical":
         return LexicalJudge(threshold=1e-9)   # the rule: fires when any content word of the answer is missing
-    folder = Path(model_dir) if model_dir else DEFAULT_MODEL
-    if name not in (None, "", "default", "faithfulness-cross-encoder"):
-        folder = Path(name)
-    return CrossEncoderJudge(folder)
+    folder = model_dir if name in TRAINED_ALIASES else name   # __init__ made sure model_dir is set
+    return CrossEncoderJudge(Path(str(folder)))

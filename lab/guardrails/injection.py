@@ -53,11 +53,24 @@ def stored_threshold(model: Any, max_fpr: float | None = None) -> float:
                       f"stored: {have}")
 
 
-def default_model_dir(name: str) -> Path:
-    """Where the guardrails stage writes the classifier ``name``: ``results/guardrails_eval/models/<name>``."""
-    from lab.paths import project_root
+def load_classifier(check: str, model_dir: str | Path | None) -> Any:
+    """The trained classifier of ``check`` from ``model_dir``.
 
-    return project_root() / "results" / "guardrails_eval" / "models" / name
+    Raises
+    ------
+    ConfigError
+        No ``model_dir`` given (a check never guesses a stage's output folder).
+    LabError
+        The folder holds no trained classifier (the message says how to train one).
+    """
+    from lab.guardrails.classifier import TextClassifier
+
+    if model_dir is None or str(model_dir) == "":
+        raise ConfigError(f"{check} check: no model_dir: set options.model_dir to a trained classifier's folder "
+                          f"(`dvc repro guardrails_eval` trains one into <guardrails_eval out_dir>/models/{check}; "
+                          f"`lab guardrails train {check} --data FILE --out DIR` into DIR)"
+                          + (", or classifier: false for the rules alone" if check != "toxicity" else ""))
+    return TextClassifier.load(model_dir)
 
 
 @CHECKS.register("injection")
@@ -67,7 +80,7 @@ class Injection:
     Parameters
     ----------
     model_dir : str or None
-        The trained classifier (default: the guardrails stage's ``models/injection``).
+        The trained classifier's folder; required unless ``classifier`` is False.
     rules : bool
         Use the rules as a floor.
     classifier : bool
@@ -87,9 +100,7 @@ class Injection:
         self.rules = rules
         self.model = None
         if classifier:
-            from lab.guardrails.classifier import TextClassifier
-
-            self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
+            self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr) if self.model is not None else 0.5
 
     def scores(self, texts: Sequence[str]) -> list[float]:
@@ -156,7 +167,7 @@ class Toxicity:
     Parameters
     ----------
     model_dir : str or None
-        The trained classifier (default: the guardrails stage's ``models/toxicity``).
+        The trained classifier's folder (required).
     max_fpr : float or None
         As for :class:`Injection`: the stored operating point with this false-positive cap.
     """
@@ -166,9 +177,7 @@ class Toxicity:
     model_name = "toxicity"
 
     def __init__(self, model_dir: str | None = None, max_fpr: float | None = None) -> None:
-        from lab.guardrails.classifier import TextClassifier
-
-        self.model = TextClassifier.load(model_dir or default_model_dir(self.model_name))
+        self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr)
 
     def scores(self, texts: Sequence[str]) -> list[float]:

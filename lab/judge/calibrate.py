@@ -79,35 +79,3 @@ def calibrate(judge: Judge, items: Sequence[JudgedItem], *, lexical: LexicalJudg
     report["failures"] = [{"id": i.id, "line": i.line, "error": j.error, "raw": j.raw[:500]}
                           for i, j in zip(items, got, strict=True) if j.verdict is None][:50]
     return report
-
-
-def calibrate_file(path: str, judge_name: str, *, skip_bad: bool = False, sample: int | None = None,
-                   seed: int = 0, root: Any = None, params_file: str = "params.yaml") -> dict[str, Any]:
-    """``lab judge calibrate``: read any labelled judgment file, pick the judge for its task, report.
-
-    The lexical baseline's threshold is fitted on the project's grounded TRAINING items
-    (``judge_eval.data.grounded_train``), never on the file. ``sample`` judges a seeded sample of
-    the items (its size is in ``n``, the file's size in ``n_file_items``)."""
-    import random
-    from pathlib import Path
-
-    from lab.config import load_section
-    from lab.data.halueval import read_judged
-    from lab.judge.catalog import fitted_lexical, make_judge, task_of
-    from lab.paths import project_root
-
-    root = Path(root) if root is not None else project_root()
-    cfg = load_section("judge_eval", root / params_file, check_paths=False)
-    data = read_judged(path, skip_bad=skip_bad)
-    items = list(data.items)
-    if sample is not None and sample < len(items):
-        items = random.Random(seed).sample(items, sample)
-    task = task_of(items)
-    judge = make_judge(judge_name, task, root=root, cfg=cfg)
-    lexical = fitted_lexical(cfg, root) if task == "grounded" else None
-    report = calibrate(judge, items, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples,
-                       seed=seed)
-    report.update({"file": str(path), "format": data.format, "task": task, "n_file_items": len(data.items),
-                   "records": data.n_records, "skipped": len(data.skipped), "skipped_records": data.skipped[:50],
-                   "sampled": sample is not None and sample < len(data.items)})
-    return report

@@ -9,26 +9,31 @@ from the validation and evaluation items (:mod:`lab.judge.counterfactual`). Grou
 general = ``general`` split by the hash of each query into a training part and a held-out part
 (``general_heldout_fraction``), the training part split again.
 
-:func:`make_judge` names: ``default`` (the stage's choice per task, in ``<out_dir>/judges.json``),
-``majority``, ``lexical``, ``length`` (the shortcut baseline), a trained judge
-(``<out_dir>/models/<name>``), a prompted judge of the section's ``judges`` list, ``prompted:MODEL``
-for any model spec (a built-in name, a local directory, ``http://host/v1#model``) with the task's
-built-in rubric, or ``ragas:MODEL`` (ragas' faithfulness through that model; grounded files only).
+:func:`make_judge` builds a judge by name from explicit inputs: ``majority``, ``lexical``, ``length``
+(the shortcut baseline), a trained judge (the folder ``<models_dir>/<name>``; the caller names
+``models_dir``), a prompted judge of the section's ``judges`` list (at the threshold the caller
+passes), ``prompted:MODEL`` for any model spec (a built-in name, a local directory,
+``http://host/v1#model``) with the task's built-in rubric, or ``ragas:MODEL`` (ragas' faithfulness
+through that model; grounded files only). "The default judge" is the judge stage's choice, an
+output of that stage: its file is read by :mod:`lab.handoff.judges`, and the lookup by name over
+the stage's outputs lives above this floor (:func:`lab.stage_outputs.judge_by_name`).
+:func:`calibrate_file` reports any judge on any labelled file.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from lab.config import JudgeEvalConfig, load_section
+from lab.config import JudgeEvalConfig
 from lab.data.halueval import JudgedItem, read_judged, split_by_group
 from lab.errors import ConfigError
 from lab.judge.base import Judge
 from lab.judge.baselines import LengthJudge, LexicalJudge, MajorityJudge
+from lab.judge.calibrate import as_input, calibrate
 
 TASKS = ("grounded", "general")
 RUBRIC_OF_TASK = {"grounded": "faithfulness", "general": "hallucination"}
@@ -84,49 +89,38 @@ def task_of(items: list[JudgedItem]) -> str:
     return "grounded" if all(i.context for i in items) else "general"
 
 
-def _choices(cfg: JudgeEvalConfig, root: Path) -> dict[str, Any]:
-    p = root / cfg.out_dir / "judges.json"
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-
-
-def judge_names(cfg: JudgeEvalConfig, root: Path) -> list[str]:
-    models = root / cfg.out_dir / "models"
-    trained = sorted(p.name for p in models.iterdir() if (p / "meta.json").is_file()) if models.is_dir() else []
-    return ["default", "majority", "lexical", "length", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
+def judge_names(cfg: JudgeEvalConfig, models_dir: Path | None = None) -> list[str]:
+    """The names :func:`make_judge` knows: baselines, the trained judges in ``models_dir`` (a folder
+    each, with ``meta.json``), the section's prompted judges and the two spec forms."""
+    trained = sorted(p.name for p in models_dir.iterdir() if (p / "meta.json").is_file()) \
+        if models_dir is not None and models_dir.is_dir() else []
+    return ["majority", "lexical", "length", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
 
 
 def fitted_lexical(cfg: JudgeEvalConfig, root: Path) -> LexicalJudge:
     """The lexical baseline with its threshold fitted on the grounded training items."""
     sets = task_sets(cfg, root, "grounded")
-    from lab.judge.calibrate import as_input
-
     return LexicalJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train])
 
 
-def make_judge(name: str, task: str, *, root: Path | None = None, params_file: str | Path = "params.yaml",
-               cfg: JudgeEvalConfig | None = None) -> Judge:
+def make_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, models_dir: Path | None = None,
+               thresholds: Mapping[str, Mapping[str, float]] | None = None) -> Judge:
     """The judge ``name`` for ``task`` (see the module docstring).
+
+    Parameters
+    ----------
+    cfg, root : the ``judge_eval`` section and the project root (baselines fit on its training data).
+    models_dir : the folder of trained judges (``<models_dir>/<name>/meta.json``); None: none.
+    thresholds : judge name -> task -> threshold for the prompted judges (chosen on validation items).
 
     Raises
     ------
     ConfigError
-        Unknown name (the message lists the known ones) or no stage output for ``default``.
+        Unknown name (the message lists the known ones) or a trained judge not built yet.
     """
-    from lab.judge.calibrate import as_input
     from lab.judge.prompted import PromptedJudge
     from lab.judge.trained import CrossEncoderJudge
-    from lab.paths import project_root
 
-    root = root or project_root()
-    cfg = cfg or load_section("judge_eval", root / params_file, check_paths=False)
-    chosen = _choices(cfg, root)
-    if name == "default":
-        picked = chosen.get("default", {}).get(task)
-        if not picked:
-            raise ConfigError(f"no default {task} judge yet: `dvc repro judge_eval` chooses it "
-                              f"(it writes {cfg.out_dir}/judges.json); or name a judge: "
-                              f"{', '.join(judge_names(cfg, root)[1:])}")
-        return make_judge(picked, task, root=root, cfg=cfg)
     if name == "majority":
         sets = task_sets(cfg, root, task)
         return MajorityJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train])
@@ -135,10 +129,10 @@ def make_judge(name: str, task: str, *, root: Path | None = None, params_file: s
     if name == "length":
         sets = task_sets(cfg, root, task)
         return LengthJudge().fit([as_input(i) for i in sets.train], [i.label for i in sets.train])
-    folder = root / cfg.out_dir / "models" / name
-    if (folder / "meta.json").is_file():
+    folder = models_dir / name if models_dir is not None else None
+    if folder is not None and (folder / "meta.json").is_file():
         return CrossEncoderJudge(folder)
-    threshold = chosen.get("thresholds", {}).get(name, {}).get(task)
+    threshold = (thresholds or {}).get(name, {}).get(task)
     for spec in cfg.judges:
         if spec.name == name:
             return PromptedJudge(name, RUBRIC_OF_TASK[task], spec.backend, threshold=threshold)
@@ -151,5 +145,33 @@ def make_judge(name: str, task: str, *, root: Path | None = None, params_file: s
 
         return RagasFaithfulnessJudge(name, {"model": name.split(":", 1)[1]})
     if name in TRAINED_NAME.values():
-        raise ConfigError(f"trained judge {name!r} is not built yet ({folder} missing): `dvc repro judge_eval` trains it")
-    raise ConfigError(f"unknown judge {name!r}; known: {', '.join(judge_names(cfg, root))}")
+        raise ConfigError(f"trained judge {name!r} is not built yet ({folder or 'no models folder given'} "
+                          f"missing): `dvc repro judge_eval` trains it")
+    raise ConfigError(f"unknown judge {name!r}; known: {', '.join(judge_names(cfg, models_dir))}")
+
+
+def calibrate_file(path: str | Path, judge_for: Callable[[str], Judge], cfg: JudgeEvalConfig, root: Path, *,
+                   skip_bad: bool = False, sample: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """``lab judge calibrate``: read any labelled judgment file, judge it with ``judge_for(task)``
+    (the file's task: :func:`task_of`), report (:func:`lab.judge.calibrate.calibrate`).
+
+    The lexical baseline's threshold is fitted on the project's grounded TRAINING items
+    (``judge_eval.data.grounded_train``), never on the file. ``sample`` judges a seeded sample of
+    the items (its size is in ``n``, the file's size in ``n_file_items``)."""
+    import random
+
+    from lab.data.halueval import read_judged
+
+    data = read_judged(path, skip_bad=skip_bad)
+    items = list(data.items)
+    if sample is not None and sample < len(items):
+        items = random.Random(seed).sample(items, sample)
+    task = task_of(items)
+    judge = judge_for(task)
+    lexical = fitted_lexical(cfg, root) if task == "grounded" else None
+    report = calibrate(judge, items, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples,
+                       seed=seed)
+    report.update({"file": str(path), "format": data.format, "task": task, "n_file_items": len(data.items),
+                   "records": data.n_records, "skipped": len(data.skipped), "skipped_records": data.skipped[:50],
+                   "sampled": sample is not None and sample < len(data.items)})
+    return report

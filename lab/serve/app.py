@@ -106,17 +106,18 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
     return Gateway(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics), proc
 
 
-def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
-          fallback: str = "message", vllm_port: int = 8000, feedback: Path | None = None,
-          root: Path | None = None, trace: bool = True, timeout_s: float = 300.0) -> None:
-    """Run the gateway (and vLLM) until interrupted; both are stopped on the way out."""
+def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
+          fallback: str = "message", vllm_port: int = 8000, root: Path | None = None, trace: bool = True,
+          timeout_s: float = 300.0) -> None:
+    """Run the gateway (and vLLM) until interrupted; both are stopped on the way out. ``feedback``:
+    the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``)."""
     import uvicorn
 
     from lab.serve.gateway import Settings, create_app
 
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
-    settings = Settings(feedback_path=feedback or root / "results" / "serve" / "feedback.jsonl", trace=trace,
+    settings = Settings(feedback_path=feedback, trace=trace,
                         request_timeout_s=timeout_s)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
                      root=root)
@@ -136,12 +137,14 @@ def serve(bundle: str, *, host: str = "127.0.0.1", port: int = 8080, upstream: s
         print("[lab serve] stopped", flush=True)
 
 
-def gate_and_promote(bundle: str, *, name: str, version: str | None = None, upstream: str = "auto",
-                     vllm_port: int = 8000, root: Path | None = None, alias: str = "champion") -> dict[str, Any]:
+def gate_and_promote(bundle: str, *, name: str, version: str | None = None, registry: Path | None = None,
+                     upstream: str = "auto", vllm_port: int = 8000, root: Path | None = None,
+                     alias: str = "champion") -> dict[str, Any]:
     """Serve the bundle (in process, the upstream as ``lab serve`` would use it, no fallback: a canary
     answered by a fallback proves nothing), run the canary (:func:`lab.serve.gate.canary`), record the
-    result on the model version and move ``alias`` only when it passed. ``version`` defaults to the
-    one the export stage registered (``results/export/registry.json``)."""
+    result on the model version and move ``alias`` only when it passed. Without ``version``: the
+    version (and name) in ``registry``, the file where the export stage recorded what it registered
+    (the caller names it: ``lab promote`` derives it from the export section's ``out_dir``)."""
     import json
 
     from lab.export import ExportError, promote
@@ -150,10 +153,11 @@ def gate_and_promote(bundle: str, *, name: str, version: str | None = None, upst
 
     root = root or Path.cwd()
     if version is None:
-        reg = root / "results" / "export" / "registry.json"
-        data = json.loads(reg.read_text(encoding="utf-8")) if reg.is_file() else {}
+        if registry is None:
+            raise ExportError("no model version to gate: pass --version, or the export stage's registry.json")
+        data = json.loads(registry.read_text(encoding="utf-8")) if registry.is_file() else {}
         if not data.get("version"):
-            raise ExportError(f"{reg}: no registered version; pass --version or run `dvc repro export`")
+            raise ExportError(f"{registry}: no registered version; pass --version or run `dvc repro export`")
         version, name = str(data["version"]), data.get("name", name)
     bundle_dir = resolve_bundle(bundle, root)
     gw, proc = build(bundle_dir, upstream=upstream, fallback="none", settings=Settings(mlflow_feedback=False),

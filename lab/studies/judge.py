@@ -176,13 +176,14 @@ class JudgeReport:
 
     def write(self, out_dir: Path) -> list[Path]:
         from lab import viz
+        from lab.handoff import judges
         from lab.io import write_text
 
         out_dir = Path(out_dir)
         files = {"metrics.json": json.dumps(self.metrics(), indent=2, sort_keys=True, default=float) + "\n",
                  "calibration.csv": self.table.to_csv(index=False),
                  "calibration.json": json.dumps(self.reports, indent=2, sort_keys=True, default=float) + "\n",
-                 "judges.json": json.dumps(self.choices, indent=2, sort_keys=True) + "\n",
+                 judges.FILE: judges.dumps(self.choices),
                  "training.json": json.dumps(self.training, indent=2, sort_keys=True) + "\n",
                  "judgments.jsonl": "".join(json.dumps(j, sort_keys=True) + "\n" for j in self.judgments)}
         if self.arms is not None:
@@ -308,9 +309,11 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     report = JudgeReport(table, reports, choices, judgments=judgments, training=training)
     if cfg.ragas is not None or cfg.mlflow_evaluate:
-        report.side_by_side = side_by_side(cfg, root, grounded, choices["default"]["grounded"], lexical)
+        report.side_by_side = side_by_side(cfg, root, grounded, choices["default"]["grounded"], lexical,
+                                           thresholds=choices["thresholds"])
     if cfg.answers:
-        report.arms = score_arms(cfg, root, choices["default"]["grounded"], progress=progress)
+        report.arms = score_arms(cfg, root, choices["default"]["grounded"], progress=progress,
+                                 thresholds=choices["thresholds"])
     return report
 
 
@@ -421,15 +424,19 @@ def _row(task: str, judge: Any, split: str, rep: dict[str, Any], sampled: bool) 
             "threshold": getattr(judge, "threshold", None), "sampled": sampled}
 
 
-def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) -> pd.DataFrame:
-    """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages)."""
+def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
+               thresholds: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages);
+    ``thresholds``: the prompted judges' chosen cuts (judges.json's)."""
     from lab.data.squad import read_paragraphs
+    from lab.handoff.judges import models_dir
     from lab.judge.base import JudgeInput, tally
     from lab.judge.catalog import make_judge
     from lab.judge.ragas_bridge import ragas_string_metrics
     from lab.metrics.stats import bootstrap_ci
 
-    judge = make_judge(judge_name, "grounded", root=root, cfg=cfg)
+    judge = make_judge(judge_name, "grounded", cfg, root, models_dir=models_dir(root / cfg.out_dir),
+                       thresholds=thresholds)
     paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
     para_of: dict[str, str] = {}
     for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").split("\n"):
@@ -462,16 +469,19 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) 
     return pd.DataFrame(rows)
 
 
-def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: Any) -> pd.DataFrame:
+def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: Any, *,
+                 thresholds: dict[str, Any] | None = None) -> pd.DataFrame:
     """lab's default and lexical judges, ragas' faithfulness (through a lab backend) and MLflow's
     ``genai.evaluate`` with the lab judge as a scorer, on ONE seeded sample of grounded evaluation items."""
+    from lab.handoff.judges import models_dir
     from lab.judge.calibrate import agreement_of, as_input
     from lab.judge.catalog import TRAINED_NAME, make_judge
 
     n = cfg.ragas.sample if cfg.ragas is not None else 50
     items = _sample(sets.evaluation, n, cfg.seed)
     labels = [i.label for i in items]
-    default = make_judge(default_name, "grounded", root=root, cfg=cfg)
+    models = models_dir(root / cfg.out_dir)
+    default = make_judge(default_name, "grounded", cfg, root, models_dir=models, thresholds=thresholds)
     rows = []
 
     def add(via: str, judge: Any, got: list[Any]) -> None:
@@ -484,9 +494,9 @@ def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: An
 
     inputs = [as_input(i) for i in items]
     lab_judges = [default, lexical]
-    trained = root / cfg.out_dir / "models" / TRAINED_NAME["grounded"]
+    trained = models / TRAINED_NAME["grounded"]
     if (trained / "meta.json").is_file():   # the trained model judge too, where the default is a rule
-        lab_judges.append(make_judge(TRAINED_NAME["grounded"], "grounded", root=root, cfg=cfg))
+        lab_judges.append(make_judge(TRAINED_NAME["grounded"], "grounded", cfg, root, models_dir=models))
     for judge in {j.name: j for j in lab_judges}.values():   # each once (the default may be one of them)
         add("lab", judge, judge.judge(inputs))
     if cfg.ragas is not None:
