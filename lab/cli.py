@@ -356,7 +356,7 @@ def serve(
 def promote(
     bundle: Annotated[str, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate.")] = "results/export/bundle",
     name: Annotated[str, typer.Option(help="Registered model name.")] = "lab-rag",
-    version: Annotated[str | None, typer.Option(help="Model version (default: results/export/registry.json).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the newest registered from this bundle).")] = None,
     upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#name.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Write the gate's JSON here (atomically).")] = None,
 ) -> None:
