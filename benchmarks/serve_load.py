@@ -158,7 +158,7 @@ def gateway_target(bundle: Path, questions: list[dict], args: argparse.Namespace
 
 def _prompts(bundle: Path, questions: list[dict]) -> list[list[dict]]:
     """The messages the gateway builds for these questions (same retriever, same prompt code)."""
-    from lab.serve.gateway import RAG
+    from lab.serve.rag import RAG
 
     rag = RAG(bundle)
     hits = rag.search([q["question"] for q in questions])
@@ -166,7 +166,7 @@ def _prompts(bundle: Path, questions: list[dict]) -> list[list[dict]]:
 
 
 def vllm_target(bundle: Path, questions: list[dict], args: argparse.Namespace) -> dict[str, Any]:
-    from lab.export import bundle_vllm_args, read_bundle
+    from lab.handoff.bundle import bundle_vllm_args, read_bundle
     from lab.serve.vllm_proc import VLLMServer, vllm_installed
 
     meta = read_bundle(bundle)
@@ -188,8 +188,8 @@ def vllm_target(bundle: Path, questions: list[dict], args: argparse.Namespace) -
 
 
 def transformers_target(bundle: Path, questions: list[dict], args: argparse.Namespace) -> dict[str, Any]:
-    from lab.export import read_bundle
     from lab.generate import GenParams
+    from lab.handoff.bundle import read_bundle
     from lab.serve.app import transformers_upstream
 
     meta = read_bundle(bundle)

@@ -355,7 +355,7 @@ def serve(
 def promote(
     bundle: Annotated[str | None, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate (default: the export stage's, <export out_dir>/bundle).")] = None,
     name: Annotated[str, typer.Option(help="Registered model name.")] = "lab-rag",
-    version: Annotated[str | None, typer.Option(help="Model version (default: the one the export stage registered, <export out_dir>/registry.json).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the newest registered from this bundle).")] = None,
     upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#name.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Write the gate's JSON here (atomically).")] = None,
     params_file: Annotated[Path, typer.Option("--params", help="The params file the export stage's out_dir comes from.")] = Path("params.yaml"),
@@ -368,7 +368,6 @@ def promote(
 
     root = _root()
     result = gate_and_promote(bundle or str(stage_outputs.bundle_dir(root, params_file)), name=name, version=version,
-                              registry=stage_outputs.registry_file(root, params_file) if version is None else None,
                               upstream=upstream, root=root)
     _emit_json(result, out)
     if not result["promoted"]:

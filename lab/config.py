@@ -443,10 +443,10 @@ class ExportConfig(StageConfig):
     """Section ``export``: the winner of the fine-tune comparison (with the sweep's retrieval
     configuration) written as a serving bundle and registered in the MLflow model registry."""
 
-    finetune_section: str = "finetune_comparison"   # the study whose arms, corpus and model are exported
+    manifest: str = "results/finetune_comparison/arms.json"   # the study's arms manifest (lab.handoff.arms)
     predictions: str = "results/finetune_comparison/predictions.jsonl"
     results: str = "results/finetune_comparison/results.csv"          # tokens and costs per arm
-    cost: Literal["tokens", "relative_cost"] = "tokens"   # the winner rule's serving cost (lab.export)
+    cost: Literal["tokens", "relative_cost"] = "tokens"   # the winner rule's serving cost (lab.export.winner)
     metric: Literal["f1", "exact_match"] = "f1"
     mode: Literal["max", "min"] = "max"
     arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
@@ -460,20 +460,16 @@ class ExportConfig(StageConfig):
     out_dir: str = "results/export"
 
     def paths(self) -> dict[str, str]:
-        out = {"predictions": self.predictions, "results": self.results}
+        out = {"manifest": self.manifest, "predictions": self.predictions, "results": self.results}
         # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage
         for side in ("input", "output"):
             for i, rule in enumerate((self.guardrails or {}).get(side) or []):
                 opts = (rule.get("options") or {}) if isinstance(rule, dict) else {}
-                for key in ("model_dir", "nlp_model"):   # lab.export.MODEL_OPTIONS
+                for key in ("model_dir", "nlp_model"):   # lab.handoff.bundle.MODEL_OPTIONS
                     value = opts.get(key)
                     if isinstance(value, str) and "/" in value:
                         out[f"guardrails.{side}[{i}].options.{key}"] = value
         return out
-
-    def reads_sections(self) -> list[str]:
-        """Other sections whose files this stage reads (their paths are its dependencies too)."""
-        return [self.finetune_section]
 
 
 def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:

@@ -81,11 +81,6 @@ def bundle_dir(root: Path, params_file: str | Path = "params.yaml") -> Path:
     return stage_dir("export", root, params_file) / "bundle"
 
 
-def registry_file(root: Path, params_file: str | Path = "params.yaml") -> Path:
-    """The export stage's record of the model version it registered: ``<export out_dir>/registry.json``."""
-    return stage_dir("export", root, params_file) / "registry.json"
-
-
 def judge_by_name(name: str, task: str, root: Path, params_file: str | Path = "params.yaml") -> Any:
     """A judge by name over the judge stage's outputs: ``default`` (the stage's choice for ``task``,
     read from its ``judges.json`` by :mod:`lab.handoff.judges`), a trained judge in its models

@@ -240,7 +240,7 @@ def test_task_retriever_errors(task, tmp_path):
 @pytest.mark.parametrize("content, key", [
     ("{not json", "not valid JSON"),
     ('{"config": {"retriever": "bm25"}}', "not a lab.retrieval_sweep.winner file"),
-    ('{"format": "lab.retrieval_sweep.winner", "version": 0, "config": {}}', "version 0, this lab reads version 1"),
+    ('{"format": "lab.retrieval_sweep.winner", "version": 0, "config": {}}', r"an older lab.retrieval_sweep.winner file \(version 0; this code reads version 1\)"),
     ('{"format": "lab.retrieval_sweep.winner", "version": 1, "metric": "hit_rate@5"}', "key 'config' is missing"),
     ('{"format": "lab.retrieval_sweep.winner", "version": 1, "config": {"chunker": "token"}}',
      "config.retriever is None"),

@@ -30,11 +30,11 @@ def test_written_choices_read_back_with_format_and_version(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "why"), [
-    (json.dumps(CHOICES), "not a judges' choice"),                                        # before versions
-    (json.dumps({**CHOICES, "format": "lab.winner", "version": 1}), "not a judges' choice"),   # foreign
+    (json.dumps(CHOICES), "not a lab.judges file"),                                        # before versions
+    (json.dumps({**CHOICES, "format": "lab.winner", "version": 1}), "not a lab.judges file"),   # foreign
     (json.dumps({**CHOICES, "format": judges.FORMAT, "version": judges.VERSION + 1}), "version 2"),
     (json.dumps({"format": judges.FORMAT, "version": judges.VERSION, "default": ["lexical"]}), "'default' must map"),
-    ("{not json", "not JSON"),
+    ("{not json", "not valid JSON"),
 ])
 def test_an_old_or_foreign_file_is_refused_with_how_to_regenerate_it(tmp_path, text, why):
     f = tmp_path / judges.FILE
@@ -42,7 +42,7 @@ def test_an_old_or_foreign_file_is_refused_with_how_to_regenerate_it(tmp_path, t
     with pytest.raises(DataError, match=why) as err:
         judges.read(f)
     assert str(f) in str(err.value) and "dvc repro judge_eval" in str(err.value)
-    with pytest.raises(DataError, match="no judges' choice yet.*dvc repro judge_eval"):
+    with pytest.raises(DataError, match="not found; `dvc repro judge_eval` writes it"):
         judges.read(tmp_path / "missing.json")
 
 
@@ -76,7 +76,7 @@ def test_the_default_judge_comes_from_the_choice_in_the_sections_out_dir(project
     from lab.cli import app
     from lab.stage_outputs import judge_by_name
 
-    with pytest.raises(DataError, match=r"elsewhere/judges/judges.json: no judges' choice yet"):
+    with pytest.raises(DataError, match=r"elsewhere/judges/judges.json: not found"):
         judge_by_name("default", "grounded", project)
     judges.write(project / "elsewhere" / "judges", CHOICES)
     assert judge_by_name("default", "grounded", project).name == "lexical"

@@ -13,8 +13,12 @@ from pathlib import Path
 import browser
 import pytest
 
-from lab.export import ArmScore, ServedModel, choose_arm, read_bundle, score_arms, write_bundle
-from lab.serve.gateway import RAG, Gateway, Settings, create_app
+from lab.export.winner import ArmScore, choose_arm, score_arms
+from lab.generate.prompts import PROMPT_VERSION
+from lab.handoff.bundle import BundleError, ServedModel, read_bundle
+from lab.handoff.bundle import write_bundle as _write_bundle
+from lab.serve.chat import RAG, ChatService, Settings
+from lab.serve.gateway import create_app
 from lab.serve.upstream import Delta, MessageUpstream, OpenAIUpstream, UpstreamError
 
 CORPUS = {
@@ -27,14 +31,24 @@ BM25 = {"retriever": "bm25", "chunker": "none"}
 DENSE = {"retriever": "dense", "chunker": "none", "embedder": "hashed-256"}
 
 
+GENERATION = {"max_new_tokens": 24, "temperature": 0.0, "seed": 0, "stop": ["\n"]}
+
+
 def _choice(arm: str = "rag"):
     return choose_arm([ArmScore(arm, 0.5, 0.4, 0.6, 10, 1.0)])
+
+
+def write_bundle(out_dir: Path, **kw) -> Path:
+    """A bundle with this code's prompt version and the study's generation settings unless given."""
+    kw.setdefault("prompt_version", PROMPT_VERSION)
+    kw.setdefault("generation", GENERATION)
+    return _write_bundle(out_dir, **kw)
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     return write_bundle(tmp_path / "bundle", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("some/dir", spec="some/dir"),
-                        choice=_choice(), rag_k=2, prompt_version="domain-qa/1",
+                        choice=_choice(), k=2,
                         provenance={"bundle_id": "b1"})
 
 
@@ -77,18 +91,73 @@ class Broken:
         return None
 
 
-def _client(gw: Gateway):
+def _client(gw: ChatService):
     from fastapi.testclient import TestClient
 
     return TestClient(create_app(gw))
 
 
-def _gateway(bundle: Path, upstream, tmp_path: Path, **settings) -> Gateway:
+def _gateway(bundle: Path, upstream, tmp_path: Path, **settings) -> ChatService:
     s = Settings(feedback_path=tmp_path / "feedback.jsonl", mlflow_feedback=False, backoff_s=0.01, **settings)
-    return Gateway(RAG(bundle), upstream, settings=s)
+    return ChatService(RAG(bundle), upstream, settings=s)
 
 
 # --------------------------------------------------------------------------- export
+def _edit_bundle_json(bundle: Path, **changes) -> None:
+    meta = json.loads((bundle / "bundle.json").read_text())
+    for dotted, value in changes.items():
+        node = meta
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+
+
+def test_lab_serve_refuses_a_bundle_with_another_prompt_version(bundle: Path):
+    """The offline scores belong to the prompt the bundle records: another one is not served."""
+    from lab.serve.app import build
+
+    RAG(bundle)   # this code's prompt: served
+    _edit_bundle_json(bundle, prompt__version="domain-qa/0")
+    with pytest.raises(BundleError, match=r"prompt.version is 'domain-qa/0', this code builds prompts") as err:
+        build(bundle, upstream="http://127.0.0.1:9/v1#m", fallback="none")
+    assert str(bundle / "bundle.json") in str(err.value) and "dvc repro export" in str(err.value)
+
+
+def test_an_older_or_foreign_bundle_is_refused_with_how_to_regenerate_it(bundle: Path):
+    meta = read_bundle(bundle)
+    assert (meta["format"], meta["version"]) == ("lab.bundle", 3)
+    _edit_bundle_json(bundle, version=2)
+    with pytest.raises(BundleError, match=r"an older lab.bundle file \(version 2; this code reads version 3\); "
+                                          r"regenerate it with `dvc repro export`"):
+        read_bundle(bundle)
+    _edit_bundle_json(bundle, format=2)   # the layout before the header: format was a number
+    with pytest.raises(BundleError, match="an older bundle .*dvc repro export"):
+        RAG(bundle)
+    _edit_bundle_json(bundle, format="lab.finetune-arms")
+    with pytest.raises(BundleError, match="not a lab.bundle file"):
+        read_bundle(bundle)
+
+
+def test_the_bundle_holds_k_and_the_generation_settings_once_and_the_gateway_uses_them(bundle: Path, tmp_path: Path):
+    meta = read_bundle(bundle)
+    assert "k" not in meta["prompt"] and meta["retrieval"]["k"] == 2 and meta["generation"] == GENERATION
+    seen: list[int] = []
+
+    class Recorder(Echo):
+        async def stream(self, messages, *, max_tokens, temperature):
+            seen.append(max_tokens)
+            async for d in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
+                yield d
+
+    client = _client(_gateway(bundle, Recorder(), tmp_path))
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Warsaw, Normans or Tesla?"}]})
+    assert r.status_code == 200 and len(r.json()["sources"]) == meta["retrieval"]["k"]
+    client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Capital?"}], "max_tokens": 5})
+    assert seen == [GENERATION["max_new_tokens"], 5]
+
+
 def test_winner_rule_prefers_the_cheapest_arm_whose_ci_overlaps_the_best():
     scores = [ArmScore("zero_shot", 0.10, 0.05, 0.15, 60, 1.0), ArmScore("rag", 0.30, 0.22, 0.38, 60, 2.5),
               ArmScore("lora_rag", 0.34, 0.26, 0.42, 60, 0.8), ArmScore("full", 0.31, 0.20, 0.40, 60, 0.2),
@@ -104,7 +173,7 @@ def test_winner_rule_prefers_the_cheapest_arm_whose_ci_overlaps_the_best():
 def test_the_serving_cost_counts_tokens_per_question_not_a_noisy_wall_time():
     import pandas as pd
 
-    from lab.export import arm_costs
+    from lab.export.winner import arm_costs
 
     table = pd.DataFrame({"arm": ["rag", "lora_rag", "qlora"], "tokens_in_mean": [530.0, 530.0, float("nan")],
                           "tokens_out_total": [979.0, 316.0, float("nan")], "relative_cost": [2.9, 3.4, float("nan")]})
@@ -131,7 +200,7 @@ def test_arm_scores_use_the_study_metric_and_name_arms_without_predictions():
 def test_bundle_round_trip_and_a_broken_bundle_is_named(bundle: Path, tmp_path: Path):
     meta = read_bundle(bundle)
     assert meta["arm"] == "rag" and meta["retrieval"]["k"] == 2 and meta["provenance"]["bundle_id"] == "b1"
-    assert meta["model"]["base"] == "some/dir" and meta["prompt"]["version"] == "domain-qa/1"
+    assert meta["model"]["base"] == "some/dir" and meta["prompt"]["version"] == PROMPT_VERSION
     lora = ServedModel("base/dir", adapter="arms/lora/final", served_name="lab", lora_rank=4).vllm_args()
     assert "--enable-lora" in lora and "lab=arms/lora/final" in lora
     assert lora[lora.index("--max-lora-rank") + 1] == "8"   # vLLM's smallest rank bucket
@@ -145,7 +214,7 @@ def test_the_bundle_carries_its_trained_weights_and_serves_after_a_move(tmp_path
     base by its model-store spec; vLLM's arguments are built on the serving machine."""
     import shutil
 
-    from lab.export import ExportError, bundle_vllm_args
+    from lab.handoff.bundle import bundle_vllm_args
     from lab.models import resolve
 
     adapter = tmp_path / "arms" / "lora_rag" / "final"
@@ -155,7 +224,7 @@ def test_the_bundle_carries_its_trained_weights_and_serves_after_a_move(tmp_path
     ref = resolve("smollm2-135m-instruct")
     model = ServedModel(str(ref.path), adapter=str(adapter), spec="smollm2-135m-instruct", base_revision=ref.revision)
     b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=model, choice=_choice(),
-                     rag_k=2, prompt_version="domain-qa/1")
+                     k=2)
     meta = read_bundle(b)
     assert meta["model"]["base"] == "smollm2-135m-instruct" and meta["model"]["adapter"] == "model/adapter"
     assert str(tmp_path) not in json.dumps(meta["model"]) and "vllm_args" not in meta  # nothing machine-bound
@@ -168,19 +237,19 @@ def test_the_bundle_carries_its_trained_weights_and_serves_after_a_move(tmp_path
     assert (Path(moved) / "model" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
     # a base that changed since the export is refused, not served under the old scores
     meta["model"]["base_revision"] = "0" * 16
-    with pytest.raises(ExportError, match="revision"):
+    with pytest.raises(BundleError, match="revision"):
         bundle_vllm_args(moved, meta)
     # the full fine-tune's folder is the model: copied in as model/weights
     full = tmp_path / "full"
     full.mkdir()
     (full / "config.json").write_text("{}")
     fb = write_bundle(tmp_path / "fb", retrieval_config=BM25, corpus=CORPUS, model=ServedModel(str(full)),
-                      choice=_choice(), rag_k=2, prompt_version="domain-qa/1")
+                      choice=_choice(), k=2)
     fargs = bundle_vllm_args(fb)
     assert fargs[fargs.index("--model") + 1] == str(fb / "model" / "weights") and "--enable-lora" not in fargs
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(BundleError, match="does not exist"):
         write_bundle(tmp_path / "nb", retrieval_config=BM25, corpus=CORPUS, model=ServedModel(str(tmp_path / "no")),
-                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1")
+                     choice=_choice(), k=2)
 
 
 @pytest.mark.parametrize("config", [BM25, DENSE], ids=["bm25", "dense"])
@@ -188,7 +257,7 @@ def test_skew_gateway_retrieval_equals_the_offline_configured_retriever(config, 
     from lab.retrieval.configured import ConfiguredRetriever
 
     b = write_bundle(tmp_path / "b", retrieval_config=config, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
-                     rag_k=3, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
+                     k=3, store_dir=tmp_path / "store")
     questions = ["Where is Warsaw?", "Who were the Normans?", "When was Tesla born?", "Where was Super Bowl 50?"]
     offline = ConfiguredRetriever(config, CORPUS, store_dir=tmp_path / "store").search(questions, 3)
     served = RAG(b, store_dir=tmp_path / "store").search(questions, 3)
@@ -251,7 +320,7 @@ def test_api_key_is_required_when_set(bundle: Path, tmp_path: Path):
 
 def test_a_failing_upstream_is_retried_then_the_fallback_answers_and_both_are_counted(bundle: Path, tmp_path: Path):
     broken = Broken()
-    gw = Gateway(RAG(bundle), broken, fallback=MessageUpstream("The service is busy; try again."),
+    gw = ChatService(RAG(bundle), broken, fallback=MessageUpstream("The service is busy; try again."),
                  settings=Settings(feedback_path=tmp_path / "f.jsonl", mlflow_feedback=False, retries=2,
                                    backoff_s=0.01))
     c = _client(gw)
@@ -262,7 +331,7 @@ def test_a_failing_upstream_is_retried_then_the_fallback_answers_and_both_are_co
     assert 'lab_fallbacks_total{reason="connection"} 1.0' in text and "lab_upstream_retries_total 2.0" in text
     assert c.get("/readyz").status_code == 503
     # without a fallback: a 502 naming the failure, never a 500
-    gw2 = Gateway(RAG(bundle), Broken(), settings=Settings(mlflow_feedback=False, backoff_s=0.01))
+    gw2 = ChatService(RAG(bundle), Broken(), settings=Settings(mlflow_feedback=False, backoff_s=0.01))
     r2 = _client(gw2).post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
     assert r2.status_code == 502 and "connection" in r2.json()["error"]["message"]
 
@@ -296,8 +365,8 @@ def test_feedback_is_stored_for_a_known_response_and_read_by_the_judge_reader(bu
 
 def test_embedding_store_hit_rate_is_exposed(tmp_path: Path):
     b = write_bundle(tmp_path / "b", retrieval_config=DENSE, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
-                     rag_k=2, prompt_version="domain-qa/1", store_dir=tmp_path / "store")
-    gw = Gateway(RAG(b, store_dir=tmp_path / "store"), Echo(), settings=Settings(mlflow_feedback=False))
+                     k=2, store_dir=tmp_path / "store")
+    gw = ChatService(RAG(b, store_dir=tmp_path / "store"), Echo(), settings=Settings(mlflow_feedback=False))
     c = _client(gw)
     q = {"messages": [{"role": "user", "content": "capital of Poland"}]}
     c.post("/v1/chat/completions", json=q)
@@ -361,7 +430,7 @@ def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers
     port = browser.free_port()
     fake = FakeServer(port)
     fake.start()
-    gw = Gateway(RAG(bundle), OpenAIUpstream(f"http://127.0.0.1:{port}/v1", "m", timeout_s=5, connect_timeout_s=1),
+    gw = ChatService(RAG(bundle), OpenAIUpstream(f"http://127.0.0.1:{port}/v1", "m", timeout_s=5, connect_timeout_s=1),
                  fallback=MessageUpstream("fallback"),
                  settings=Settings(mlflow_feedback=False, retries=1, backoff_s=0.01, request_timeout_s=20))
     app = create_app(gw)
@@ -395,7 +464,7 @@ def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers
 
 
 def test_registry_versions_move_the_alias_only_through_the_gate(bundle: Path, tmp_path: Path, monkeypatch):
-    from lab.export import bundle_from_registry, promote, register
+    from lab.export.registry import bundle_from_registry, promote, register
 
     monkeypatch.setenv("LAB_MLFLOW_DIR", str(tmp_path / "mlflow"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -436,7 +505,7 @@ class Replay:
 
 
 def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_real_one(tmp_path: Path, monkeypatch):
-    from lab.export import promote
+    from lab.export.registry import promote
     from lab.retrieval.configured import ConfiguredRetriever
     from lab.serve.gate import canary
 
@@ -450,16 +519,16 @@ def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_r
                       "offline_prediction": ans if i % 2 == 0 else "wrong", "offline_contexts": ctx})
     replay = Replay({it["question"]: it["offline_prediction"] for it in items})
     good = write_bundle(tmp_path / "good", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
-                        choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
+                        choice=_choice(), k=2, eval_items=items)
     other = {"x1": {"title": "Weather", "text": "Rain falls in Warsaw and Normandy; Tesla coils; Santa Clara sun."},
              **{k: v for k, v in CORPUS.items() if k != "d1"}}
     broken = write_bundle(tmp_path / "broken", retrieval_config=BM25, corpus=other, model=ServedModel("m", spec="m"),
-                          choice=_choice(), rag_k=2, prompt_version="domain-qa/1", eval_items=items)
-    ok = canary(good, app=create_app(Gateway(RAG(good), replay, settings=Settings(mlflow_feedback=False))))
-    bad = canary(broken, app=create_app(Gateway(RAG(broken), replay, settings=Settings(mlflow_feedback=False))))
+                          choice=_choice(), k=2, eval_items=items)
+    ok = canary(good, app=create_app(ChatService(RAG(good), replay, settings=Settings(mlflow_feedback=False))))
+    bad = canary(broken, app=create_app(ChatService(RAG(broken), replay, settings=Settings(mlflow_feedback=False))))
     assert ok["passed"] and ok["skew_questions"] == 0 and ok["served_f1"] == ok["offline_f1"] == 0.5, ok
     assert not bad["passed"] and bad["skew_questions"] >= 1 and "retrieval skew" in bad["reason"], bad
-    from lab.export import register
+    from lab.export.registry import register
 
     monkeypatch.setenv("LAB_MLFLOW_DIR", str(tmp_path / "mlflow"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -478,9 +547,9 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
                             {"check": "secrets", "action": "redact"}],
                   "output": [{"check": "secrets", "action": "redact"}]}
     b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"), choice=_choice(),
-                     rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg)
+                     k=2, guardrails=policy_cfg)
     echo = Echo()
-    gw = Gateway(RAG(b), echo, settings=Settings(mlflow_feedback=False), policy=Policy.from_config(read_bundle(b)["guardrails"]))
+    gw = ChatService(RAG(b), echo, settings=Settings(mlflow_feedback=False), policy=Policy.from_config(read_bundle(b)["guardrails"]))
     c = _client(gw)
     long = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x " * 300}]}).json()
     assert long["lab"]["blocked"] and long["choices"][0]["finish_reason"] == "content_filter" and not echo.calls
@@ -498,7 +567,7 @@ def test_the_bundle_carries_its_guardrail_models_and_serves_them_from_anywhere(t
     import shutil
 
     from lab.config import ExportConfig
-    from lab.export import ExportError, bundle_policy
+    from lab.handoff.bundle import bundle_policy
 
     model = tmp_path / "proj" / "results" / "guardrails_eval" / "models" / "toxicity"
     model.mkdir(parents=True)
@@ -507,7 +576,7 @@ def test_the_bundle_carries_its_guardrail_models_and_serves_them_from_anywhere(t
                   "output": [{"check": "toxicity", "action": "fallback",
                               "options": {"model_dir": "results/guardrails_eval/models/toxicity"}}]}
     b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
-                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg,
+                     choice=_choice(), k=2, guardrails=policy_cfg,
                      root=tmp_path / "proj")
     stored = read_bundle(b)["guardrails"]
     assert stored["output"][0]["options"]["model_dir"] == "guardrails/output-0-toxicity-model_dir"
@@ -516,9 +585,9 @@ def test_the_bundle_carries_its_guardrail_models_and_serves_them_from_anywhere(t
     resolved = bundle_policy(tmp_path / "moved")
     assert Path(resolved["output"][0]["options"]["model_dir"]) == tmp_path / "moved" / "guardrails/output-0-toxicity-model_dir"
     assert (Path(resolved["output"][0]["options"]["model_dir"]) / "meta.json").is_file()
-    with pytest.raises(ExportError, match=r"export.guardrails.output\[0\] \(toxicity\): options.model_dir"):
+    with pytest.raises(BundleError, match=r"export.guardrails.output\[0\] \(toxicity\): options.model_dir"):
         write_bundle(tmp_path / "c", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
-                     choice=_choice(), rag_k=2, prompt_version="domain-qa/1", guardrails=policy_cfg, root=tmp_path)
+                     choice=_choice(), k=2, guardrails=policy_cfg, root=tmp_path)
     deps = ExportConfig(guardrails=policy_cfg).paths()
     assert deps["guardrails.output[0].options.model_dir"] == "results/guardrails_eval/models/toxicity"
     assert not any("nlp_model" in k for k in deps)   # a model-store name is no file

@@ -16,7 +16,9 @@ from pathlib import Path
 import browser
 import pytest
 
-from lab.export import ArmScore, ServedModel, choose_arm, write_bundle
+from lab.export.winner import ArmScore, choose_arm
+from lab.generate.prompts import PROMPT_VERSION
+from lab.handoff.bundle import ServedModel, write_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +48,8 @@ def served(tmp_path: Path):
     choice = choose_arm([ArmScore("rag", 0.5, 0.4, 0.6, 10, 1.0)])
     bundle = write_bundle(tmp_path / "bundle", retrieval_config={"retriever": "bm25", "chunker": "none"},
                           corpus=CORPUS, model=ServedModel(str(model.path), spec="smollm2-135m-instruct"), choice=choice,
-                          rag_k=2, prompt_version="domain-qa/1")
+                          k=2, prompt_version=PROMPT_VERSION,
+                          generation={"max_new_tokens": 24, "temperature": 0.0, "seed": 0, "stop": ["\n"]})
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")   # the project root (MLflow store under it)
     port = browser.free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
+from lab.handoff.versioned import read_versioned
 
 #: The file's name inside the judge stage's ``out_dir``.
 FILE = "judges.json"
@@ -76,19 +77,7 @@ def read(file: str | Path) -> JudgesChoice:
         ``dvc repro judge_eval``.
     """
     p = Path(file)
-    if not p.is_file():
-        raise DataError(f"{p}: no judges' choice yet; `{REGENERATE}` chooses the default judges and writes it")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: not JSON (line {exc.lineno}: {exc.msg}); `{REGENERATE}` rewrites it") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"{p}: not a judges' choice (format {got!r}, expected {FORMAT!r}); "
-                        f"`{REGENERATE}` rewrites it")
-    if data.get("version") != VERSION:
-        raise DataError(f"{p}: judges' choice version {data.get('version')!r}, this code reads version {VERSION}; "
-                        f"`{REGENERATE}` rewrites it")
+    data = read_versioned(p, FORMAT, VERSION, REGENERATE)
     default = data.get("default")
     if not isinstance(default, dict) or not all(isinstance(v, str) for v in default.values()):
         raise DataError(f"{p}: key 'default' must map each task to a judge name; `{REGENERATE}` rewrites it")

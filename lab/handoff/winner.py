@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab.handoff.files import read_versioned, write_versioned
+from lab.handoff.versioned import read_versioned, write_versioned
 
 FORMAT = "lab.retrieval_sweep.winner"
 VERSION = 1
-REGENERATE = "`dvc repro retrieval_sweep`"
+REGENERATE = "dvc repro retrieval_sweep"
 
 
 def write_winner(path: str | Path, winner: dict[str, Any]) -> Path:

@@ -1,9 +1,11 @@
 """Serving: the RAG gateway in front of vLLM (or any OpenAI-compatible server), its metrics,
-user feedback and the playground page. Reads an export bundle (:mod:`lab.export`).
+user feedback and the playground page. Reads an export bundle (:mod:`lab.handoff.bundle`).
 
 - :mod:`lab.serve.upstream`  the generator behind the gateway: an OpenAI-compatible server
   (streamed over HTTP) or an in-process lab backend; bounded retries, then the fallback.
 - :mod:`lab.serve.metrics`   Prometheus series (OpenTelemetry GenAI names where one exists).
-- :mod:`lab.serve.gateway`   the FastAPI app: ``/v1/chat/completions``, ``/v1/feedback``,
+- :mod:`lab.serve.rag`       the bundle's retriever and the study's prompt (refuses another prompt version).
+- :mod:`lab.serve.chat`      the chat service: retrieve -> guard -> generate -> guard, with sources; plain Python.
+- :mod:`lab.serve.gateway`   the thin FastAPI routes over it: ``/v1/chat/completions``, ``/v1/feedback``,
   ``/healthz``, ``/readyz``, ``/metrics``, ``/`` (playground).
 """

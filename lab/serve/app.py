@@ -22,7 +22,7 @@ from lab.errors import ConfigError
 def resolve_bundle(bundle: str, root: Path) -> Path:
     """A bundle folder, or a registry URI downloaded under ``.cache/bundles``."""
     if bundle.startswith("models:/"):
-        from lab.export import bundle_from_registry
+        from lab.export.registry import bundle_from_registry
 
         safe = bundle.replace(":/", "_").replace("/", "_").replace("@", "_")
         return bundle_from_registry(bundle, root / ".cache" / "bundles" / safe, root=root)
@@ -37,8 +37,8 @@ def settings_timeout(settings: Any) -> float:
 def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: int = 8) -> Any:
     """The bundle's model (base, base + its adapter, or its full fine-tune) through lab's
     transformers backend."""
-    from lab.export import bundle_model
     from lab.generate import make_backend
+    from lab.handoff.bundle import bundle_model
     from lab.serve.upstream import BackendUpstream
 
     model = bundle_model(bundle_dir, meta)
@@ -56,9 +56,16 @@ def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: in
 def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message", settings: Any = None,
           vllm_port: int = 8000, root: Path | None = None, store_dir: Path | None = None,
           fallback_message: str = "The model is unavailable right now; please try again shortly.") -> tuple[Any, Any]:
-    """The :class:`~lab.serve.gateway.Gateway` and the vLLM process it needs (or None)."""
+    """The :class:`~lab.serve.chat.ChatService` and the vLLM process it needs (or None).
+
+    Raises
+    ------
+    BundleError
+        The bundle is unreadable, old, or exported with another prompt version or base-model
+        revision than this machine has (:class:`lab.serve.rag.RAG`, :func:`lab.handoff.bundle.bundle_model`).
+    """
     from lab.guardrails.policy import Policy
-    from lab.serve.gateway import RAG, Gateway, Settings
+    from lab.serve.chat import RAG, ChatService, Settings
     from lab.serve.metrics import GatewayMetrics, VLLMCollector
     from lab.serve.upstream import MessageUpstream, OpenAIUpstream
     from lab.serve.vllm_proc import VLLMServer, vllm_installed
@@ -72,7 +79,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         upstream = "vllm" if vllm_installed() else "transformers"
     served = meta["model"].get("served_name", "lab")
     if upstream == "vllm":
-        from lab.export import bundle_vllm_args
+        from lab.handoff.bundle import bundle_vllm_args
 
         proc = VLLMServer(bundle_vllm_args(bundle_dir, meta), port=vllm_port, root=root, log=root / ".cache" / "vllm" / "server.log")
         up: Any = OpenAIUpstream(f"{proc.url}/v1", served, timeout_s=settings_timeout(settings))
@@ -96,14 +103,14 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         fb = None
     else:
         raise ConfigError(f"--fallback {fallback!r}: expected message, transformers or none")
-    from lab.export import bundle_policy
+    from lab.handoff.bundle import bundle_policy
 
     policy_cfg = bundle_policy(bundle_dir, meta)
     policy = Policy.from_config(policy_cfg) if policy_cfg else None
     settings = settings or Settings()
     if settings.api_key is None and os.environ.get("LAB_API_KEY"):
         settings = replace(settings, api_key=os.environ["LAB_API_KEY"])
-    return Gateway(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics), proc
+    return ChatService(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics), proc
 
 
 def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
@@ -113,7 +120,8 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
     the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``)."""
     import uvicorn
 
-    from lab.serve.gateway import Settings, create_app
+    from lab.serve.chat import Settings
+    from lab.serve.gateway import create_app
 
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
@@ -137,29 +145,24 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
         print("[lab serve] stopped", flush=True)
 
 
-def gate_and_promote(bundle: str, *, name: str, version: str | None = None, registry: Path | None = None,
+def gate_and_promote(bundle: str, *, name: str, version: str | None = None,
                      upstream: str = "auto", vllm_port: int = 8000, root: Path | None = None,
                      alias: str = "champion") -> dict[str, Any]:
     """Serve the bundle (in process, the upstream as ``lab serve`` would use it, no fallback: a canary
     answered by a fallback proves nothing), run the canary (:func:`lab.serve.gate.canary`), record the
-    result on the model version and move ``alias`` only when it passed. Without ``version``: the
-    version (and name) in ``registry``, the file where the export stage recorded what it registered
-    (the caller names it: ``lab promote`` derives it from the export section's ``out_dir``)."""
-    import json
-
-    from lab.export import ExportError, promote
+    result on the model version and move ``alias`` only when it passed. ``version`` defaults to the
+    newest version of ``name`` registered from this bundle (found by its ``bundle_id`` in this
+    machine's MLflow store: :func:`lab.export.registry.version_of_bundle`)."""
+    from lab.export.registry import promote, version_of_bundle
+    from lab.handoff.bundle import read_bundle
+    from lab.serve.chat import Settings
     from lab.serve.gate import canary
-    from lab.serve.gateway import Settings, create_app
+    from lab.serve.gateway import create_app
 
     root = root or Path.cwd()
-    if version is None:
-        if registry is None:
-            raise ExportError("no model version to gate: pass --version, or the export stage's registry.json")
-        data = json.loads(registry.read_text(encoding="utf-8")) if registry.is_file() else {}
-        if not data.get("version"):
-            raise ExportError(f"{registry}: no registered version; pass --version or run `dvc repro export`")
-        version, name = str(data["version"]), data.get("name", name)
     bundle_dir = resolve_bundle(bundle, root)
+    if version is None:
+        version = version_of_bundle(name, read_bundle(bundle_dir)["provenance"].get("bundle_id", ""), root=root)
     gw, proc = build(bundle_dir, upstream=upstream, fallback="none", settings=Settings(mlflow_feedback=False),
                      vllm_port=vllm_port, root=root)
     try:

@@ -43,14 +43,15 @@ async def _ask_all(client: Any, items: list[dict[str, Any]], k: int, max_tokens:
 
 
 def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, api_key: str | None = None,
-           max_tokens: int = 24, concurrency: int = 8, n_resamples: int = 2000, seed: int = 0,
+           max_tokens: int | None = None, concurrency: int = 8, n_resamples: int = 2000, seed: int = 0,
            timeout_s: float = 600.0) -> dict[str, Any]:
     """Run the gate against a gateway (an ASGI ``app`` in process, or its ``url``); the result dict
-    has ``passed`` and the figures behind it."""
+    has ``passed`` and the figures behind it. ``max_tokens`` defaults to the bundle's
+    ``generation.max_new_tokens`` (the answer length the offline scores were measured with)."""
     import httpx
 
-    from lab.export import read_bundle
     from lab.generate.prompts import clean_prediction
+    from lab.handoff.bundle import read_bundle
     from lab.metrics.qa import token_f1
     from lab.metrics.stats import bootstrap_ci
 
@@ -59,6 +60,7 @@ def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, a
     if len(items) < 2:
         return {"passed": False, "reason": f"{bundle_dir}: eval.jsonl has {len(items)} question(s); the gate needs 2+"}
     k = int(meta["retrieval"]["k"])
+    max_tokens = max_tokens or int(meta["generation"]["max_new_tokens"])
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def run() -> list[dict[str, Any]]:

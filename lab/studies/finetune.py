@@ -299,7 +299,23 @@ def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmRe
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,
                                base=base if base is not None else cfg.model))
     _relative_costs(results)
+    _write_arms_manifest(cfg, root, task, retriever, results)
     return results
+
+
+def _write_arms_manifest(cfg: Any, root: Path, task: Any, retriever: Any, results: Sequence[ArmResult]) -> None:
+    """The arms manifest (:mod:`lab.handoff.arms`) next to ``predictions.jsonl``: each arm's model
+    folder, prompt version and generation settings, the retrieval and corpus; what export serves."""
+    from lab.handoff.arms import ARMS_FILE, manifest_from_study, write_arms
+
+    # the settings answer() generates with (greedy, cut at the first newline)
+    gen = {"max_new_tokens": cfg.generation.max_new_tokens, "temperature": 0.0, "seed": 0, "stop": ["\n"]}
+    arms = [{"name": r.arm, "model": cfg.model, "prompt_version": r.params["prompt_version"], "generation": gen,
+             "rag": r.arm in RAG_ARMS, "method": TRAINED.get(r.arm), "trained_dir": r.final_dir, "skipped": r.skipped}
+            for r in results]
+    retrieval = {"config": retriever.config, "k": cfg.rag_k} if retriever is not None else None
+    write_arms(root / cfg.out_dir / ARMS_FILE,
+               manifest_from_study(arms, retrieval=retrieval, paragraphs=task.paragraphs, heldout=task.heldout), root)
 
 
 def _relative_costs(results: Sequence[ArmResult]) -> str:

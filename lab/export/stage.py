@@ -1,0 +1,227 @@
+"""The ``export`` stage: the fine-tune comparison's arms scored from their held-out predictions, the
+winner picked (:mod:`lab.export.winner`), written as a serving bundle (:mod:`lab.handoff.bundle`)
+and registered in the MLflow model registry (:mod:`lab.export.registry`).
+
+Everything about the arms comes from what the study wrote: ``predictions.jsonl`` (the answers),
+``results.csv`` (the serving cost) and the arms manifest (:mod:`lab.handoff.arms`: each arm's model
+folder, prompt version, generation settings, the retrieval configuration and k, the corpus it
+indexed and the held-out questions). The stage never rebuilds the study's task.
+
+Outputs (:meth:`ExportResult.write`): ``bundle/``, ``metrics.json`` and ``registry.json`` (the
+registered model's name; its version number lives in this machine's MLflow store, tagged with the
+bundle id, so the git-tracked file is the same on every machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import DataError
+from lab.export.winner import ArmChoice, ExportError, arm_costs, choose_arm, score_arms
+from lab.handoff.arms import ArmEntry, ArmsManifest, read_arms
+from lab.handoff.bundle import ServedModel, read_bundle, write_bundle
+from lab.stage import StagePaths, stage
+
+#: Arms that answer with a LoRA adapter on the base model.
+ADAPTER_METHODS = ("lora", "qlora")
+
+
+def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``predictions.jsonl`` of the fine-tune comparison: arm -> its records (id, question, answers,
+    prediction[, contexts]), file order. Errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: predictions file not found; run the fine-tune comparison "
+                        "(`dvc repro finetune_comparison`)")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for no, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{no}: not valid JSON ({exc.msg})") from None
+        missing = [k for k in ("arm", "id", "answers", "prediction") if k not in rec]
+        if missing:
+            raise DataError(f"{path}:{no}: missing key(s) {missing}; each line needs arm, id, answers, prediction")
+        out.setdefault(rec["arm"], []).append(rec)
+    if not out:
+        raise DataError(f"{path}: no predictions in the file")
+    return out
+
+
+def served_model(arm: ArmEntry) -> ServedModel:
+    """What serves ``arm``: the base model for prompt/RAG arms, base + adapter for LoRA arms, the
+    fine-tuned folder for the full arm (the folders the manifest names)."""
+    from lab.models import resolve
+
+    trained = arm.trained_dir
+    if arm.method is not None and (trained is None or not Path(trained).is_dir()):
+        raise ExportError(f"arm {arm.name!r}: its trained model folder {trained!r} (arms manifest) is missing; "
+                          "rerun `dvc repro finetune_comparison`")
+    if arm.method == "full":
+        return ServedModel(str(trained), spec=None)
+    ref = resolve(arm.model)
+    if ref.path is None:
+        if arm.method in ADAPTER_METHODS:
+            raise ExportError(f"model {arm.model!r} is an endpoint: a LoRA arm needs local base weights")
+        return ServedModel(arm.model, spec=arm.model)
+    if arm.method in ADAPTER_METHODS:
+        return ServedModel(str(ref.path), adapter=str(trained), spec=arm.model, base_revision=ref.revision)
+    return ServedModel(str(ref.path), spec=arm.model, base_revision=ref.revision)
+
+
+@dataclass
+class ExportResult:
+    """The winner and everything its bundle is written from; :meth:`write` writes the bundle,
+    registers it (when the config says so) and writes ``metrics.json`` and ``registry.json``."""
+
+    choice: ArmChoice
+    arm: ArmEntry
+    model: ServedModel
+    retrieval: dict[str, Any]                       # {"config", "k"}
+    corpus: dict[str, dict[str, str]]               # doc id -> {"title", "text"}: the served passages
+    eval_items: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    cfg: Any                                        # lab.config.ExportConfig
+    root: Path
+    register_model: bool = True
+    bundle_dir: Path | None = None
+    bundle: dict[str, Any] = field(default_factory=dict)
+    registered: dict[str, Any] | None = None
+
+    def write(self, out_dir: Path) -> None:
+        """``out_dir/bundle`` (atomic), its registration, ``metrics.json`` and ``registry.json``."""
+        from lab.io import write_json
+
+        cfg = self.cfg
+        self.bundle_dir = write_bundle(
+            Path(out_dir) / "bundle", retrieval_config=self.retrieval["config"], corpus=self.corpus, model=self.model,
+            choice=self.choice, k=self.retrieval["k"], prompt_version=self.arm.prompt_version,
+            generation=self.arm.generation, rag=self.arm.rag, eval_items=self.eval_items, guardrails=cfg.guardrails,
+            provenance=self.provenance, max_model_len=cfg.max_model_len, root=self.root)
+        self.bundle = read_bundle(self.bundle_dir)
+        if self.register_model:
+            from lab.export.registry import register
+
+            version = register(self.bundle_dir, cfg.registered_model, root=self.root,
+                               tags={"arm": self.choice.arm, "bundle_id": self.provenance["bundle_id"],
+                                     "git.commit": self.provenance.get("git.commit", "")})
+            self.registered = {"name": cfg.registered_model, "version": version}
+        write_json(Path(out_dir) / "metrics.json", self.metrics())
+        # the version counts registrations in this machine's MLflow store: not in the git-tracked file
+        write_json(Path(out_dir) / "registry.json", {"name": cfg.registered_model, "registered": self.registered is not None})
+
+    def table(self) -> Any:
+        """Every arm's score, with ``candidate`` and ``chosen`` columns (a DataFrame)."""
+        import pandas as pd
+
+        df = pd.DataFrame([asdict(s) for s in self.choice.scores])
+        df["candidate"] = df["arm"].isin(self.choice.candidates)
+        df["chosen"] = df["arm"] == self.choice.arm
+        return df
+
+    def metrics(self) -> dict[str, Any]:
+        win = next(s for s in self.choice.scores if s.arm == self.choice.arm)
+        return {"arm": self.choice.arm, "best": self.choice.best, "candidates": len(self.choice.candidates),
+                self.choice.metric: win.mean, f"{self.choice.metric}_ci": [win.ci_low, win.ci_high],
+                "n": win.n, "passages": len(self.corpus)}
+
+    def finding(self) -> str:
+        c = self.choice
+        win = next(s for s in c.scores if s.arm == c.arm)
+        others = [a for a in c.candidates if a != c.arm]
+        text = (f"Exported arm **{c.arm}** ({c.metric} {win.mean:.3f}, 95% CI [{win.ci_low:.3f}, {win.ci_high:.3f}], "
+                f"n={win.n}) with retrieval `{self.retrieval['config'].get('retriever')}` over "
+                f"{len(self.corpus)} passages, k={self.retrieval['k']}. ")
+        if c.best != c.arm:
+            text += (f"The best mean was {c.best}; its CI overlaps {c.arm}'s, and {c.arm} is the cheaper to serve, "
+                     "so the rule picked it. ")
+        if others:
+            text += f"Not distinguishable from it on this data: {', '.join(others)}. "
+        if self.registered:
+            text += (f"Registered as `{self.registered['name']}` version {self.registered['version']} "
+                     "(the `champion` alias moves only through the promotion gate).")
+        return text
+
+
+@stage("export")
+def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> ExportResult:
+    """Score the fine-tune arms from their predictions, pick the winner and gather what its bundle
+    is written from (the arms manifest's model folder, settings, retrieval and corpus).
+
+    ``cfg``: :class:`lab.config.ExportConfig`; ``register_model`` overrides ``cfg.register_model``.
+
+    Raises
+    ------
+    ExportError
+        No arm can be exported, or the chosen arm's model or retrieval is missing.
+    DataError
+        A file the study wrote is missing, old or malformed (named, with the command to rerun).
+    """
+    import pandas as pd
+
+    from lab.retrieval.sets import config_chunker, squad_corpus
+    from lab.tracking import dvc_data_hashes, git_state
+
+    root = paths.root
+    manifest = read_arms(paths.of(cfg.manifest), root)
+    preds = read_predictions(paths.of(cfg.predictions))
+    results = paths.of(cfg.results)
+    table = pd.read_csv(results) if results.is_file() else None
+    costs = arm_costs(table, preds, cfg.cost)
+    scores = score_arms(preds, costs, metric=cfg.metric, n_resamples=cfg.n_resamples, seed=cfg.seed,
+                        arms=manifest.names())
+    choice = choose_arm(scores, metric=cfg.metric, mode=cfg.mode, servable=cfg.arms, cost_measure=cfg.cost)
+    arm = manifest.arm(choice.arm)
+    model = served_model(arm)
+    model.served_name = cfg.served_name
+    if manifest.retrieval is None:
+        raise ExportError(f"{cfg.manifest}: the study ran no retrieving arm, and the server answers with "
+                          "retrieved sources; add rag or lora_rag to finetune_comparison.arms")
+    config = manifest.retrieval["config"]
+    corpus = squad_corpus(manifest.paragraphs(), config_chunker(config))
+    eval_items = _eval_items(manifest, preds[choice.arm])
+    git = git_state(root)
+    identity = json.dumps([choice.arm, asdict(model), manifest.retrieval, arm.prompt_version, arm.generation,
+                           cfg.guardrails], sort_keys=True, default=str)
+    provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
+                  "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
+                  "predictions": str(cfg.predictions), "manifest": str(cfg.manifest)}
+    return ExportResult(choice=choice, arm=arm, model=model, retrieval=dict(manifest.retrieval), corpus=corpus,
+                        eval_items=eval_items, provenance=provenance, cfg=cfg, root=root,
+                        register_model=cfg.register_model if register_model is None else register_model)
+
+
+def _eval_items(manifest: ArmsManifest, offline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The held-out questions with the chosen arm's offline answer and contexts (the gate's canary)."""
+    by_id = {r["id"]: r for r in offline}
+    return [{"id": q["id"], "question": q["question"], "answers": list(q["answers"]), "title": q["title"],
+             "offline_prediction": by_id.get(q["id"], {}).get("prediction"),
+             "offline_contexts": by_id.get(q["id"], {}).get("contexts")} for q in manifest.heldout]
+
+
+def _stage_runs(root: Path, stages: Sequence[str]) -> dict[str, str]:
+    """The latest finished MLflow run id of each stage (empty when the store has none)."""
+    try:
+        import mlflow
+
+        from lab import tracking
+
+        tracking.setup(root=root)
+        exp = mlflow.get_experiment_by_name("lab")
+        out = {}
+        for st in stages:
+            runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`lab.stage` = '{st}' and "
+                                      "attributes.status = 'FINISHED'", order_by=["start_time DESC"],
+                                      max_results=1, output_format="list") if exp else []
+            if runs:
+                out[st] = runs[0].info.run_id
+        return out
+    except Exception as exc:  # noqa: BLE001 (provenance is best effort; the bundle says why it is missing)
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}

@@ -1,0 +1,433 @@
+"""The chat service: retrieve -> guard the input -> generate -> guard the output, with sources.
+
+Plain Python (no HTTP): :class:`ChatService` takes a :class:`ChatRequest` and returns an
+:class:`Answer` (or, streamed, text deltas then the :class:`Answer`); what cannot be answered is a
+:class:`ChatError` with the HTTP status the routes (:mod:`lab.serve.gateway`) send. The service
+counts what happens inside a turn (retrieval time, queue, tokens, time to first token, retries,
+fallbacks, guardrail decisions, feedback); the routes count requests, errors and durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lab.errors import LabError
+from lab.serve.metrics import GatewayMetrics
+from lab.serve.rag import RAG
+from lab.serve.upstream import Delta, Upstream, UpstreamError, generate_with_fallback
+
+
+# --------------------------------------------------------------------------- requests
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=32_000)
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat fields the gateway uses (others are ignored), plus ``k`` and ``topic``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[Message] = Field(min_length=1, max_length=64)
+    model: str | None = None
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=2048)   # default: the bundle's generation.max_new_tokens
+    temperature: float = Field(0.0, ge=0, le=2)
+    k: int | None = Field(None, ge=1, le=50)          # passages to retrieve (default: the bundle's)
+    topic: str | None = Field(None, max_length=200)   # the study's "Topic:" line (default: top source's title)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: str = Field(min_length=1, max_length=100)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=4000)
+
+
+# --------------------------------------------------------------------------- settings and results
+@dataclass
+class Settings:
+    """How the gateway behaves; ``lab serve`` fills it from flags and the environment."""
+
+    api_key: str | None = None           # required as ``Authorization: Bearer KEY`` when set
+    max_body_bytes: int = 1_000_000
+    max_concurrency: int = 64            # upstream calls at once; the rest wait (queue depth)
+    retries: int = 2
+    backoff_s: float = 0.2
+    request_timeout_s: float = 300.0     # a whole answer; a CPU server under 64 concurrent prefills needs minutes
+    default_max_tokens: int | None = None   # None: the bundle's generation.max_new_tokens (what was evaluated)
+    feedback_path: Path = Path("feedback.jsonl")
+    remember: int = 10_000               # recent responses kept for feedback
+    mlflow_feedback: bool = True         # also log feedback to MLflow (tracking store of the project)
+    trace: bool = False                  # an MLflow trace per request (lab serve turns it on)
+
+
+class ChatError(LabError):
+    """A request the service cannot answer: ``status`` (the HTTP code), ``kind`` (the error type
+    counted in ``lab_errors_total``) and a message naming the field or the cause."""
+
+    def __init__(self, status: int, message: str, kind: str, type: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.type = type or kind   # the body's error type (a stream's names the upstream failure only)
+
+
+@dataclass
+class Answer:
+    """One answered turn: the text, its sources and how it was made."""
+
+    id: str
+    model: str
+    text: str
+    sources: list[dict[str, Any]]
+    usage: dict[str, int]
+    generated_by: str = ""
+    blocked: bool = False
+    trace_id: str | None = None
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def finish_reason(self) -> str:
+        return "content_filter" if self.blocked else "stop"
+
+    def lab(self) -> dict[str, Any]:
+        return {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
+
+    def body(self) -> dict[str, Any]:
+        """The ``chat.completion`` response."""
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text},
+                             "finish_reason": self.finish_reason}],
+                "usage": self.usage, "sources": self.sources, "lab": self.lab()}
+
+    def chunk(self) -> dict[str, Any]:
+        """The whole answer as one ``chat.completion.chunk`` (a stream whose output was checked first)."""
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text},
+                             "finish_reason": self.finish_reason}],
+                "usage": self.usage, "sources": self.sources, "lab": self.lab()}
+
+
+@dataclass
+class Turn:
+    """A question on its way through the service."""
+
+    request: ChatRequest
+    question: str
+    history: list[dict[str, Any]]
+    t0: float
+    span: Any = None                     # the trace's root span
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")   # the response id
+    created: int = field(default_factory=lambda: int(time.time()))
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    max_tokens: int = 0
+
+    @property
+    def contexts(self) -> list[str]:
+        return [x["text"] for x in self.sources]
+
+
+@dataclass
+class _Remembered:
+    question: str
+    answer: str
+    contexts: list[str]
+    sources: list[dict[str, Any]]
+    trace_id: str | None = None
+    created: float = field(default_factory=time.time)
+
+
+def _total(usage: dict[str, int]) -> dict[str, int]:
+    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+
+
+# --------------------------------------------------------------------------- the service
+class ChatService:
+    """The gateway's state and its one job: RAG, upstreams, guardrail policy, metrics, recent responses."""
+
+    def __init__(self, rag: RAG, upstream: Upstream, *, fallback: Upstream | None = None,
+                 settings: Settings | None = None, policy: Any = None,
+                 metrics: GatewayMetrics | None = None) -> None:
+        self.rag, self.upstream, self.fallback = rag, upstream, fallback
+        self.settings = settings or Settings()
+        self.metrics = metrics or GatewayMetrics()
+        self.policy = policy
+        if policy is not None:
+            policy.on_decision.append(lambda stage, o: self.metrics.guardrails.labels(o.decision.check, o.action).inc())
+        self.metrics.add_gauges("lab_embedding_store_hit_ratio", "Embedding-store hits / lookups of query "
+                                "embeddings since start", rag.embedding_hit_rate)
+        from lab.serve.tracing import Tracer
+
+        self.tracer = Tracer(self.settings.trace, on_error=lambda: self.metrics.errors.labels("trace").inc())
+        self._slots = asyncio.Semaphore(self.settings.max_concurrency)
+        self._recent: OrderedDict[str, _Remembered] = OrderedDict()
+        self._feedback_lock = asyncio.Lock()
+
+    def remember(self, rid: str, item: _Remembered) -> None:
+        self._recent[rid] = item
+        while len(self._recent) > self.settings.remember:
+            self._recent.popitem(last=False)
+
+    # ---------------------------------------------------------------- a turn, step by step
+    def start(self, req: ChatRequest) -> Turn:
+        """The question (the last message, a user's) and the history before it; the trace begins.
+
+        Raises
+        ------
+        ChatError
+            422 when the last message is not a non-empty user message.
+        """
+        t0 = time.perf_counter()
+        users = [msg for msg in req.messages if msg.role == "user"]
+        if not users or not users[-1].content.strip():
+            raise ChatError(422, "messages: the last user message must be non-empty text (the question)",
+                            "invalid_request")
+        question = users[-1].content
+        history = [msg.model_dump() for msg in req.messages[:-1] if msg.role != "system"]
+        if req.messages[-1].role != "user":
+            raise ChatError(422, "messages: the last message must be the user's question", "invalid_request")
+        span = self.tracer.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream})
+        return Turn(req, question, history, t0, span)
+
+    async def prepare(self, turn: Turn) -> Answer | None:
+        """Guard the input, retrieve, build the prompt; an :class:`Answer` when the input is blocked."""
+        tr, req = self.tracer, turn.request
+        if self.policy is not None:
+            span = tr.start("guardrails.input", "GUARDRAIL", inputs={"text": turn.question}, parent=turn.span)
+            checked = await asyncio.to_thread(self.policy.apply, turn.question, "input")
+            tr.end(span, outputs=checked.to_dict())
+            if not checked.allowed:
+                return self._finish(turn, checked.text, blocked=True)
+            turn.question = checked.text
+        t_r = time.perf_counter()
+        span = tr.start("retrieval", "RETRIEVER", inputs={"query": turn.question, "k": req.k or self.rag.k},
+                        parent=turn.span)
+        hits = (await asyncio.to_thread(self.rag.search, [turn.question], req.k))[0]
+        self.metrics.retrieval.observe(time.perf_counter() - t_r)
+        tr.end(span, outputs=[{"id": d, "score": float(sc)} for d, sc in hits])
+        turn.sources = self.rag.sources(hits)
+        turn.messages = self.rag.messages(turn.question, hits, req.topic, turn.history)
+        turn.max_tokens = req.max_tokens or self.settings.default_max_tokens or self.rag.max_new_tokens
+        return None
+
+    def streams(self, turn: Turn) -> bool:
+        """Whether the answer is streamed as it is generated: output checks need the whole answer,
+        so with output rules a stream is sent after them, in one chunk."""
+        return turn.request.stream and (self.policy is None or not self.policy.rules["output"])
+
+    async def generate(self, turn: Turn) -> Answer:
+        """The whole answer, its output checked.
+
+        Raises
+        ------
+        ChatError
+            502 when the upstream failed and no fallback answered; 504 past ``request_timeout_s``.
+        """
+        tr = self.tracer
+        span = tr.start("generation", "LLM", inputs={"messages": turn.messages, "max_tokens": turn.max_tokens},
+                        parent=turn.span)
+        try:
+            text, usage, source = await self._generate(turn.messages, turn.max_tokens, turn.request.temperature)
+        except UpstreamError as exc:
+            tr.end(span, error=str(exc))
+            tr.end(turn.span, error=str(exc))
+            raise ChatError(502, f"upstream failed and no fallback is configured ({exc.kind})",
+                            f"upstream:{exc.kind}") from None
+        except TimeoutError:
+            tr.end(span, error="timeout")
+            tr.end(turn.span, error="timeout")
+            raise ChatError(504, f"no answer within {self.settings.request_timeout_s:.0f} s", "timeout") from None
+        tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
+        if self.policy is not None:
+            span = tr.start("guardrails.output", "GUARDRAIL", inputs={"text": text}, parent=turn.span)
+            out = await asyncio.to_thread(self.policy.apply, text, "output", context=turn.contexts)
+            tr.end(span, outputs=out.to_dict())
+            text = out.text
+        return self._finish(turn, text, usage=usage, source=source)
+
+    async def stream(self, turn: Turn) -> AsyncIterator[str | Answer | ChatError]:
+        """The answer as it is generated: text deltas, then the :class:`Answer` (with the usage and
+        sources), or a :class:`ChatError` (502) when the upstream fails or times out mid-way."""
+        from lab.serve.tracing import trace_id
+
+        tr = self.tracer
+        span = tr.start("generation", "LLM", inputs={"messages": turn.messages, "max_tokens": turn.max_tokens},
+                        parent=turn.span)
+        parts: list[str] = []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        first: float | None = None
+        source = ""
+        deadline = time.perf_counter() + self.settings.request_timeout_s
+        try:
+            gen = self._deltas(turn.messages, turn.max_tokens, turn.request.temperature)
+            while True:
+                try:
+                    src, d = await asyncio.wait_for(gen.__anext__(), max(0.01, deadline - time.perf_counter()))
+                except StopAsyncIteration:
+                    break
+                source = src
+                _add_usage(usage, d)
+                if d.text:
+                    if first is None:
+                        first = time.perf_counter()
+                    parts.append(d.text)
+                    yield d.text
+        except (UpstreamError, TimeoutError) as exc:
+            kind = exc.kind if isinstance(exc, UpstreamError) else "timeout"
+            tr.end(span, error=str(exc) or kind)
+            tr.end(turn.span, error=str(exc) or kind)
+            yield ChatError(502, f"upstream failed ({kind})", f"upstream:{kind}", type=kind)
+            return
+        self._observe_tokens(turn.t0, first, usage)
+        text = "".join(parts)
+        tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
+        tr.end(turn.span, outputs={"answer": text, "sources": [x["id"] for x in turn.sources]},
+               attributes={"response_id": turn.id})
+        tid = trace_id(turn.span)
+        self.remember(turn.id, _Remembered(turn.question, text, turn.contexts, turn.sources, tid))
+        yield Answer(turn.id, turn.request.model or "lab", text, turn.sources, _total(usage), source, trace_id=tid,
+                     created=turn.created)
+
+    async def feedback(self, req: FeedbackRequest) -> None:
+        """Store a rating of a recent answer (file, MLflow, its trace).
+
+        Raises
+        ------
+        ChatError
+            404 when ``response_id`` is unknown or too old.
+        """
+        s = self.settings
+        item = self._recent.get(req.response_id)
+        if item is None:
+            raise ChatError(404, f"response_id {req.response_id!r} is unknown (or too old: the gateway keeps the "
+                            f"last {s.remember} responses)", "unknown_response")
+        rec = {"question": item.question, "answer": item.answer, "rating": req.rating, "contexts": item.contexts,
+               "response_id": req.response_id, "comment": req.comment, "ts": time.time(), "trace_id": item.trace_id,
+               "bundle": self.rag.bundle.get("provenance", {}).get("bundle_id")}
+        async with self._feedback_lock:
+            await asyncio.to_thread(_append_line, s.feedback_path, rec)
+            if s.mlflow_feedback:
+                await asyncio.to_thread(_log_feedback_mlflow, rec)
+        await asyncio.to_thread(self.tracer.feedback, item.trace_id, req.rating, req.comment)
+        self.metrics.feedback.labels(req.rating).inc()
+
+    async def ready(self) -> tuple[dict[str, Any], bool]:
+        """What ``/readyz`` reports, and whether the upstream answers."""
+        up = await self.upstream.ready()
+        body = {"index": self.rag.retriever.count if hasattr(self.rag.retriever, "count") else None,
+                "upstream": self.upstream.name, "upstream_ready": up, "fallback": getattr(self.fallback, "name", None)}
+        return body, up
+
+    # ---------------------------------------------------------------- internals
+    def _finish(self, turn: Turn, text: str, *, usage: dict[str, int] | None = None, source: str = "",
+                blocked: bool = False) -> Answer:
+        from lab.serve.tracing import trace_id
+
+        tid = trace_id(turn.span)
+        self.tracer.end(turn.span, outputs={"answer": text, "sources": [x["id"] for x in turn.sources]},
+                        attributes={"response_id": turn.id, "blocked": blocked})
+        self.remember(turn.id, _Remembered(turn.question, text, turn.contexts, turn.sources, tid))
+        return Answer(turn.id, turn.request.model or "lab", text, turn.sources,
+                      _total(usage or {"prompt_tokens": 0, "completion_tokens": 0}), source, blocked, tid)
+
+    async def _generate(self, msgs: list[dict], max_tokens: int, temperature: float) -> tuple[str, dict[str, int], str]:
+        parts: list[str] = []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        source = ""
+        t0 = time.perf_counter()
+        first: float | None = None
+
+        async def run() -> None:
+            nonlocal source, first
+            async for src, d in self._deltas(msgs, max_tokens, temperature):
+                source = src
+                if d.text and first is None:
+                    first = time.perf_counter()
+                parts.append(d.text)
+                _add_usage(usage, d)
+
+        await asyncio.wait_for(run(), self.settings.request_timeout_s)
+        self._observe_tokens(t0, first, usage)
+        return "".join(parts), usage, source
+
+    async def _deltas(self, msgs: list[dict], max_tokens: int, temperature: float) -> AsyncIterator[tuple[str, Delta]]:
+        m = self.metrics
+        m.queue_depth.inc()
+        async with self._slots:
+            m.queue_depth.dec()
+            m.in_flight.inc()
+            try:
+                async for pair in generate_with_fallback(
+                        self.upstream, self.fallback, msgs, max_tokens=max_tokens, temperature=temperature,
+                        retries=self.settings.retries, backoff_s=self.settings.backoff_s,
+                        on_retry=lambda kind: m.retries.inc(),
+                        on_fallback=lambda kind: m.fallbacks.labels(kind).inc()):
+                    yield pair
+            finally:
+                m.in_flight.dec()
+
+    def _observe_tokens(self, t0: float, first: float | None, usage: dict[str, int]) -> None:
+        m = self.metrics
+        end = time.perf_counter()
+        if first is not None:
+            m.ttft.observe(first - t0)
+            if usage["completion_tokens"] > 1:
+                m.tpot.observe((end - first) / (usage["completion_tokens"] - 1))
+        m.tokens.labels("input").observe(usage["prompt_tokens"])
+        m.tokens.labels("output").observe(usage["completion_tokens"])
+
+
+def _add_usage(usage: dict[str, int], d: Delta) -> None:
+    if d.prompt_tokens is not None:
+        usage["prompt_tokens"] = d.prompt_tokens
+    if d.completion_tokens is not None:
+        usage["completion_tokens"] = d.completion_tokens
+
+
+def _append_line(path: Path, rec: dict[str, Any]) -> None:
+    """Append one JSON line and fsync: feedback already acknowledged is never lost."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _log_feedback_mlflow(rec: dict[str, Any]) -> None:
+    """Feedback lands in ONE ``gateway feedback`` run of the project's tracking store (tag
+    ``lab.kind=feedback``), as rows of its ``feedback.json`` table (``log_table`` appends) and the
+    running counts ``feedback_up`` / ``feedback_down``. Client API only: safe from worker threads."""
+    import mlflow
+
+    from lab import tracking
+
+    tracking.setup()
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("lab")
+    found = client.search_runs([exp.experiment_id], filter_string="tags.`lab.kind` = 'feedback'", max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        run_id = client.create_run(exp.experiment_id, run_name="gateway feedback",
+                                   tags={"lab.kind": "feedback"}).info.run_id
+    row = {k: [json.dumps(v) if isinstance(v, list) else v] for k, v in rec.items()}
+    client.log_table(run_id, row, artifact_file="feedback.json")
+    key = f"feedback_{rec['rating']}"
+    n = len(client.get_metric_history(run_id, key))
+    client.log_metric(run_id, key, n + 1, step=n + 1)

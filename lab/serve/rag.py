@@ -1,0 +1,76 @@
+"""The bundle's retrieval and prompt, as the studies ran them: the saved index searched with the
+studies' retriever code (and embedding store), the study's prompt built around the passages.
+
+A bundle is refused here when its prompt version is not the one this code builds
+(:func:`lab.handoff.bundle.check_prompt`): the offline scores and the gate's reference answers
+belong to the prompt the bundle records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lab.handoff.bundle import check_prompt, read_bundle
+
+
+class RAG:
+    """The bundle's retriever and prompt: the same functions the studies call.
+
+    Raises
+    ------
+    BundleError
+        The bundle is unreadable, of another format or version, or was exported with another
+        prompt version than this code's.
+    """
+
+    def __init__(self, bundle_dir: str | Path, *, store_dir: str | Path | None = None, embed: Any = None) -> None:
+        from lab.generate.prompts import PROMPT_VERSION
+        from lab.retrieval import load_retriever
+        from lab.retrieval.configured import DENSE, config_embedder
+
+        self.dir = Path(bundle_dir)
+        self.bundle = read_bundle(self.dir)
+        check_prompt(self.dir, self.bundle, PROMPT_VERSION)
+        config = self.bundle["retrieval"]["config"]
+        self.embed = config_embedder(config, store_dir, embed) if config["retriever"] in DENSE else None
+        self.retriever = load_retriever(self.dir / "index", self.embed)
+        self.passages: dict[str, dict[str, str]] = {}
+        for line in (self.dir / "passages.jsonl").read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                rec = json.loads(line)
+                self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
+        self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
+        self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
+        self.rag = bool(self.bundle["prompt"]["rag"])
+
+    def search(self, questions: Sequence[str], k: int | None = None) -> list[list[tuple[str, float]]]:
+        """Per question at most ``k`` (default the bundle's) ``(doc_id, score)``, best first."""
+        return self.retriever.search(list(questions), k or self.k)
+
+    def sources(self, hits: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
+        """The passages behind ``hits`` as the response's ``sources`` (id, score, title, text)."""
+        return [{"id": d, "score": float(sc), "title": self.passages[d]["title"], "text": self.passages[d]["text"]}
+                for d, sc in hits]
+
+    def messages(self, question: str, hits: Sequence[tuple[str, float]], topic: str | None = None,
+                 history: Sequence[dict] = ()) -> list[dict]:
+        """The study's prompt for ``question`` (``lab.generate.prompts``); earlier turns kept before it."""
+        from lab.data.domain import QAExample
+        from lab.generate.prompts import with_context, zero_shot
+
+        if topic is None:
+            topic = self.passages[hits[0][0]]["title"] if hits else ""
+        ex = QAExample(id="", question=question, answers=(), paragraph_id="", title=topic, context="")
+        msgs = with_context(ex, [self.passages[d]["text"] for d, _ in hits]) if self.rag and hits else zero_shot(ex)
+        return [msgs[0], *history, *msgs[1:]]
+
+    def embedding_hit_rate(self) -> float | None:
+        """Embedding-store hits / lookups of query embeddings since start (None without a store)."""
+        store = getattr(self.embed, "store", None)
+        if store is None:
+            return None
+        total = store.stats.hits + store.stats.misses
+        return store.stats.hits / total if total else None
