@@ -20,16 +20,6 @@ judge_app = typer.Typer(help="LLM-as-judge: calibrate judges against human label
 app.add_typer(judge_app, name="judge")
 
 
-def _parse_value(raw: str) -> Any:
-    """``-p key value``: the value is read as YAML (``20`` -> int, ``[a, b]`` -> list, ``x`` -> str)."""
-    import yaml
-
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
 def _emit_json(result: Any, out: Path | None) -> None:
     """Print ``result`` as JSON, and write it to ``out`` (atomically) when given."""
     text = json.dumps(result, indent=2)
@@ -84,12 +74,14 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 def _pairs(args: list[str]) -> dict[str, Any]:
     """``-p KEY VALUE`` (repeatable, papermill's spelling) from the extra arguments of ``lab run``."""
+    from lab.config import parse_value
+
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
         if args[i] not in ("-p", "--param") or i + 2 >= len(args):
             raise typer.BadParameter(f"expected '-p KEY VALUE', got {' '.join(args[i:i + 3])!r}")
-        out[args[i + 1]] = _parse_value(args[i + 2])
+        out[args[i + 1]] = parse_value(args[i + 2])   # params.yaml's YAML: 1e-4 is a float
         i += 3
     return out
 
@@ -158,7 +150,7 @@ def params_check(
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
 ) -> None:
     """Validate params.yaml sections against their typed configs."""
-    from lab.config import check_sections
+    from lab.dvcparams import check_sections
     from lab.errors import LabError
 
     try:
@@ -177,7 +169,7 @@ def params_overrides(
     them: `dvc exp run -n NAME $(lab params overrides experiments/finetune_qwen05.yaml)`."""
     import shlex
 
-    from lab.config import override_args
+    from lab.dvcparams import override_args
     from lab.errors import LabError
 
     try:

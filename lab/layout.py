@@ -19,7 +19,7 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
              "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure, "
              "child processes that stop with their owner",
      ("lab", "lab.errors", "lab.env", "lab.paths", "lab.registry", "lab.io", "lab.config", "lab.tokens",
-      "lab.viz", "lab.tracking", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report",
+      "lab.viz", "lab.tracking", "lab.dvcparams", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report",
       "lab.procs")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),

@@ -119,7 +119,8 @@ def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
     import yaml
     from dvc.utils.hydra import apply_overrides
 
-    from lab.config import load_section, override_args, read_params
+    from lab.config import load_section, read_params
+    from lab.dvcparams import override_args
 
     root = Path(__file__).resolve().parents[1]
     params = tmp_path / "params.yaml"
@@ -138,7 +139,7 @@ def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
 def test_override_args_fail_on_a_typo_naming_the_file(tmp_path):
     from pathlib import Path
 
-    from lab.config import override_args
+    from lab.dvcparams import override_args
 
     root = Path(__file__).resolve().parents[1]
     bad = tmp_path / "profile.yaml"
