@@ -117,7 +117,7 @@ def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> 
 def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None, base: Any = None) -> ArmResult:
     """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
     from lab.data.domain import pick_shots
-    from lab.finetune import FinetuneConfig, load_finetuned
+    from lab.finetune import load_finetuned
     from lab.generate.prompts import PROMPT_VERSION, few_shot, training_example, with_context, zero_shot
     from lab.metrics.qa import score_predictions
 
@@ -144,12 +144,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
                               "gradients and did not learn in measurements; run this arm on a GPU")
             return result
         t = cfg.training
-        ft = FinetuneConfig(method=method, model=cfg.model, max_steps=t.max_steps, batch_size=t.batch_size,
-                            grad_accum=t.grad_accum, lora_r=t.lora_r,
-                            max_length=t.rag_max_length if arm in RAG_ARMS else t.max_length,
-                            lora_alpha=2 * t.lora_r, eval_every=t.eval_every, save_every=t.save_every,
-                            learning_rate=t.full_learning_rate if method == "full" else t.lora_learning_rate,
-                            seed=cfg.seed, threads=t.threads)
+        ft = t.finetune_config(method=method, model=cfg.model, seed=cfg.seed, rag=arm in RAG_ARMS)
         train_ctx = retriever.contexts([q.question for q in task.train], cfg.rag_k) if arm == "lora_rag" else None
         train = [training_example(q, contexts=train_ctx[i] if train_ctx else None) for i, q in enumerate(task.train)]
         # the loss the trainer evaluates is on HELD-OUT questions (their prompts as this arm sees them,
