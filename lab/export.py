@@ -584,14 +584,14 @@ def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = N
                    "offline_prediction": offline.get(q.id, {}).get("prediction"),
                    "offline_contexts": offline.get(q.id, {}).get("contexts")} for q in task.heldout]
     git = git_state(root)
-    identity = json.dumps([choice.arm, asdict(model), config, ft.rag_k, PROMPT_VERSION, cfg.guardrails],
+    identity = json.dumps([choice.arm, asdict(model), config, ft.rag_k, PROMPT_VERSION, cfg.guardrails_config()],
                           sort_keys=True, default=str)
     provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
                   "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
                   "predictions": str(cfg.predictions), "winner": str(ft.winner)}
     bundle_dir = write_bundle(root / cfg.out_dir / "bundle", retrieval_config=config, corpus=corpus, model=model,
                               choice=choice, rag_k=ft.rag_k, prompt_version=PROMPT_VERSION, eval_items=eval_items,
-                              guardrails=cfg.guardrails, provenance=provenance, max_model_len=cfg.max_model_len,
+                              guardrails=cfg.guardrails_config(), provenance=provenance, max_model_len=cfg.max_model_len,
                               root=root)
     bundle = read_bundle(bundle_dir)
     registered = None
