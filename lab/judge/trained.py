@@ -29,6 +29,7 @@ from lab.judge.cache import JudgmentCache, cache_key
 
 log = logging.getLogger(__name__)
 META = "meta.json"
+_DEFAULT_SETTINGS = TrainedJudgeSpec()   # frozen: safe to share as a default
 
 
 def settings_record(settings: TrainedJudgeSpec, seed: int) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def _digest(pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> str:
 
 def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int],
                         validation: Sequence[JudgeInput], validation_labels: Sequence[int], *,
-                        task: str, out_dir: str | Path, name: str, settings: TrainedJudgeSpec = TrainedJudgeSpec(),
+                        task: str, out_dir: str | Path, name: str, settings: TrainedJudgeSpec = _DEFAULT_SETTINGS,
                         seed: int = 0,
                         sources: Sequence[str] = (), augmented: Sequence[JudgeInput] = (),
                         augmented_labels: Sequence[int] = ()) -> CrossEncoderJudge:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.models import torch_device
 
 #: Held-out questions whose answer loss the trainer evaluates (the first ones of the held-out set).
 HELDOUT_LOSS_QUESTIONS = 32
@@ -178,7 +179,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
             result.metrics["final_heldout_loss"] = info["eval_loss"][-1][1]
         else:
             result.notes.append("final_heldout_loss: none recorded (the trainer evaluated no held-out loss)")
-        model = load_finetuned(info["final_dir"], device=cfg.generation.torch_device())
+        model = load_finetuned(info["final_dir"], device=torch_device(cfg.generation.device))
     else:
         answers_file = _answers_file(root / cfg.out_dir, arm, None, prompts, cfg)
         if (cached := _load_answers(answers_file)) is not None:
@@ -217,7 +218,7 @@ def _answers_file(out_dir: Path, arm: str, train_ident: str | None, prompts: Seq
 
         revision = _dir_revision(Path(spec).expanduser())
     key = json.dumps({"arm": arm, "train": train_ident, "model": spec, "revision": revision,
-                      "prompts": list(prompts), "generation": {**cfg.generation.model_dump(mode="json"), "device": cfg.generation.torch_device()},
+                      "prompts": list(prompts), "generation": {**cfg.generation.model_dump(mode="json"), "device": torch_device(cfg.generation.device)},
                       "code": code_id([__name__])}, sort_keys=True, default=str)
     return Path(out_dir) / "arms" / f"answers-{arm}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
@@ -280,7 +281,7 @@ def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmRe
         retriever = squad_retriever(read_winner(root / cfg.winner), task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
-        base = load_causal_lm(cfg.model, device=cfg.generation.torch_device())
+        base = load_causal_lm(cfg.model, device=torch_device(cfg.generation.device))
     results = []
     for arm in bar(cfg.arms, desc="arms", enable=progress):
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,
