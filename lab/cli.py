@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from lab.config.generation import ANSWER_TIMEOUT_S
+
 app = typer.Typer(help="lab: reproducible LLM and RAG experiments.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 models_app = typer.Typer(help="The offline model store.", no_args_is_help=True)
@@ -329,7 +331,7 @@ def serve(
     vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
     feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl).")] = None,
     trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
-    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = 300.0,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = ANSWER_TIMEOUT_S,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).

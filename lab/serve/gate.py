@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lab.config.generation import DEFAULT_MAX_NEW_TOKENS
+
 
 def read_eval(bundle_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(bundle_dir) / "eval.jsonl"
@@ -43,7 +45,7 @@ async def _ask_all(client: Any, items: list[dict[str, Any]], k: int, max_tokens:
 
 
 def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, api_key: str | None = None,
-           max_tokens: int = 24, concurrency: int = 8, n_resamples: int = 2000, seed: int = 0,
+           max_tokens: int = DEFAULT_MAX_NEW_TOKENS, concurrency: int = 8, n_resamples: int = 2000, seed: int = 0,
            timeout_s: float = 600.0) -> dict[str, Any]:
     """Run the gate against a gateway (an ASGI ``app`` in process, or its ``url``); the result dict
     has ``passed`` and the figures behind it."""

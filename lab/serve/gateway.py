@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lab.config.generation import ANSWER_TIMEOUT_S, DEFAULT_MAX_NEW_TOKENS
 from lab.serve.metrics import GatewayMetrics
 from lab.serve.upstream import Upstream, UpstreamError, generate_with_fallback
 
@@ -118,8 +119,8 @@ class Settings:
     max_concurrency: int = 64            # upstream calls at once; the rest wait (queue depth)
     retries: int = 2
     backoff_s: float = 0.2
-    request_timeout_s: float = 300.0     # a whole answer; a CPU server under 64 concurrent prefills needs minutes
-    default_max_tokens: int = 64
+    request_timeout_s: float = ANSWER_TIMEOUT_S      # a whole answer (lab.config.generation says why)
+    default_max_tokens: int = DEFAULT_MAX_NEW_TOKENS  # the answer length the study measured
     feedback_path: Path = Path("feedback.jsonl")
     remember: int = 10_000               # recent responses kept for feedback
     mlflow_feedback: bool = True         # also log feedback to MLflow (tracking store of the project)
