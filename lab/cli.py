@@ -10,6 +10,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from lab.config.generation import ANSWER_TIMEOUT_S
+
 app = typer.Typer(help="lab: reproducible LLM and RAG experiments.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 models_app = typer.Typer(help="The offline model store.", no_args_is_help=True)
@@ -20,16 +22,6 @@ guardrails_app = typer.Typer(help="Guardrail checks: measure them on labelled da
 app.add_typer(guardrails_app, name="guardrails")
 judge_app = typer.Typer(help="LLM-as-judge: calibrate judges against human labels.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
-
-
-def _parse_value(raw: str) -> Any:
-    """``-p key value``: the value is read as YAML (``20`` -> int, ``[a, b]`` -> list, ``x`` -> str)."""
-    import yaml
-
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
 
 
 def _emit_json(result: Any, out: Path | None) -> None:
@@ -114,12 +106,14 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 def _pairs(args: list[str]) -> dict[str, Any]:
     """``-p KEY VALUE`` (repeatable, papermill's spelling) from the extra arguments of ``lab run``."""
+    from lab.config import parse_value
+
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
         if args[i] not in ("-p", "--param") or i + 2 >= len(args):
             raise typer.BadParameter(f"expected '-p KEY VALUE', got {' '.join(args[i:i + 3])!r}")
-        out[args[i + 1]] = _parse_value(args[i + 2])
+        out[args[i + 1]] = parse_value(args[i + 2])   # params.yaml's YAML: 1e-4 is a float
         i += 3
     return out
 
@@ -176,7 +170,8 @@ def params_check(
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
 ) -> None:
     """Validate params.yaml sections against their typed configs."""
-    from lab.config import check_sections
+    from lab.dvcparams import check_sections
+    from lab.errors import LabError
 
     for name, cfg in check_sections(params_file, sections).items():
         typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
@@ -192,7 +187,8 @@ def params_overrides(
     them: `dvc exp run -n NAME $(lab params overrides experiments/finetune_qwen05.yaml)`."""
     import shlex
 
-    from lab.config import override_args
+    from lab.dvcparams import override_args
+    from lab.errors import LabError
 
     typer.echo(shlex.join(override_args(file, params_file)))
 
@@ -338,7 +334,7 @@ def serve(
     vllm_port: Annotated[int, typer.Option(help="Port of the vLLM server lab starts (loopback).")] = 8000,
     feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl under the project root).")] = None,
     trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
-    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = 300.0,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = ANSWER_TIMEOUT_S,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).

@@ -23,8 +23,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lab.config.loader import load_yaml, read_yaml
 from lab.errors import ConfigError
 from lab.imports import LAB_DIR, closure, notebook_imports
 
@@ -111,15 +110,15 @@ def derived(root: Path, dvc_file: str = "dvc.yaml", params_file: str = "params.y
     """Stage name -> its derived deps, for every stage of ``dvc.yaml``."""
     path = root / dvc_file
     try:
-        stages = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    except (OSError, yaml.YAMLError) as exc:
+        stages = (load_yaml(path.read_text(encoding="utf-8"), path) or {}).get("stages") or {}
+    except (OSError, ConfigError) as exc:
         raise ConfigError(f"{path}: cannot read the pipeline ({exc})") from None
     return {name: stage_deps(name, st["cmd"], root, params_file) for name, st in stages.items()}
 
 
 def drift(root: Path, dvc_file: str = "dvc.yaml", params_file: str = "params.yaml") -> dict[str, dict[str, list[str]]]:
     """Per stage whose ``deps`` differ from the derived ones: ``{"missing": [...], "extra": [...]}``."""
-    stages = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8")).get("stages") or {}
+    stages = (read_yaml(root / dvc_file) or {}).get("stages") or {}
     out = {}
     for name, want in derived(root, dvc_file, params_file).items():
         have = [str(d) for d in stages[name].get("deps") or []]

@@ -24,8 +24,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
              "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure, "
              "child processes that stop with their owner, the stage protocol",
      ("lab", "lab.errors", "lab.env", "lab.paths", "lab.registry", "lab.io", "lab.config", "lab.tokens",
-      "lab.viz", "lab.tracking", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress", "lab.report",
-      "lab.procs", "lab.stage")),
+      "lab.viz", "lab.tracking", "lab.dvcparams", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress",
+      "lab.report", "lab.procs", "lab.stage")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",
@@ -69,7 +69,7 @@ PATH_LITERAL_EXEMPT = {
     # the typed params models: their defaults are the pipeline's configured paths, the same values
     # params.yaml sets (one definition per setting, checked by pydantic); this is where a path is
     # configured, and every floor reads it from the loaded config object, never from a literal
-    "lab.config": "the params models, where the pipeline's paths are configured",
+    "lab.config.sections": "the params models, where the pipeline's paths are configured",
 }
 _RESULTS_PATH = re.compile(rf"(?<![\w.-]){RESULTS_DIR}[/\\]")
 

@@ -523,6 +523,16 @@ def _torch_dtype(dtype: Any) -> Any:
     return value
 
 
+def torch_device(device: str = "auto") -> str:
+    """``device`` with ``auto`` resolved: ``cuda`` when torch sees a GPU, else ``cpu`` (the meaning
+    of ``device: auto`` in every config: generation backends, fine-tuning)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_causal_lm(spec: str | ModelRef, *, dtype: Any = "float32", device: str = "cpu") -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` of a causal LM, ready for batched generation.
 

@@ -228,11 +228,12 @@ def _keep_partial(partial: Path | None) -> str:
 
 def recovery_hint(stage: str, root: Path, dvc_file: str = "dvc.yaml") -> str:
     """What an interrupted stage kept and how to get its last committed results back (from dvc.yaml)."""
-    import yaml
+    from lab.config import read_yaml
+    from lab.errors import ConfigError
 
     try:
-        spec = ((yaml.safe_load((root / dvc_file).read_text(encoding="utf-8")) or {}).get("stages") or {})[stage]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        spec = ((read_yaml(root / dvc_file) or {}).get("stages") or {})[stage]
+    except (OSError, ConfigError, KeyError, TypeError, AttributeError):
         return ""
     git_tracked, cached, persistent = [], [], []
     for kind in ("outs", "metrics", "plots"):

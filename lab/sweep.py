@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
-from lab.config import StrictModel, _format_validation
+from lab.config import StrictModel, format_validation, load_yaml
 from lab.errors import ConfigError, LabError
 from lab.io import write_json
 
@@ -67,16 +66,13 @@ def load_experiment(path: str | Path) -> Experiment:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: experiment file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    raw = load_yaml(p.read_text(encoding="utf-8"), p)
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     try:
         exp = Experiment.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, "", Experiment, str(p)).replace("section '' is", "is")) from None
+        raise ConfigError(format_validation(exc, "", Experiment, str(p))) from None
     empty = [k for k, v in exp.search.space.items() if not v]
     if empty:
         raise ConfigError(f"{p}: search.space.{empty[0]}: needs at least one value")

@@ -16,8 +16,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from lab.config.loader import load_yaml
+from lab.errors import ConfigError
 from lab.paths import mlflow_dir, project_root
 
 DEFAULT_EXPERIMENT = "lab"
@@ -61,8 +62,8 @@ def dvc_data_hashes(root: Path | None = None) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for f in sorted(root.glob("*.dvc")):
         try:
-            meta = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            meta = load_yaml(f.read_text(encoding="utf-8"), f) or {}
+        except (OSError, ConfigError):
             continue
         for out in meta.get("outs", []) or []:
             digest = out.get("md5") or out.get("etag") or out.get("hash")

@@ -119,7 +119,8 @@ def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
     import yaml
     from dvc.utils.hydra import apply_overrides
 
-    from lab.config import load_section, override_args, read_params
+    from lab.config import load_section, read_params
+    from lab.dvcparams import override_args
 
     root = Path(__file__).resolve().parents[1]
     params = tmp_path / "params.yaml"
@@ -138,7 +139,7 @@ def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
 def test_override_args_fail_on_a_typo_naming_the_file(tmp_path):
     from pathlib import Path
 
-    from lab.config import override_args
+    from lab.dvcparams import override_args
 
     root = Path(__file__).resolve().parents[1]
     bad = tmp_path / "profile.yaml"
@@ -148,3 +149,115 @@ def test_override_args_fail_on_a_typo_naming_the_file(tmp_path):
     bad.write_text("finetune_comparisn:\n  n_train: 3\n")
     with pytest.raises(ConfigError, match=r"unknown section 'finetune_comparisn'"):
         override_args(bad, root / "params.yaml")
+
+
+# ------------------------------------------------------------------ one typed model per concept
+def _params_with_policy(tmp_path: Path, rule: dict) -> Path:
+    """A copy of the repository's params.yaml whose export policy gets ``rule`` as its first input rule."""
+    from lab.config import read_params
+
+    params = read_params(REPO / "params.yaml")
+    params["export"]["guardrails"]["input"].insert(0, rule)
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(("rule", "key", "allowed"), [
+    ({"check": "pii_detector", "action": "block"}, "export.guardrails.input[0].check", ["limits", "pii", "toxicity"]),
+    ({"check": "pii", "action": "blocks"}, "export.guardrails.input[0].action", ["'block'", "'redact'", "'warn'"]),
+    ({"check": "pii", "action": "redact", "options": {"entity": ["EMAIL_ADDRESS"]}},
+     "export.guardrails.input[0].options.entity", ["entities", "nlp_model", "threshold"]),
+])
+def test_params_check_rejects_a_misspelt_guardrail_check_action_or_option(tmp_path, rule, key, allowed):
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    params = _params_with_policy(tmp_path, rule)
+    result = CliRunner().invoke(app, ["params", "check", "export", "--params", str(params)])
+    assert result.exit_code == 2
+    msg = result.output
+    assert str(params) in msg and key in msg and "allowed" in msg
+    assert all(a in msg for a in allowed), msg
+
+
+def test_the_repository_policy_is_typed_and_rebuilt_as_written():
+    from lab.config import GuardrailPolicySpec
+
+    cfg = load_section("export", REPO / "params.yaml", check_paths=False)
+    assert isinstance(cfg.guardrails, GuardrailPolicySpec)
+    assert cfg.guardrails_config() == read_params(REPO / "params.yaml")["export"]["guardrails"]
+    assert all(k.endswith(".model_dir") for k in cfg.guardrails.model_folders())
+
+
+def test_guardrail_options_models_name_the_checks_parameters():
+    """One definition: the options models name exactly what each check's constructor takes (its
+    defaults stay in the check: an option left out is not passed)."""
+    import inspect
+
+    from lab.config.guardrails import CHECK_OPTIONS
+    from lab.guardrails import CHECKS
+
+    for name, model in CHECK_OPTIONS.items():
+        fields = {f.alias or n for n, f in model.model_fields.items()}
+        params = set(inspect.signature(CHECKS.get(name).__init__).parameters) - {"self"}
+        assert fields == params, name
+        assert model.STAGES == CHECKS.get(name).stages, name
+
+
+def test_a_cli_value_reads_as_params_yaml_reads_it():
+    """``lab run -p training.lora_learning_rate 1e-4`` reaches the config as a float."""
+    from lab.cli import _pairs
+
+    overrides = _pairs(["-p", "training.lora_learning_rate", "1e-4", "-p", "arms", "[lora, rag]"])
+    assert overrides == {"training.lora_learning_rate": 1e-4, "arms": ["lora", "rag"]}
+    cfg = load_section("finetune_comparison", REPO / "params.yaml", overrides, check_paths=False)
+    assert cfg.training.lora_learning_rate == 1e-4 and isinstance(cfg.training.lora_learning_rate, float)
+
+
+def test_training_settings_have_one_definition():
+    """The finetune trainer takes the model the params section makes; the trained judge takes the section itself."""
+    import inspect
+
+    from lab.config import FinetuneConfig, JudgeEvalConfig, TrainedJudgeSpec, TrainingSpec
+    from lab.config.training import TrainingKnobs
+    from lab.finetune import FinetuneConfig as TrainerConfig
+    from lab.judge.trained import train_cross_encoder
+
+    assert TrainerConfig is FinetuneConfig
+    assert issubclass(TrainingSpec, TrainingKnobs) and issubclass(FinetuneConfig, TrainingKnobs)
+    spec = load_section("finetune_comparison", REPO / "params.yaml", check_paths=False).training
+    run = spec.finetune_config(method="full", model="m", seed=3, rag=True)
+    assert isinstance(run, FinetuneConfig)
+    assert (run.learning_rate, run.max_length, run.lora_alpha) == (spec.full_learning_rate, spec.rag_max_length,
+                                                                    2 * spec.lora_r)
+    assert all(getattr(run, k) == getattr(spec, k) for k in TrainingKnobs.model_fields)
+    for name in set(TrainingSpec.model_fields) & set(FinetuneConfig.model_fields):   # one default each
+        assert TrainingSpec.model_fields[name].default == FinetuneConfig.model_fields[name].default, name
+    assert JudgeEvalConfig.model_fields["trained"].annotation is TrainedJudgeSpec
+    assert inspect.signature(train_cross_encoder).parameters["settings"].annotation in (TrainedJudgeSpec,
+                                                                                          "TrainedJudgeSpec")
+
+
+def test_backend_specs_are_one_typed_model(tmp_path):
+    from lab.config import BackendSpec, GenerationSpec
+
+    judge = load_section("judge_eval", REPO / "params.yaml", check_paths=False)
+    ft = load_section("finetune_comparison", REPO / "params.yaml", check_paths=False)
+    assert all(isinstance(j.backend, BackendSpec) for j in judge.judges)
+    assert isinstance(judge.ragas.backend, BackendSpec) and isinstance(ft.generation, GenerationSpec)
+    assert issubclass(GenerationSpec, BackendSpec)
+    params = read_params(REPO / "params.yaml")
+    params["judge_eval"]["judges"][0]["backend"]["backend"] = "transformer"
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"judge_eval\.judges\[0\]\.backend\.backend: .*allowed values: transformers"):
+        load_section("judge_eval", p, check_paths=False)
+
+
+def test_one_yaml_loader_yaml_1_2():
+    from lab.config import load_yaml
+
+    assert load_yaml("lr: 1e-4\nverdict: {yes: 1, no: 0}\nflag: true") == {
+        "lr": 1e-4, "verdict": {"yes": 1, "no": 0}, "flag": True}

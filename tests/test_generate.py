@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ is not a package; the fake server lives beside us
 from fake_openai_server import FakeOpenAIServer
 
-from lab.errors import ConfigError, LabError, RegistryError
+from lab.errors import ConfigError, LabError
 from lab.generate import (
     BACKENDS,
     Backend,
@@ -435,13 +435,14 @@ def test_unknown_config_key_names_backend_and_accepted_keys(name, accepted):
 
 
 def test_config_type_and_name_errors():
-    with pytest.raises(ConfigError, match="batch_size must be of type int"):
+    with pytest.raises(ConfigError, match="batch_size: Input should be a valid integer"):
         make_backend({"backend": "transformers", "model": "tiny-random-llama", "batch_size": "8"})
     with pytest.raises(ConfigError, match="stream must be of type bool"):
         make_backend({"backend": "openai", "model": "m", "base_url": "http://x/v1", "stream": "yes"})
     with pytest.raises(ConfigError, match="needs model"):
         make_backend({"backend": "openai"})
-    with pytest.raises(RegistryError, match="Available: llama-cpp, openai, transformers, vllm, vllm-server"):
+    with pytest.raises(ConfigError, match="backend: .*'tgi' \\(allowed values: transformers, llama-cpp, vllm, "
+                                          "vllm-server, openai; plugins register in the entry-point group"):
         make_backend({"backend": "tgi", "model": "m"})
 
 

@@ -87,7 +87,8 @@ def f(root, name):
     found = literals_naming_outputs(src)
     assert [line for line, _ in found] == [4, 7, 8, 9, 11], found
     lab_dir = _fake_package(tmp_path, {
-        "__init__.py": "", "config.py": "OUT = 'results/x'\n", "guardrails/__init__.py": "",
+        "__init__.py": "", "config/__init__.py": "", "config/sections.py": "OUT = 'results/x'\n",
+        "guardrails/__init__.py": "",
         "guardrails/check.py": "MODEL = 'results/guardrails_eval/models/injection'\n",
         "studies/__init__.py": "", "studies/judge.py": "OUT = 'results/judge_eval'\n",
         "cli.py": "FEEDBACK = 'results/serve/feedback.jsonl'\n",

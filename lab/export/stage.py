@@ -103,7 +103,7 @@ class ExportResult:
         self.bundle_dir = write_bundle(
             Path(out_dir) / "bundle", retrieval_config=self.retrieval["config"], corpus=self.corpus, model=self.model,
             choice=self.choice, k=self.retrieval["k"], prompt_version=self.arm.prompt_version,
-            generation=self.arm.generation, rag=self.arm.rag, eval_items=self.eval_items, guardrails=cfg.guardrails,
+            generation=self.arm.generation, rag=self.arm.rag, eval_items=self.eval_items, guardrails=cfg.guardrails_config(),
             provenance=self.provenance, max_model_len=cfg.max_model_len, root=self.root)
         self.bundle = read_bundle(self.bundle_dir)
         if self.register_model:
@@ -189,7 +189,7 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
     eval_items = _eval_items(manifest, preds[choice.arm])
     git = git_state(root)
     identity = json.dumps([choice.arm, asdict(model), manifest.retrieval, arm.prompt_version, arm.generation,
-                           cfg.guardrails], sort_keys=True, default=str)
+                           cfg.guardrails_config()], sort_keys=True, default=str)
     provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
                   "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
                   "predictions": str(cfg.predictions), "manifest": str(cfg.manifest)}

@@ -27,7 +27,9 @@ def resolve_device(cfg: FinetuneConfig) -> str:
     """``auto`` -> ``cuda`` if available else ``cpu``; refuses QLoRA off CUDA (see ``QLORA_ON_CPU``)."""
     import torch
 
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    from lab.models import torch_device
+
+    dev = torch_device(cfg.device)
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise LabError(f"device={cfg.device!r} but torch sees no CUDA GPU (torch {torch.__version__}); "
                        "use device: auto or cpu")

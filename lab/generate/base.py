@@ -1,6 +1,7 @@
 """What every generation backend shares: parameters, results, the protocol, the registry, config checks.
 
-A backend is built from a plain mapping by :func:`make_backend` (``{"backend": "transformers",
+A backend is built by :func:`make_backend` from its typed spec (:class:`lab.config.BackendSpec`,
+what every config section holds) or the spec's plain form (``{"backend": "transformers",
 "model": "smollm2-135m-instruct", "batch_size": 8}``); its constructor's keyword arguments are
 the accepted keys, so an unknown or mistyped key fails loudly before any model is loaded.
 """
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
+from lab.config.generation import BackendSpec, backend_spec
 from lab.errors import ConfigError, LabError
 from lab.registry import Registry
 
@@ -165,7 +167,6 @@ class Backend(Protocol):
 #: more through the entry-point group ``lab.generation_backends``.
 BACKENDS: Registry[type] = Registry("generation_backends", item="generation backend")
 
-_ENDPOINT_PREFIXES = ("http://", "https://")
 
 
 def _accepted(cls: type) -> dict[str, inspect.Parameter]:
@@ -190,12 +191,21 @@ def _check_types(name: str, params: dict[str, inspect.Parameter], config: Mappin
                               f"(default {default!r}), got {value!r}")
 
 
-def make_backend(config: Mapping[str, Any]) -> Backend:
-    """Build the backend a config mapping names.
+#: The common keys of :class:`lab.config.BackendSpec`, passed to the backends whose constructor takes them.
+_COMMON = ("model", "batch_size", "threads", "base_url", "device")
 
-    ``backend`` picks the entry of :data:`BACKENDS`; when absent, a model spec
-    ``"http(s)://host/v1#model"`` selects ``openai`` and anything else ``transformers``. Every
-    other key goes to that backend's constructor.
+
+def make_backend(config: BackendSpec | Mapping[str, Any], *, model: Any = None) -> Backend:
+    """Build the backend a spec names.
+
+    ``config`` is a :class:`lab.config.BackendSpec` (what every config section holds) or its plain
+    form ``{"backend": "transformers", "model": "smollm2-135m-instruct", "batch_size": 8}``, where
+    keys that are not fields of the spec are the backend's own options (``dtype``, ``n_ctx``...).
+    Without ``backend``, a model spec ``"http(s)://host/v1#model"`` selects ``openai`` and anything
+    else ``transformers``. ``model`` overrides the spec's model, e.g. with a loaded
+    ``(model, tokenizer)`` pair. The spec's common keys go to the backends whose constructor takes
+    them (``device: auto`` resolved by :func:`lab.models.torch_device`); setting one a backend does
+    not take is an error.
 
     Raises
     ------
@@ -205,24 +215,37 @@ def make_backend(config: Mapping[str, Any]) -> Backend:
         A key the backend does not accept (the message names the backend and the accepted keys),
         a value of the wrong type, or a missing required key.
     """
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"Generation backend config must be a mapping, got {type(config).__name__}")
-    cfg = dict(config)
-    name = cfg.pop("backend", None)
-    if name is None:
-        model = cfg.get("model")
-        name = "openai" if isinstance(model, str) and model.startswith(_ENDPOINT_PREFIXES) else "transformers"
-    cls = BACKENDS.get(name)
+    if isinstance(config, Mapping) and not isinstance(config.get("model"), str | None):
+        config = dict(config)
+        model = config.pop("model") if model is None else model   # a loaded (model, tokenizer) pair
+    spec = backend_spec(config)
+    cls = BACKENDS.get(spec.backend)
     params = _accepted(cls)
-    unknown = sorted(set(cfg) - set(params))
+    kwargs: dict[str, Any] = {}
+    for key in _COMMON:
+        value = model if key == "model" and model is not None else getattr(spec, key)
+        if key not in params:
+            if key in spec.model_fields_set and value not in (None, ""):
+                raise ConfigError(f"Generation backend {spec.backend!r} got unknown key(s) {key}. "
+                                  f"Accepted: backend, {', '.join(params)}")
+            continue
+        if value is None or value == "":
+            continue
+        if key == "device":
+            from lab.models import torch_device
+
+            value = torch_device(value)
+        kwargs[key] = value
+    unknown = sorted(set(spec.options) - set(params))
     if unknown:
-        raise ConfigError(f"Generation backend {name!r} got unknown key(s) {', '.join(unknown)}. "
+        raise ConfigError(f"Generation backend {spec.backend!r} got unknown key(s) {', '.join(unknown)}. "
                           f"Accepted: backend, {', '.join(params)}")
-    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in cfg]
+    _check_types(spec.backend, params, spec.options)
+    kwargs.update(spec.options)
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:
-        raise ConfigError(f"Generation backend {name!r} needs {', '.join(missing)}")
-    _check_types(name, params, cfg)
-    return cls(**cfg)
+        raise ConfigError(f"Generation backend {spec.backend!r} needs {', '.join(missing)}")
+    return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------- helpers for backends

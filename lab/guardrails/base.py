@@ -86,18 +86,41 @@ def check_all(check: Check, texts: Sequence[str]) -> list[Decision]:
     return list(many(texts)) if many is not None else [check.check(t) for t in texts]
 
 
+class _CheckRegistry(Registry[type]):
+    """The check registry; a check added in this process is also a valid rule name of the typed
+    policy (:data:`lab.config.guardrails.REGISTERED_CHECKS`), which the config floor cannot import."""
+
+    def add(self, name: str, obj: type) -> None:
+        from lab.config.guardrails import RULE_MODELS, REGISTERED_CHECKS
+
+        super().add(name, obj)
+        if name not in RULE_MODELS:
+            REGISTERED_CHECKS.add(name)
+
+
 #: Check classes by name; ``make_check(name, **options)`` builds one.
-CHECKS: Registry[type] = Registry("guardrail_checks", item="guardrail check")
+CHECKS: Registry[type] = _CheckRegistry("guardrail_checks", item="guardrail check")
 
 
 def make_check(name: str, **options: Any) -> Check:
     """Build the check registered as ``name`` with its options (unknown names list what exists;
-    unknown options name the accepted ones)."""
+    unknown options name the accepted ones). A built-in check's options are validated by its model
+    in :mod:`lab.config.guardrails` (names, types, bounds); a plugin's against its constructor."""
     import inspect
 
+    from pydantic import ValidationError
+
+    from lab.config.base import format_validation
+    from lab.config.guardrails import CHECK_OPTIONS
     from lab.errors import ConfigError
 
     cls = CHECKS.get(name)
+    model = CHECK_OPTIONS.get(name)
+    if model is not None:
+        try:
+            options = model.model_validate(options).kwargs()
+        except ValidationError as exc:
+            raise ConfigError(format_validation(exc, "", model, f"guardrail check {name!r}: options")) from None
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

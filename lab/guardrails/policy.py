@@ -21,16 +21,29 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from pydantic import ValidationError
+
+from lab.config.base import format_validation
+from lab.config.guardrails import ACTIONS, DEFAULT_FALLBACK, Action, GuardrailPolicySpec
 from lab.errors import ConfigError
 from lab.guardrails.base import Check, Decision, Stage, make_check, safe_text
 
 log = logging.getLogger("lab.guardrails")
 
-Action = Literal["block", "redact", "repair", "fallback", "warn"]
-ACTIONS: tuple[str, ...] = ("block", "redact", "repair", "fallback", "warn")
-DEFAULT_FALLBACK = "Sorry, I can't help with that request."
+
+
+def policy_spec(config: Mapping[str, Any] | GuardrailPolicySpec) -> GuardrailPolicySpec:
+    """``config`` as the typed policy; a plain mapping is validated (errors: :class:`ConfigError`)."""
+    if isinstance(config, GuardrailPolicySpec):
+        return config
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"guardrails policy must be a mapping, got {type(config).__name__}")
+    try:
+        return GuardrailPolicySpec.model_validate(dict(config))
+    except ValidationError as exc:
+        raise ConfigError(format_validation(exc, "", GuardrailPolicySpec, "guardrails policy")) from None
 
 
 @dataclass
@@ -98,44 +111,23 @@ class Policy:
         self.on_decision = list(on_decision)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> Policy:
-        """Build from ``{"input": [{"check": "pii", "action": "redact", "threshold": 0.5,
-        "options": {...}}, ...], "output": [...], "fallback_message": "..."}``; every mistake is a
-        :class:`ConfigError` naming the side, the rule's position and the key."""
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"guardrails policy must be a mapping, got {type(config).__name__}")
-        unknown = sorted(set(config) - {"input", "output", "fallback_message"})
-        if unknown:
-            raise ConfigError(f"guardrails policy: unknown key(s) {', '.join(unknown)}; "
-                              f"accepted: input, output, fallback_message")
+    def from_config(cls, config: Mapping[str, Any] | GuardrailPolicySpec, **kwargs: Any) -> Policy:
+        """Build from the typed policy (:class:`lab.config.GuardrailPolicySpec`) or its plain form
+        ``{"input": [{"check": "pii", "action": "redact", "threshold": 0.5, "options": {...}}, ...],
+        "output": [...], "fallback_message": "..."}``; every mistake is a :class:`ConfigError` naming
+        the side, the rule's position, the key and the allowed values."""
+        spec = policy_spec(config)
         sides: dict[str, list[Rule]] = {}
         for stage in ("input", "output"):
-            raw = config.get(stage) or []
-            if not isinstance(raw, Sequence) or isinstance(raw, str):
-                raise ConfigError(f"guardrails policy.{stage} must be a list of rules")
             rules = []
-            for i, r in enumerate(raw):
-                where = f"guardrails policy.{stage}[{i}]"
-                if not isinstance(r, Mapping) or "check" not in r or "action" not in r:
-                    raise ConfigError(f"{where}: a rule needs 'check' and 'action', got {r!r}")
-                extra = sorted(set(r) - {"check", "action", "threshold", "options"})
-                if extra:
-                    raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}; "
-                                      f"accepted: check, action, threshold, options")
-                if r["action"] not in ACTIONS:
-                    raise ConfigError(f"{where}: action {r['action']!r} is not one of {', '.join(ACTIONS)}")
-                thr = r.get("threshold")
-                if thr is not None and (isinstance(thr, bool) or not isinstance(thr, int | float)
-                                        or not 0 <= thr <= 1):
-                    raise ConfigError(f"{where}: threshold must be a number in [0, 1], got {thr!r}")
+            for i, r in enumerate(getattr(spec, stage)):
                 try:
-                    check = make_check(r["check"], **dict(r.get("options") or {}))
+                    check = make_check(r.check, **r.option_kwargs())
                 except ConfigError as exc:
-                    raise ConfigError(f"{where}: {exc}") from None
-                rules.append(Rule(check, r["action"], None if thr is None else float(thr)))
+                    raise ConfigError(f"guardrails policy.{stage}[{i}]: {exc}") from None
+                rules.append(Rule(check, r.action, r.threshold))
             sides[stage] = rules
-        return cls(sides["input"], sides["output"],
-                   fallback_message=str(config.get("fallback_message") or DEFAULT_FALLBACK), **kwargs)
+        return cls(sides["input"], sides["output"], fallback_message=spec.fallback_message, **kwargs)
 
     def apply(self, text: str, stage: Stage = "input", *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> PolicyResult:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab.errors import LabError
+from lab.config.guardrails import MODEL_OPTIONS
 from lab.handoff.versioned import check_header, header
 
 BUNDLE_FORMAT = "lab.bundle"
@@ -177,7 +178,6 @@ def check_prompt(bundle_dir: str | Path, meta: Mapping[str, Any], code_version: 
 
 #: Options of a guardrail rule that name a folder the check loads (a trained classifier, an NER
 #: pipeline): the bundle carries a copy and names it relative to itself.
-MODEL_OPTIONS = ("model_dir", "nlp_model")
 
 
 def _model_options(policy: Mapping[str, Any]) -> Iterator[tuple[str, int, Any, dict[str, Any], str]]:

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.config import BackendSpec
 from lab.errors import ConfigError
 from lab.generate import Backend, GenerationError, GenParams, make_backend
 from lab.judge.base import JUDGES, JudgeInput, Judgment
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "choice", "json", "text")
 
 
-def _model_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+def _model_identity(config: Mapping[str, Any] | BackendSpec) -> dict[str, Any]:
+    if isinstance(config, BackendSpec):   # the same identity as its plain form (the cache keys stay)
+        config = config.model_dump()
     spec = config.get("model")
     ident: dict[str, Any] = {"backend": config.get("backend"), "model": spec if isinstance(spec, str) else repr(spec),
                              "revision": None}
@@ -93,7 +96,7 @@ class PromptedJudge:
 
     kind = "prompted"
 
-    def __init__(self, name: str, rubric: str | Path | Rubric, backend: Mapping[str, Any] | Backend, *,
+    def __init__(self, name: str, rubric: str | Path | Rubric, backend: BackendSpec | Mapping[str, Any] | Backend, *,
                  mode: str = "auto", max_new_tokens: int = 96, threshold: float | None = None, retries: int = 2,
                  batch_size: int = 32, cache: JudgmentCache | None | bool = None,
                  identity: dict[str, Any] | None = None) -> None:
@@ -103,8 +106,9 @@ class PromptedJudge:
         self.rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
         self.rubric_id = self.rubric.id
         self.task = self.rubric.task
-        self._config = dict(backend) if isinstance(backend, Mapping) else None
-        self._backend: Backend | None = None if isinstance(backend, Mapping) else backend
+        spec = isinstance(backend, Mapping | BackendSpec)
+        self._config: Any = (backend if isinstance(backend, BackendSpec) else dict(backend)) if spec else None
+        self._backend: Backend | None = None if spec else backend
         self._identity = identity
         self.requested_mode = mode
         self.max_new_tokens = max_new_tokens

@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lab.config import BackendSpec
 from lab.errors import LabError
 from lab.generate import GenParams, make_backend
 from lab.judge.base import JUDGES, JudgeInput, Judgment
@@ -42,7 +43,7 @@ def _instructor_base() -> type:
     return InstructorBaseRagasLLM
 
 
-def make_ragas_llm(backend: Mapping[str, Any] | Any, *, max_new_tokens: int = 384,
+def make_ragas_llm(backend: BackendSpec | Mapping[str, Any] | Any, *, max_new_tokens: int = 384,
                    cache: JudgmentCache | None | bool = None, identity: dict[str, Any] | None = None) -> Any:
     """A ragas instructor LLM over the lab backend ``backend`` (a make_backend mapping, or a built
     backend with ``identity`` naming its model for the cache)."""
@@ -50,8 +51,8 @@ def make_ragas_llm(backend: Mapping[str, Any] | Any, *, max_new_tokens: int = 38
 
     class LabRagasLLM(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
-            built = not isinstance(backend, Mapping)
-            self.config = None if built else dict(backend)
+            built = not isinstance(backend, Mapping | BackendSpec)
+            self.config: Any = None if built else backend if isinstance(backend, BackendSpec) else dict(backend)
             self.identity = identity or (_model_identity(self.config) if self.config is not None
                                          else {"backend": getattr(backend, "name", "?")})
             self._backend: Any = backend if built else None

@@ -21,14 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lab.config.loader import load_yaml
 from lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,19 +43,8 @@ TASK_INPUTS: dict[str, tuple[str, ...]] = {
 _KEYS = {"name", "version", "task", "description", "labels", "prompt", "spans"}
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. Under PyYAML's YAML 1.1 rules ``{yes: 0, no: 1}``, the
-    natural way to write verdict words, would read as ``{True: 0, False: 1}``."""
-
-
-_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-
-
 def _read(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    return load_yaml(path.read_text(encoding="utf-8"), path)   # YAML 1.2: {yes: 0, no: 1} keeps its words
 
 
 @dataclass(frozen=True)
@@ -177,10 +164,7 @@ def load_rubric(spec: str | Path) -> Rubric:
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(f"rubric file {p} not found")
-        try:
-            data = _read(p)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        data = _read(p)   # malformed YAML: a ConfigError naming the file
         rubric = _check(data, str(p))
         same = BUILTIN_DIR / f"{rubric.name}.yaml"
         if same.is_file():

@@ -19,29 +19,24 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.config import TrainedJudgeSpec
 from lab.errors import LabError, ModelNotAvailableError
 from lab.judge.base import JUDGES, JudgeInput, Judgment
 from lab.judge.cache import JudgmentCache, cache_key
 
 log = logging.getLogger(__name__)
 META = "meta.json"
+_DEFAULT_SETTINGS = TrainedJudgeSpec()   # frozen: safe to share as a default
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    model: str = "all-minilm-l6-v2"
-    epochs: int = 3
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    max_length: int = 256
-    seed: int = 0
-    threads: int | None = None
-    augment: tuple[str, ...] = ()   # names of lab.judge.counterfactual.AUGMENTATIONS (applied by the caller)
-    lexical_hints: bool = False
+def settings_record(settings: TrainedJudgeSpec, seed: int) -> dict[str, Any]:
+    """What ``meta.json`` records as the model's settings (and a rerun compares to reuse the model):
+    the params model of ``judge_eval.trained`` (:class:`lab.config.TrainedJudgeSpec`, the one
+    definition of these settings) and the stage's seed."""
+    return {**settings.model_dump(mode="json"), "seed": seed}
 
 
 def pair_text(item: JudgeInput, task: str, *, lexical_hints: bool = False) -> tuple[str, str]:
@@ -75,12 +70,13 @@ def _digest(pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> str:
 
 def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int],
                         validation: Sequence[JudgeInput], validation_labels: Sequence[int], *,
-                        task: str, out_dir: str | Path, name: str, settings: TrainSettings = TrainSettings(),
+                        task: str, out_dir: str | Path, name: str, settings: TrainedJudgeSpec = _DEFAULT_SETTINGS,
+                        seed: int = 0,
                         sources: Sequence[str] = (), augmented: Sequence[JudgeInput] = (),
                         augmented_labels: Sequence[int] = ()) -> CrossEncoderJudge:
     """Fine-tune, choose the threshold on ``validation``, save to ``out_dir``; return the judge.
 
-    ``augmented`` items (counterfactual answers, :mod:`lab.judge.counterfactual`, named in
+    ``seed`` seeds the head, the data order and the trainer. ``augmented`` items (counterfactual answers, :mod:`lab.judge.counterfactual`, named in
     ``settings.augment``) are trained on with ``train``; the recorded data digest is of ``train``."""
     import sentence_transformers
     import torch
@@ -103,7 +99,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
     if settings.threads:
         torch.set_num_threads(settings.threads)
     ref = resolve(settings.model)
-    transformers.set_seed(settings.seed)
+    transformers.set_seed(seed)
     model = CrossEncoder(str(ref.path), num_labels=1, max_length=settings.max_length, device="cpu"
                          if not torch.cuda.is_available() else "cuda")
     train, train_labels = list(train), list(train_labels)
@@ -121,7 +117,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
         output_dir=str(tmp / "trainer"), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
         warmup_steps=max(1, int(0.1 * settings.epochs * len(pairs) / settings.batch_size)),
-        seed=settings.seed, data_seed=settings.seed, save_strategy="no", report_to="none", disable_tqdm=True,
+        seed=seed, data_seed=seed, save_strategy="no", report_to="none", disable_tqdm=True,
         logging_steps=max(1, len(pairs) // settings.batch_size // 4), use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
@@ -142,7 +138,7 @@ def train_cross_encoder(train: Sequence[JudgeInput], train_labels: Sequence[int]
             "n_train": n_given, "n_augmented": len(pairs) - n_given, "train_positives": int(sum(train_labels)),
             "train_data_sha256": data_digest, "sources": list(sources),
             "base_model": {"spec": settings.model, "revision": ref.revision},
-            "settings": settings.__dict__, "code": training_code_id(), "versions": {"sentence_transformers": sentence_transformers.__version__,
+            "settings": settings_record(settings, seed), "code": training_code_id(), "versions": {"sentence_transformers": sentence_transformers.__version__,
                                                         "transformers": transformers.__version__,
                                                         "torch": torch.__version__}}
     (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from lab.config.generation import ANSWER_TIMEOUT_S
 from lab.errors import ConfigError
 
 
@@ -30,8 +31,8 @@ def resolve_bundle(bundle: str, root: Path) -> Path:
 
 
 def settings_timeout(settings: Any) -> float:
-    """The upstream's read timeout: the gateway's whole-answer timeout (default 300 s)."""
-    return float(getattr(settings, "request_timeout_s", None) or 300.0)
+    """The upstream's read timeout: the gateway's whole-answer timeout (default :data:`ANSWER_TIMEOUT_S`)."""
+    return float(getattr(settings, "request_timeout_s", None) or ANSWER_TIMEOUT_S)
 
 
 def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: int = 8) -> Any:
@@ -115,7 +116,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
 
 def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
           fallback: str = "message", vllm_port: int = 8000, root: Path | None = None, trace: bool = True,
-          timeout_s: float = 300.0) -> None:
+          timeout_s: float = ANSWER_TIMEOUT_S) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out. ``feedback``:
     the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``)."""
     import uvicorn

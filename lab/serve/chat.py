@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lab.config.generation import ANSWER_TIMEOUT_S
 from lab.errors import LabError
 from lab.serve.metrics import GatewayMetrics
 from lab.serve.rag import RAG
@@ -67,7 +68,7 @@ class Settings:
     max_concurrency: int = 64            # upstream calls at once; the rest wait (queue depth)
     retries: int = 2
     backoff_s: float = 0.2
-    request_timeout_s: float = 300.0     # a whole answer; a CPU server under 64 concurrent prefills needs minutes
+    request_timeout_s: float = ANSWER_TIMEOUT_S   # a whole answer (lab.config.generation says why)
     default_max_tokens: int | None = None   # None: the bundle's generation.max_new_tokens (what was evaluated)
     feedback_path: Path = Path("feedback.jsonl")
     remember: int = 10_000               # recent responses kept for feedback

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
+
 def read_eval(bundle_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(bundle_dir) / "eval.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]

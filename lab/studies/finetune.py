@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.models import torch_device
 from lab.stage import StagePaths, stage
 
 #: Columns of an arm's row that measure this machine (wall times, throughput, memory) rather than the
@@ -124,7 +125,7 @@ def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> 
 def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None, base: Any = None) -> ArmResult:
     """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
     from lab.data.domain import pick_shots
-    from lab.finetune import FinetuneConfig, load_finetuned
+    from lab.finetune import load_finetuned
     from lab.generate.prompts import PROMPT_VERSION, few_shot, training_example, with_context, zero_shot
     from lab.metrics.qa import score_predictions
 
@@ -151,12 +152,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
                               "gradients and did not learn in measurements; run this arm on a GPU")
             return result
         t = cfg.training
-        ft = FinetuneConfig(method=method, model=cfg.model, max_steps=t.max_steps, batch_size=t.batch_size,
-                            grad_accum=t.grad_accum, lora_r=t.lora_r,
-                            max_length=t.rag_max_length if arm in RAG_ARMS else t.max_length,
-                            lora_alpha=2 * t.lora_r, eval_every=t.eval_every, save_every=t.save_every,
-                            learning_rate=t.full_learning_rate if method == "full" else t.lora_learning_rate,
-                            seed=cfg.seed, threads=t.threads)
+        ft = t.finetune_config(method=method, model=cfg.model, seed=cfg.seed, rag=arm in RAG_ARMS)
         train_ctx = retriever.contexts([q.question for q in task.train], cfg.rag_k) if arm == "lora_rag" else None
         train = [training_example(q, contexts=train_ctx[i] if train_ctx else None) for i, q in enumerate(task.train)]
         # the loss the trainer evaluates is on HELD-OUT questions (their prompts as this arm sees them,
@@ -190,7 +186,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
             result.metrics["final_heldout_loss"] = info["eval_loss"][-1][1]
         else:
             result.notes.append("final_heldout_loss: none recorded (the trainer evaluated no held-out loss)")
-        model = load_finetuned(info["final_dir"], device=cfg.generation.torch_device())
+        model = load_finetuned(info["final_dir"], device=torch_device(cfg.generation.device))
     else:
         answers_file = _answers_file(root / cfg.out_dir, arm, None, prompts, cfg)
         if (cached := _load_answers(answers_file)) is not None:
@@ -229,7 +225,7 @@ def _answers_file(out_dir: Path, arm: str, train_ident: str | None, prompts: Seq
 
         revision = _dir_revision(Path(spec).expanduser())
     key = json.dumps({"arm": arm, "train": train_ident, "model": spec, "revision": revision,
-                      "prompts": list(prompts), "generation": {**cfg.generation.model_dump(mode="json"), "device": cfg.generation.torch_device()},
+                      "prompts": list(prompts), "generation": {**cfg.generation.model_dump(mode="json"), "device": torch_device(cfg.generation.device)},
                       "code": code_id([__name__])}, sort_keys=True, default=str)
     return Path(out_dir) / "arms" / f"answers-{arm}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
@@ -293,7 +289,7 @@ def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmRe
         retriever = squad_retriever(read_winner_config(root / cfg.winner), task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
-        base = load_causal_lm(cfg.model, device=cfg.generation.torch_device())
+        base = load_causal_lm(cfg.model, device=torch_device(cfg.generation.device))
     results = []
     for arm in bar(cfg.arms, desc="arms", enable=progress):
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,

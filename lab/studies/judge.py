@@ -222,7 +222,7 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
     from lab.judge.counterfactual import augment
     from lab.judge.trained import (
         CrossEncoderJudge,
-        TrainSettings,
+        settings_record,
         _digest,
         pair_text,
         train_cross_encoder,
@@ -231,20 +231,20 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
 
     name = TRAINED_NAME[task]
     folder = root / cfg.out_dir / "models" / name
-    settings = TrainSettings(**cfg.trained.model_dump(), seed=cfg.seed)
+    settings = cfg.trained
     train_in = [as_input(i) for i in sets.train]
     labels = [i.label for i in sets.train]
     want = _digest([pair_text(i, task) for i in train_in], labels)
     meta = folder / "meta.json"
     if meta.is_file():
         old = json.loads(meta.read_text(encoding="utf-8"))
-        if old.get("train_data_sha256") == want and old.get("settings") == settings.__dict__ \
+        if old.get("train_data_sha256") == want and old.get("settings") == settings_record(settings, cfg.seed) \
                 and old.get("code") == training_code_id():
             return CrossEncoderJudge(folder)   # unchanged data and settings: the kept model
     extra = augment(sets.train, settings.augment, seed=cfg.seed) if task == "grounded" and settings.augment else []
     return train_cross_encoder(train_in, labels, [as_input(i) for i in sets.validation],
                                [i.label for i in sets.validation], task=task, out_dir=folder, name=name,
-                               settings=settings, sources=[sets.sources["train"]],
+                               settings=settings, seed=cfg.seed, sources=[sets.sources["train"]],
                                augmented=[as_input(i) for i in extra], augmented_labels=[i.label for i in extra])
 
 

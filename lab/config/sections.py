@@ -1,60 +1,17 @@
-"""Typed configuration: one model per ``params.yaml`` section, validated loudly.
-
-Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
-strict: an unknown key, a value of the wrong type (YAML ``"5"`` is a string, not a number) or a
-path that does not exist fails with a :class:`~lab.errors.ConfigError` naming ``params.yaml``, the
-dotted key and what was expected. Relative paths are resolved against the folder that holds
-``params.yaml`` (the repository root, where DVC runs the stages).
-"""
+"""One config model per ``params.yaml`` section, named after the stage that reads it
+(``data_quality`` -> :class:`DataQualityConfig`), and the models of the concepts they hold
+(corpora, QA sets, benchmarks, chunkers, guardrail classifiers, judges)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveInt,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
-from lab.errors import ConfigError
-from lab.registry import Registry
-
-#: Config model of each ``params.yaml`` section, by section name (= the stage that reads it).
-SECTIONS: Registry[type["StageConfig"]] = Registry("sections")
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys and type coercion are errors; instances are frozen."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class StageConfig(StrictModel):
-    """Base of a section's config. ``_root`` is the folder relative paths are resolved against."""
-
-    def resolve(self, path: str | Path, root: Path) -> Path:
-        """Return ``path`` made absolute against ``root`` (the folder of ``params.yaml``)."""
-        p = Path(path)
-        return p if p.is_absolute() else (root / p)
-
-    def paths(self) -> dict[str, str]:
-        """Dotted key -> path of every file or folder this config names, checked for existence."""
-        return {}
-
-    def params_hash(self) -> str:
-        """sha256 (first 16 hex) of the canonical JSON of this config: a stable identity for runs."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+from lab.config.base import SECTIONS, StageConfig, StrictModel
+from lab.config.generation import BackendSpec, GenerationSpec
+from lab.config.guardrails import GuardrailPolicySpec
+from lab.config.training import TrainedJudgeSpec, TrainingSpec
 
 
 class CorpusSource(StrictModel):
@@ -213,41 +170,6 @@ class RetrievalSweepConfig(StageConfig):
         return {"experiment": self.experiment}
 
 
-class TrainingSpec(StrictModel):
-    """Fine-tuning knobs shared by the trained arms (see :class:`lab.finetune.FinetuneConfig`)."""
-
-    max_steps: int = Field(40, ge=1)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lora_learning_rate: float = Field(3e-4, gt=0)
-    full_learning_rate: float = Field(5e-5, gt=0)
-    max_length: int = Field(384, ge=16)
-    rag_max_length: int = Field(1024, ge=16)   # LoRA + RAG prompts carry retrieved passages
-    lora_r: int = Field(8, ge=1)
-    eval_every: int = Field(20, ge=1)
-    save_every: int = Field(10, ge=1)
-    threads: int | None = Field(None, ge=1)
-
-
-class GenerationSpec(StrictModel):
-    """How every arm answers: a backend config for :func:`lab.generate.make_backend` plus sampling."""
-
-    backend: Literal["transformers", "llama-cpp", "vllm", "vllm-server", "openai"] = "transformers"
-    batch_size: int = Field(8, ge=1)
-    max_new_tokens: int = Field(24, ge=1)
-    threads: int | None = Field(None, ge=1)
-    base_url: str = ""          # server backends only
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")  # transformers: auto = CUDA when there is one
-
-    def torch_device(self) -> str:
-        """``device`` with ``auto`` resolved: ``cuda`` when torch sees a GPU, else ``cpu``."""
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 Arm = Literal["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora"]
 
 
@@ -282,19 +204,6 @@ class FinetuneComparisonConfig(StageConfig):
         if any(a in ("rag", "lora_rag") for a in self.arms):
             out["winner"] = self.winner
         return out
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 class LabelledPart(StrictModel):
@@ -373,33 +282,16 @@ class PromptedJudgeSpec(StrictModel):
     """A judge that prompts a generation backend with a rubric (see :mod:`lab.judge`)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    backend: dict[str, Any]                  # a :func:`lab.generate.make_backend` mapping
+    backend: BackendSpec                     # what :func:`lab.generate.make_backend` builds
     tasks: list[Literal["grounded", "general"]] = ["grounded", "general"]
     sample: int | None = Field(None, ge=2)   # at most this many items per set (seeded); the report says so
-
-
-class TrainedJudgeSpec(StrictModel):
-    """The local judge: a cross-encoder fine-tuned from an embedding model on labelled judgments."""
-
-    model: str = "all-minilm-l6-v2"
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    max_length: int = Field(256, ge=16)
-    threads: int | None = Field(None, ge=1)
-    # grounded: counterfactual training answers (lab.judge.counterfactual) that give each label both
-    # lengths: swapped (another question's answer: 1), in_context (a wrong answer from the context's own
-    # words: 1), support (the context sentence holding the right answer: 0)
-    augment: list[Literal["swapped", "in_context", "support"]] = []
-    lexical_hints: bool = False     # grounded: show the model the answer's content words missing from the context
-                                    # and from the context sentence holding most of them (lab.judge.trained.pair_text)
 
 
 class RagasJudgeSpec(StrictModel):
     """ragas' faithfulness through a lab backend, on a seeded sample of the grounded evaluation items."""
 
     name: str = Field("ragas-faithfulness", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    backend: dict[str, Any]
+    backend: BackendSpec
     sample: int = Field(20, ge=2)
     max_new_tokens: int = Field(384, ge=16)
 
@@ -452,7 +344,7 @@ class ExportConfig(StageConfig):
     arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
     served_name: str = Field("lab", pattern=r"^[A-Za-z0-9_.-]+$")
     max_model_len: int = Field(2048, ge=128)
-    guardrails: dict[str, Any] | None = None   # a lab.guardrails policy the gateway applies
+    guardrails: GuardrailPolicySpec | None = None   # the policy the gateway applies (lab.config.guardrails)
     register_model: bool = True             # a new version of `registered_model` per run
     registered_model: str = Field("lab-rag", min_length=1)
     n_resamples: int = Field(10_000, ge=100)
@@ -462,218 +354,10 @@ class ExportConfig(StageConfig):
     def paths(self) -> dict[str, str]:
         out = {"manifest": self.manifest, "predictions": self.predictions, "results": self.results}
         # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage
-        for side in ("input", "output"):
-            for i, rule in enumerate((self.guardrails or {}).get(side) or []):
-                opts = (rule.get("options") or {}) if isinstance(rule, dict) else {}
-                for key in ("model_dir", "nlp_model"):   # lab.handoff.bundle.MODEL_OPTIONS
-                    value = opts.get(key)
-                    if isinstance(value, str) and "/" in value:
-                        out[f"guardrails.{side}[{i}].options.{key}"] = value
+        if self.guardrails is not None:
+            out.update({f"guardrails.{k}": v for k, v in self.guardrails.model_folders().items()})
         return out
 
-
-def _format_validation(err: ValidationError, section: str, model: type[BaseModel], source: str) -> str:
-    lines = [f"{source}: section {section!r} is invalid:"]
-    for e in err.errors():
-        key = ".".join(filter(None, [section, _dotted(tuple(e["loc"]))]))
-        if e["type"] == "extra_forbidden":
-            parent = e["loc"][:-1]
-            allowed = _allowed_keys(model, parent)
-            lines.append(f"  - {key}: unknown key (allowed keys: {', '.join(allowed)})")
-        elif e["type"] == "missing":
-            lines.append(f"  - {key}: required key is missing")
-        else:
-            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model found at ``loc``."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
-        if field is None:
-            break
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        nested = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if nested:
-            current = nested[0]
-    return sorted(getattr(current, "model_fields", {}))
-
-
-class YAML12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading exponent floats as YAML 1.2 does: ``1e-05`` and ``3e4`` are
-    floats, not strings. (YAML 1.1 wants a dot and a signed exponent; ``dvc exp run -S`` writes
-    ``1e-05`` back into params.yaml, and people write ``lr: 1e-4``.)"""
-
-
-YAML12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    __import__("re").compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
-
-
-def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read ``params.yaml`` as a mapping; a missing or malformed file is a :class:`ConfigError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: file not found (run from the repository root or pass --params PATH)")
-    try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=YAML12Loader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
-    return data
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``data['a']['b'] = value`` for ``key='a.b'`` (creating mappings on the way)."""
-    parts = key.split(".")
-    cur = data
-    for part in parts[:-1]:
-        nxt = cur.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"override {key!r}: {part!r} is not a mapping")
-        cur = nxt
-    cur[parts[-1]] = value
-
-
-def load_section(
-    section: str,
-    path: str | Path = "params.yaml",
-    overrides: dict[str, Any] | None = None,
-    check_paths: bool = True,
-) -> StageConfig:
-    """Load and validate one section of ``params.yaml``.
-
-    Parameters
-    ----------
-    section:
-        Section name, which is also the stage name (``data_quality``).
-    path:
-        The params file.
-    overrides:
-        Dotted keys inside the section (``{"max_docs_per_corpus": 20}``) applied before validation.
-    check_paths:
-        Also require every file or folder the config names to exist.
-
-    Raises
-    ------
-    ConfigError
-        Unknown section, unknown key, wrong type or missing file; the message names the file and key.
-    """
-    p = Path(path)
-    params = read_params(p)
-    model = SECTIONS.get(section) if section in SECTIONS else None
-    if model is None:
-        raise ConfigError(f"{p}: no config model for section {section!r}; known sections: {SECTIONS.names()}")
-    if section not in params:
-        raise ConfigError(f"{p}: section {section!r} is missing (sections present: {sorted(params)})")
-    raw = params[section]
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: section {section!r} must be a mapping, got {type(raw).__name__}")
-    raw = json.loads(json.dumps(raw))  # deep copy of plain YAML data
-    for key, value in (overrides or {}).items():
-        set_dotted(raw, key, value)
-    try:
-        cfg = model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, section, model, str(p))) from None
-    if check_paths:
-        root = p.resolve().parent
-        for key, value in cfg.paths().items():
-            if not cfg.resolve(value, root).exists():
-                raise ConfigError(
-                    f"{p}: {section}.{key}: {value!r} does not exist (relative to {root}). "
-                    "Restore the demo data with `dvc pull`, or point the key at an existing path."
-                )
-    return cfg
-
-
-def check_sections(path: str | Path = "params.yaml", sections: list[str] | None = None) -> dict[str, StageConfig]:
-    """Validate ``sections`` (default: every section of the file) and return their configs.
-
-    The stages that need a section are those of the ``dvc.yaml`` beside the params file (when there
-    is one) that have a config model, plus any named in ``sections``.
-
-    Raises
-    ------
-    ConfigError
-        A top-level section no config model knows (a misspelt stage name: the message lists the
-        known ones), a section a stage needs that is missing from the file, or any error of
-        :func:`load_section`.
-    """
-    p = Path(path)
-    present = read_params(p)
-    known = SECTIONS.names()
-    unknown = sorted(set(present) - set(known))
-    if unknown:
-        raise ConfigError(f"{p}: unknown section(s) {', '.join(map(repr, unknown))}; known sections: "
-                          f"{', '.join(known)} (a misspelt stage name?)")
-    stages = []
-    dvc = p.resolve().parent / "dvc.yaml"
-    if dvc.is_file():
-        try:
-            stages = [s for s in (yaml.safe_load(dvc.read_text(encoding="utf-8")) or {}).get("stages") or {}
-                      if s in known]
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{dvc}: not valid YAML: {exc}") from exc
-    wanted = list(dict.fromkeys([*(sections or [s for s in known if s in present]), *stages]))
-    missing = [s for s in wanted if s not in present]
-    if missing:
-        raise ConfigError(f"{p}: section(s) {', '.join(map(repr, missing))} missing (sections present: "
-                          f"{', '.join(sorted(present))}); every stage reads its own section")
-    return {name: load_section(name, p) for name in wanted}
-
-
-def known_sections() -> list[str]:
-    """Names of the sections that have a config model."""
-    return SECTIONS.names()
-
-
-def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
-        return [kv for k, v in value.items() for kv in _flatten(f"{prefix}.{k}", v)]
-    return [(prefix, value)]
-
-
-def override_args(overrides_file: str | Path, params_file: str | Path = "params.yaml") -> list[str]:
-    """``dvc exp run`` arguments (``-S section.key=value`` ...) that apply an overrides file: a YAML
-    mapping of params.yaml sections to the keys they change (an experiment profile such as
-    ``experiments/finetune_qwen05.yaml``). Each section, merged with params.yaml, is validated by its
-    typed config first, so a typo fails here, naming the file and key, not hours into a run.
-    Values are written as JSON (which YAML reads back unchanged)."""
-    p = Path(overrides_file)
-    data = read_params(p)
-    if not data:
-        raise ConfigError(f"{p}: no overrides (expected a mapping of params.yaml sections to keys)")
-    args: list[str] = []
-    for section, keys in data.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"{p}: unknown section {section!r}; known sections: {', '.join(SECTIONS.names())}")
-        if not isinstance(keys, dict) or not keys:
-            raise ConfigError(f"{p}: section {section!r} must be a non-empty mapping of keys to change")
-        pairs = _flatten(section, keys)
-        try:
-            load_section(section, params_file, overrides={k.split(".", 1)[1]: v for k, v in pairs},
-                         check_paths=False)
-        except ConfigError as exc:
-            raise ConfigError(f"{p} (applied to {params_file}): {exc}") from None
-        args += [a for k, v in pairs for a in ("-S", f"{k}={_override_value(v)}")]
-    return args
-
-
-def _override_value(value: Any) -> str:
-    """JSON, with floats written positionally (``0.00001``, not ``1e-05``, which YAML 1.1 reads as a string)."""
-    if isinstance(value, float) and "e" in repr(value):
-        text = f"{value:.20f}".rstrip("0")
-        return text + "0" if text.endswith(".") else text
-    if isinstance(value, list):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    return json.dumps(value, separators=(",", ":"))
+    def guardrails_config(self) -> dict[str, Any] | None:
+        """The guardrail policy as plain data (what the bundle carries), or None."""
+        return self.guardrails.to_config() if self.guardrails is not None else None
