@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.errors import DataError, LabError
+from lab.io import iter_jsonl
+from lab.paths import resolve_path
 
 BUNDLE_FORMAT = 2  # 2: weights inside the bundle, base by spec, vLLM args at serve time
 BUNDLE_FILE = "bundle.json"
@@ -112,16 +114,11 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         raise DataError(f"{path}: predictions file not found; run the fine-tune comparison "
                         "(`dvc repro finetune_comparison`)")
     out: dict[str, list[dict[str, Any]]] = {}
-    for no, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{no}: not valid JSON ({exc.msg})") from None
+    for row in iter_jsonl(path):
+        rec = row.record
         missing = [k for k in ("arm", "id", "answers", "prediction") if k not in rec]
         if missing:
-            raise DataError(f"{path}:{no}: missing key(s) {missing}; each line needs arm, id, answers, prediction")
+            raise DataError(f"{row.where}: missing key(s) {missing}; each line needs arm, id, answers, prediction")
         out.setdefault(rec["arm"], []).append(rec)
     if not out:
         raise DataError(f"{path}: no predictions in the file")
@@ -319,7 +316,7 @@ def pack_guardrails(policy: Mapping[str, Any], dst: Path, root: Path) -> dict[st
     out = copy.deepcopy(dict(policy))
     for side, i, rule, opts, key in _model_options(out):
         value = opts[key]
-        src = Path(value) if Path(value).is_absolute() else root / value
+        src = resolve_path(value, root)
         if not src.is_dir():
             if key == "model_dir":
                 raise ExportError(f"export.guardrails.{side}[{i}] ({rule.get('check')}): options.{key} "

@@ -16,14 +16,14 @@ fails the second.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
+from lab.io import read_jsonl
+
 
 def read_eval(bundle_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(bundle_dir) / "eval.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return read_jsonl(Path(bundle_dir) / "eval.jsonl")
 
 
 async def _ask_all(client: Any, items: list[dict[str, Any]], k: int, max_tokens: int, concurrency: int,

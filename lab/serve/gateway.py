@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lab.io import read_jsonl
 from lab.serve.metrics import GatewayMetrics
 from lab.serve.upstream import Upstream, UpstreamError, generate_with_fallback
 
@@ -78,10 +79,8 @@ class RAG:
         self.embed = config_embedder(config, store_dir, embed) if config["retriever"] in DENSE else None
         self.retriever = load_retriever(self.dir / "index", self.embed)
         self.passages: dict[str, dict[str, str]] = {}
-        for line in (self.dir / "passages.jsonl").read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                rec = json.loads(line)
-                self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
+        for rec in read_jsonl(self.dir / "passages.jsonl"):
+            self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
         self.k = int(self.bundle["retrieval"].get("k") or 2)
         self.rag = bool(self.bundle["prompt"].get("rag", True))
 

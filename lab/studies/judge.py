@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from lab.io import read_jsonl
+
 #: Columns of the calibration table, in order.
 COLUMNS = ("task", "judge", "kind", "rubric", "split", "n", "n_scored", "accuracy", "accuracy_ci", "f1", "f1_ci",
            "kappa", "kappa_ci", "parse_failures", "generation_failures", "cache_hits", "threshold", "below_bar",
@@ -370,11 +372,9 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True) 
     judge = make_judge(judge_name, "grounded", root=root, cfg=cfg)
     paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
     para_of: dict[str, str] = {}
-    for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            rec = json.loads(line)
-            para_of[rec["id"]] = rec["paragraph_id"]
-    preds = [json.loads(x) for x in cfg.resolve(cfg.answers, root).read_text(encoding="utf-8").split("\n") if x.strip()]
+    for rec in read_jsonl(cfg.resolve(cfg.qa, root)):
+        para_of[rec["id"]] = rec["paragraph_id"]
+    preds = read_jsonl(cfg.resolve(cfg.answers, root))
     rows = []
     for against in ("source paragraph", "retrieved passages"):
         by_arm: dict[str, list[dict[str, Any]]] = {}
