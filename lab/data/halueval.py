@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.data.split import hash_split
 from lab.errors import DataError
 from lab.io import iter_jsonl
 
@@ -191,15 +192,10 @@ def scan_judged(path: str | Path, *, fmt: str | None = None) -> JudgedSet:
 
 def split_by_group(items: list[JudgedItem], fraction: float, *, seed: int = 0
                    ) -> tuple[list[JudgedItem], list[JudgedItem]]:
-    """(rest, part): ``part`` holds about ``fraction`` of the groups, chosen by the hash of
-    (seed, group), so a split never depends on file order and a seed's pair never straddles it."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    cut = int(fraction * 2**32)
-
-    def inside(g: str) -> bool:
-        return int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:4], "big") < cut
-
-    rest = [i for i in items if not inside(i.group)]
-    part = [i for i in items if inside(i.group)]
-    return rest, part
+    """(rest, part), each in file order: ``part`` holds about ``fraction`` of the groups, chosen by
+    the hash of (seed, group) (:func:`lab.data.split.hash_split` with ``fraction``), so a split never
+    depends on file order or on the other groups, and a seed's pair never straddles it."""
+    groups = sorted({i.group for i in items})
+    _, held = hash_split(groups, seed, fraction=fraction)
+    inside = {groups[j] for j in held}
+    return [i for i in items if i.group not in inside], [i for i in items if i.group in inside]
