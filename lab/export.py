@@ -557,7 +557,7 @@ def run_export(cfg: Any, ft: Any, root: Path, *, register_model: bool | None = N
     import pandas as pd
 
     from lab.data.domain import build_domain_task
-    from lab.generate.prompts import PROMPT_VERSION
+    from lab.generate.domain_qa_prompt import PROMPT_VERSION
     from lab.retrieval.configured import read_winner
     from lab.retrieval.sets import config_chunker, squad_corpus
     from lab.tracking import dvc_data_hashes, git_state

@@ -7,7 +7,7 @@ ones: a paragraph's questions may fall on both sides. A held-out question never 
 by id or by its normalised text (:func:`lab.metrics.qa.normalize_answer`): train questions whose
 text repeats a held-out one are moved out of train and counted.
 
-The prompts that ask these questions are in :mod:`lab.generate.prompts`; the RAG corpus of the
+The prompts that ask these questions are in :mod:`lab.generate.domain_qa_prompt`; the RAG corpus of the
 domain's articles is :func:`lab.retrieval.sets.squad_corpus`.
 """
 

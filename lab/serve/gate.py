@@ -50,7 +50,7 @@ def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, a
     import httpx
 
     from lab.export import read_bundle
-    from lab.generate.prompts import clean_prediction
+    from lab.generate.domain_qa_prompt import clean_prediction
     from lab.metrics.qa import token_f1
     from lab.metrics.stats import bootstrap_ci
 

@@ -89,9 +89,9 @@ class RAG:
 
     def messages(self, question: str, hits: Sequence[tuple[str, float]], topic: str | None = None,
                  history: Sequence[dict] = ()) -> list[dict]:
-        """The study's prompt for ``question`` (``lab.generate.prompts``); earlier turns kept before it."""
+        """The study's prompt for ``question`` (``lab.generate.domain_qa_prompt``); earlier turns kept before it."""
         from lab.data.domain import QAExample
-        from lab.generate.prompts import with_context, zero_shot
+        from lab.generate.domain_qa_prompt import with_context, zero_shot
 
         if topic is None:
             topic = self.passages[hits[0][0]]["title"] if hits else ""

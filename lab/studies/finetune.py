@@ -101,7 +101,7 @@ def _backend(cfg: Any, model: Any) -> Any:
 def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> tuple[list[str], dict[str, float]]:
     """Greedy answers (cleaned to a short span) and the inference costs of producing them."""
     from lab.generate import GenParams
-    from lab.generate.prompts import clean_prediction
+    from lab.generate.domain_qa_prompt import clean_prediction
 
     t0 = time.perf_counter()
     gens = backend.generate(list(prompts), GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
@@ -118,7 +118,13 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
     from lab.data.domain import pick_shots
     from lab.finetune import FinetuneConfig, load_finetuned
-    from lab.generate.prompts import PROMPT_VERSION, few_shot, training_example, with_context, zero_shot
+    from lab.generate.domain_qa_prompt import (
+        PROMPT_VERSION,
+        few_shot,
+        training_example,
+        with_context,
+        zero_shot,
+    )
     from lab.metrics.qa import score_predictions
 
     result = ArmResult(arm, params={"arm": arm, "model": cfg.model, "prompt_version": PROMPT_VERSION})
