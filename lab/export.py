@@ -126,7 +126,7 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def score_arms(predictions: Mapping[str, Sequence[Mapping[str, Any]]], costs: Mapping[str, float | None], *,
-               metric: str = "f1", n_resamples: int = 10_000, seed: int = 0,
+               metric: str = "f1", n_resamples: int, seed: int = 0,
                arms: Sequence[str] | None = None) -> list[ArmScore]:
     """Per arm (``arms`` order, default the predictions' order): the metric's mean over held-out
     questions and its bootstrap CI, computed with the study's own metric functions. Arms listed in

@@ -351,7 +351,7 @@ def log_arm_runs(results: Sequence[ArmResult], task_stats: dict[str, Any] | None
 
 
 def compare(results: Sequence[ArmResult], base: str | None = None, metric: str = "f1", *,
-            n_resamples: int = 10_000, seed: int = 0) -> Any:
+            n_resamples: int, seed: int = 0) -> Any:
     """Per arm that ran: ``metric`` with its 95% bootstrap CI over held-out questions and the paired
     difference against ``base`` (CI, sign-flip p-value, wins/ties/losses); the base row has no
     difference. ``base`` defaults to zero-shot, or the first arm that ran when zero-shot did not;
