@@ -36,7 +36,10 @@ QA sets
     substring); ``reference_not_found_normalised`` repeats the search after whitespace/case
     normalisation. A CUAD excerpt made of parts joined by ``<omitted>`` (the annotators' mark of a
     gap) is found when every part is. References of an item whose document is missing count as
-    not found.
+    not found. HaluEval sets are also read by the judge stage's strict reader
+    (:func:`lab.data.halueval.scan_judged`): each record it rejects (a label other than exactly
+    ``"yes"``/``"no"``, an empty field...) is a ``judge_rejects`` problem naming the file and line,
+    so a file this stage passes without such problems is one the judge stage accepts.
 """
 
 from __future__ import annotations
