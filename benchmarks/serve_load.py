@@ -47,7 +47,9 @@ def _free_port() -> int:
 
 
 def _questions(bundle: Path, n: int) -> list[dict[str, Any]]:
-    items = [json.loads(x) for x in (bundle / "eval.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    from lab.serve.gate import read_eval
+
+    items = read_eval(bundle)
     if not items:
         raise SystemExit(f"{bundle}/eval.jsonl: no questions (export the bundle with `dvc repro export`)")
     return [items[i % len(items)] for i in range(n)]

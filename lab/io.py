@@ -1,8 +1,12 @@
-"""Atomic file output: a reader (DVC, a notebook, a resumed job) never sees a half-written file.
+"""File IO: atomic output, and the one JSON Lines reader.
 
-Every writer goes through a temp file in the destination folder, then ``os.replace``; a crash
-leaves the previous file intact. Files get normal permissions (``0666 & ~umask``), not the 0600
-that :func:`tempfile.mkstemp` creates.
+Atomic output: a reader (DVC, a notebook, a resumed job) never sees a half-written file. Every
+writer goes through a temp file in the destination folder, then ``os.replace``; a crash leaves the
+previous file intact. Files get normal permissions (``0666 & ~umask``), not the 0600 that
+:func:`tempfile.mkstemp` creates.
+
+JSON Lines: :func:`iter_jsonl` is the only place a ``.jsonl`` file is split and parsed, so every
+reader of one treats lines, encodings and errors the same way and names ``path:line N``.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
+
+from lab.errors import DataError
 
 
 @lru_cache(maxsize=1)
@@ -138,3 +145,112 @@ def atomic_dir(target: str | Path, *, mode: int = 0o755) -> Iterator[Path]:
         replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- JSON Lines
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class JsonLine:
+    """One non-blank line of a JSON Lines file: its record, or why it is not one.
+
+    Attributes
+    ----------
+    line:
+        1-based line number.
+    where:
+        ``"<path>:line <N>"``, the prefix of every message about this line.
+    record:
+        The parsed JSON object; empty when ``error`` is set.
+    error:
+        Why the line is not a record (``"not valid JSON (...)"``, ...); None for a good line.
+    kind:
+        ``"invalid_utf8"``, ``"bad_json"`` or ``"not_object"`` when ``error`` is set, else ``""``.
+    """
+
+    line: int
+    where: str
+    record: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    kind: str = ""
+
+
+def iter_jsonl(path: str | Path, *, strict: bool = True, desc: str | None = None) -> Iterator[JsonLine]:
+    """The non-blank lines of the JSON Lines file ``path``, streamed, one :class:`JsonLine` each.
+
+    Lines end at ``\n`` only: ``str.splitlines`` would also cut at U+2028, U+0085 ..., which JSON
+    strings may hold unescaped (in-the-wild prompts do). Each line is strict UTF-8 (a leading BOM
+    on line 1 is dropped) holding one JSON object.
+
+    Parameters
+    ----------
+    path:
+        The file.
+    strict:
+        True: the first bad line raises. False: bad lines are yielded with ``error`` set, for
+        readers that count and skip them.
+    desc:
+        Show a progress bar over the file's bytes with this label (hidden when not on a terminal).
+
+    Raises
+    ------
+    DataError
+        The file is missing or unreadable; with ``strict``, a line that is not valid UTF-8, not
+        valid JSON or not a JSON object (the message names the file and line and how to fix it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (or not a file)")
+    bar = None
+    if desc is not None:
+        from lab.progress import bar as progress_bar
+
+        bar = progress_bar(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, leave=False)
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):  # a binary file splits at b"\n" only
+                if bar is not None:
+                    bar.update(len(raw))
+                if lineno == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM):]
+                if not raw.strip():
+                    continue
+                out = _parse_line(path, lineno, raw)
+                if out.error is not None and strict:
+                    raise DataError(f"{out.where}: {out.error}; {_FIX[out.kind]}")
+                yield out
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every record of the JSON Lines file ``path``, in file order (:func:`iter_jsonl`, strict)."""
+    return [x.record for x in iter_jsonl(path)]
+
+
+_FIX = {
+    "invalid_utf8": "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)",
+    "bad_json": "each line must be one JSON object: fix or delete the line",
+    "not_object": "each line must be one JSON object: fix or delete the line",
+}
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes) -> JsonLine:
+    where = f"{path}:line {lineno}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return JsonLine(lineno, where, error=f"not valid UTF-8 at byte {exc.start} of the line "
+                        f"(bad bytes {raw[exc.start:exc.end]!r})", kind="invalid_utf8")
+    try:
+        rec = json.loads(text.rstrip("\r\n"))  # so that colno counts within the line
+    except json.JSONDecodeError as exc:
+        return JsonLine(lineno, where, error=f"not valid JSON ({exc.msg} at column {exc.colno})", kind="bad_json")
+    if not isinstance(rec, dict):
+        return JsonLine(lineno, where, error=f"expected a JSON object, got {type(rec).__name__}", kind="not_object")
+    return JsonLine(lineno, where, rec)

@@ -21,3 +21,13 @@ def project_root(start: Path | None = None) -> Path:
 def mlflow_dir(root: Path | None = None) -> Path:
     """The embedded MLflow store (sqlite + artifacts): ``<root>/.mlflow``, ignored by git."""
     return Path(os.environ.get("LAB_MLFLOW_DIR") or (project_root(root) / ".mlflow"))
+
+
+def resolve_path(path: str | Path, root: Path) -> Path:
+    """``path`` itself when absolute, else ``root / path``.
+
+    ``root`` is the folder of ``params.yaml``: every relative path in the params, a bundle or a
+    sweep configuration means "relative to the project", never "relative to the cwd".
+    """
+    p = Path(path)
+    return p if p.is_absolute() else root / p

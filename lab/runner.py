@@ -34,7 +34,7 @@ from typing import Any
 from lab.config import SECTIONS, StageConfig, load_section
 from lab.errors import LabError
 from lab.io import write_text
-from lab.paths import project_root
+from lab.paths import project_root, resolve_path
 from lab.progress import LOG_ENV
 from lab.stopping import ENGINE, Interrupted, interruptible, recovery_hint
 
@@ -238,8 +238,7 @@ def run_notebook(
     else:
         parameters = overrides
         config_dump = overrides
-    out = Path(out_dir) if out_dir else Path(getattr(cfg, "out_dir", None) or f"results/{section}")
-    out = out if out.is_absolute() else root / out
+    out = resolve_path(out_dir or getattr(cfg, "out_dir", None) or f"results/{section}", root)
     out.mkdir(parents=True, exist_ok=True)
     final_nb = out / f"{nb_path.stem}.ipynb"
     tmp_nb = out / f".{nb_path.stem}.running.ipynb"

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 
-def _figure(width: float = 8.0, height: float = 4.5) -> tuple[Any, Any]:
+def _pyplot() -> Any:
     import matplotlib
 
     if "MPLBACKEND" not in os.environ and not os.environ.get("JPY_PARENT_PID"):
         matplotlib.use("Agg")  # headless unless a kernel already chose an inline backend
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
+    return plt
+
+
+def _figure(width: float = 8.0, height: float = 4.5) -> tuple[Any, Any]:
+    return _pyplot().subplots(figsize=(width, height))
 
 
 def save(fig: Any, path: str | Path) -> Path:
@@ -71,16 +76,26 @@ def bar_counts(df: pd.DataFrame, category: str, stack: str, count: str, *, title
 
 
 def scatter_labeled(df: pd.DataFrame, x: str, y: str, label: str, *, title: str, xlabel: str,
-                    ylabel: str) -> Any:
-    """One labelled point per row (e.g. recall vs precision per chunker); returns the figure."""
+                    ylabel: str, log_x: bool = False) -> Any:
+    """One labelled point per row (e.g. recall vs precision per chunker); returns the figure.
+
+    Labels are placed by :func:`_place_labels` after the scale is set (``log_x`` here, not on the
+    returned figure: a scale changed afterwards moves the points from under their labels), because
+    arms of similar cost and quality (zero_shot, few_shot, full, lora) sit close enough for fixed
+    offsets to overlap.
+    """
     fig, ax = _figure(7.0, 5.0)
     for _, row in df.iterrows():
         ax.scatter(row[x], row[y], s=40)
-        ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    texts = [ax.text(row[x], row[y], str(row[label]), fontsize=8, ha="center", va="center")
+             for _, row in df.iterrows()]
+    _place_labels(ax, texts, points=(df[x].tolist(), df[y].tolist()))
     return fig
 
 
@@ -94,6 +109,40 @@ def bar_grouped(df: pd.DataFrame, category: str, group: str, value: str, *, titl
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, title=group)
+    return fig
+
+
+def barh_by_facet(df: pd.DataFrame, category: str, group: str, value: str, *, facet: str, title: str,
+                  xlabel: str, xlim: tuple[float, float] | None = None) -> Any:
+    """Horizontal bars of ``value`` per ``category`` (one bar per ``group``), one panel per ``facet``.
+
+    Each panel is titled by its facet value and its rows carry the category alone, and the legend
+    sits outside the panels: one axis labelled ``(facet, category)`` with the legend inside drew
+    long labels and put the legend over the longest bars (the guardrails' per-entity plot).
+    """
+    facets = list(dict.fromkeys(df[facet]))
+    tables = [df[df[facet] == f].pivot_table(index=category, columns=group, values=value, aggfunc="mean")
+              for f in facets]
+    if not tables:
+        fig, ax = _figure(8.0, 3.0)
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title)
+        return fig
+    rows = [max(len(t), 1) for t in tables]
+    fig, axes = _pyplot().subplots(len(tables), 1, figsize=(8.0, 1.2 + 0.32 * sum(rows) + 0.5 * len(tables)),
+                             gridspec_kw={"height_ratios": rows}, squeeze=False, sharex=True)
+    for ax, name, table in zip(axes[:, 0], facets, tables, strict=True):
+        table.plot.barh(ax=ax, legend=False)
+        ax.set_title(str(name), fontsize=9, loc="left")
+        ax.set_ylabel("")
+        ax.grid(axis="x", alpha=0.3)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
+    axes[-1, 0].set_xlabel(xlabel)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title=group, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
@@ -114,14 +163,18 @@ def lines_by_group(df: pd.DataFrame, x: str, y: str, group: str, *, title: str, 
     return fig
 
 
-def _place_labels(ax: Any, texts: list[Any]) -> None:
-    """Move point labels apart so none overlaps another or a point (adjustText: a kept library for
-    exactly this, rather than hand-tuned offsets)."""
+def _place_labels(ax: Any, texts: list[Any], points: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
+    """Move point labels apart so none overlaps another or, given ``points`` (x, y), a point
+    (adjustText: a kept library for exactly this, rather than hand-tuned offsets)."""
     if len(texts) < 2:
         return
     from adjustText import adjust_text
 
-    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+    # points count as zero-size obstacles: a wider box around each label and a stronger push from
+    # the points keep a label off its own marker, not only off the other labels
+    where = ({"x": list(points[0]), "y": list(points[1]), "expand": (1.3, 1.8), "force_static": (0.4, 0.8)}
+             if points is not None else {})
+    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, **where)
 
 
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, front: str, label: str, *, title: str, xlabel: str,

@@ -72,8 +72,9 @@ def main() -> int:
             return 1
         time.sleep(2)
     report["ready_after_s"] = round(a.wait - (end - time.monotonic()), 1)
-    items = [json.loads(line) for line in (a.bundle / "eval.jsonl").read_text(encoding="utf-8").splitlines()
-             if line.strip()][: a.questions]
+    from lab.serve.gate import read_eval
+
+    items = read_eval(a.bundle)[: a.questions]
     answers = []
     for it in items:
         t0 = time.perf_counter()

@@ -11,8 +11,9 @@ from conftest import require_data
 
 from lab.chunking import CHUNKERS, Chunk, Chunker, make_chunker
 from lab.chunking.cluster import optimal_segmentation
-from lab.chunking.fakes import EveryNthSplit, HashedBagOfWords
+from lab.chunking.fakes import EveryNthSplit
 from lab.chunking.llm import parse_split_after
+from lab.embed import HashedBagOfWords
 from lab.errors import ConfigError, DataError, LabError, RegistryError
 from lab.tokens import get_encoding
 
@@ -143,7 +144,7 @@ def test_invalid_unicode_is_a_data_error(name: str) -> None:
 def test_params_are_json_and_name_everything_that_changes_output() -> None:
     a = build("semantic", buffer_size=1).params()
     b = build("semantic", buffer_size=2).params()
-    assert a != b and a["embed"] == "fake-hashed-bow-64"
+    assert a != b and a["embed"] == "hashed-bow-64"
     named = build("cluster", embed=lambda t: EMBED(t), embed_id="minilm@abc").params()
     assert named["embed"] == "minilm@abc"
 

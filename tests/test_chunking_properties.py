@@ -1,6 +1,7 @@
 """Properties every chunker keeps on arbitrary text (hypothesis), and equality with LangChain on random text.
 
-For every chunker (semantic/cluster/llm with the deterministic fakes of lab.chunking.fakes):
+For every chunker (semantic/cluster/llm with lab.embed.HashedBagOfWords and the fake generator of
+lab.chunking.fakes):
 * each chunk is an exact slice: ``text[c.start:c.end] == c.text``, non-empty, numbered in order;
 * chunks are in document order (``start`` and ``end`` never decrease);
 * together they cover every non-whitespace character (whitespace stripped at chunk edges may be
@@ -20,7 +21,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lab.chunking import Chunk, make_chunker
-from lab.chunking.fakes import EveryNthSplit, HashedBagOfWords
+from lab.chunking.fakes import EveryNthSplit
+from lab.embed import HashedBagOfWords
 from lab.tokens import get_encoding
 
 SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]

@@ -107,7 +107,7 @@ def test_repository_chunking_baseline_is_the_default_fixed_chunker():
     cfg = load_section("chunking_study", REPO / "params.yaml", check_paths=False)
     # the paired comparisons of the report are against "the default everywhere", the first chunker
     assert cfg.baseline == cfg.chunkers[0].label == "token-512-50"
-    assert cfg.ci_resamples >= 100
+    assert cfg.n_resamples >= 100
 
 
 def test_override_args_are_read_back_by_dvc_as_written(tmp_path):

@@ -225,6 +225,28 @@ def test_halueval_sets(tmp_path: Path) -> None:
     assert (m["qa.hg.references"], m["qa.hg.reference_not_found"]) == (1, 0)
 
 
+def test_records_the_judge_stage_rejects_are_reported_by_file_and_line(tmp_path: Path) -> None:
+    """One HaluEval file, one verdict: what lab.data.halueval (the judge stage's reader) rejects is a
+    ``judge_rejects`` problem here, naming the file and line, not a record silently accepted."""
+    from lab.data.halueval import read_judged
+
+    gen = tmp_path / "gen.jsonl"
+    gen.write_text("".join(json.dumps({"ID": str(i), "user_query": "q", "chatgpt_response": "r",
+                                       "hallucination": lab, "hallucination_spans": []}) + "\n"
+                           for i, lab in enumerate(["no", "Yes ", "no"])), encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 2: 'hallucination' must be exactly"):
+        read_judged(gen)
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "x.txt").write_text("x", encoding="utf-8")
+    report = profile(config(corpora=[{"name": "x", "path": str(d)}],
+                            qa_sets=[{"name": "hg", "format": "halueval_general", "path": str(gen)}]), tmp_path)
+    rows = report.problems[report.problems["kind"] == "judge_rejects"]
+    assert rows["source"].tolist() == [f"{gen}:line 2"]
+    assert "'Yes '" in rows["detail"].iloc[0]
+    assert report.metrics()["qa.hg.items"] == 2
+
+
 # --------------------------------------------------------------------------- writing
 
 

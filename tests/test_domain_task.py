@@ -1,4 +1,4 @@
-"""The domain task (lab.data.domain), its prompts (lab.generate.prompts) and its RAG contexts
+"""The domain task (lab.data.domain), its prompts (lab.generate.domain_qa_prompt) and its RAG contexts
 (lab.retrieval.configured) on real SQuAD articles."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from conftest import DATA, REPO
 
 from lab.data.domain import DomainTask, QAExample, build_domain_task, pick_shots
 from lab.errors import ConfigError, DataError
-from lab.generate.prompts import (
+from lab.generate.domain_qa_prompt import (
     SYSTEM,
     clean_prediction,
     few_shot,

@@ -140,7 +140,7 @@ def test_the_finetune_study_writes_the_manifest_export_reads(tmp_path: Path):
     from types import SimpleNamespace
 
     from lab.config import FinetuneComparisonConfig
-    from lab.generate.prompts import PROMPT_VERSION
+    from lab.generate.domain_qa_prompt import PROMPT_VERSION
     from lab.studies.finetune import ArmResult, _write_arms_manifest
 
     cfg = FinetuneComparisonConfig(model="tiny-random-llama", titles=["Normans"], n_train=8, n_heldout=3,

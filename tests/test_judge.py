@@ -341,7 +341,7 @@ def test_both_halueval_formats_and_their_labels(tmp_path):
     ({"ID": "3", "user_query": "q", "chatgpt_response": "r", "hallucination": "Yes "}, "exactly"),
     ({"ID": "3", "user_query": "q", "chatgpt_response": "r", "hallucination": "maybe"}, "exactly"),
     ({"ID": "3", "user_query": "q", "hallucination": "no"}, "chatgpt_response"),
-    ("{not json", "not JSON"),
+    ("{not json", "not valid JSON"),
 ])
 def test_a_malformed_record_is_named_by_line_and_skipped_only_on_request(tmp_path, bad, why):
     f = _write(tmp_path / "bad.jsonl", [GENERAL[0], bad, GENERAL[1]])

@@ -14,7 +14,7 @@ import browser
 import pytest
 
 from lab.export.winner import ArmScore, choose_arm, score_arms
-from lab.generate.prompts import PROMPT_VERSION
+from lab.generate.domain_qa_prompt import PROMPT_VERSION
 from lab.handoff.bundle import BundleError, ServedModel, read_bundle
 from lab.handoff.bundle import write_bundle as _write_bundle
 from lab.serve.chat import RAG, ChatService, Settings

@@ -17,7 +17,7 @@ import browser
 import pytest
 
 from lab.export.winner import ArmScore, choose_arm
-from lab.generate.prompts import PROMPT_VERSION
+from lab.generate.domain_qa_prompt import PROMPT_VERSION
 from lab.handoff.bundle import ServedModel, write_bundle
 
 pytestmark = pytest.mark.slow

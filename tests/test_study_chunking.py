@@ -136,7 +136,7 @@ def study(tmp_path_factory):
                            "include": ["state_of_the_union"]}],
            "chunkers": [{"chunker": "token", "size": 512, "overlap": 50},
                         {"chunker": "recursive", "size": 250, "overlap": 125}],
-           "embedder": "hashed-256", "max_questions": 40, "ci_resamples": 200}
+           "embedder": "hashed-256", "max_questions": 40, "n_resamples": 200}
     cfg = ChunkingStudyConfig.model_validate(raw)
     return run_study(cfg, data, progress=False, store_dir=tmp_path_factory.mktemp("store"))
 
@@ -145,11 +145,11 @@ def _twin(study: StudyResult) -> StudyResult:
     """The study's baseline result twice, the second under another label: a chunker against itself."""
     bench, label, res = study.results[0]
     return StudyResult([(bench, label, res), (bench, "copy", res)], {}, study.skipped, study.notes,
-                       study.context, baseline=label, ci_resamples=study.ci_resamples)
+                       study.context, baseline=label, n_resamples=study.n_resamples)
 
 
 def test_config_reaches_the_study(study):
-    assert study.baseline == "token-512-50" and study.ci_resamples == 200
+    assert study.baseline == "token-512-50" and study.n_resamples == 200
 
 
 def test_ci_bounds_bracket_the_mean_and_means_equal_the_table(study):
@@ -203,7 +203,7 @@ def test_uncertainty_is_deterministic_and_independent_of_study_order(study):
     assert study.metrics() == study.metrics() and study.finding() == study.finding()
     # every cell is resampled with the same seed: reordering the results does not move a CI
     flipped = StudyResult(study.results[::-1], {}, study.skipped, study.notes, study.context,
-                          ci_resamples=study.ci_resamples)
+                          n_resamples=study.n_resamples)
     key = ["benchmark", "chunker", "k_label"]
     pd.testing.assert_frame_equal(flipped.ci_table().sort_values(key, ignore_index=True),
                                   study.ci_table().sort_values(key, ignore_index=True))
@@ -256,7 +256,7 @@ def _chunking_params(tmp_path, **extra) -> Path:
 
 def test_baseline_must_be_a_chunker_label(tmp_path):
     cfg = load_section("chunking_study", _chunking_params(tmp_path), check_paths=False)
-    assert cfg.baseline == "token-512-50" and cfg.ci_resamples == 1000
+    assert cfg.baseline == "token-512-50" and cfg.n_resamples == 1000
     cfg = load_section("chunking_study", _chunking_params(tmp_path, baseline="recursive-250-125"),
                        check_paths=False)
     assert cfg.baseline == "recursive-250-125"
@@ -274,5 +274,5 @@ def test_default_baseline_is_checked_too(tmp_path):
         "chunkers": [{"chunker": "recursive", "size": 250, "overlap": 125}]}}), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"chunking_study.baseline.*'token-512-50'.*recursive-250-125"):
         load_section("chunking_study", p, check_paths=False)
-    with pytest.raises(ConfigError, match=r"chunking_study.ci_resamples"):
-        load_section("chunking_study", _chunking_params(tmp_path, ci_resamples=10), check_paths=False)
+    with pytest.raises(ConfigError, match=r"chunking_study.n_resamples"):
+        load_section("chunking_study", _chunking_params(tmp_path, n_resamples=10), check_paths=False)

@@ -40,7 +40,7 @@ def test_compare_without_zero_shot_names_its_base_and_fails_on_an_absent_one():
     results = [_arm("rag", [0.1, 0.2, 0.3]), _arm("lora", [0.1, 0.2, 0.4])]
     assert compare(results, n_resamples=200).attrs["base"] == "rag"
     with pytest.raises(LabError, match="base arm 'zero_shot' did not run; arms that ran: rag, lora"):
-        compare(results, base="zero_shot")
+        compare(results, base="zero_shot", n_resamples=200)
 
 
 def test_relative_cost_base_is_named_when_zero_shot_did_not_run():

@@ -1,40 +1,13 @@
-"""Deterministic stand-ins for the injected backends of ``semantic``, ``cluster`` and ``llm``.
+"""A deterministic stand-in for the ``llm`` chunker's generator.
 
-For tests, timings and notebooks without a model: no randomness, no network, same output on
-every machine.
+For tests and timings without a model: no randomness, no network, same output on every machine.
+The ``semantic`` and ``cluster`` chunkers' model-free embedder is a real one, the ``hashed``
+embedder's :class:`lab.embed.HashedBagOfWords`.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import numpy as np
-
-_WORD = re.compile(r"\w+")
-
-
-class HashedBagOfWords:
-    """``embed(texts)``: hashed word counts (crc32 of lower-cased ``\\w+`` words), L2-normalised.
-
-    Texts without a word map to the unit vector on the last dimension, so every row has norm 1.
-    """
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-        self.name = f"fake-hashed-bow-{dim}"
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in _WORD.findall(text.lower()):
-                out[row, zlib.crc32(word.encode("utf-8")) % self.dim] += 1.0
-        out[~out.any(axis=1), self.dim - 1] = 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 class EveryNthSplit:

@@ -119,7 +119,7 @@ class ChunkingStudyConfig(StageConfig):
     # declared after ``chunkers``, which its validator reads; the default is validated too, so a
     # study without a 512/50 token chunker must name its baseline instead of failing at the report
     baseline: str = Field("token-512-50", validate_default=True)
-    ci_resamples: int = Field(1000, ge=100)    # bootstrap resamples (and sign flips) per CI / test
+    n_resamples: int = Field(1000, ge=100)    # bootstrap resamples (and sign flips) per CI / test
     out_dir: str = "results/chunking_study"
 
     @field_validator("baseline")
@@ -163,7 +163,7 @@ class RetrievalSweepConfig(StageConfig):
     memory_per_trial_gb: float = Field(0.0, ge=0)   # 0 = no memory reservation
     address: str = ""                          # "" = start Ray here; "auto" or "ray://host:10001" = join
     max_concurrent: int = Field(2, ge=1)
-    ci_resamples: int = Field(1000, ge=100)
+    n_resamples: int = Field(1000, ge=100)
     out_dir: str = "results/retrieval_sweep"
 
     def paths(self) -> dict[str, str]:
@@ -190,6 +190,7 @@ class FinetuneComparisonConfig(StageConfig):
     winner: str = "results/retrieval_sweep/winner.json"   # the retrieval configuration RAG arms use
     training: TrainingSpec = TrainingSpec()
     generation: GenerationSpec = GenerationSpec()
+    n_resamples: int = Field(10_000, ge=100)   # bootstrap resamples (and sign flips) per CI / test
     out_dir: str = "results/finetune_comparison"
 
     @model_validator(mode="after")

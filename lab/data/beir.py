@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.io import write_lines
+from lab.io import iter_jsonl, write_lines
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -183,24 +183,6 @@ def _lines(path: Path, desc: str | None = None) -> Iterator[tuple[int, str]]:
             bar.close()
 
 
-def _jsonl(path: Path, desc: str | None = None) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """``(line number, "path:line N", record)`` per non-blank line; bad JSON is a DataError."""
-    for lineno, line in _lines(path, desc):
-        if not line.strip():
-            continue
-        where = f"{path}:line {lineno}"
-        try:
-            rec = json.loads(line.rstrip("\r\n"))  # so that colno counts within the line
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one "
-                "JSON object: fix or delete the line"
-            ) from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-        yield lineno, where, rec
-
-
 def _id(rec: dict[str, Any], key: str, where: str) -> str:
     """``rec[key]`` as a non-empty string id (JSON integers accepted)."""
     if key not in rec:
@@ -253,7 +235,8 @@ def load_beir(folder: str | Path, split: str = "test") -> RetrievalDataset:
 
     corpus: dict[str, dict[str, str]] = {}
     first_line: dict[str, int] = {}
-    for lineno, where, rec in _jsonl(folder / "corpus.jsonl", desc=f"corpus {folder.name}"):
+    for row in iter_jsonl(folder / "corpus.jsonl", desc=f"corpus {folder.name}"):
+        lineno, where, rec = row.line, row.where, row.record
         doc_id = _id(rec, "_id", where)
         if doc_id in corpus:
             raise DataError(f"{where}: duplicate _id {doc_id!r} (first on line {first_line[doc_id]}); "
@@ -265,7 +248,8 @@ def load_beir(folder: str | Path, split: str = "test") -> RetrievalDataset:
 
     all_queries: dict[str, str] = {}
     query_line: dict[str, int] = {}
-    for lineno, where, rec in _jsonl(folder / "queries.jsonl"):
+    for row in iter_jsonl(folder / "queries.jsonl"):
+        lineno, where, rec = row.line, row.where, row.record
         qid = _id(rec, "_id", where)
         if qid in all_queries:
             raise DataError(f"{where}: duplicate _id {qid!r} (first on line {query_line[qid]}); "

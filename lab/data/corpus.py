@@ -10,13 +10,14 @@ explained. With ``on_bad_file="report"`` unreadable or empty files are recorded 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lab.config import CorpusSource
 from lab.errors import DataError
+from lab.io import iter_jsonl
+from lab.paths import resolve_path
 
 OnBadFile = Literal["error", "report"]
 
@@ -161,7 +162,7 @@ def load_corpus(
     """
     _check(on_bad_file)
     path = Path(src.path)
-    path = path if path.is_absolute() else root / path
+    path = resolve_path(path, root)
     if src.format == "folder":
         return _load_folder(src, path, on_bad_file, limit)
     return _load_jsonl(src, path, on_bad_file, limit)
@@ -232,43 +233,27 @@ def _load_jsonl(src: CorpusSource, file: Path, on_bad_file: str, limit: int) -> 
             what = "is a folder; set `format: folder` or point `path` at a .jsonl file"
         raise DataError(f"corpus {src.name!r}: {file} {what}")
     try:
-        data = file.read_bytes()
+        with file.open("rb") as fh:
+            head = fh.read(3)
     except OSError as exc:
         raise DataError(f"{file}: cannot read file ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise DataError(f"{file}: file is empty; fill it with one JSON object per line or remove the corpus")
     sink = _Sink(CorpusLoad(src.name), on_bad_file)
+    if head == BOM.encode("utf-8"):
+        sink.load.problems.append(FileProblem(f"{file}:line 1", "utf8_bom", "leading UTF-8 BOM removed"))
     seen: dict[str, int] = {}
-    line_start = 0  # byte offset of the current line in the file, for decode errors
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        offset, line_start = line_start, line_start + len(raw) + 1
-        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw, offset = raw[3:], 3
-            sink.load.problems.append(FileProblem(f"{file}:line 1", "utf8_bom", "leading UTF-8 BOM removed"))
-        if not raw.strip():
-            continue  # blank lines (the trailing newline among them) carry no record
+    lines = 0
+    for row in iter_jsonl(file, strict=False):
+        lines += 1
         if limit and len(sink.load.documents) >= limit:
             sink.load.truncated = True
             break
-        where = f"{file}:line {lineno}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad = raw[exc.start : exc.end]
-            detail = f"not valid UTF-8 at byte offset {offset + exc.start}: bad bytes {bad!r}"
-            sink.bad(where, "invalid_utf8", detail, f"{where}: {detail}. {_FIX_ENCODING}")
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            detail = f"not valid JSON ({exc.msg} at column {exc.colno})"
-            sink.bad(where, "bad_json", detail,
-                     f"{where}: {detail}. Each line must be one JSON object; fix or delete the line, "
-                     "or set `data_quality.on_bad_file: report` to skip it.")
-            continue
-        if not isinstance(obj, dict):
-            detail = f"expected a JSON object, got {type(obj).__name__}"
-            sink.bad(where, "bad_json", detail, f"{where}: {detail}.")
+        where, lineno, obj = row.where, row.line, row.record
+        if row.error is not None:
+            kind = "invalid_utf8" if row.kind == "invalid_utf8" else "bad_json"
+            fix = (_FIX_ENCODING if kind == "invalid_utf8" else
+                   "Each line must be one JSON object; fix or delete the line, or set "
+                   "`data_quality.on_bad_file: report` to skip it.")
+            sink.bad(where, kind, row.error, f"{where}: {row.error}. {fix}")
             continue
         missing = [f for f in (src.id_field, src.text_field) if f not in obj]
         if missing:
@@ -297,4 +282,6 @@ def _load_jsonl(src: CorpusSource, file: Path, on_bad_file: str, limit: int) -> 
             continue
         seen[doc_id] = lineno
         sink.load.documents.append(Document(doc_id, text, where))
+    if not lines:
+        raise DataError(f"{file}: file is empty; fill it with one JSON object per line or remove the corpus")
     return sink.load

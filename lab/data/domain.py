@@ -7,7 +7,7 @@ ones: a paragraph's questions may fall on both sides. A held-out question never 
 by id or by its normalised text (:func:`lab.metrics.qa.normalize_answer`): train questions whose
 text repeats a held-out one are moved out of train and counted.
 
-The prompts that ask these questions are in :mod:`lab.generate.prompts`; the RAG corpus of the
+The prompts that ask these questions are in :mod:`lab.generate.domain_qa_prompt`; the RAG corpus of the
 domain's articles is :func:`lab.retrieval.sets.squad_corpus`.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.data.split import hash_order
 from lab.data.squad import squad_questions
 from lab.errors import DataError
 from lab.metrics.qa import normalize_answer
@@ -34,11 +35,6 @@ class QAExample:
     paragraph_id: str
     title: str
     context: str
-
-
-def _key(seed: int, salt: str, qid: str) -> str:
-    # sha256 order: the same split on every machine and Python version (no hash() randomisation)
-    return hashlib.sha256(f"{salt}:{seed}:{qid}".encode()).hexdigest()
 
 
 def ids_hash(examples: Sequence[QAExample]) -> str:
@@ -130,7 +126,7 @@ def build_domain_task(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, titles
         p = paras[it.doc_id or ""]
         examples.append(QAExample(it.id, it.question, tuple(it.answers), p.id, p.title, p.text))
     counts["questions_available"] = len(examples)
-    examples.sort(key=lambda e: _key(seed, "split", e.id))
+    examples = [examples[i] for i in hash_order([e.id for e in examples], seed, salt="split")]
 
     heldout = examples[:n_heldout]
     held_text = {normalize_answer(e.question) for e in heldout}
@@ -163,4 +159,4 @@ def pick_shots(train: Sequence[QAExample], k: int, seed: int) -> list[QAExample]
     """
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(train):
         raise ValueError(f"pick_shots: k must be an integer in [0, {len(train)}] (train size), got {k!r}")
-    return sorted(train, key=lambda e: _key(seed, "shots", e.id))[:k]
+    return [train[i] for i in hash_order([e.id for e in train], seed, salt="shots")[:k]]

@@ -13,26 +13,29 @@ One record becomes one or two :class:`JudgedItem` (label 1 = hallucinated / unfa
 The format is read from the keys of each record (a file may not mix formats). Labels are strict:
 ``"Yes "``, ``"maybe"`` or a missing field is a malformed record, reported with its line number;
 :func:`read_judged` stops on the first batch of them unless ``skip_bad`` is set, in which case the
-skipped lines are counted and kept in :attr:`JudgedSet.skipped`.
+skipped lines are counted and kept in :attr:`JudgedSet.rejected`. The data-quality stage reports
+the records this reader rejects (:mod:`lab.data.quality`), so a file it passes is one the judge
+stage accepts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.data.split import hash_split
 from lab.errors import DataError
+from lab.io import iter_jsonl
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "general": ("user_query", "chatgpt_response", "hallucination"),
     "grounded": ("knowledge", "question", "right_answer", "hallucinated_answer"),
     "feedback": ("question", "answer", "rating"),
 }
-_YES_NO = {"yes": 1, "no": 0}
-_RATING = {"down": 1, "up": 0}
+YES_NO = {"yes": 1, "no": 0}
+RATING = {"down": 1, "up": 0}
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,13 @@ class JudgedSet:
     path: Path
     format: str
     items: list[JudgedItem] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)   # (line, why)
     n_records: int = 0
+
+    @property
+    def skipped(self) -> list[str]:
+        """The malformed records as ``"line N: why"``."""
+        return [f"line {i}: {why}" for i, why in self.rejected]
 
     @property
     def labels(self) -> list[int]:
@@ -83,14 +91,23 @@ def _text(rec: dict[str, Any], key: str) -> str:
     return value
 
 
-def _items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
+def judged_items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
+    """The items of one record of format ``fmt`` (from line ``line``).
+
+    Raises
+    ------
+    ValueError
+        The record is malformed for ``fmt``: a field missing, empty or of the wrong type, or a label
+        that is not exactly one of the allowed strings (``"Yes "`` is rejected, not trimmed: what
+        the label means is the annotator's to say).
+    """
     if fmt == "general":
         q, a = _text(rec, "user_query"), _text(rec, "chatgpt_response")
         raw = rec.get("hallucination")
-        if raw not in _YES_NO:
+        if raw not in YES_NO:
             raise ValueError(f"'hallucination' must be exactly \"yes\" or \"no\", got {raw!r}")
         rid = str(rec.get("ID", line))
-        return [JudgedItem(rid, q, a, None, _YES_NO[raw], _group(q), line)]
+        return [JudgedItem(rid, q, a, None, YES_NO[raw], _group(q), line)]
     if fmt == "grounded":
         k, q = _text(rec, "knowledge"), _text(rec, "question")
         right, wrong = _text(rec, "right_answer"), _text(rec, "hallucinated_answer")
@@ -99,13 +116,13 @@ def _items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
                 JudgedItem(f"{g}-hallucinated", q, wrong, k, 1, g, line)]
     q, a = _text(rec, "question"), _text(rec, "answer")
     raw = rec.get("rating")
-    if raw not in _RATING:
+    if raw not in RATING:
         raise ValueError(f"'rating' must be exactly \"up\" or \"down\", got {raw!r}")
     ctx = rec.get("contexts")
     if ctx is not None and (not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx)):
         raise ValueError("'contexts' must be a list of strings")
     rid = str(rec.get("response_id", line))
-    return [JudgedItem(rid, q, a, "\n\n".join(ctx) if ctx else None, _RATING[raw], _group(rid + q), line)]
+    return [JudgedItem(rid, q, a, "\n\n".join(ctx) if ctx else None, RATING[raw], _group(rid + q), line)]
 
 
 def _group(text: str) -> str:
@@ -115,48 +132,17 @@ def _group(text: str) -> str:
 def read_judged(path: str | Path, *, skip_bad: bool = False, fmt: str | None = None) -> JudgedSet:
     """Read a labelled judgment file (JSON lines) in any format of :data:`FORMATS`.
 
+    This is the one HaluEval reader: the judge stage trains and scores on what it returns, and the
+    data-quality stage reports what it rejects (``skip_bad=True``, then :attr:`JudgedSet.rejected`).
+
     Raises
     ------
     DataError
         Missing file, no recognisable format (the message lists each format's keys), records of two
         formats, malformed records (line numbers; pass ``skip_bad`` to leave them out), or nothing usable.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
-    try:
-        text = p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text ({exc})") from None
-    if fmt is not None and fmt not in FORMATS:
-        raise DataError(f"unknown judgment format {fmt!r}; known: {', '.join(FORMATS)}")
-    out = JudgedSet(p, fmt or "")
-    for i, line in enumerate(text.split("\n"), 1):   # \n only: JSON strings may hold U+2028
-        if not line.strip():
-            continue
-        out.n_records += 1
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            out.skipped.append(f"line {i}: not JSON ({exc})")
-            continue
-        if not isinstance(rec, dict):
-            out.skipped.append(f"line {i}: a record must be a JSON object, got {type(rec).__name__}")
-            continue
-        found = _detect(rec)
-        if not out.format:
-            if found is None:
-                out.skipped.append(f"line {i}: no known format; expected the keys of one of: "
-                                   + "; ".join(f"{f}: {', '.join(k)}" for f, k in FORMATS.items()))
-                continue
-            out.format = found
-        elif found is not None and found != out.format:
-            raise DataError(f"{p}: line {i} is a {found!r} record but the file began as {out.format!r}; "
-                            f"one format per file")
-        try:
-            out.items.extend(_items(out.format, rec, i))
-        except ValueError as exc:
-            out.skipped.append(f"line {i}: {exc}")
+    out = scan_judged(path, fmt=fmt)
+    p = out.path
     if out.skipped and not skip_bad:
         head = "; ".join(out.skipped[:5])
         raise DataError(f"{p}: {len(out.skipped)} malformed record(s) of {out.n_records}: {head}"
@@ -167,17 +153,49 @@ def read_judged(path: str | Path, *, skip_bad: bool = False, fmt: str | None = N
     return out
 
 
+def scan_judged(path: str | Path, *, fmt: str | None = None) -> JudgedSet:
+    """Every record of a labelled judgment file checked: the items of the good ones and, in
+    :attr:`JudgedSet.rejected`, the line and reason of each malformed one (nothing raised for them).
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, an unknown ``fmt``, or records of two formats.
+    """
+    p = Path(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise DataError(f"unknown judgment format {fmt!r}; known: {', '.join(FORMATS)}")
+    out = JudgedSet(p, fmt or "")
+    for row in iter_jsonl(p, strict=False):
+        i = row.line
+        out.n_records += 1
+        if row.error is not None:
+            out.rejected.append((i, row.error))
+            continue
+        rec = row.record
+        found = _detect(rec)
+        if not out.format:
+            if found is None:
+                out.rejected.append((i, "no known format; expected the keys of one of: "
+                                     + "; ".join(f"{f}: {', '.join(k)}" for f, k in FORMATS.items())))
+                continue
+            out.format = found
+        elif found is not None and found != out.format:
+            raise DataError(f"{p}: line {i} is a {found!r} record but the file began as {out.format!r}; "
+                            f"one format per file")
+        try:
+            out.items.extend(judged_items(out.format, rec, i))
+        except ValueError as exc:
+            out.rejected.append((i, str(exc)))
+    return out
+
+
 def split_by_group(items: list[JudgedItem], fraction: float, *, seed: int = 0
                    ) -> tuple[list[JudgedItem], list[JudgedItem]]:
-    """(rest, part): ``part`` holds about ``fraction`` of the groups, chosen by the hash of
-    (seed, group), so a split never depends on file order and a seed's pair never straddles it."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    cut = int(fraction * 2**32)
-
-    def inside(g: str) -> bool:
-        return int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:4], "big") < cut
-
-    rest = [i for i in items if not inside(i.group)]
-    part = [i for i in items if inside(i.group)]
-    return rest, part
+    """(rest, part), each in file order: ``part`` holds about ``fraction`` of the groups, chosen by
+    the hash of (seed, group) (:func:`lab.data.split.hash_split` with ``fraction``), so a split never
+    depends on file order or on the other groups, and a seed's pair never straddles it."""
+    groups = sorted({i.group for i in items})
+    _, held = hash_split(groups, seed, fraction=fraction)
+    inside = {groups[j] for j in held}
+    return [i for i in items if i.group not in inside], [i for i in items if i.group in inside]

@@ -7,7 +7,9 @@ way CUAD is asked as QA), grounding knowledge and answers (``halueval_qa``) or a
 hallucinated spans (``halueval_general``). A malformed record is a :class:`~lab.errors.DataError`
 naming the file, the line (JSONL, 1-based) or data row (CSV, 1-based, header not counted) and the
 field. Content problems that are not malformed records (an empty question, a reference that is
-not in its document, unparseable HaluEval spans) are left to :mod:`lab.data.quality` to count.
+not in its document, unparseable HaluEval spans) are left to :mod:`lab.data.quality` to count. HaluEval
+labels are read as strictly as the judge stage reads them (:mod:`lab.data.halueval`, the one HaluEval
+reader); the quality profile reports every record that reader rejects.
 
 New formats register a loader ``(path, limit) -> list[QAItem]`` in :data:`QA_LOADERS` (or through
 the entry-point group ``lab.qa_formats``).
@@ -18,14 +20,17 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.config import QASetSource
 from lab.data.corpus import read_text
+from lab.data.halueval import YES_NO
 from lab.errors import DataError
+from lab.io import iter_jsonl
+from lab.paths import resolve_path
 from lab.registry import Registry
 
 if TYPE_CHECKING:
@@ -139,27 +144,10 @@ def load_qa_set(src: QASetSource, root: Path, limit: int = 0) -> list[QAItem]:
         Missing file or malformed record. RegistryError for an unknown format.
     """
     path = Path(src.path)
-    path = path if path.is_absolute() else root / path
+    path = resolve_path(path, root)
     if not path.is_file():
         raise DataError(f"qa set {src.name!r}: {path} does not exist or is not a file")
     return QA_LOADERS.get(src.format)(path, limit)
-
-
-def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(where, record)`` per non-blank line; bad JSON or a non-object is a DataError."""
-    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:line {lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix or delete the line"
-            ) from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-        yield where, rec
 
 
 def _get(rec: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -225,7 +213,8 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
 def load_squad(path: Path, limit: int = 0) -> list[SquadItem]:
     """``dev-v1.1.qa.jsonl``: id, paragraph_id, title, question, answers (list of strings)."""
     items: list[SquadItem] = []
-    for where, rec in _jsonl(path):
+    for row in iter_jsonl(path):
+        where, rec = row.where, row.record
         if limit and len(items) >= limit:
             break
         answers = _get(rec, "answers", where, list)
@@ -306,13 +295,18 @@ def load_cuad(path: Path, limit: int = 0) -> list[CuadItem]:
 
 @QA_LOADERS.register("halueval_qa")
 def load_halueval_qa(path: Path, limit: int = 0) -> list[HaluEvalQAItem]:
-    """``qa_grounded.jsonl``: knowledge, question, right_answer, hallucinated_answer (id = line)."""
+    """``qa_grounded.jsonl``: knowledge, question, right_answer, hallucinated_answer (id = line).
+
+    Empty fields are kept for the quality profile to count; it also reports every record the judge
+    stage's strict reader rejects (:func:`lab.data.halueval.scan_judged`).
+    """
     items: list[HaluEvalQAItem] = []
-    for where, rec in _jsonl(path):
+    for row in iter_jsonl(path):
+        where, rec = row.where, row.record
         if limit and len(items) >= limit:
             break
         items.append(HaluEvalQAItem(
-            where.rsplit(":", 1)[1].replace(" ", ""), _get(rec, "question", where), None, where,
+            f"line{row.line}", _get(rec, "question", where), None, where,
             _get(rec, "knowledge", where), _get(rec, "right_answer", where),
             _get(rec, "hallucinated_answer", where),
         ))
@@ -335,21 +329,22 @@ def parse_spans(value: Any) -> tuple[tuple[str, ...] | None, str | None]:
 def load_halueval_general(path: Path, limit: int = 0) -> list[HaluEvalGeneralItem]:
     """``general_data.jsonl``: ID, user_query, chatgpt_response, hallucination (yes/no), spans.
 
-    A label other than yes/no is a DataError; unparseable spans are kept (``spans=None``,
-    ``spans_error`` says why) for the quality profile to count.
+    The label is read as the judge stage reads it (:data:`lab.data.halueval.YES_NO`: exactly
+    ``"yes"`` or ``"no"``); a record with any other label (``"Yes "``, ``"maybe"``) is left out
+    here and reported, with every other record the judge stage rejects, by the quality profile.
+    Unparseable spans are kept (``spans=None``, ``spans_error`` says why) for the profile to count.
     """
     items: list[HaluEvalGeneralItem] = []
-    for where, rec in _jsonl(path):
+    for row in iter_jsonl(path):
+        where, rec = row.where, row.record
         if limit and len(items) >= limit:
             break
-        label = _get(rec, "hallucination", where).strip().lower()
-        if label not in ("yes", "no"):
-            raise DataError(
-                f"{where}: field 'hallucination' must be 'yes' or 'no', got {rec['hallucination']!r}"
-            )
+        label = _get(rec, "hallucination", where)
+        if label not in YES_NO:
+            continue
         spans, error = parse_spans(_get(rec, "hallucination_spans", where, (str, list)))
         items.append(HaluEvalGeneralItem(
             str(_get(rec, "ID", where, (str, int))), _get(rec, "user_query", where), None, where,
-            _get(rec, "chatgpt_response", where), label == "yes", spans, error,
+            _get(rec, "chatgpt_response", where), YES_NO[label] == 1, spans, error,
         ))
     return items

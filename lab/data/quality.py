@@ -36,7 +36,10 @@ QA sets
     substring); ``reference_not_found_normalised`` repeats the search after whitespace/case
     normalisation. A CUAD excerpt made of parts joined by ``<omitted>`` (the annotators' mark of a
     gap) is found when every part is. References of an item whose document is missing count as
-    not found.
+    not found. HaluEval sets are also read by the judge stage's strict reader
+    (:func:`lab.data.halueval.scan_judged`): each record it rejects (a label other than exactly
+    ``"yes"``/``"no"``, an empty field...) is a ``judge_rejects`` problem naming the file and line,
+    so a file this stage passes without such problems is one the judge stage accepts.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.config import CorpusSource, DataQualityConfig, QASetSource
 from lab.data.corpus import CorpusLoad, Document, load_corpus
+from lab.data.halueval import scan_judged
 from lab.data.qa import (
     ChromaItem,
     CuadItem,
@@ -64,6 +68,7 @@ from lab.data.qa import (
     load_qa_set,
 )
 from lab.io import write_text
+from lab.paths import resolve_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -267,6 +272,7 @@ def profile(cfg: DataQualityConfig, root: Path) -> QualityReport:
     qa_rows = []
     for qa in cfg.qa_sets:
         items = load_qa_set(qa, root, limit=cfg.max_items_per_qa_set)
+        _judge_rejects(qa, root, problems)
         qa_rows.append(_profile_qa(qa, items, loads.get(qa.corpus) if qa.corpus else None, problems))
 
     counts = [{"scope": s, "where": w, "kind": k, "count": n, "shown": min(n, problems.cap)}
@@ -628,6 +634,23 @@ def _check_substrings(ctx: _QAContext, items: list[QAItem]) -> dict[str, Any]:
             joined += pieces is not None and len(pieces) > 1
             ctx.find(item, f"doc:{item.doc_id}", text, ref, what, pieces)
     return {"multi_part_excerpts": joined} if items and isinstance(items[0], CuadItem) else {}
+
+
+#: QA formats the judge stage also reads, with the format name of :mod:`lab.data.halueval`.
+_JUDGE_FORMATS = {"halueval_qa": "grounded", "halueval_general": "general"}
+
+
+def _judge_rejects(src: QASetSource, root: Path, problems: _Problems) -> None:
+    """Report (kind ``judge_rejects``, by file and line) the records of a HaluEval set that the
+    judge stage's strict reader rejects: the QA loader leaves them out, so without this row a file
+    could pass this stage and fail the judge stage."""
+    if src.format not in _JUDGE_FORMATS:
+        return
+    path = resolve_path(src.path, root)
+    for line, why in scan_judged(path, fmt=_JUDGE_FORMATS[src.format]).rejected:
+        problems.add("qa_set", src.name, "judge_rejects", f"line{line}",
+                     f"{why}; the judge stage's reader (lab.data.halueval) rejects this record: fix it",
+                     f"{path}:line {line}")
 
 
 def _check_halueval_qa(ctx: _QAContext, items: list[QAItem]) -> dict[str, Any]:

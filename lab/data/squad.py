@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.data.beir import DROP_KEYS, RetrievalDataset, _id, _jsonl, _str
+from lab.data.beir import DROP_KEYS, RetrievalDataset, _id, _str
 from lab.errors import DataError
+from lab.io import iter_jsonl
 
 #: What separates two paragraphs of an article.
 PARAGRAPH_SEP = "\n\n"
@@ -31,7 +32,8 @@ class Paragraph:
 def read_paragraphs(path: Path) -> dict[str, Paragraph]:
     """Paragraph id -> :class:`Paragraph`, in file order; DataError on malformed or duplicate lines."""
     paragraphs: dict[str, Paragraph] = {}
-    for _, where, rec in _jsonl(Path(path)):
+    for row in iter_jsonl(path):
+        where, rec = row.where, row.record
         pid = _id(rec, "paragraph_id", where)
         if pid in paragraphs:
             raise DataError(f"{where}: duplicate paragraph_id {pid!r}; paragraph ids must be unique")

@@ -21,38 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.errors import DataError
 from lab.export.winner import ArmChoice, ExportError, arm_costs, choose_arm, score_arms
 from lab.handoff.arms import ArmEntry, ArmsManifest, read_arms
 from lab.handoff.bundle import ServedModel, read_bundle, write_bundle
+from lab.handoff.predictions import read_predictions
 from lab.stage import StagePaths, stage
 
 #: Arms that answer with a LoRA adapter on the base model.
 ADAPTER_METHODS = ("lora", "qlora")
-
-
-def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """``predictions.jsonl`` of the fine-tune comparison: arm -> its records (id, question, answers,
-    prediction[, contexts]), file order. Errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: predictions file not found; run the fine-tune comparison "
-                        "(`dvc repro finetune_comparison`)")
-    out: dict[str, list[dict[str, Any]]] = {}
-    for no, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{no}: not valid JSON ({exc.msg})") from None
-        missing = [k for k in ("arm", "id", "answers", "prediction") if k not in rec]
-        if missing:
-            raise DataError(f"{path}:{no}: missing key(s) {missing}; each line needs arm, id, answers, prediction")
-        out.setdefault(rec["arm"], []).append(rec)
-    if not out:
-        raise DataError(f"{path}: no predictions in the file")
-    return out
 
 
 def served_model(arm: ArmEntry) -> ServedModel:

@@ -38,7 +38,7 @@ from lab.generate.base import (
 from lab.generate.hf import TransformersBackend
 from lab.generate.llamacpp import LlamaCppBackend
 from lab.generate.openai_api import OpenAIBackend, VLLMServerBackend
-from lab.generate.prometheus import parse_prometheus, server_metrics
+from lab.generate.vllm_metrics import parse_prometheus, server_metrics
 from lab.generate.vllm_offline import VLLMBackend
 
 __all__ = [

@@ -241,7 +241,7 @@ class VLLMServerBackend(OpenAIBackend):
         return text
 
     def metrics(self) -> dict[str, Any]:
-        """This server's Prometheus metrics, summarised by :func:`lab.generate.prometheus.server_metrics`."""
-        from lab.generate.prometheus import server_metrics
+        """This server's Prometheus metrics, summarised by :func:`lab.generate.vllm_metrics.server_metrics`."""
+        from lab.generate.vllm_metrics import server_metrics
 
         return server_metrics(self.base_url)

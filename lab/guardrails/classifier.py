@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.data.split import hash_split
 from lab.errors import LabError
 
 MODEL_FILE, META_FILE = "model.joblib", "meta.json"
@@ -27,15 +28,15 @@ MODEL_FILE, META_FILE = "model.joblib", "meta.json"
 
 def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[str] | None = None
                   ) -> tuple[list[int], list[int]]:
-    """Indices ``(train, heldout)``: records ordered by ``sha256(seed, key)`` (key: the text, or the
-    index), the first ``fraction`` held out. Deterministic, and a text's side does not depend on
-    the others."""
+    """Indices ``(train, heldout)``, each ascending: the first ``max(1, round(n * fraction))``
+    records in hash order of their key (the text, or the index) held out
+    (:func:`lab.data.split.hash_split` with ``n_heldout``). Deterministic; the held-out set has a
+    fixed size, so whether a text is held out depends on the other texts too."""
     if not 0 < fraction < 1:
         raise LabError(f"heldout fraction must be in (0, 1), got {fraction}")
     keys = list(keys) if keys is not None else [str(i) for i in range(n)]
-    order = sorted(range(n), key=lambda i: hashlib.sha256(f"{seed}:{keys[i]}".encode()).hexdigest())
-    k = max(1, round(n * fraction))
-    return sorted(order[k:]), sorted(order[:k])
+    rest, held = hash_split(keys, seed, n_heldout=max(1, round(n * fraction)))
+    return sorted(rest), sorted(held)
 
 
 #: Feature blocks a classifier can use (``features`` of :func:`train_text_classifier`).

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
+from lab.io import iter_jsonl
 
 #: presidio-research's dataset entity types -> the types Presidio's recognisers emit. Types with no
 #: counterpart (TITLE, PREFIX) are left out of scoring, as presidio-research's evaluation does.
@@ -92,7 +93,7 @@ def read_labelled(path: str | Path, *, skip_bad: bool = False) -> Labelled:
     elif text.lstrip().startswith("["):
         out = _read_spans(p, text)
     else:
-        out = _read_jsonl(p, text)
+        out = _read_jsonl(p)
     if out.skipped and not skip_bad:
         raise DataError(f"{p}: {len(out.skipped)} malformed record(s); first: {out.skipped[0]}. Fix them, "
                         f"or pass --skip-bad to leave them out (they are counted in 'skipped').")
@@ -102,19 +103,14 @@ def read_labelled(path: str | Path, *, skip_bad: bool = False) -> Labelled:
     return out
 
 
-def _read_jsonl(p: Path, text: str) -> Labelled:
+def _read_jsonl(p: Path) -> Labelled:
     out = Labelled("binary")
-    # JSON Lines are separated by \n only: str.splitlines() would also cut at U+2028, U+0085...,
-    # which JSON strings may hold unescaped (in-the-wild prompts do)
-    for i, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
+    for row in iter_jsonl(p, strict=False):
+        i, rec = row.line, row.record
+        if row.error is not None:
+            out.skipped.append(f"line {i}: {row.error}")
             continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            out.skipped.append(f"line {i}: not JSON ({exc})")
-            continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+        if not isinstance(rec.get("text"), str):
             out.skipped.append(f"line {i}: needs a string field 'text'")
             continue
         lab = _label(rec.get("label"))

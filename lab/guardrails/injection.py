@@ -190,6 +190,8 @@ class Toxicity:
 
     def check_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`check` on each text, scored in one batch."""
-        return [Decision(self.name, p >= self.threshold, p, self.threshold,
-                         f"classifier {p:.2f} >= {self.threshold:.2f}" if p >= self.threshold else "")
-                for p in self.scores(texts)]
+        return [self._decide(p) for p in self.scores(texts)]
+
+    def _decide(self, p: float) -> Decision:
+        fired = p >= self.threshold   # compared once: the verdict and its reason cannot disagree
+        return Decision(self.name, fired, p, self.threshold, f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else "")

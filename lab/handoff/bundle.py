@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from lab.errors import LabError
 from lab.config.guardrails import MODEL_OPTIONS
+from lab.errors import LabError
 from lab.handoff.versioned import check_header, header
 
 BUNDLE_FORMAT = "lab.bundle"
@@ -161,7 +161,7 @@ def bundle_vllm_args(bundle_dir: str | Path, meta: Mapping[str, Any] | None = No
 
 
 def check_prompt(bundle_dir: str | Path, meta: Mapping[str, Any], code_version: str) -> None:
-    """Refuse a bundle exported with another prompt than the code's (``lab.generate.prompts``):
+    """Refuse a bundle exported with another prompt than the code's (``lab.generate.domain_qa_prompt``):
     its offline scores and the gate's reference answers belong to the prompt it records.
 
     Raises
@@ -246,7 +246,7 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
     k:
         Passages retrieved per question (the RAG arm's ``rag_k``).
     prompt_version:
-        The prompt the arm was evaluated with (``lab.generate.prompts.PROMPT_VERSION``).
+        The prompt the arm was evaluated with (``lab.generate.domain_qa_prompt.PROMPT_VERSION``).
     generation:
         The arm's generation settings (``max_new_tokens``, ``temperature``, ``stop``): the server's
         defaults for a request that does not set them.

@@ -99,8 +99,8 @@ class _ThresholdRule:
     task = "any"
     not_applicable = "n/a"
 
-    def __init__(self, name: str, threshold: float | None = None) -> None:
-        self.name = name
+    def __init__(self, name: str | None = None, threshold: float | None = None) -> None:
+        self.name = name or self.kind   # a rule is registered, and named by default, by its kind
         self.threshold = threshold
 
     @staticmethod
@@ -140,9 +140,6 @@ class LengthJudge(_ThresholdRule):
 
     kind = "length"
 
-    def __init__(self, name: str = "length", threshold: float | None = None) -> None:
-        super().__init__(name, threshold)
-
     @staticmethod
     def score(item: JudgeInput) -> float | None:
         return float(len(item.answer.split()))
@@ -155,9 +152,6 @@ class LexicalJudge(_ThresholdRule):
     kind = "lexical"
     task = "grounded"
     not_applicable = "no context: lexical support needs grounding text"
-
-    def __init__(self, name: str = "lexical", threshold: float | None = None) -> None:
-        super().__init__(name, threshold)
 
     @staticmethod
     def score(item: JudgeInput) -> float | None:

@@ -9,9 +9,8 @@ The sign-flip test is written here in numpy rather than taken from
 :func:`scipy.stats.permutation_test` (``permutation_type="samples"``, which computes the same
 test): scipy permutes each pair and recomputes the statistic, ~10x slower (3.9 s against 0.4 s
 for 10,000 queries x 10,000 resamples), while a flip of signs is one matrix product. Its p-value
-equals scipy's where both are exact (checked in the tests). scipy is not a direct dependency of
-``lab`` but of mlflow, sentence-transformers and datasketch, so it is always there; it is imported
-where used (it takes ~0.5 s) to keep ``import lab.metrics`` fast.
+equals scipy's where both are exact (checked in the tests). scipy (a dependency of ``lab``) is
+imported where used (it takes ~0.5 s) to keep ``import lab.metrics`` fast.
 """
 
 from __future__ import annotations

@@ -71,11 +71,6 @@ class DenseRetriever(BaseRetriever):
                   score: Scorer | None = None) -> DenseRetriever:
         return cls(embed, **{k: v for k, v in spec.items() if k != "retriever"})  # type: ignore[arg-type]
 
-    @property
-    def vector_index(self) -> VectorIndex | None:
-        """The built :class:`~lab.index.VectorIndex` (None before ``index``)."""
-        return self._index
-
     def _vectors(self, texts: list[str]) -> np.ndarray:
         vecs = np.asarray(self.embed(texts), dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(texts):

@@ -21,6 +21,7 @@ from lab.chunking.base import Chunk, Chunker
 from lab.data.beir import DROP_KEYS, RetrievalDataset
 from lab.data.squad import squad_articles, squad_questions
 from lab.errors import ConfigError
+from lab.paths import resolve_path
 
 
 def _label(chunker: Chunker) -> str:
@@ -198,11 +199,6 @@ DATASET_KINDS: dict[str, tuple[str, ...]] = {
 _CHUNK_KINDS = ("squad_chunks", "chroma_excerpts")
 
 
-def _path(root: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else root / p
-
-
 def config_chunker(config: Mapping[str, Any]) -> Chunker | None:
     """The chunker a configuration names (``chunker``, ``size``, ``overlap``); None for ``none``/absent."""
     name = config.get("chunker") or "none"
@@ -216,7 +212,7 @@ def config_chunker(config: Mapping[str, Any]) -> Chunker | None:
 def dataset_paths(dataset: Mapping[str, Any], root: Path) -> list[Path]:
     """The files and folders a dataset spec reads (for stage dependencies)."""
     keys = DATASET_KINDS.get(dataset.get("kind"), ())
-    return [_path(root, dataset[k]) for k in keys if k in dataset]
+    return [resolve_path(dataset[k], root) for k in keys if k in dataset]
 
 
 def build_dataset(dataset: Mapping[str, Any], config: Mapping[str, Any], root: Path) -> RetrievalDataset:
@@ -240,15 +236,15 @@ def build_dataset(dataset: Mapping[str, Any], config: Mapping[str, Any], root: P
         if chunker is None:
             raise ConfigError(f"dataset.kind {kind} needs a chunker in the configuration")
     if kind == "squad_chunks":
-        ds = squad_chunks(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]), chunker,
+        ds = squad_chunks(resolve_path(dataset["paragraphs"], root), resolve_path(dataset["qa"], root), chunker,
                           titles=dataset.get("titles") or None)
     elif kind == "squad_paragraphs":
-        ds = squad.squad_paragraphs(_path(root, dataset["paragraphs"]), _path(root, dataset["qa"]),
+        ds = squad.squad_paragraphs(resolve_path(dataset["paragraphs"], root), resolve_path(dataset["qa"], root),
                                     titles=dataset.get("titles") or None)
     elif kind == "chroma_excerpts":
-        ds = chroma_excerpts(_path(root, dataset["corpus_dir"]), _path(root, dataset["questions"]), chunker)
+        ds = chroma_excerpts(resolve_path(dataset["corpus_dir"], root), resolve_path(dataset["questions"], root), chunker)
     else:
-        ds = beir.load_beir(_path(root, dataset["folder"]), dataset.get("split", "test"))
+        ds = beir.load_beir(resolve_path(dataset["folder"], root), dataset.get("split", "test"))
     if dataset.get("max_queries"):
         ds = ds.subset(int(dataset["max_queries"]), seed=int(dataset.get("seed", 0)))
     return ds

@@ -91,7 +91,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         base, _, name = upstream.partition("#")
         up = OpenAIUpstream(base, name or served, api_key=os.environ.get("LAB_UPSTREAM_API_KEY"),
                             timeout_s=settings_timeout(settings))
-        from lab.generate.prometheus import metrics_url
+        from lab.generate.vllm_metrics import metrics_url
 
         metrics.registry.register(VLLMCollector(metrics_url(base)))
     else:

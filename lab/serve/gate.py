@@ -16,15 +16,15 @@ fails the second.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
+
+from lab.io import read_jsonl
 
 
 
 def read_eval(bundle_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(bundle_dir) / "eval.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return read_jsonl(Path(bundle_dir) / "eval.jsonl")
 
 
 async def _ask_all(client: Any, items: list[dict[str, Any]], k: int, max_tokens: int, concurrency: int,
@@ -51,7 +51,7 @@ def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, a
     ``generation.max_new_tokens`` (the answer length the offline scores were measured with)."""
     import httpx
 
-    from lab.generate.prompts import clean_prediction
+    from lab.generate.domain_qa_prompt import clean_prediction
     from lab.handoff.bundle import read_bundle
     from lab.metrics.qa import token_f1
     from lab.metrics.stats import bootstrap_ci

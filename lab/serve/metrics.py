@@ -97,7 +97,7 @@ class VLLMCollector:
     def collect(self) -> list[Any]:
         import urllib.request
 
-        from lab.generate.prometheus import parse_prometheus
+        from lab.generate.vllm_metrics import parse_prometheus
 
         up = GaugeMetricFamily("lab_vllm_up", "1 when the upstream vLLM /metrics answered")
         try:

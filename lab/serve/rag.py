@@ -8,12 +8,12 @@ belong to the prompt the bundle records.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lab.handoff.bundle import check_prompt, read_bundle
+from lab.io import read_jsonl
 
 
 class RAG:
@@ -27,7 +27,7 @@ class RAG:
     """
 
     def __init__(self, bundle_dir: str | Path, *, store_dir: str | Path | None = None, embed: Any = None) -> None:
-        from lab.generate.prompts import PROMPT_VERSION
+        from lab.generate.domain_qa_prompt import PROMPT_VERSION
         from lab.retrieval import load_retriever
         from lab.retrieval.configured import DENSE, config_embedder
 
@@ -38,10 +38,8 @@ class RAG:
         self.embed = config_embedder(config, store_dir, embed) if config["retriever"] in DENSE else None
         self.retriever = load_retriever(self.dir / "index", self.embed)
         self.passages: dict[str, dict[str, str]] = {}
-        for line in (self.dir / "passages.jsonl").read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                rec = json.loads(line)
-                self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
+        for rec in read_jsonl(self.dir / "passages.jsonl"):
+            self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
         self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
         self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
         self.rag = bool(self.bundle["prompt"]["rag"])
@@ -57,9 +55,9 @@ class RAG:
 
     def messages(self, question: str, hits: Sequence[tuple[str, float]], topic: str | None = None,
                  history: Sequence[dict] = ()) -> list[dict]:
-        """The study's prompt for ``question`` (``lab.generate.prompts``); earlier turns kept before it."""
+        """The study's prompt for ``question`` (``lab.generate.domain_qa_prompt``); earlier turns kept before it."""
         from lab.data.domain import QAExample
-        from lab.generate.prompts import with_context, zero_shot
+        from lab.generate.domain_qa_prompt import with_context, zero_shot
 
         if topic is None:
             topic = self.passages[hits[0][0]]["title"] if hits else ""

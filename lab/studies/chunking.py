@@ -159,7 +159,7 @@ class StudyResult:
     notes: dict[str, dict[str, int]]                   # per benchmark: counted caveats
     context: dict[str, Any]                            # what every configuration shared (embedder, ks...)
     baseline: str = DEFAULT_BASELINE                   # chunker label the paired comparisons are against
-    ci_resamples: int = 1000                           # bootstrap resamples (and sign flips) per CI
+    n_resamples: int = 1000                            # bootstrap resamples (and sign flips) per CI
 
     def table(self, by: str | None = None) -> pd.DataFrame:
         """Mean/std (percent) per benchmark, chunker and k (and ``by``), with chunk statistics."""
@@ -228,7 +228,7 @@ class StudyResult:
         Parameters
         ----------
         n_resamples:
-            Bootstrap resamples; ``None`` = :attr:`ci_resamples` (the config's ``ci_resamples``).
+            Bootstrap resamples; ``None`` = :attr:`n_resamples` (the config's ``n_resamples``).
         confidence:
             Coverage of the intervals.
         seed:
@@ -244,7 +244,7 @@ class StudyResult:
             (the mean, equal to :meth:`table`'s), ``m_ci_low`` and ``m_ci_high``, all in percent.
             The bounds are NaN with fewer than 2 questions.
         """
-        n_resamples = self.ci_resamples if n_resamples is None else n_resamples
+        n_resamples = self.n_resamples if n_resamples is None else n_resamples
         rows = []
         for bench, label, res in self.results:
             # the same groupby as ChunkEvalResult.summary, so the means equal table()'s to the bit
@@ -299,7 +299,7 @@ class StudyResult:
             raise ValueError(f"baseline {baseline!r} is not a chunker of this study; "
                              f"chunkers: {', '.join(labels)}")
         base_res = {bench: res for bench, label, res in self.results if label == baseline}
-        n_resamples = self.ci_resamples if n_resamples is None else n_resamples
+        n_resamples = self.n_resamples if n_resamples is None else n_resamples
         rows = []
         for bench, label, res in self.results:
             if label == baseline:
@@ -381,7 +381,7 @@ class StudyResult:
         if len(pairs):
             per_bench = int(pairs.groupby("benchmark").size().max())
             paragraphs.append(
-                f"Intervals: {level} percentile bootstrap over questions ({self.ci_resamples} resamples), "
+                f"Intervals: {level} percentile bootstrap over questions ({self.n_resamples} resamples), "
                 f"differences paired by question (points = percentage points). They are not corrected for "
                 f"multiple comparisons: of {per_bench} comparisons per benchmark about "
                 f"{per_bench * (1 - confidence):.1f} would exclude 0 by chance alone if no chunker differed.")
@@ -499,7 +499,7 @@ def run_study(cfg: Any, root: Path, *, progress: bool = True, store_dir: Path | 
                "n_questions": {n: len(b.questions) for n, b in benches.items()}}
     return StudyResult(results, cached.store.stats.as_dict(), {n: b.skipped for n, b in benches.items()},
                        {n: b.notes for n, b in benches.items()}, context, baseline=cfg.baseline,
-                       ci_resamples=cfg.ci_resamples)
+                       n_resamples=cfg.n_resamples)
 
 
 def _num(x: float) -> str:

@@ -109,7 +109,7 @@ def _backend(cfg: Any, model: Any) -> Any:
 def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> tuple[list[str], dict[str, float]]:
     """Greedy answers (cleaned to a short span) and the inference costs of producing them."""
     from lab.generate import GenParams
-    from lab.generate.prompts import clean_prediction
+    from lab.generate.domain_qa_prompt import clean_prediction
 
     t0 = time.perf_counter()
     gens = backend.generate(list(prompts), GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
@@ -126,7 +126,13 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     """Train (if the arm trains), answer the held-out questions, score; returns the arm's result."""
     from lab.data.domain import pick_shots
     from lab.finetune import load_finetuned
-    from lab.generate.prompts import PROMPT_VERSION, few_shot, training_example, with_context, zero_shot
+    from lab.generate.domain_qa_prompt import (
+        PROMPT_VERSION,
+        few_shot,
+        training_example,
+        with_context,
+        zero_shot,
+    )
     from lab.metrics.qa import score_predictions
 
     result = ArmResult(arm, params={"arm": arm, "model": cfg.model, "prompt_version": PROMPT_VERSION})
@@ -374,7 +380,9 @@ class FinetuneResult:
         """``results.csv`` (what must reproduce), ``timings.csv`` (this machine's times),
         ``comparison.csv``, ``metrics.json``, ``predictions.jsonl``, the plots and their data."""
         from lab import viz
-        from lab.io import write_csv, write_json, write_text
+        from lab.handoff.predictions import FILE as PREDICTIONS
+        from lab.handoff.predictions import write_predictions
+        from lab.io import write_csv, write_json
 
         out_dir = Path(out_dir)
         results, timings = split_timings(self.table())
@@ -382,8 +390,7 @@ class FinetuneResult:
         write_csv(out_dir / "timings.csv", timings.round(5))
         write_csv(out_dir / "comparison.csv", self.comparison.round(5))   # CIs, paired differences, p-values
         write_json(out_dir / "metrics.json", self.metrics())
-        write_text(out_dir / "predictions.jsonl", "".join(
-            json.dumps({"arm": r.arm, **p}) + "\n" for r in self.arms for p in r.predictions))
+        write_predictions(out_dir / PREDICTIONS, ({"arm": r.arm, **p} for r in self.arms for p in r.predictions))
         df = self.table()
         ran = df[df.skipped == ""]
         base = relative_cost_base(self.arms)
@@ -425,7 +432,7 @@ class FinetuneResult:
 def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> FinetuneResult:
     """Run every arm of ``cfg`` (:class:`lab.config.FinetuneComparisonConfig`) and compare them."""
     arms = run_comparison(cfg, paths.root, progress=progress)
-    return FinetuneResult(arms=arms, comparison=compare(arms))
+    return FinetuneResult(arms=arms, comparison=compare(arms, n_resamples=cfg.n_resamples))
 
 
 def relative_cost_base(results: Sequence[ArmResult]) -> str:
@@ -449,7 +456,7 @@ def log_arm_runs(results: Sequence[ArmResult], task_stats: dict[str, Any] | None
 
 
 def compare(results: Sequence[ArmResult], base: str | None = None, metric: str = "f1", *,
-            n_resamples: int = 10_000, seed: int = 0) -> Any:
+            n_resamples: int, seed: int = 0) -> Any:
     """Per arm that ran: ``metric`` with its 95% bootstrap CI over held-out questions and the paired
     difference against ``base`` (CI, sign-flip p-value, wins/ties/losses); the base row has no
     difference. ``base`` defaults to zero-shot, or the first arm that ran when zero-shot did not;

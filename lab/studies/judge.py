@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from lab.handoff.predictions import read_predictions
+from lab.io import read_jsonl
 from lab.stage import StagePaths, stage
 
 #: Columns of the calibration table, in order.
@@ -222,9 +224,9 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
     from lab.judge.counterfactual import augment
     from lab.judge.trained import (
         CrossEncoderJudge,
-        settings_record,
         _digest,
         pair_text,
+        settings_record,
         train_cross_encoder,
         training_code_id,
     )
@@ -439,11 +441,9 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
                        thresholds=thresholds)
     paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
     para_of: dict[str, str] = {}
-    for line in cfg.resolve(cfg.qa, root).read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            rec = json.loads(line)
-            para_of[rec["id"]] = rec["paragraph_id"]
-    preds = [json.loads(x) for x in cfg.resolve(cfg.answers, root).read_text(encoding="utf-8").split("\n") if x.strip()]
+    for rec in read_jsonl(cfg.resolve(cfg.qa, root)):
+        para_of[rec["id"]] = rec["paragraph_id"]
+    preds = [p for recs in read_predictions(cfg.resolve(cfg.answers, root)).values() for p in recs]
     rows = []
     for against in ("source paragraph", "retrieved passages"):
         by_arm: dict[str, list[dict[str, Any]]] = {}

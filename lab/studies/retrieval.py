@@ -245,7 +245,7 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
         return pd.Series(data[cfg.metric]).sort_index()
 
     win = best(sweep.results, cfg.metric, mode)
-    mean, low, high = bootstrap_ci(per_query(win["trial_id"]).to_numpy(), n_resamples=cfg.ci_resamples)
+    mean, low, high = bootstrap_ci(per_query(win["trial_id"]).to_numpy(), n_resamples=cfg.n_resamples)
     others = [r for r in sweep.results if r["trial_id"] != win["trial_id"]]
     comparison = None
     if others:
@@ -255,7 +255,7 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
         comparison = {"runner_up": config_label(runner_up["config"], searched),
                       "runner_up_trial_id": runner_up["trial_id"], "common_queries": len(common),
                       **paired_comparison(a[common].to_numpy(), b[common].to_numpy(),
-                                          n_resamples=max(cfg.ci_resamples, 1000))}
+                                          n_resamples=max(cfg.n_resamples, 1000))}
     winner = {"metric": cfg.metric, "mode": mode, "value": win["metrics"][cfg.metric],
               "ci95": [low, high], "ci_mean": mean, "trial_id": win["trial_id"],
               "label": config_label(win["config"], searched), "config": win["config"],

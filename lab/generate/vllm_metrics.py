@@ -1,4 +1,4 @@
-"""Read a vLLM server's ``/metrics`` (Prometheus text format) into a small dict.
+"""Scrape a vLLM server's ``/metrics`` (Prometheus text format) into the numbers a serving study reads.
 
 vLLM exposes, among others, ``vllm:time_to_first_token_seconds`` (histogram),
 ``vllm:prompt_tokens_total`` / ``vllm:generation_tokens_total`` (counters),
@@ -10,45 +10,20 @@ Counters and histograms are cumulative since server start: diff two scrapes to m
 from __future__ import annotations
 
 import math
-import re
 import urllib.error
 import urllib.request
 from typing import Any
 
 from lab.errors import LabError
 
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
-
 
 def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """(name, labels, value) of every sample."""
-    try:
-        # prometheus_client is not a dependency of lab (it arrives with jupyter-server and ray), so
-        # it is used when present (it knows every corner of the format) and a small parser is the fallback.
-        from prometheus_client.parser import text_string_to_metric_families
-    except ImportError:
-        return _parse_plain(text)
+    """(name, labels, value) of every sample, read by prometheus_client's parser (the reference
+    implementation of the text format, a dependency of lab for the gateway's own ``/metrics``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     return [(s.name, dict(s.labels), float(s.value))
             for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def _parse_plain(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Minimal Prometheus text parser: ``name{label="v",...} value [timestamp]`` lines; comments skipped."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        try:
-            value = float(m.group(3))  # float() reads NaN, +Inf and -Inf as Prometheus writes them
-        except ValueError:
-            continue
-        out.append((m.group(1), dict(_LABEL.findall(m.group(2) or "")), value))
-    return out
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
