@@ -47,17 +47,44 @@ def stage_notebook(cmd: str) -> str | None:
     return None
 
 
+def output_dirs(root: Path, params_file: str = "params.yaml") -> dict[str, str]:
+    """Section -> its ``out_dir`` (resolved, relative to ``root``), for every section that has one."""
+    from lab.config import SECTIONS, load_section
+
+    return {name: _rel(cfg.resolve(cfg.out_dir, root), root)
+            for name in SECTIONS.names()
+            for cfg in [_load_if_present(name, root, params_file)] if cfg is not None and getattr(cfg, "out_dir", None)}
+
+
+def _load_if_present(section: str, root: Path, params_file: str) -> Any:
+    from lab.config import load_section, read_params
+
+    return load_section(section, root / params_file, check_paths=False) if section in read_params(root / params_file) \
+        else None
+
+
+def templated(path: str, out_dirs: dict[str, str]) -> str:
+    """``path`` written through the ``out_dir`` of the stage whose output it is
+    (``${retrieval_sweep.out_dir}/winner.json``), as that stage's ``outs`` are in ``dvc.yaml``: DVC
+    resolves both from params.yaml, so moving an ``out_dir`` moves the edge without rewriting deps."""
+    best = max((d for d in out_dirs.items() if path == d[1] or path.startswith(d[1] + "/")),
+               key=lambda d: len(d[1]), default=None)
+    return path if best is None else "${" + best[0] + ".out_dir}" + path[len(best[1]):]
+
+
 def data_deps(section: str, root: Path, params_file: str = "params.yaml") -> list[str]:
-    """Files and folders the section's config names, plus an experiment file's dataset paths."""
+    """Files and folders the section's config names, plus an experiment file's dataset paths; another
+    stage's outputs through its ``out_dir`` (:func:`templated`)."""
     from lab.config import SECTIONS, load_section
 
     if section not in SECTIONS:
         return []
     cfg = load_section(section, root / params_file, check_paths=False)
+    out_dirs = output_dirs(root, params_file)
     out: list[str] = []
     for value in cfg.paths().values():
         path = cfg.resolve(value, root)
-        out.append(_rel(path, root))
+        out.append(templated(_rel(path, root), out_dirs))
         if path.suffix in (".yaml", ".yml") and path.is_file():
             out.extend(_experiment_data(path, root))
     for other in getattr(cfg, "reads_sections", list)():

@@ -228,11 +228,14 @@ def _keep_partial(partial: Path | None) -> str:
 
 def recovery_hint(stage: str, root: Path, dvc_file: str = "dvc.yaml") -> str:
     """What an interrupted stage kept and how to get its last committed results back (from dvc.yaml)."""
-    from lab.config import read_yaml
+    from lab.config import read_params, read_yaml
+    from lab.config.base import interpolate
     from lab.errors import ConfigError
 
     try:
         spec = ((read_yaml(root / dvc_file) or {}).get("stages") or {})[stage]
+        # outputs are written through their stage's out_dir (${stage.out_dir}/...): show real paths
+        spec = interpolate(spec, read_params(root / "params.yaml"), str(root / dvc_file), stage)
     except (OSError, ConfigError, KeyError, TypeError, AttributeError):
         return ""
     git_tracked, cached, persistent = [], [], []

@@ -187,7 +187,10 @@ def test_the_repository_policy_is_typed_and_rebuilt_as_written():
 
     cfg = load_section("export", REPO / "params.yaml", check_paths=False)
     assert isinstance(cfg.guardrails, GuardrailPolicySpec)
-    assert cfg.guardrails_config() == read_params(REPO / "params.yaml")["export"]["guardrails"]
+    from lab.config.base import interpolate
+
+    params = read_params(REPO / "params.yaml")
+    assert cfg.guardrails_config() == interpolate(params["export"]["guardrails"], params, "params.yaml")
     assert all(k.endswith(".model_dir") for k in cfg.guardrails.model_folders())
 
 
@@ -261,3 +264,32 @@ def test_one_yaml_loader_yaml_1_2():
 
     assert load_yaml("lr: 1e-4\nverdict: {yes: 1, no: 0}\nflag: true") == {
         "lr": 1e-4, "verdict": {"yes": 1, "no": 0}, "flag": True}
+
+
+def test_a_path_names_another_stage_s_output_through_its_out_dir(tmp_path):
+    from lab.config import load_section
+    from lab.errors import ConfigError
+
+    (tmp_path / "data").mkdir()
+    params = {"retrieval_sweep": {"out_dir": "moved/sweep"},
+              "finetune_comparison": {"titles": ["Normans"], "arms": ["rag"],
+                                      "paragraphs": "data", "qa": "data",
+                                      "winner": "${retrieval_sweep.out_dir}/winner.json"}}
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(params))
+    # the winner does not exist yet: it is the sweep's output, which the pipeline makes (no error)
+    cfg = load_section("finetune_comparison", f)
+    assert cfg.winner == "moved/sweep/winner.json"
+    params["finetune_comparison"]["winner"] = "${retrieval_sweep.outdir}/winner.json"
+    f.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"finetune_comparison.winner: \$\{retrieval_sweep.outdir\} names no key"):
+        load_section("finetune_comparison", f)
+    params["finetune_comparison"]["winner"] = "${retrieval_sweep}/winner.json"
+    f.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="is a dict, not a value"):
+        load_section("finetune_comparison", f)
+    # a missing path that is no stage's output is still an error
+    params["finetune_comparison"]["winner"] = "elsewhere/winner.json"
+    f.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="finetune_comparison.winner: 'elsewhere/winner.json' does not exist"):
+        load_section("finetune_comparison", f)

@@ -28,7 +28,8 @@ def test_derived_deps_hold_what_the_review_found_missing():
     for stage, listed in d.items():
         assert "lab/runner.py" in listed and "lab/tracking.py" in listed, stage
         assert listed[0] == f"notebooks/{stage}.ipynb"
-    assert "results/retrieval_sweep/winner.json" in d["finetune_comparison"]
+    # another stage's output through its out_dir, as that stage's outs are written (DVC resolves both)
+    assert "${retrieval_sweep.out_dir}/winner.json" in d["finetune_comparison"]
     assert "experiments/retrieval_sweep.yaml" in d["retrieval_sweep"]
     assert "data/squad_v1.1_dev/dev-v1.1.qa.jsonl" in d["retrieval_sweep"]  # the experiment's dataset
 
@@ -75,7 +76,12 @@ def test_every_resumable_output_is_uncached_and_git_ignored():
     so its checkpoints and models stay out of git."""
     import subprocess
 
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    from lab.config import read_params
+    from lab.config.base import interpolate
+
+    # the outputs as DVC resolves them (${stage.out_dir}/... from params.yaml)
+    stages = interpolate(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"],
+                         read_params(REPO / "params.yaml"), "dvc.yaml")
     persist = []
     for name, stage in stages.items():
         for out in stage.get("outs", []):

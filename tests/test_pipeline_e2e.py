@@ -21,6 +21,9 @@ from conftest import REPO, require_data
 
 pytestmark = pytest.mark.slow
 
+#: The retrieval sweep's out_dir in this profile (params.yaml's is results/retrieval_sweep).
+MOVED = "moved/sweep"
+
 
 def _sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
@@ -58,7 +61,10 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
-    params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray")
+    # a moved out_dir: the sweep's outputs (winner.json, read by the fine-tune comparison and, through
+    # its manifest, by export) go elsewhere, and every path that depends on it follows (params.yaml
+    # names it through ${retrieval_sweep.out_dir}, dvc.yaml's outs and derived deps too)
+    params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray", out_dir=MOVED)
     # every arm's code path on the tiny random model (its byte-level tokenizer makes long prompts)
     params["finetune_comparison"].update(model="tiny-random-llama", n_train=16, n_heldout=8)
     params["finetune_comparison"]["training"].update(max_steps=4, save_every=2, eval_every=2, max_length=4096,
@@ -115,15 +121,16 @@ def test_repro_produces_outputs_and_tracked_run(project):
     assert "without encryption" not in repro.stderr + repro.stdout
     for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval",
                   "judge_eval", "export"):
-        nb = json.loads((root / "results" / stage / f"{stage}.ipynb").read_text())
+        out = root / (MOVED if stage == "retrieval_sweep" else f"results/{stage}")
+        nb = json.loads((out / f"{stage}.ipynb").read_text())
         noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
         assert not noise, (stage, noise[:1])
         texts = ["".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"] for o in c.get("outputs", [])]
         first = next(t for t in texts if t)
         assert first.startswith("## Finding"), (stage, first[:200])  # results first
-        html = (root / "results" / stage / f"{stage}.html").read_text()
+        html = (out / f"{stage}.html").read_text()
         assert "load_section(" not in html  # code hidden in the report
-        assert (root / "results" / stage / f"{stage}.log").is_file()
+        assert (out / f"{stage}.log").is_file()
     out = root / "results" / "data_quality"
     for name in ("data_quality.ipynb", "data_quality.html", "metrics.json", "corpora.csv",
                  "plots/qa_not_found.csv", "plots/corpus_tokens.csv", "plots/doc_tokens_hist.png"):
@@ -190,16 +197,16 @@ def test_repro_produces_outputs_and_tracked_run(project):
     arm_children = [r for r in runs
                     if r.data.tags.get("mlflow.parentRunId") == stages["finetune_comparison"].info.run_id]
     assert {r.data.tags["lab.arm"] for r in arm_children} == set(arms.index)
-    winner = json.loads((root / "results" / "retrieval_sweep" / "winner.json").read_text())
+    winner = json.loads((root / MOVED / "winner.json").read_text())
     assert winner["metric"] == "hit_rate@5" and winner["mode"] == "max"
     assert winner["ci95"][0] <= winner["value"] <= winner["ci95"][1]
-    table = pd.read_csv(root / "results" / "retrieval_sweep" / "results.csv")
+    table = pd.read_csv(root / MOVED / "results.csv")
     assert len(table) == 6 and table["hit_rate@5"].max() == winner["value"]
     assert table["pareto_index_bytes"].any() and table["pareto_query_ms"].any() and table["pareto_all_costs"].any()
     # a point on a one-cost front is on the front over both costs too (never the other way round)
     assert not (table["pareto_index_bytes"] & ~table["pareto_all_costs"]).any()
     for name in ("hit_rate_vs_k.png", "quality_vs_index_size.png", "quality_vs_latency.png"):
-        assert (root / "results" / "retrieval_sweep" / "plots" / name).is_file()
+        assert (root / MOVED / "plots" / name).is_file()
     sweep_children = [r for r in runs
                       if r.data.tags.get("mlflow.parentRunId") == stages["retrieval_sweep"].info.run_id]
     assert len(sweep_children) == 6

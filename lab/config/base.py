@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,50 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return data
 
 
+#: ``${section.key}``: a reference to another value of the same params file, DVC's own syntax (DVC
+#: leaves such strings alone in params.yaml and records them as they are written).
+_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+
+
+def interpolate(value: Any, params: dict[str, Any], source: str, where: str = "", _depth: int = 0) -> Any:
+    """``value`` with every ``${section.key}`` in its strings replaced by that value of ``params``.
+
+    A stage that reads another's output names it through the producer's ``out_dir``
+    (``winner: ${retrieval_sweep.out_dir}/winner.json``), so changing one ``out_dir`` moves every
+    path that depends on it: each path is defined once.
+
+    Raises
+    ------
+    ConfigError
+        A reference to a key that does not exist, to a mapping or list, or a cycle; the message
+        names the file, the key holding the reference and the reference.
+    """
+    if isinstance(value, dict):
+        # keys too: a dvc.yaml entry with options is ``{"${stage.out_dir}/x": {...}}``
+        return {interpolate(k, params, source, where, _depth): interpolate(v, params, source,
+                                                                        f"{where}.{k}" if where else str(k), _depth)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, params, source, f"{where}[{i}]", _depth) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    if _depth > 8:
+        raise ConfigError(f"{source}: {where}: references nest more than 8 deep (a cycle?) in {value!r}")
+
+    def lookup(match: re.Match[str]) -> str:
+        ref, cur = match.group(1), params
+        for part in ref.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                raise ConfigError(f"{source}: {where}: ${{{ref}}} names no key of the params file "
+                                  f"(write ${{section.key}} with an existing section and key)")
+            cur = cur[part]
+        if isinstance(cur, dict | list) or cur is None:
+            raise ConfigError(f"{source}: {where}: ${{{ref}}} is a {type(cur).__name__}, not a value to put in a string")
+        return str(interpolate(cur, params, source, ref, _depth + 1))
+
+    return _REFERENCE.sub(lookup, value)
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """Set ``data['a']['b'] = value`` for ``key='a.b'`` (creating mappings on the way)."""
     parts = key.split(".")
@@ -178,7 +223,8 @@ def load_section(
     overrides:
         Dotted keys inside the section (``{"max_docs_per_corpus": 20}``) applied before validation.
     check_paths:
-        Also require every file or folder the config names to exist.
+        Also require every file or folder the config names to exist, except another stage's outputs
+        (paths under a section's ``out_dir``), which the pipeline makes.
 
     Raises
     ------
@@ -198,14 +244,20 @@ def load_section(
     raw = json.loads(json.dumps(raw))  # deep copy of plain YAML data
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
+    raw = interpolate(raw, {**params, section: raw}, str(p), section)
     try:
         cfg = model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, section, model, str(p))) from None
     if check_paths:
         root = p.resolve().parent
+        # a path under a stage's out_dir is that stage's output: the pipeline makes it, and the
+        # stage that reads it says which stage to run when it is missing (lab.handoff)
+        outputs = [cfg.resolve(str(interpolate(sec["out_dir"], params, str(p))), root) for sec in params.values()
+                   if isinstance(sec, dict) and isinstance(sec.get("out_dir"), str)]
         for key, value in cfg.paths().items():
-            if not cfg.resolve(value, root).exists():
+            path = cfg.resolve(value, root)
+            if not path.exists() and not any(path.is_relative_to(o) for o in outputs):
                 raise ConfigError(
                     f"{p}: {section}.{key}: {value!r} does not exist (relative to {root}). "
                     "Restore the demo data with `dvc pull`, or point the key at an existing path."
