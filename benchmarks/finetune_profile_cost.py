@@ -39,7 +39,7 @@ def _measure(cfg: Any, questions: int, steps: int, scratch: Path) -> dict[str, A
                                     "training": cfg.training.model_copy(update={
                                         "max_steps": steps, "save_every": steps, "eval_every": steps})})
     t0 = time.perf_counter()
-    results = run_comparison(sliced, ROOT, progress=False)
+    results, _ = run_comparison(sliced, ROOT, progress=False)
     wall = time.perf_counter() - t0
     arms, estimate = {}, 0.0
     for r in results:

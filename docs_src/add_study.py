@@ -14,7 +14,7 @@ from lab.io import write_json
 
 
 class WordCountConfig(BaseModel):
-    """The `word_count` section of params.yaml (in lab/config.py for a stage of the pipeline)."""
+    """The `word_count` section of params.yaml (in lab/config/sections.py for a stage of the pipeline)."""
 
     model_config = ConfigDict(extra="forbid")   # a misspelt key fails, with its name
 

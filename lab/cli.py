@@ -309,7 +309,7 @@ def report(
     track: Annotated[bool, typer.Option(help="Log an MLflow run.")] = True,
 ) -> None:
     """Execute NOTEBOOK with papermill and write a self-contained HTML report (plots embedded,
-    nothing fetched when it opens). For scheduled evaluations: see the README's Reports section."""
+    nothing fetched when it opens). For scheduled evaluations: see the docs page Reports (docs/reports.md)."""
     import shutil
 
     from lab.runner import run_notebook

@@ -46,7 +46,7 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                    "measured on labelled files", ("lab.guardrails",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("handoff", "the files stages hand each other (sweep winner, fine-tune arms manifest and predictions, "
-                "judges' choice, guardrail models, bundle): one module each writes and reads one file, versioned",
+                "judges' choice, serving bundle): one module each writes and reads one file, versioned",
      ("lab.handoff",)),
     ("studies", "one module per study; no study imports another", ("lab.studies",)),
     ("export", "the winner picked from the studies' results, written as a serving bundle (index built by "

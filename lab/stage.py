@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from lab.errors import ConfigError
+from lab.paths import resolve_path
 from lab.registry import Registry
 
 
@@ -34,8 +35,7 @@ class StagePaths:
 
     def of(self, path: str | Path) -> Path:
         """``path`` made absolute against :attr:`root` (an absolute path is returned unchanged)."""
-        p = Path(path)
-        return p if p.is_absolute() else self.root / p
+        return resolve_path(path, self.root)
 
     @classmethod
     def for_config(cls, cfg: Any, root: Path) -> StagePaths:
@@ -44,8 +44,7 @@ class StagePaths:
         out = getattr(cfg, "out_dir", None)
         if not out:
             raise ConfigError(f"{type(cfg).__name__} has no out_dir: a stage config names its output folder")
-        p = Path(out)
-        return cls(root=root, out_dir=p if p.is_absolute() else root / p)
+        return cls(root=root, out_dir=resolve_path(out, root))
 
 
 @runtime_checkable

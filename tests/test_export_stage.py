@@ -82,7 +82,7 @@ def test_an_old_or_foreign_manifest_is_refused_naming_the_file_and_the_rerun(tmp
     path.write_text(json.dumps({"arms": []}))
     with pytest.raises(DataError, match="not a lab.finetune-arms file"):
         read_arms(path, tmp_path)
-    with pytest.raises(DataError, match="arms manifest not found"):
+    with pytest.raises(DataError, match="nowhere.json: not found; `dvc repro finetune_comparison` writes it"):
         read_arms(tmp_path / "nowhere.json", tmp_path)
 
 
@@ -141,7 +141,8 @@ def test_the_finetune_study_writes_the_manifest_export_reads(tmp_path: Path):
 
     from lab.config import FinetuneComparisonConfig
     from lab.generate.domain_qa_prompt import PROMPT_VERSION
-    from lab.studies.finetune import ArmResult, _write_arms_manifest
+    from lab.handoff.arms import write_arms
+    from lab.studies.finetune import ArmResult, arms_manifest
 
     cfg = FinetuneComparisonConfig(model="tiny-random-llama", titles=["Normans"], n_train=8, n_heldout=3,
                                    arms=["zero_shot", "rag", "lora_rag"], rag_k=3, out_dir="out",
@@ -151,7 +152,9 @@ def test_the_finetune_study_writes_the_manifest_export_reads(tmp_path: Path):
                for a in cfg.arms]
     task = SimpleNamespace(paragraphs=PARAGRAPHS, heldout=HELDOUT)
     winner = {"retriever": "bm25", "chunker": "fixed", "size": 64}
-    _write_arms_manifest(cfg, tmp_path, task, SimpleNamespace(config=winner), results)
+    # FinetuneResult.write writes it beside the predictions (the e2e pipeline test runs that path)
+    write_arms(tmp_path / "out" / ARMS_FILE, arms_manifest(cfg, task, SimpleNamespace(config=winner), results),
+               tmp_path)
     m = read_arms(tmp_path / "out" / ARMS_FILE, tmp_path)
     assert m.names() == cfg.arms and m.retrieval == {"config": winner, "k": 3}
     assert [(a.rag, a.method) for a in m.arms] == [(False, None), (True, None), (True, "lora")]

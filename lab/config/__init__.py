@@ -22,7 +22,6 @@ from lab.config.base import (
     SECTIONS,
     StageConfig,
     StrictModel,
-    _format_validation,
     format_validation,
     load_section,
     read_params,
@@ -67,6 +66,6 @@ __all__ = [
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
     "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",
-    "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "_format_validation", "backend_spec", "format_validation",
+    "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",
 ]

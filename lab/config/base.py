@@ -41,8 +41,9 @@ class StageConfig(StrictModel):
 
     def resolve(self, path: str | Path, root: Path) -> Path:
         """Return ``path`` made absolute against ``root`` (the folder of ``params.yaml``)."""
-        p = Path(path)
-        return p if p.is_absolute() else (root / p)
+        from lab.paths import resolve_path
+
+        return resolve_path(path, root)
 
     def paths(self) -> dict[str, str]:
         """Dotted key -> path of every file or folder this config names, checked for existence."""
@@ -98,7 +99,6 @@ def format_validation(err: ValidationError, section: str, model: type[BaseModel]
 
 
 #: The former private name (lab.sweep imports it).
-_format_validation = format_validation
 
 
 def _models_in(annotation: Any) -> list[tuple[str | None, type[BaseModel]]]:

@@ -338,7 +338,8 @@ class ExportConfig(StageConfig):
 
     manifest: str = "results/finetune_comparison/arms.json"   # the study's arms manifest (lab.handoff.arms)
     predictions: str = "results/finetune_comparison/predictions.jsonl"
-    results: str = "results/finetune_comparison/results.csv"          # tokens and costs per arm
+    results: str = "results/finetune_comparison/results.csv"          # tokens per arm (cost: tokens)
+    timings: str = "results/finetune_comparison/timings.csv"          # relative_cost per arm (cost: relative_cost)
     cost: Literal["tokens", "relative_cost"] = "tokens"   # the winner rule's serving cost (lab.export.winner)
     metric: Literal["f1", "exact_match"] = "f1"
     mode: Literal["max", "min"] = "max"
@@ -354,6 +355,8 @@ class ExportConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {"manifest": self.manifest, "predictions": self.predictions, "results": self.results}
+        if self.cost == "relative_cost":
+            out["timings"] = self.timings
         # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage
         if self.guardrails is not None:
             out.update({f"guardrails.{k}": v for k, v in self.guardrails.model_folders().items()})

@@ -150,6 +150,12 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
     preds = read_predictions(paths.of(cfg.predictions))
     results = paths.of(cfg.results)
     table = pd.read_csv(results) if results.is_file() else None
+    if cfg.cost == "relative_cost":   # a wall-time figure: in the study's timings file, not results.csv
+        timings = paths.of(cfg.timings)
+        if table is None or not timings.is_file():
+            raise ExportError(f"export.cost is relative_cost, but {timings if table is not None else results} "
+                              "is missing; run `dvc repro finetune_comparison` or use cost: tokens")
+        table = table.merge(pd.read_csv(timings)[["arm", "relative_cost"]], on="arm", how="left")
     costs = arm_costs(table, preds, cfg.cost)
     scores = score_arms(preds, costs, metric=cfg.metric, n_resamples=cfg.n_resamples, seed=cfg.seed,
                         arms=manifest.names())

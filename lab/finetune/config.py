@@ -10,13 +10,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from lab.config.training import DRIVE_ONLY, FinetuneConfig
-from lab.config.training import METHODS as _METHODS
-
 # One definition: the run's config is the params model family of lab.config (its training section
 # turns into one of these per trained arm, TrainingSpec.finetune_config).
-METHODS = _METHODS
-_DRIVE_ONLY = DRIVE_ONLY
+from lab.config.training import FinetuneConfig
 
 
 @dataclass

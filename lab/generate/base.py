@@ -232,6 +232,8 @@ def make_backend(config: BackendSpec | Mapping[str, Any], *, model: Any = None) 
         if value is None or value == "":
             continue
         if key == "device":
+            if key not in spec.model_fields_set:   # unset: the backend's own default (CPU), as before the spec
+                continue
             from lab.models import torch_device
 
             value = torch_device(value)

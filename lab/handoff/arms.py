@@ -21,14 +21,13 @@ Paths inside the project are stored relative to its root (the file moves with th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.handoff.versioned import check_header, header
+from lab.handoff.versioned import read_versioned, write_versioned
 
 ARMS_FORMAT = "lab.finetune-arms"
 ARMS_VERSION = 1
@@ -95,12 +94,10 @@ def _rel(path: str | None, root: Path) -> str | None:
 
 def write_arms(path: str | Path, manifest: ArmsManifest, root: Path) -> Path:
     """Write ``manifest`` to ``path`` atomically, trained folders relative to ``root``; the path."""
-    from lab.io import write_json
-
     data = asdict(manifest)
     for a in data["arms"]:
         a["trained_dir"] = _rel(a["trained_dir"], root)
-    return write_json(path, {**header(ARMS_FORMAT, ARMS_VERSION), **data})
+    return write_versioned(path, ARMS_FORMAT, ARMS_VERSION, data)
 
 
 def read_arms(path: str | Path, root: Path) -> ArmsManifest:
@@ -113,16 +110,12 @@ def read_arms(path: str | Path, root: Path) -> ArmsManifest:
         names the file and says to rerun the fine-tune comparison.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: arms manifest not found; run the fine-tune comparison (`{REGENERATE}`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun `{REGENERATE}`") from None
-    check_header(data, path, ARMS_FORMAT, ARMS_VERSION, REGENERATE)
+    data = read_versioned(path, ARMS_FORMAT, ARMS_VERSION, REGENERATE)
     arms = []
     for i, a in enumerate(data.get("arms") or []):
         try:
+            if not isinstance(a, dict) or not isinstance(a.get("generation", {}), dict):
+                raise TypeError("an arm is a mapping whose 'generation' is a mapping")
             entry = ArmEntry(**a)
         except TypeError as exc:
             raise DataError(f"{path}: arms[{i}]: {exc}; rerun `{REGENERATE}`") from None
@@ -133,8 +126,13 @@ def read_arms(path: str | Path, root: Path) -> ArmsManifest:
     if missing:
         raise DataError(f"{path}: key(s) {missing} missing; rerun `{REGENERATE}`")
     retrieval = data["retrieval"]
-    if retrieval is not None and (not isinstance(retrieval.get("config"), dict) or not isinstance(retrieval.get("k"), int)):
+    if retrieval is not None and (not isinstance(retrieval, dict) or not isinstance(retrieval.get("config"), dict)
+                                  or not isinstance(retrieval.get("k"), int)):
         raise DataError(f"{path}: retrieval needs a 'config' mapping and an integer 'k'; rerun `{REGENERATE}`")
+    for key, need in (("corpus", ("id", "title", "text")), ("heldout", ("id", "question", "answers"))):
+        for i, rec in enumerate(data[key] if isinstance(data[key], list) else [None]):
+            if not isinstance(rec, dict) or any(k not in rec for k in need):
+                raise DataError(f"{path}: {key}[{i}] must be a mapping with {', '.join(need)}; rerun `{REGENERATE}`")
     return ArmsManifest(arms=arms, retrieval=data["retrieval"], corpus=data["corpus"], heldout=data["heldout"])
 
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from lab.config.guardrails import MODEL_OPTIONS
 from lab.errors import LabError
+from lab.paths import resolve_path
 from lab.handoff.versioned import check_header, header
 
 BUNDLE_FORMAT = "lab.bundle"
@@ -203,7 +204,7 @@ def pack_guardrails(policy: Mapping[str, Any], dst: Path, root: Path) -> dict[st
     out = copy.deepcopy(dict(policy))
     for side, i, rule, opts, key in _model_options(out):
         value = opts[key]
-        src = Path(value) if Path(value).is_absolute() else root / value
+        src = resolve_path(value, root)
         if not src.is_dir():
             if key == "model_dir":
                 raise BundleError(f"export.guardrails.{side}[{i}] ({rule.get('check')}): options.{key} "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.handoff.versioned import read_versioned
+from lab.handoff.versioned import header, read_versioned
 
 #: The file's name inside the judge stage's ``out_dir``.
 FILE = "judges.json"
@@ -56,7 +56,7 @@ def dumps(choices: Mapping[str, Any]) -> str:
     clash = {"format", "version"} & set(choices)
     if clash:
         raise ValueError(f"judges' choice: {sorted(clash)} are the file's own keys, not choices")
-    return json.dumps({"format": FORMAT, "version": VERSION, **choices}, indent=2, sort_keys=True) + "\n"
+    return json.dumps({**header(FORMAT, VERSION), **choices}, indent=2, sort_keys=True) + "\n"
 
 
 def write(out_dir: str | Path, choices: Mapping[str, Any]) -> Path:
@@ -82,7 +82,8 @@ def read(file: str | Path) -> JudgesChoice:
     if not isinstance(default, dict) or not all(isinstance(v, str) for v in default.values()):
         raise DataError(f"{p}: key 'default' must map each task to a judge name; `{REGENERATE}` rewrites it")
     thresholds = data.get("thresholds") or {}
-    if not isinstance(thresholds, dict):
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(t, dict) and all(isinstance(v, int | float) for v in t.values()) for t in thresholds.values()):
         raise DataError(f"{p}: key 'thresholds' must map judge -> task -> threshold; `{REGENERATE}` rewrites it")
     body = {k: v for k, v in data.items() if k not in ("format", "version")}
     return JudgesChoice(p, dict(default), {k: dict(v) for k, v in thresholds.items()}, body)

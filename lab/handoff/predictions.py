@@ -42,6 +42,9 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         if missing:
             raise DataError(f"{row.where}: missing key(s) {missing}; each line needs {', '.join(REQUIRED)} "
                             f"(`{REGENERATE}` writes a complete file)")
+        if not isinstance(row.record["arm"], str) or not isinstance(row.record["id"], str | int):
+            raise DataError(f"{row.where}: 'arm' must be a string and 'id' a string or number; `{REGENERATE}` "
+                            "writes a valid file")
         out.setdefault(row.record["arm"], []).append(row.record)
     if not out:
         raise DataError(f"{p}: no predictions in the file; `{REGENERATE}` writes them")

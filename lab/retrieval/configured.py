@@ -91,7 +91,7 @@ class ConfiguredRetriever:
     Parameters
     ----------
     config:
-        The configuration (see :func:`read_winner`).
+        The configuration (:func:`check_config`; a sweep's winner is read by :func:`lab.handoff.winner.read_winner`).
     corpus:
         Doc id -> ``{"title", "text"}``, e.g. :func:`lab.retrieval.sets.squad_corpus`.
     embed, store_dir:

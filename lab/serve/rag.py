@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.handoff.bundle import check_prompt, read_bundle
-from lab.io import read_jsonl
+from lab.handoff.bundle import BundleError, check_prompt, read_bundle
+from lab.io import iter_jsonl
 
 
 class RAG:
@@ -38,8 +38,10 @@ class RAG:
         self.embed = config_embedder(config, store_dir, embed) if config["retriever"] in DENSE else None
         self.retriever = load_retriever(self.dir / "index", self.embed)
         self.passages: dict[str, dict[str, str]] = {}
-        for rec in read_jsonl(self.dir / "passages.jsonl"):
-            self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"]}
+        for row in iter_jsonl(self.dir / "passages.jsonl"):
+            if "id" not in row.record or not isinstance(row.record.get("text"), str):
+                raise BundleError(f"{row.where}: a passage needs 'id' and a 'text' string; rerun `dvc repro export`")
+            self.passages[row.record["id"]] = {"title": row.record.get("title", ""), "text": row.record["text"]}
         self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
         self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
         self.rag = bool(self.bundle["prompt"]["rag"])

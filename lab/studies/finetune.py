@@ -103,7 +103,9 @@ def _backend(cfg: Any, model: Any) -> Any:
         conf.update(base_url=gen.base_url, model=model if isinstance(model, str) else cfg.model)
     else:
         conf.update(model=model)
-    return make_backend(conf)
+    if "device" in gen.model_fields_set:
+        conf["device"] = gen.device
+    return make_backend({**conf, "options": dict(gen.options)})
 
 
 def answer(backend: Any, prompts: Sequence[list[dict]], max_new_tokens: int) -> tuple[list[str], dict[str, float]]:
@@ -280,8 +282,9 @@ def _load_answers(path: Path) -> ArmResult | None:
     return r
 
 
-def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmResult]:
-    """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load."""
+def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> tuple[list[ArmResult], Any]:
+    """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load;
+    with the arms manifest (:func:`arms_manifest`) the stage writes beside the predictions."""
     from lab.data.domain import build_domain_task
     from lab.handoff.winner import read_winner_config
     from lab.models import load_causal_lm
@@ -301,14 +304,13 @@ def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> list[ArmRe
         results.append(run_arm(arm, task, cfg, root, retriever=retriever,
                                base=base if base is not None else cfg.model))
     _relative_costs(results)
-    _write_arms_manifest(cfg, root, task, retriever, results)
-    return results
+    return results, arms_manifest(cfg, task, retriever, results)
 
 
-def _write_arms_manifest(cfg: Any, root: Path, task: Any, retriever: Any, results: Sequence[ArmResult]) -> None:
-    """The arms manifest (:mod:`lab.handoff.arms`) next to ``predictions.jsonl``: each arm's model
-    folder, prompt version and generation settings, the retrieval and corpus; what export serves."""
-    from lab.handoff.arms import ARMS_FILE, manifest_from_study, write_arms
+def arms_manifest(cfg: Any, task: Any, retriever: Any, results: Sequence[ArmResult]) -> Any:
+    """The arms manifest (:mod:`lab.handoff.arms`) written next to ``predictions.jsonl``: each arm's
+    model folder, prompt version and generation settings, the retrieval and corpus; what export serves."""
+    from lab.handoff.arms import manifest_from_study
 
     # the settings answer() generates with (greedy, cut at the first newline)
     gen = {"max_new_tokens": cfg.generation.max_new_tokens, "temperature": 0.0, "seed": 0, "stop": ["\n"]}
@@ -316,8 +318,7 @@ def _write_arms_manifest(cfg: Any, root: Path, task: Any, retriever: Any, result
              "rag": r.arm in RAG_ARMS, "method": TRAINED.get(r.arm), "trained_dir": r.final_dir, "skipped": r.skipped}
             for r in results]
     retrieval = {"config": retriever.config, "k": cfg.rag_k} if retriever is not None else None
-    write_arms(root / cfg.out_dir / ARMS_FILE,
-               manifest_from_study(arms, retrieval=retrieval, paragraphs=task.paragraphs, heldout=task.heldout), root)
+    return manifest_from_study(arms, retrieval=retrieval, paragraphs=task.paragraphs, heldout=task.heldout)
 
 
 def _relative_costs(results: Sequence[ArmResult]) -> str:
@@ -364,6 +365,8 @@ class FinetuneResult:
 
     arms: list[ArmResult]
     comparison: Any
+    manifest: Any = None          # lab.handoff.arms.ArmsManifest: what export serves
+    root: Path | None = None      # trained folders are written relative to it
 
     def table(self) -> Any:
         """One row per arm (see :func:`table`)."""
@@ -380,6 +383,7 @@ class FinetuneResult:
         """``results.csv`` (what must reproduce), ``timings.csv`` (this machine's times),
         ``comparison.csv``, ``metrics.json``, ``predictions.jsonl``, the plots and their data."""
         from lab import viz
+        from lab.handoff.arms import ARMS_FILE, write_arms
         from lab.handoff.predictions import FILE as PREDICTIONS
         from lab.handoff.predictions import write_predictions
         from lab.io import write_csv, write_json
@@ -391,6 +395,8 @@ class FinetuneResult:
         write_csv(out_dir / "comparison.csv", self.comparison.round(5))   # CIs, paired differences, p-values
         write_json(out_dir / "metrics.json", self.metrics())
         write_predictions(out_dir / PREDICTIONS, ({"arm": r.arm, **p} for r in self.arms for p in r.predictions))
+        if self.manifest is not None:
+            write_arms(out_dir / ARMS_FILE, self.manifest, self.root or out_dir)
         df = self.table()
         ran = df[df.skipped == ""]
         base = relative_cost_base(self.arms)
@@ -431,8 +437,9 @@ class FinetuneResult:
 @stage("finetune_comparison")
 def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> FinetuneResult:
     """Run every arm of ``cfg`` (:class:`lab.config.FinetuneComparisonConfig`) and compare them."""
-    arms = run_comparison(cfg, paths.root, progress=progress)
-    return FinetuneResult(arms=arms, comparison=compare(arms, n_resamples=cfg.n_resamples))
+    arms, manifest = run_comparison(cfg, paths.root, progress=progress)
+    return FinetuneResult(arms=arms, comparison=compare(arms, n_resamples=cfg.n_resamples), manifest=manifest,
+                          root=paths.root)
 
 
 def relative_cost_base(results: Sequence[ArmResult]) -> str:

@@ -231,8 +231,10 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
         training_code_id,
     )
 
+    from lab.handoff.judges import models_dir
+
     name = TRAINED_NAME[task]
-    folder = root / cfg.out_dir / "models" / name
+    folder = models_dir(cfg.resolve(cfg.out_dir, root)) / name
     settings = cfg.trained
     train_in = [as_input(i) for i in sets.train]
     labels = [i.label for i in sets.train]
