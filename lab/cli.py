@@ -171,7 +171,6 @@ def params_check(
 ) -> None:
     """Validate params.yaml sections against their typed configs."""
     from lab.dvcparams import check_sections
-    from lab.errors import LabError
 
     for name, cfg in check_sections(params_file, sections).items():
         typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
@@ -188,7 +187,6 @@ def params_overrides(
     import shlex
 
     from lab.dvcparams import override_args
-    from lab.errors import LabError
 
     typer.echo(shlex.join(override_args(file, params_file)))
 

@@ -49,7 +49,7 @@ def stage_notebook(cmd: str) -> str | None:
 
 def output_dirs(root: Path, params_file: str = "params.yaml") -> dict[str, str]:
     """Section -> its ``out_dir`` (resolved, relative to ``root``), for every section that has one."""
-    from lab.config import SECTIONS, load_section
+    from lab.config import SECTIONS
 
     return {name: _rel(cfg.resolve(cfg.out_dir, root), root)
             for name in SECTIONS.names()

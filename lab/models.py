@@ -13,6 +13,9 @@ A spec is one of (checked in this order by :func:`resolve`):
 Heavy libraries (torch, transformers, sentence-transformers, huggingface_hub) are imported inside
 functions so that ``import lab.models`` stays cheap. Converted models live under
 ``<cache_dir()>/models/<name>/`` and carry a ``lab_source.json`` saying what they were made from.
+
+(Over 500 lines on purpose: every kind of spec resolves through one ordered function, and the
+GGUF conversion it needs is kept beside it so a revision is computed in one place.)
 """
 
 from __future__ import annotations

@@ -119,3 +119,16 @@ def test_readme_layout_shows_the_floors_as_they_are():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert floors_table() in readme, "README's Layout table is stale: paste lab.layout.floors_table()"
     assert len(FLOORS) == floors_table().count("\n") - 1
+
+
+def test_a_module_over_500_lines_says_why_at_its_top():
+    import ast
+
+    long = []
+    for path in sorted(LAB_DIR.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 500:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "Over 500 lines" not in doc:
+                long.append(f"{path.relative_to(LAB_DIR.parent)} ({text.count(chr(10))} lines)")
+    assert not long, f"split these modules or say why at their top ('Over 500 lines on purpose: ...'): {long}"

@@ -14,6 +14,9 @@ also reports uncertainty over questions (:mod:`lab.metrics.stats`): a percentile
 each mean (:meth:`StudyResult.ci_table`) and a paired, per-question comparison of every chunker
 with a baseline chunker (:meth:`StudyResult.paired`), summarised in words by
 :meth:`StudyResult.finding`.
+
+(Over 500 lines on purpose: one study is one module, and no study imports another; evaluation,
+its uncertainty tables and its report share the per-question results held here.)
 """
 
 from __future__ import annotations

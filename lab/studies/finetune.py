@@ -11,6 +11,9 @@ parameters, inference time per question and tokens/s, and a relative cost signal
 Each training arm trains in a fresh child process, so its peak memory is its own and a crash
 cannot take the study down; training resumes from its last checkpoint and a finished model is
 reused (see :mod:`lab.finetune`).
+
+(Over 500 lines on purpose: one study is one module, and no study imports another; the arms,
+their answer cache, the comparison and the result the stage writes share one ArmResult.)
 """
 
 from __future__ import annotations
