@@ -169,11 +169,17 @@ def params_check(
     sections: Annotated[list[str] | None, typer.Argument(help="Sections (default: all known).")] = None,
     params_file: Annotated[Path, typer.Option("--params")] = Path("params.yaml"),
 ) -> None:
-    """Validate params.yaml sections against their typed configs."""
+    """Validate params.yaml sections against their typed configs, and the experiment file (search
+    space) a section names, so every mistake a stage would meet stops here."""
     from lab.dvcparams import check_sections
+    from lab.sweep import load_experiment
 
+    root = params_file.resolve().parent
     for name, cfg in check_sections(params_file, sections).items():
-        typer.echo(f"{name}: ok (params hash {cfg.params_hash()})")
+        experiment = getattr(cfg, "experiment", None)
+        if experiment:
+            load_experiment(cfg.resolve(experiment, root))
+        typer.echo(f"{name}: ok (params hash {cfg.params_hash()})" + (f"; {experiment} ok" if experiment else ""))
 
 
 @params_app.command("overrides")

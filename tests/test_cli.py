@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import yaml
+from conftest import REPO
 from typer.testing import CliRunner
 
 from lab.cli import _pairs, app
@@ -29,6 +30,20 @@ def test_params_check_ok(tmp_path):
     res = runner.invoke(app, ["params", "check", "--params", str(p)])
     assert res.exit_code == 0, res.output
     assert "data_quality: ok" in res.output
+
+
+def test_params_check_also_checks_the_search_space_a_section_names(tmp_path):
+    exp = yaml.safe_load((REPO / "experiments" / "retrieval_sweep.yaml").read_text())
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"retrieval_sweep": {"experiment": "exp.yaml"}}))
+    res = runner.invoke(app, ["params", "check", "--params", str(p)])
+    assert res.exit_code == 0 and "retrieval_sweep: ok" in res.output and "exp.yaml ok" in res.output, res.output
+    exp["search"]["mdoe"] = "grid"   # a misspelt key of the search space
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    res = runner.invoke(app, ["params", "check", "--params", str(p)])
+    assert res.exit_code == 2
+    assert "exp.yaml" in res.output and "search.mdoe" in res.output and "unknown key" in res.output, res.output
 
 
 def test_params_check_misspelt_section_is_an_error(tmp_path):
