@@ -112,6 +112,10 @@ def test_export_serves_the_manifests_arm_with_its_settings_once(tmp_path: Path):
     assert metrics["arm"] == "lora_rag" and metrics["passages"] == len(PARAGRAPHS) == bundle["retrieval"]["params"]["docs"]
     # the git-tracked file holds nothing machine-dependent (the version counts this machine's registrations)
     assert json.loads((paths.out_dir / "registry.json").read_text()) == {"name": "lab-rag", "registered": False}
+    # every output dvc.yaml names for the stage, and the report's sections
+    assert (paths.out_dir / "plots" / "arms.png").is_file()
+    sections = dict(result.report_sections(paths.out_dir))
+    assert sections["The bundle"].loc["arm", "value"] == "lora_rag" and sections["The bundle"].loc["k", "value"] == 3
 
 
 def test_export_names_a_missing_trained_folder(tmp_path: Path):

@@ -92,6 +92,40 @@ class ExportResult:
         write_json(Path(out_dir) / "metrics.json", self.metrics())
         # the version counts registrations in this machine's MLflow store: not in the git-tracked file
         write_json(Path(out_dir) / "registry.json", {"name": cfg.registered_model, "registered": self.registered is not None})
+        from lab import viz
+
+        viz.save(self.plot_arms(), Path(out_dir) / "plots" / "arms.png")
+
+    def plot_arms(self) -> Any:
+        """Each arm's mean with its 95% CI: the chosen one green, the other candidates blue."""
+        import matplotlib.pyplot as plt
+
+        table = self.table()
+        ran = table[table["mean"].notna()].reset_index(drop=True)
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(ran) + 1.5))
+        for i, r in ran.iterrows():
+            colour = "C2" if r["chosen"] else ("C0" if r["candidate"] else "grey")
+            ax.errorbar(r["mean"], i, xerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]], fmt="o",
+                        color=colour, capsize=3)
+        ax.set_yticks(range(len(ran)), ran["arm"])
+        ax.set(xlabel=f"{self.cfg.metric} (95% CI)", title="Arms: chosen (green), candidates (blue)")
+        fig.tight_layout()
+        return fig
+
+    def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
+        import pandas as pd
+
+        from lab.handoff.bundle import bundle_vllm_args
+
+        b = self.bundle
+        bundle = pd.Series({
+            "arm": b["arm"], "model": b["model"]["base"], "adapter": b["model"]["adapter"],
+            "prompt": b["prompt"]["version"], "retriever": b["retrieval"]["config"]["retriever"],
+            "k": b["retrieval"]["k"], "base revision": b["model"]["base_revision"],
+            "vllm (on this machine)": " ".join(bundle_vllm_args(self.bundle_dir, b)),
+            "bundle_id": b["provenance"]["bundle_id"], "git": b["provenance"].get("git.commit")}).to_frame("value")
+        return [("Arms scored", self.table()), ("Arms: chosen and candidates", Path(out_dir) / "plots" / "arms.png"),
+                ("The bundle", bundle)]
 
     def table(self) -> Any:
         """Every arm's score, with ``candidate`` and ``chosen`` columns (a DataFrame)."""

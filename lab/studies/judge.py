@@ -68,7 +68,8 @@ class JudgeReport:
         for r in self.table.to_dict("records"):
             if r["split"] not in ("evaluation", "diagnostic"):
                 continue
-            vals = {k: r[k] for k in ("n", "n_scored", "accuracy", "f1", "kappa", "parse_failures", "cache_hits")}
+            # cache hits depend on this machine's judgment cache, not on the judges: run_stats.json
+            vals = {k: r[k] for k in ("n", "n_scored", "accuracy", "f1", "kappa", "parse_failures")}
             key = r["task"] if r["split"] == "evaluation" else f"{r['task']}_length_balanced"
             out.setdefault(key, {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
         for task, name in self.choices.get("default", {}).items():
@@ -123,6 +124,12 @@ class JudgeReport:
                          f"{self.choices.get('agreement_bar')}): " + ", ".join(
                              f"{t}/{j}" for t, j in zip(flagged["task"], flagged["judge"], strict=True)) + ".")
         return " ".join(lines)
+
+    def run_stats(self) -> dict[str, float]:
+        """Figures of this run that depend on machine state (judgment-cache hits per task, judge and
+        split), for MLflow only: ``run_stats.json``, never ``metrics.json``."""
+        return {f"cache_hits.{r['task']}.{r['split']}.{r['judge']}": float(r["cache_hits"])
+                for r in self.table.to_dict("records") if r.get("cache_hits") is not None and not pd.isna(r["cache_hits"])}
 
     def plot_agreement(self) -> Any:
         """Accuracy and kappa with their CIs per judge: grounded (evaluation and length-balanced items)
@@ -186,7 +193,8 @@ class JudgeReport:
 
         out_dir = Path(out_dir)
         files = {"metrics.json": json.dumps(self.metrics(), indent=2, sort_keys=True, default=float) + "\n",
-                 "calibration.csv": self.table.to_csv(index=False),
+                 "run_stats.json": json.dumps(self.run_stats(), indent=2, sort_keys=True) + "\n",
+                 "calibration.csv": self.table.drop(columns=["cache_hits"], errors="ignore").to_csv(index=False),
                  "calibration.json": json.dumps(self.reports, indent=2, sort_keys=True, default=float) + "\n",
                  judges.FILE: judges.dumps(self.choices),
                  "training.json": json.dumps(self.training, indent=2, sort_keys=True) + "\n",
