@@ -309,15 +309,23 @@ def report(
     section: Annotated[str | None, typer.Option(help="params.yaml section (default: notebook stem).")] = None,
     params_file: Annotated[Path, typer.Option("--params", help="The params file.")] = Path("params.yaml"),
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Where the notebook writes its results "
-                                                 "(default: its stage's out_dir, whose kept models it reuses).")] = None,
+                                                 "(default: reports/<section>/, kept between reports, so models "
+                                                 "trained by one report are reused by the next).")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Write into the stage's own out_dir instead "
+                                           "(reusing its kept models; its committed results are rewritten).")] = False,
     track: Annotated[bool, typer.Option(help="Log an MLflow run.")] = True,
 ) -> None:
     """Execute NOTEBOOK with papermill and write a self-contained HTML report (plots embedded,
-    nothing fetched when it opens). For scheduled evaluations: see the docs page Reports (docs/reports.md)."""
+    nothing fetched when it opens). The stage's own results are left alone unless --in-place.
+    For scheduled evaluations: see the docs page Reports (docs/reports.md)."""
     import shutil
 
     from lab.runner import run_notebook
 
+    if in_place and out_dir is not None:
+        raise typer.BadParameter("--in-place writes into the stage's out_dir; leave out --out-dir")
+    if not in_place and out_dir is None:
+        out_dir = params_file.resolve().parent / "reports" / (section or notebook.stem)
     result = run_notebook(notebook, _pairs(list(ctx.args)), section=section, params_file=params_file,
                           out_dir=out_dir, track=track)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from lab.runner import run_notebook
 
@@ -136,3 +137,27 @@ def test_lab_report_writes_a_self_contained_html_with_the_plot_and_the_override(
     text = html.read_text()
     assert "value of out: scheduled" in text and 'src="data:image/png;base64,' in text
     assert 'src="https://' not in text and 'src="http://' not in text   # nothing to fetch: opens offline
+
+
+def test_lab_report_leaves_the_stage_s_results_alone_unless_in_place(tmp_path, monkeypatch):
+    import shutil
+
+    from conftest import REPO, require_data
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    shutil.copytree(require_data() / "chroma_chunking" / "corpora", tmp_path / "corpora")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data_quality": {
+        "corpora": [{"name": "chroma", "path": "corpora", "glob": "*.md"}], "max_docs_per_corpus": 1,
+        "out_dir": "results/data_quality"}}))
+    monkeypatch.chdir(tmp_path)
+    args = ["report", str(REPO / "notebooks" / "data_quality.ipynb"), "--out", "r.html", "--no-track"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "reports" / "data_quality" / "metrics.json").is_file()
+    assert not (tmp_path / "results").exists()       # the stage's committed results are untouched
+    res = CliRunner().invoke(app, [*args, "--in-place"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "results" / "data_quality" / "metrics.json").is_file()
+    assert CliRunner().invoke(app, [*args, "--in-place", "--out-dir", "x"]).exit_code != 0
