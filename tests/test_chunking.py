@@ -454,3 +454,14 @@ def test_chunk_is_frozen() -> None:
     c = Chunk("d", 0, 1, "x", 0)
     with pytest.raises(AttributeError):
         c.start = 2  # type: ignore[misc]
+
+
+def test_sentence_spans_survive_the_line_separators_sentencex_mis_slices():
+    """sentencex panics (a Rust byte-slicing error) on some texts with U+2028; the spans come from the
+    same text with those separators as newlines, so offsets still index the original text."""
+    from lab.chunking.sentence import sentence_spans
+
+    text = "“quote”\r\nWord\n\n\u3000日本語\n\né.\u2028U.S.aß  🇯🇵<|endoftext|>\xa0"
+    spans = sentence_spans(text)
+    assert spans and all(0 <= s < e <= len(text) for s, e in spans)
+    assert all(text[s:e] == text[s:e].strip() for s, e in spans)

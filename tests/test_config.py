@@ -187,10 +187,7 @@ def test_the_repository_policy_is_typed_and_rebuilt_as_written():
 
     cfg = load_section("export", REPO / "params.yaml", check_paths=False)
     assert isinstance(cfg.guardrails, GuardrailPolicySpec)
-    from lab.config.base import interpolate
-
-    params = read_params(REPO / "params.yaml")
-    assert cfg.guardrails_config() == interpolate(params["export"]["guardrails"], params, "params.yaml")
+    assert cfg.guardrails_config() == read_params(REPO / "params.yaml")["export"]["guardrails"]
     assert all(k.endswith(".model_dir") for k in cfg.guardrails.model_folders())
 
 
@@ -266,30 +263,32 @@ def test_one_yaml_loader_yaml_1_2():
         "lr": 1e-4, "verdict": {"yes": 1, "no": 0}, "flag": True}
 
 
-def test_a_path_names_another_stage_s_output_through_its_out_dir(tmp_path):
+def test_another_stage_s_output_need_not_exist_yet_but_other_paths_must(tmp_path):
     from lab.config import load_section
     from lab.errors import ConfigError
 
     (tmp_path / "data").mkdir()
     params = {"retrieval_sweep": {"out_dir": "moved/sweep"},
               "finetune_comparison": {"titles": ["Normans"], "arms": ["rag"],
-                                      "paragraphs": "data", "qa": "data",
-                                      "winner": "${retrieval_sweep.out_dir}/winner.json"}}
+                                      "paragraphs": "data", "qa": "data", "winner": "moved/sweep/winner.json"}}
     f = tmp_path / "params.yaml"
     f.write_text(yaml.safe_dump(params))
     # the winner does not exist yet: it is the sweep's output, which the pipeline makes (no error)
-    cfg = load_section("finetune_comparison", f)
-    assert cfg.winner == "moved/sweep/winner.json"
-    params["finetune_comparison"]["winner"] = "${retrieval_sweep.outdir}/winner.json"
-    f.write_text(yaml.safe_dump(params))
-    with pytest.raises(ConfigError, match=r"finetune_comparison.winner: \$\{retrieval_sweep.outdir\} names no key"):
-        load_section("finetune_comparison", f)
-    params["finetune_comparison"]["winner"] = "${retrieval_sweep}/winner.json"
-    f.write_text(yaml.safe_dump(params))
-    with pytest.raises(ConfigError, match="is a dict, not a value"):
-        load_section("finetune_comparison", f)
-    # a missing path that is no stage's output is still an error
+    assert load_section("finetune_comparison", f).winner == "moved/sweep/winner.json"
     params["finetune_comparison"]["winner"] = "elsewhere/winner.json"
     f.write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="finetune_comparison.winner: 'elsewhere/winner.json' does not exist"):
         load_section("finetune_comparison", f)
+
+
+def test_dvc_yaml_templates_resolve_from_params_and_unknown_references_are_named():
+    from lab.config.base import interpolate
+    from lab.errors import ConfigError
+
+    params = {"retrieval_sweep": {"out_dir": "moved/sweep"}}
+    assert interpolate({"${retrieval_sweep.out_dir}/x": ["${retrieval_sweep.out_dir}/y"]}, params, "dvc.yaml") == \
+        {"moved/sweep/x": ["moved/sweep/y"]}
+    with pytest.raises(ConfigError, match=r"dvc.yaml: .*\$\{retrieval_sweep.outdir\} names no key"):
+        interpolate("${retrieval_sweep.outdir}/x", params, "dvc.yaml")
+    with pytest.raises(ConfigError, match="is a dict, not a value"):
+        interpolate("${retrieval_sweep}/x", params, "dvc.yaml")

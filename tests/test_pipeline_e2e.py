@@ -61,10 +61,10 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
-    # a moved out_dir: the sweep's outputs (winner.json, read by the fine-tune comparison and, through
-    # its manifest, by export) go elsewhere, and every path that depends on it follows (params.yaml
-    # names it through ${retrieval_sweep.out_dir}, dvc.yaml's outs and derived deps too)
+    # a moved out_dir: the sweep's outputs go elsewhere; dvc.yaml's outs follow it (${retrieval_sweep.out_dir}),
+    # the derived deps too (lab dvc-deps --write below), and the reader's key is pointed at the new place
     params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray", out_dir=MOVED)
+    params["finetune_comparison"]["winner"] = f"{MOVED}/winner.json"
     # every arm's code path on the tiny random model (its byte-level tokenizer makes long prompts)
     params["finetune_comparison"].update(model="tiny-random-llama", n_train=16, n_heldout=8)
     params["finetune_comparison"]["training"].update(max_steps=4, save_every=2, eval_every=2, max_length=4096,
@@ -300,6 +300,6 @@ def _check_export(root: Path, runs: list, stages: dict) -> None:
     from lab.serve.app import gate_and_promote
 
     gate = gate_and_promote(str(root / "results" / "export" / "bundle"), name="lab-rag", upstream="transformers",
-                            registry=root / "results" / "export" / "registry.json", root=root)
+                            root=root)
     assert gate["n"] == 8 and gate["skew_questions"] == 0, gate
     assert gate["promoted"] == gate["passed"] and gate["version"] == "1"

@@ -113,7 +113,7 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     assert {"ragas_exact_match", "ragas_string_present"} <= set(report.arms.columns)
     rag = report.arms[(report.arms["arm"] == "rag") & (report.arms["against"] == "source paragraph")].iloc[0]
     assert rag["ragas_string_present"] == 1.0 and rag["ragas_exact_match"] == 0.5
-    again = run(cfg, project, progress=False)
+    again = run(cfg, StagePaths.for_config(cfg, project), progress=False)
     rows = again.table[(again.table["split"] == "evaluation") & again.table["kind"].isin(["prompted", "cross-encoder"])]
     assert (rows["cache_hits"] == rows["n"]).all(), rows[["judge", "n", "cache_hits"]]
     assert again.training == report.training    # the kept models were not retrained

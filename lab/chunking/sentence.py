@@ -38,6 +38,9 @@ from lab.errors import ConfigError
 
 Span = tuple[int, int]
 
+#: Unicode line/paragraph separators sentencex mis-slices (see :func:`sentence_spans`) -> "\n".
+_LINE_SEPARATORS = {0x2028: "\n", 0x2029: "\n", 0x85: "\n"}
+
 
 def sentence_spans(text: str, language: str = "en") -> list[Span]:
     """Whitespace-stripped, non-empty sentence spans of ``text`` in order.
@@ -46,8 +49,16 @@ def sentence_spans(text: str, language: str = "en") -> list[Span]:
     """
     import sentencex
 
+    try:
+        bounds = sentencex.get_sentence_boundaries(language, text)
+    except BaseException as exc:   # noqa: BLE001 - a Rust panic surfaces as pyo3's PanicException (a BaseException)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        # sentencex 0.6 slices bytes mid-character after U+2028/U+2029/U+0085 (seen on "e.\u2028U.S."):
+        # those separators become "\n", one code point each, so every offset stays the text's own
+        bounds = sentencex.get_sentence_boundaries(language, text.translate(_LINE_SEPARATORS))
     spans: list[Span] = []
-    for b in sentencex.get_sentence_boundaries(language, text):
+    for b in bounds:
         s, e = strip_span(text, b["start_index"], b["end_index"])
         if e > s:
             spans.append((s, e))

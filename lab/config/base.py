@@ -150,17 +150,16 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return data
 
 
-#: ``${section.key}``: a reference to another value of the same params file, DVC's own syntax (DVC
-#: leaves such strings alone in params.yaml and records them as they are written).
+#: ``${section.key}``: DVC's template syntax in dvc.yaml, resolved from params.yaml.
 _REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 
 
 def interpolate(value: Any, params: dict[str, Any], source: str, where: str = "", _depth: int = 0) -> Any:
-    """``value`` with every ``${section.key}`` in its strings replaced by that value of ``params``.
+    """``value`` with every ``${section.key}`` in its strings replaced by that value of ``params``:
+    ``dvc.yaml`` as DVC resolves it (its outs are ``${<stage>.out_dir}/...``).
 
-    A stage that reads another's output names it through the producer's ``out_dir``
-    (``winner: ${retrieval_sweep.out_dir}/winner.json``), so changing one ``out_dir`` moves every
-    path that depends on it: each path is defined once.
+    params.yaml itself does not use references: a ``${...}`` value in params.yaml makes
+    ``dvc exp run -S`` rerun every stage holding one (checked with dvc 3.67), so its paths are literal.
 
     Raises
     ------
@@ -244,7 +243,6 @@ def load_section(
     raw = json.loads(json.dumps(raw))  # deep copy of plain YAML data
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
-    raw = interpolate(raw, {**params, section: raw}, str(p), section)
     try:
         cfg = model.model_validate(raw)
     except ValidationError as exc:
