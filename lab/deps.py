@@ -97,7 +97,7 @@ def _experiment_data(path: Path, root: Path) -> list[str]:
     from lab.sweep import load_experiment
 
     exp = load_experiment(path)
-    return [_rel(p, root) for p in dataset_paths(exp.dataset, root)]
+    return [_rel(p, root) for p in dataset_paths(exp.dataset, root)] if exp.dataset else []
 
 
 def stage_modules(stage: str) -> set[str]:

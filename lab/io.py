@@ -177,6 +177,57 @@ class JsonLine:
     kind: str = ""
 
 
+def iter_lines(path: str | Path, *, desc: str | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw bytes)`` for each line of ``path``, streamed: the one line reader under
+    every line-based format lab reads (JSON Lines, BEIR's qrels TSV).
+
+    Lines end at ``b"\n"`` only (a binary file splits there: ``str.splitlines`` would also cut at
+    U+2028, U+0085 ..., which JSON strings may hold unescaped); a leading UTF-8 BOM on line 1 is
+    dropped. ``desc`` shows a progress bar over the file's bytes (hidden when not on a terminal).
+
+    Raises
+    ------
+    DataError
+        The file is missing or unreadable (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (or not a file)")
+    bar = None
+    if desc is not None:
+        from lab.progress import bar as progress_bar
+
+        bar = progress_bar(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, leave=False)
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if bar is not None:
+                    bar.update(len(raw))
+                if lineno == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM):]
+                yield lineno, raw
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def decode_line(path: str | Path, lineno: int, raw: bytes) -> str:
+    """``raw`` (line ``lineno`` of ``path``) as strict UTF-8 text.
+
+    Raises
+    ------
+    DataError
+        Not valid UTF-8: the message names the file, line and byte, and how to re-encode the file.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:line {lineno}: not valid UTF-8 at byte {exc.start} of the line "
+                        f"(bad bytes {raw[exc.start:exc.end]!r}); {_FIX['invalid_utf8']}") from None
+
+
 def iter_jsonl(path: str | Path, *, strict: bool = True, desc: str | None = None) -> Iterator[JsonLine]:
     """The non-blank lines of the JSON Lines file ``path``, streamed, one :class:`JsonLine` each.
 
@@ -200,32 +251,13 @@ def iter_jsonl(path: str | Path, *, strict: bool = True, desc: str | None = None
         The file is missing or unreadable; with ``strict``, a line that is not valid UTF-8, not
         valid JSON or not a JSON object (the message names the file and line and how to fix it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (or not a file)")
-    bar = None
-    if desc is not None:
-        from lab.progress import bar as progress_bar
-
-        bar = progress_bar(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, leave=False)
-    try:
-        with path.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):  # a binary file splits at b"\n" only
-                if bar is not None:
-                    bar.update(len(raw))
-                if lineno == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM):]
-                if not raw.strip():
-                    continue
-                out = _parse_line(path, lineno, raw)
-                if out.error is not None and strict:
-                    raise DataError(f"{out.where}: {out.error}; {_FIX[out.kind]}")
-                yield out
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    finally:
-        if bar is not None:
-            bar.close()
+    for lineno, raw in iter_lines(path, desc=desc):
+        if not raw.strip():
+            continue
+        out = _parse_line(Path(path), lineno, raw)
+        if out.error is not None and strict:
+            raise DataError(f"{out.where}: {out.error}; {_FIX[out.kind]}")
+        yield out
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

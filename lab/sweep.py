@@ -5,7 +5,7 @@ An experiment file (format documented in ``experiments/README.md``)::
     version: 1
     name: retrieval-hit-rate
     study: retrieval                # which trial function evaluates a configuration
-    dataset: {...}                  # passed to the study unchanged
+    dataset: {kind: ..., ...}       # lab.config.datasets: a typed model per kind
     search:
       mode: grid                    # grid | random
       num_samples: 10               # random only
@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from lab.config import StrictModel, format_validation, load_yaml
+from lab.config import RetrievalDatasetSpec, StrictModel, format_validation, load_yaml
 from lab.errors import ConfigError, LabError
 from lab.io import write_json
 
@@ -56,7 +56,7 @@ class Experiment(StrictModel):
     version: Literal[1] = 1
     name: str = Field(min_length=1)
     study: str = Field(min_length=1)
-    dataset: dict[str, Any] = {}
+    dataset: RetrievalDatasetSpec | None = None
     search: SearchSpec
     fixed: dict[str, Any] = {}
 

@@ -49,7 +49,7 @@ def test_evaluate_config_on_real_squad_chunks(tmp_path):
 def test_build_dataset_errors():
     with pytest.raises(ConfigError, match="not one of"):
         build_dataset({"kind": "nope"}, _cfg("dense"), REPO)
-    with pytest.raises(ConfigError, match=r"missing \['qa'\]"):
+    with pytest.raises(ConfigError, match=r"dataset.qa: required key is missing"):
         build_dataset({"kind": "squad_chunks", "paragraphs": "x"}, _cfg("dense"), REPO)
     with pytest.raises(ConfigError, match="needs a chunker"):
         build_dataset(SQUAD, {**_cfg("dense"), "chunker": "none"}, REPO)

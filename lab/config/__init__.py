@@ -7,6 +7,7 @@
 :mod:`lab.config.training`  fine-tuning (the study's knobs and one run's config), the trained judge
 :mod:`lab.config.generation`  the generation backend spec and the generation defaults
 :mod:`lab.config.guardrails`  the guardrail policy: a typed rule per check
+:mod:`lab.config.datasets`  an experiment's retrieval dataset spec: a typed model per kind
 ==========================  =====================================================================
 
 Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
@@ -27,6 +28,7 @@ from lab.config.base import (
     read_params,
     set_dotted,
 )
+from lab.config.datasets import DATASET_KINDS, RetrievalDatasetSpec
 from lab.config.generation import (
     ANSWER_TIMEOUT_S,
     DEFAULT_MAX_NEW_TOKENS,
@@ -61,11 +63,11 @@ from lab.config.sections import (
 from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
 __all__ = [
-    "ANSWER_TIMEOUT_S", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
+    "ANSWER_TIMEOUT_S", "DATASET_KINDS", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
     "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
-    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",
+    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",
     "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",
 ]

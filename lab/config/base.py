@@ -25,9 +25,9 @@ from lab.registry import Registry
 #: Config model of each ``params.yaml`` section, by section name (= the stage that reads it).
 SECTIONS: Registry[type[StageConfig]] = Registry("sections")
 
-#: Prefix of the tags of lab's discriminated unions (``check:pii``): pydantic puts the tag in an
-#: error's location, and the message leaves it out so the dotted key is the one in the file.
-TAG_PREFIX = "check:"
+#: Prefix of the tags of lab's discriminated unions (``tag:pii``, ``tag:beir``): pydantic puts the
+#: tag in an error's location, and the message leaves it out so the dotted key is the one in the file.
+TAG_PREFIX = "tag:"
 
 
 class StrictModel(BaseModel):
@@ -96,9 +96,6 @@ def format_validation(err: ValidationError, section: str, model: type[BaseModel]
         else:
             lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
-
-
-#: The former private name (lab.sweep imports it).
 
 
 def _models_in(annotation: Any) -> list[tuple[str | None, type[BaseModel]]]:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.io import iter_jsonl, write_lines
+from lab.io import decode_line, iter_jsonl, iter_lines, write_lines
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -148,41 +148,6 @@ class RetrievalDataset:
 # --------------------------------------------------------------------------- file helpers
 
 
-def _lines(path: Path, desc: str | None = None) -> Iterator[tuple[int, str]]:
-    """``(line number, decoded line)`` per line of ``path``, streamed; strict UTF-8, BOM dropped.
-
-    ``desc`` shows a tqdm bar over the file's bytes (hidden when not on a terminal).
-    """
-    if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file")
-    bar = None
-    if desc is not None:
-        from lab.progress import bar as progress_bar
-
-        bar = progress_bar(total=path.stat().st_size, desc=desc, unit="B", unit_scale=True, leave=False)
-    try:
-        with path.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if bar is not None:
-                    bar.update(len(raw))
-                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(
-                        f"{path}:line {lineno}: not valid UTF-8 at byte {exc.start} of the line "
-                        f"(bad bytes {raw[exc.start:exc.end]!r}); re-encode the file as UTF-8 "
-                        "(e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
-                    ) from None
-                yield lineno, line
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    finally:
-        if bar is not None:
-            bar.close()
-
-
 def _id(rec: dict[str, Any], key: str, where: str) -> str:
     """``rec[key]`` as a non-empty string id (JSON integers accepted)."""
     if key not in rec:
@@ -289,8 +254,8 @@ def _qrels_rows(path: Path) -> Iterator[tuple[str, str, int]]:
     The first row is a header when its score column is not a number (BEIR writes
     ``query-id corpus-id score``); otherwise it is a judgement like the others.
     """
-    for lineno, line in _lines(path):
-        line = line.rstrip("\r\n")
+    for lineno, raw in iter_lines(path):
+        line = decode_line(path, lineno, raw).rstrip("\r\n")
         if not line.strip():
             continue
         where = f"{path}:line {lineno}"

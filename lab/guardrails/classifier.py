@@ -8,7 +8,9 @@ deepset injection set is partly German); it trains in seconds and scores a promp
 millisecond, which suits the request path.
 
 Saved as ``model.joblib`` (the fitted pipeline; load only files ``lab`` wrote: joblib is pickle)
-and ``meta.json`` (threshold, training data hash and size, out-of-fold figures, versions).
+and ``meta.json`` (format header, threshold, training data hash and size, out-of-fold figures,
+versions). A folder written by older code, or something else's ``meta.json``, fails at load with
+the folder and the command that trains a current one (:mod:`lab.versioned`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from lab.data.split import hash_split
 from lab.errors import LabError
 
 MODEL_FILE, META_FILE = "model.joblib", "meta.json"
+#: The header of ``meta.json``: a reader checks it before it unpickles anything.
+META_FORMAT, META_VERSION = "lab.guardrail-classifier", 1
+_RETRAIN = "dvc repro guardrails_eval` or `lab guardrails train"
 
 
 def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[str] | None = None
@@ -114,27 +119,39 @@ class TextClassifier:
         return [float(p) for p in self.pipeline.predict_proba(list(texts))[:, 1]]
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``model.joblib`` and the versioned ``meta.json`` into ``folder``; return it."""
         import joblib
 
-        from lab.io import write_text
+        from lab.versioned import write_versioned
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{MODEL_FILE}.tmp"
         joblib.dump(self.pipeline, tmp)
         tmp.replace(out / MODEL_FILE)
-        write_text(out / META_FILE, json.dumps({**self.meta, "threshold": self.threshold}, indent=2) + "\n")
+        body = {k: v for k, v in self.meta.items() if k not in ("format", "version")}
+        write_versioned(out / META_FILE, META_FORMAT, META_VERSION, {**body, "threshold": self.threshold})
         return out
 
     @classmethod
     def load(cls, folder: str | Path) -> TextClassifier:
+        """The classifier saved in ``folder``.
+
+        Raises
+        ------
+        LabError
+            The folder lacks ``model.joblib`` or ``meta.json``, or ``meta.json`` is not a current
+            guardrail-classifier header (an older or foreign folder): checked before unpickling.
+        """
         import joblib
+
+        from lab.versioned import read_versioned
 
         f = Path(folder)
         if not (f / MODEL_FILE).is_file() or not (f / META_FILE).is_file():
             raise LabError(f"no trained guardrail classifier in {f} (needs {MODEL_FILE} and {META_FILE}); "
-                           f"train it with `dvc repro guardrails_eval` or `lab guardrails train`")
-        meta = json.loads((f / META_FILE).read_text(encoding="utf-8"))
+                           f"train it with `{_RETRAIN}`")
+        meta = read_versioned(f / META_FILE, META_FORMAT, META_VERSION, _RETRAIN, error=LabError)
         return cls(joblib.load(f / MODEL_FILE), float(meta["threshold"]), meta)
 
 

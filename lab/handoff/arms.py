@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.handoff.versioned import read_versioned, write_versioned
+from lab.versioned import read_versioned, write_versioned
 
 ARMS_FORMAT = "lab.finetune-arms"
 ARMS_VERSION = 1

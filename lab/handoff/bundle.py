@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from lab.config.guardrails import MODEL_OPTIONS
 from lab.errors import LabError
 from lab.paths import resolve_path
-from lab.handoff.versioned import check_header, header
+from lab.versioned import check_header, header
 
 BUNDLE_FORMAT = "lab.bundle"
 #: 3: format/version header, ``generation`` settings, k only under ``retrieval`` (2: an int

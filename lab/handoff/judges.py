@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import DataError
-from lab.handoff.versioned import header, read_versioned
+from lab.versioned import header, read_versioned
 
 #: The file's name inside the judge stage's ``out_dir``.
 FILE = "judges.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab.handoff.versioned import read_versioned, write_versioned
+from lab.versioned import read_versioned, write_versioned
 
 FORMAT = "lab.retrieval_sweep.winner"
 VERSION = 1

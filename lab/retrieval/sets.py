@@ -17,7 +17,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from lab.chunking.base import Chunk, Chunker
+from lab.config import format_validation
+from lab.config.datasets import (
+    CHUNKED_KINDS,
+    DATASET_KINDS,
+    ChromaExcerptsDataset,
+    RetrievalDatasetSpec,
+    SquadChunksDataset,
+    SquadParagraphsDataset,
+)
 from lab.data.beir import DROP_KEYS, RetrievalDataset
 from lab.data.squad import squad_articles, squad_questions
 from lab.errors import ConfigError
@@ -192,11 +203,23 @@ def squad_corpus(paragraphs: Mapping[str, Mapping[str, str]], chunker: Chunker |
 
 
 #: Dataset kinds of an experiment's ``dataset`` and the keys each needs (paths relative to the root).
-DATASET_KINDS: dict[str, tuple[str, ...]] = {
-    "squad_chunks": ("paragraphs", "qa"), "squad_paragraphs": ("paragraphs", "qa"),
-    "chroma_excerpts": ("corpus_dir", "questions"), "beir": ("folder",),
-}
-_CHUNK_KINDS = ("squad_chunks", "chroma_excerpts")
+def dataset_spec(dataset: RetrievalDatasetSpec | Mapping[str, Any], where: str = "dataset") -> RetrievalDatasetSpec:
+    """``dataset`` as its typed model (:mod:`lab.config.datasets`); a mapping is validated.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``kind`` (the message lists the kinds) or a missing, unknown or mistyped key.
+    """
+    if not isinstance(dataset, Mapping):
+        return dataset
+    kind = dataset.get("kind")
+    if kind not in DATASET_KINDS:
+        raise ConfigError(f"{where}.kind {kind!r} is not one of {sorted(DATASET_KINDS)}")
+    try:
+        return DATASET_KINDS[kind].model_validate(dict(dataset))  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise ConfigError(format_validation(exc, where, DATASET_KINDS[kind], where)) from None
 
 
 def config_chunker(config: Mapping[str, Any]) -> Chunker | None:
@@ -209,42 +232,36 @@ def config_chunker(config: Mapping[str, Any]) -> Chunker | None:
     return make_chunker(name, **{k: config[k] for k in ("size", "overlap") if config.get(k) is not None})
 
 
-def dataset_paths(dataset: Mapping[str, Any], root: Path) -> list[Path]:
+def dataset_paths(dataset: RetrievalDatasetSpec | Mapping[str, Any], root: Path) -> list[Path]:
     """The files and folders a dataset spec reads (for stage dependencies)."""
-    keys = DATASET_KINDS.get(dataset.get("kind"), ())
-    return [resolve_path(dataset[k], root) for k in keys if k in dataset]
+    return [resolve_path(p, root) for p in dataset_spec(dataset).paths()]
 
 
-def build_dataset(dataset: Mapping[str, Any], config: Mapping[str, Any], root: Path) -> RetrievalDataset:
+def build_dataset(dataset: RetrievalDatasetSpec | Mapping[str, Any], config: Mapping[str, Any], root: Path
+                  ) -> RetrievalDataset:
     """The :class:`~lab.data.beir.RetrievalDataset` a configuration is evaluated on.
 
     Raises
     ------
     ConfigError
-        Unknown ``dataset.kind`` or a missing key; the message lists what is accepted.
+        An invalid spec (:func:`dataset_spec`), or a chunked kind and a configuration without a chunker.
     """
     from lab.data import beir, squad
 
-    kind = dataset.get("kind")
-    if kind not in DATASET_KINDS:
-        raise ConfigError(f"dataset.kind {kind!r} is not one of {sorted(DATASET_KINDS)}")
-    missing = [k for k in DATASET_KINDS[kind] if k not in dataset]
-    if missing:
-        raise ConfigError(f"dataset ({kind}) is missing {missing}")
-    if kind in _CHUNK_KINDS:
-        chunker = config_chunker(config)
-        if chunker is None:
-            raise ConfigError(f"dataset.kind {kind} needs a chunker in the configuration")
-    if kind == "squad_chunks":
-        ds = squad_chunks(resolve_path(dataset["paragraphs"], root), resolve_path(dataset["qa"], root), chunker,
-                          titles=dataset.get("titles") or None)
-    elif kind == "squad_paragraphs":
-        ds = squad.squad_paragraphs(resolve_path(dataset["paragraphs"], root), resolve_path(dataset["qa"], root),
-                                    titles=dataset.get("titles") or None)
-    elif kind == "chroma_excerpts":
-        ds = chroma_excerpts(resolve_path(dataset["corpus_dir"], root), resolve_path(dataset["questions"], root), chunker)
+    spec = dataset_spec(dataset)
+    chunker = config_chunker(config) if spec.kind in CHUNKED_KINDS else None
+    if spec.kind in CHUNKED_KINDS and chunker is None:
+        raise ConfigError(f"dataset.kind {spec.kind} needs a chunker in the configuration")
+    if isinstance(spec, SquadChunksDataset):
+        ds = squad_chunks(resolve_path(spec.paragraphs, root), resolve_path(spec.qa, root), chunker,
+                          titles=spec.titles or None)
+    elif isinstance(spec, SquadParagraphsDataset):
+        ds = squad.squad_paragraphs(resolve_path(spec.paragraphs, root), resolve_path(spec.qa, root),
+                                    titles=spec.titles or None)
+    elif isinstance(spec, ChromaExcerptsDataset):
+        ds = chroma_excerpts(resolve_path(spec.corpus_dir, root), resolve_path(spec.questions, root), chunker)
     else:
-        ds = beir.load_beir(resolve_path(dataset["folder"], root), dataset.get("split", "test"))
-    if dataset.get("max_queries"):
-        ds = ds.subset(int(dataset["max_queries"]), seed=int(dataset.get("seed", 0)))
+        ds = beir.load_beir(resolve_path(spec.folder, root), spec.split)
+    if spec.max_queries:
+        ds = ds.subset(spec.max_queries, seed=spec.seed)
     return ds

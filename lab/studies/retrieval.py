@@ -169,7 +169,7 @@ def sweep_configs(exp: Any) -> list[dict[str, Any]]:
     stored for another dataset (articles, query sample) or by other code are never reused."""
     from lab.sweep import expand
 
-    data_id = hashlib.sha256(json.dumps(exp.dataset, sort_keys=True).encode()).hexdigest()[:12]
+    data_id = hashlib.sha256(json.dumps(exp.dataset.as_written() if exp.dataset else {}, sort_keys=True).encode()).hexdigest()[:12]
     return [{**c, "dataset_id": data_id, "code_id": code_id()} for c in expand(exp)]
 
 
@@ -213,6 +213,9 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
     exp = load_experiment(root / cfg.experiment)
     if exp.study != "retrieval":
         raise ConfigError(f"{cfg.experiment}: study {exp.study!r} is not 'retrieval'")
+    if exp.dataset is None:
+        raise ConfigError(f"{cfg.experiment}: no `dataset:`; a retrieval sweep needs one "
+                          f"(kinds: squad_chunks, squad_paragraphs, chroma_excerpts, beir; see experiments/README.md)")
     family, _ = parse_metric(cfg.metric)
     mode = "max" if family.higher_is_better else "min"
     configs = sweep_configs(exp)
@@ -261,7 +264,7 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
               "label": config_label(win["config"], searched), "config": win["config"],
               "metrics": {k: v for k, v in win["metrics"].items() if "@" in k},
               "experiment": {"file": cfg.experiment, "name": exp.name, "version": exp.version,
-                             "dataset": exp.dataset}}
+                             "dataset": exp.dataset.as_written() if exp.dataset else {}}}
     return {"table": table, "winner": winner, "comparison": comparison, "prepare": prepare,
             "sweep": {"configs": len(configs), "ran": sweep.ran, "resumed": sweep.skipped, "wall_s": sweep.wall_s},
             "results": sweep.results, "searched": searched}
