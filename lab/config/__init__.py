@@ -46,6 +46,7 @@ from lab.config.sections import (
     CorpusSource,
     DataQualityConfig,
     ExportConfig,
+    ExtractionChecks,
     FinetuneComparisonConfig,
     GuardrailClassifierSpec,
     GuardrailExtraEval,
@@ -64,7 +65,7 @@ from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
 __all__ = [
     "ANSWER_TIMEOUT_S", "DATASET_KINDS", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
-    "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "FinetuneComparisonConfig",
+    "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
     "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",

@@ -15,7 +15,12 @@ from lab.config.training import TrainedJudgeSpec, TrainingSpec
 
 
 class CorpusSource(StrictModel):
-    """A corpus to load: a folder of text files, or a JSONL file with one document per line."""
+    """A corpus to load: a folder of text files, or a JSONL file with one document per line.
+
+    ``manifest`` marks an ingested corpus (the output of ``lab ingest``): ``path`` is its ``docs``
+    folder (``glob: "**/*.txt"``) and ``manifest`` its ``manifest.json``; ``data_quality`` then also
+    reports extraction quality per file and page (:mod:`lab.data.extraction_quality`).
+    """
 
     name: str = Field(min_length=1)
     path: str
@@ -23,6 +28,23 @@ class CorpusSource(StrictModel):
     glob: str = "*"
     text_field: str = "text"
     id_field: str = "id"
+    manifest: str | None = None
+
+    @model_validator(mode="after")
+    def _manifest_needs_folder(self) -> "CorpusSource":
+        if self.manifest is not None and self.format != "folder":
+            raise ValueError(f"corpus {self.name!r}: `manifest` is for an ingested docs folder (format: folder), "
+                             f"not format {self.format!r}")
+        return self
+
+
+class ExtractionChecks(StrictModel):
+    """Thresholds of the extraction-quality checks of ingested corpora (those with a ``manifest``)."""
+
+    min_page_chars: int = Field(50, ge=0)            # non-space chars below which a page is near-empty
+    header_footer_min_share: float = Field(0.3, gt=0.0, le=1.0)  # of a file's pages (and >= 3 pages)
+    near_duplicate_threshold: float = Field(0.7, gt=0.0, le=1.0)  # Jaccard across formats, normalised text
+    language_min_chars: int = Field(200, ge=1)       # shorter documents get no language
 
 
 QAFormat = Literal["chroma", "squad", "cuad", "halueval_qa", "halueval_general"]
@@ -50,6 +72,7 @@ class DataQualityConfig(StageConfig):
     max_docs_per_corpus: int = Field(0, ge=0)
     max_items_per_qa_set: int = Field(0, ge=0)
     on_bad_file: Literal["error", "report"] = "error"
+    extraction: ExtractionChecks = ExtractionChecks()
     out_dir: str = "results/data_quality"
 
     @model_validator(mode="after")
@@ -65,6 +88,7 @@ class DataQualityConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {f"corpora[{i}].path": c.path for i, c in enumerate(self.corpora)}
+        out.update({f"corpora[{i}].manifest": c.manifest for i, c in enumerate(self.corpora) if c.manifest})
         out.update({f"qa_sets[{i}].path": q.path for i, q in enumerate(self.qa_sets)})
         return out
 
