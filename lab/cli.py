@@ -381,7 +381,10 @@ def review(
         raise DataError(f"{testset}: no test set; `dvc repro testset` writes it, or pass --testset FILE")
     if not corpus.is_dir():
         raise DataError(f"{corpus}: no corpus folder; `dvc repro ingest` writes it, or pass --corpus DIR")
-    command = [sys.executable, "-m", "marimo", "run", str(root / "notebooks" / "review.py"), "--host", "127.0.0.1",
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "review.py"   # the app of this checkout of lab
+    if not notebook.is_file():
+        raise DataError(f"{notebook}: the review app is not there; run lab from its source checkout")
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--host", "127.0.0.1",
                "--port", str(port), "--headless", "--", "--testset", str(testset), "--corpus", str(corpus)]
     typer.echo(f"review of {testset} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
     sys.stdout.flush()

@@ -124,7 +124,8 @@ def _(DataError, decisions, item, mo, only_open, pos, review, set_note, set_pos,
         mo.ui.button(label="reject", kind="danger", on_click=decide("reject")),
         mo.ui.button(label="clear decision", on_click=decide("clear"), disabled=earlier is None),
     ], justify="start", gap=1)
-    mo.vstack([mo.md(f"### Your decision on `{item['id']}`"), question, answer, mo.hstack([preset, reason], widths=[1, 2]), buttons])
+    mo.vstack([mo.md(f"### Your decision on `{item['id']}`"), question, answer,
+               mo.hstack([preset, reason], widths=[1, 2]), buttons])
     return
 
 

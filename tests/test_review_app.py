@@ -77,3 +77,26 @@ def test_decisions_made_in_the_browser_land_in_the_decisions_file(tmp_path):
     rows = review.reviewed_rows(testset)
     assert [r["review"] for r in rows] == ["accepted", "edited", "unreviewed"]
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_lab_review_defaults_to_the_stages_outputs_and_starts_marimo_on_localhost(tmp_path, monkeypatch):
+    import yaml
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({}), encoding="utf-8")
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["review"])
+    assert res.exit_code == 2 and "dvc repro testset" in res.output
+    assert str(tmp_path / "results" / "testset" / "testset.csv") in res.output.replace("\n", "")
+    testset, corpus = review_fixture.make(tmp_path)
+    ran: list = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: ran.append(argv))
+    assert CliRunner().invoke(app, ["review", "--testset", str(testset), "--corpus", str(corpus),
+                                    "--port", "2799"]).exit_code == 0
+    argv = ran[0]
+    assert argv[1:4] == ["-m", "marimo", "run"] and argv[4].endswith("notebooks/review.py")
+    assert argv[5:] == ["--host", "127.0.0.1", "--port", "2799", "--headless", "--", "--testset", str(testset),
+                        "--corpus", str(corpus)]

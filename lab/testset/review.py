@@ -114,7 +114,7 @@ class ReviewFile:
 def decisions_path(testset_csv: str | Path) -> Path:
     """``testset.csv`` -> ``testset.review.json`` (beside it)."""
     p = Path(testset_csv)
-    return p.with_name((p.name[:-4] if p.name.endswith(".csv") else p.name) + ".review.json")
+    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -463,8 +463,9 @@ def item_html(row: Mapping[str, str], excerpts: Sequence[Excerpt], decision: Dec
     status = "unreviewed"
     if decision is not None:
         status = STATUS.get(decision.decision, "rejected") + (f" ({e(decision.reason)})" if decision.reason else "")
-    parts = [f'<p><b>{e(row["question_type"])}</b> &middot; <code>{e(row["id"])}</code> &middot; '
-             f'{e(row.get("generator", ""))} &middot; {e(row.get("split", ""))} &middot; <b>{status}</b></p>',
+    facts = [f'<b>{e(row["question_type"])}</b>', f'<code>{e(row["id"])}</code>', e(row.get("generator", "")),
+             e(row.get("split", "")), f"<b>{status}</b>"]
+    parts = [f'<p>{" &middot; ".join(f for f in facts if f)}</p>',
              f'<p style="font-size: 1.15em"><b>Q:</b> {e(row["question"])}</p>',
              f'<p><b>A:</b> {e(row["answer"]) or "<i>(no answer: unanswerable item)</i>"}</p>']
     if decision is not None and decision.decision == "edit":
