@@ -137,6 +137,8 @@ def test_the_excerpt_is_shown_in_its_document_with_its_page_and_escaped(testset,
     assert window.location == "pages 1-2" and not window.matches and window.excerpt == "the excerpt"
     assert len(window.after) <= 100 and window.html().endswith(" ...</div>")
     assert window.html().count("... ") >= 1 and window.window_start > 0
+    with pytest.raises(DataError, match=r"q-none: references\[0\] is not"):
+        review.item_excerpts({**rows["q-none"], "references": '[{"content": "x"}]'}, corpus, manifest)
     with pytest.raises(DataError, match="outside the text"):
         review.excerpt_window("abc", 2, 9)
 

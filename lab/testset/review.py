@@ -244,8 +244,8 @@ def record_decision(testset_csv: str | Path, item_id: str, decision: str, *, rea
             raise DataError(f"{p}: no item with id {item_id!r}")
         row = rows[item_id]
         if decision == "edit":
-            question = None if question is None or question.strip() == row["question"].strip() else question.strip()
-            answer = None if answer is None or answer.strip() == row["answer"].strip() else answer.strip()
+            question = _changed(question, row["question"])
+            answer = _changed(answer, row["answer"])
             if question is None and answer is None:
                 raise ValueError(f"item {item_id}: the edit changes neither the question nor the answer; "
                                  "change one, or accept the item")
@@ -254,11 +254,17 @@ def record_decision(testset_csv: str | Path, item_id: str, decision: str, *, rea
         elif question is not None or answer is not None:
             raise ValueError(f"item {item_id}: question/answer text goes with an edit, not with {decision!r}")
         review = _load(p, set(rows))
-        made = Decision(id=item_id, decision=decision, reason=reason.strip(), question=question, answer=answer,  # type: ignore[arg-type]
+        made = Decision(id=item_id, decision=decision,  # type: ignore[arg-type]
+                        reason=reason.strip(), question=question, answer=answer,
                         decided_at=decided_at or datetime.now(UTC).isoformat(timespec="seconds"))
         decisions = {**review.decisions, item_id: made}
         _write(review, decisions)
         return ReviewFile(review.path, review.testset_sha256, review.testset_sha256, decisions, review.orphaned)
+
+
+def _changed(new: str | None, old: str) -> str | None:
+    """The reviewer's text, stripped, when it differs from the item's; else None."""
+    return None if new is None or new.strip() == old.strip() else new.strip()
 
 
 def clear_decision(testset_csv: str | Path, item_id: str) -> ReviewFile:
@@ -271,7 +277,8 @@ def clear_decision(testset_csv: str | Path, item_id: str) -> ReviewFile:
         return ReviewFile(review.path, review.testset_sha256, review.testset_sha256, decisions, review.orphaned)
 
 
-def reviewed_rows(testset_csv: str | Path, *, on_problem: Literal["warn", "error", "ignore"] = "warn") -> list[dict[str, Any]]:
+def reviewed_rows(testset_csv: str | Path, *,
+                  on_problem: Literal["warn", "error", "ignore"] = "warn") -> list[dict[str, Any]]:
     """The reviewed test set: rejected items removed, edits applied, file order kept; each row (the
     CSV's columns) gets ``review``: ``accepted``, ``edited`` or ``unreviewed``. Without a decisions
     file every row is unreviewed.
@@ -409,7 +416,8 @@ def excerpt_window(text: str, start: int, end: int, *, doc_id: str = "", content
     sections: tuple[str, ...] = ()
     if record:
         stop = max(end, start + 1)   # an empty excerpt is on the page of its offset
-        pages = tuple(sorted(int(p["page"]) for p in record.get("pages") or () if p["start"] < stop and start < p["end"]))
+        pages = tuple(sorted(int(p["page"]) for p in record.get("pages") or ()
+                             if p["start"] < stop and start < p["end"]))
         holding = [s for s in record.get("sections") or () if s["start"] <= start < s["end"]]
         sections = tuple(str(s["title"]) for s in sorted(holding, key=lambda s: (s["level"], s["start"])))
     return Excerpt(doc_id, start, end, text[lo:start], text[start:end], text[end:hi], lo, hi, len(text),
@@ -444,14 +452,18 @@ def item_excerpts(row: Mapping[str, str], corpus_dir: str | Path,
     if not isinstance(refs, list):
         raise DataError(f"item {row['id']}: references must be a JSON list")
     out, texts = [], {}
-    for ref in refs:
+    for j, ref in enumerate(refs):
+        if not (isinstance(ref, dict) and isinstance(ref.get("start_index"), int)
+                and isinstance(ref.get("end_index"), int)):
+            raise DataError(f"item {row['id']}: references[{j}] is not {{content, start_index, end_index}}: "
+                            f"{ref!r:.120}")
         doc = str(ref.get("corpus_id") or row["corpus_id"])
         if doc not in texts:
             f = Path(corpus_dir) / f"{doc}.txt"
             if not f.is_file():
                 raise DataError(f"item {row['id']}: document {doc!r} not in the corpus ({f} missing)")
             texts[doc] = f.read_text(encoding="utf-8")
-        out.append(excerpt_window(texts[doc], int(ref["start_index"]), int(ref["end_index"]), doc_id=doc,
+        out.append(excerpt_window(texts[doc], ref["start_index"], ref["end_index"], doc_id=doc,
                                   content=ref.get("content"), record=(manifest or {}).get(doc), context=context))
     return out
 
@@ -462,7 +474,8 @@ def item_html(row: Mapping[str, str], excerpts: Sequence[Excerpt], decision: Dec
     e = html.escape
     status = "unreviewed"
     if decision is not None:
-        status = STATUS.get(decision.decision, "rejected") + (f" ({e(decision.reason)})" if decision.reason else "")
+        status = STATUS.get(decision.decision, "rejected")
+        status += f" ({e(decision.reason)})" if decision.reason else ""
     facts = [f'<b>{e(row["question_type"])}</b>', f'<code>{e(row["id"])}</code>', e(row.get("generator", "")),
              e(row.get("split", "")), f"<b>{status}</b>"]
     parts = [f'<p>{" &middot; ".join(f for f in facts if f)}</p>',
@@ -478,6 +491,7 @@ def item_html(row: Mapping[str, str], excerpts: Sequence[Excerpt], decision: Dec
     for i, x in enumerate(excerpts, start=1):
         where = " &middot; ".join(s for s in (f"<code>{e(x.doc_id)}</code>", e(x.location),
                                               f"chars {x.start}-{x.end}") if s)
-        warn = "" if x.matches else ' <b style="color: #c92a2a">the reference text differs from the document here</b>'
+        warn = "" if x.matches else \
+            ' <b style="color: #c92a2a">the reference text differs from the document here</b>'
         parts.append(f"<p>excerpt {i} of {len(excerpts)}: {where}{warn}</p>{x.html()}")
     return "\n".join(parts)
