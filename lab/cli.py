@@ -360,6 +360,39 @@ def serve(
 
 @app.command()
 @handles_errors
+def review(
+    testset: Annotated[Path | None, typer.Option("--testset", help="The test set CSV (default: the testset stage's testset.csv).")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="The corpus folder it was generated from; the ingest manifest is DIR/../manifest.json (default: the ingest stage's docs folder).")] = None,
+    port: Annotated[int, typer.Option(help="Port of the app (on 127.0.0.1).")] = 2718,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file the default paths come from.")] = Path("params.yaml"),
+) -> None:
+    """Review a generated test set in the browser: accept, edit or reject each question, with its
+    excerpt highlighted in the document. Decisions go to FILE minus .csv + .review.json at once."""
+    import os
+    import sys
+
+    from lab.errors import DataError
+    from lab.stage_outputs import review_inputs
+
+    root = _root()
+    default_testset, default_corpus = review_inputs(root, params_file)
+    testset, corpus = (testset or default_testset).resolve(), (corpus or default_corpus).resolve()
+    if not testset.is_file():
+        raise DataError(f"{testset}: no test set; `dvc repro testset` writes it, or pass --testset FILE")
+    if not corpus.is_dir():
+        raise DataError(f"{corpus}: no corpus folder; `dvc repro ingest` writes it, or pass --corpus DIR")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "review.py"   # the app of this checkout of lab
+    if not notebook.is_file():
+        raise DataError(f"{notebook}: the review app is not there; run lab from its source checkout")
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--host", "127.0.0.1",
+               "--port", str(port), "--headless", "--", "--testset", str(testset), "--corpus", str(corpus)]
+    typer.echo(f"review of {testset} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)   # the app is this process from now on: Ctrl-C and SIGTERM reach it
+
+
+@app.command()
+@handles_errors
 def promote(
     bundle: Annotated[str | None, typer.Argument(help="The bundle folder (or models:/NAME/VERSION) to gate (default: the export stage's, <export out_dir>/bundle).")] = None,
     name: Annotated[str, typer.Option(help="Registered model name.")] = "lab-rag",

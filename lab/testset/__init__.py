@@ -1,0 +1,1 @@
+"""Synthetic test sets generated from a corpus, and their human review."""
