@@ -193,6 +193,12 @@ def test_a_folder_without_manifest_keeps_offsets_only_and_a_stale_manifest_is_re
     (docs / "pdf" / "guide.pdf.txt").unlink()
     with pytest.raises(DataError, match=r"records without a file: \['pdf/guide.pdf'\]"):
         folder_corpus(docs, None)
+    # another tool's manifest.json beside a plain folder is not an ingest manifest: ignored
+    (tmp_path / "manifest.json").write_text('{"name": "something else"}')
+    assert folder_corpus(tmp_path / "plain", None)["guide"]["title"] == ""
+    (tmp_path / "manifest.json").write_text('{"format": "lab.ingest-manifest", "version": 0}')
+    with pytest.raises(DataError, match="an older lab.ingest-manifest file"):
+        folder_corpus(tmp_path / "plain", None)
 
 
 def test_chroma_excerpts_indexes_the_passages_folder_corpus_serves(tmp_path: Path):

@@ -158,9 +158,19 @@ def span_fields(doc: DocumentMap, start: int, end: int) -> dict[str, Any]:
 
 
 def manifest_beside(corpus_dir: str | Path) -> Path | None:
-    """``<corpus_dir>/../manifest.json`` when it exists (an ingested corpus folder), else None."""
+    """``<corpus_dir>/../manifest.json`` when the folder was ingested, else None. A ``manifest.json``
+    of another tool there (JSON whose ``format`` is not ``lab.ingest-manifest``) is not ours and is
+    ignored; one that is not JSON is returned, so that reading it fails loudly."""
+    import json
+
     path = Path(corpus_dir).resolve().parent / MANIFEST_FILE
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return path
+    return path if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
 
 
 def _int(rec: Mapping[str, Any], key: str, where: str) -> int:
