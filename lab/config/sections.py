@@ -369,6 +369,10 @@ class ExportConfig(StageConfig):
     mode: Literal["max", "min"] = "max"
     arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
     served_name: str = Field("lab", pattern=r"^[A-Za-z0-9_.-]+$")
+    # a corpus folder the bundle serves instead of the study's paragraphs (your ingested documents:
+    # OUT/docs of `lab ingest`, whose manifest gives each passage its file, pages and section);
+    # chunked and indexed with the winner's retrieval configuration (lab.retrieval.sets.folder_corpus)
+    corpus_dir: str | None = None
     max_model_len: int = Field(2048, ge=128)
     guardrails: GuardrailPolicySpec | None = None   # the policy the gateway applies (lab.config.guardrails)
     register_model: bool = True             # a new version of `registered_model` per run
@@ -379,6 +383,8 @@ class ExportConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {"manifest": self.manifest, "predictions": self.predictions, "results": self.results}
+        if self.corpus_dir is not None:
+            out["corpus_dir"] = self.corpus_dir
         if self.cost == "relative_cost":
             out["timings"] = self.timings
         # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage

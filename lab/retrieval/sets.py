@@ -4,6 +4,8 @@
 - :func:`chroma_excerpts`: Chroma's chunking questions, question -> the chunks touching an excerpt.
 - :func:`squad_corpus`: the chunked (or paragraph) corpus of SQuAD paragraphs alone, with the same
   doc ids and texts as :func:`squad_chunks`: what a RAG arm or the serving index searches.
+- :func:`folder_corpus`: the chunked corpus of a corpus folder (your ingested documents), each
+  passage with its offsets and, from the ingest manifest, its source file, pages and section.
 - :func:`build_dataset`: the set an experiment's ``dataset`` spec and a configuration describe.
 
 They sit above chunking (they take a chunker) and below the studies, so every study and serving
@@ -31,7 +33,8 @@ from lab.config.datasets import (
 )
 from lab.data.beir import DROP_KEYS, RetrievalDataset
 from lab.data.squad import squad_articles, squad_questions
-from lab.errors import ConfigError
+from lab.errors import ConfigError, DataError
+from lab.ingest.provenance import DocumentMap, manifest_beside, read_document_maps, span_fields
 from lab.paths import resolve_path
 
 
@@ -115,8 +118,9 @@ def squad_chunks(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, chunker: Ch
 def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: Chunker) -> RetrievalDataset:
     """Chroma's chunking questions at chunk level: a chunk is relevant when it overlaps an excerpt.
 
-    Docs are the chunks of every corpus file (ids ``f"{corpus_id}#c{index}"``, no title, so the
-    corpus name gives nothing away); queries are the questions (ids ``row<N>``, the CSV data row);
+    Docs are the chunks of every corpus file as :func:`folder_corpus` builds them (ids
+    ``f"{corpus_id}#c{index}"``; no title unless the folder was ingested, so a file name gives nothing
+    away; provenance fields beside the text); queries are the questions (ids ``row<N>``, the CSV data row);
     a chunk is relevant (grade 1) when it shares at least one character with any reference excerpt
     of the question. Questions left without a relevant chunk are dropped and counted
     (``questions_without_chunk``; none with a chunker that covers all non-whitespace text).
@@ -127,17 +131,12 @@ def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: 
         A malformed row, a corpus_id without its file, or a reference whose offsets do not match
         the text (the message names the row and the offsets).
     """
-    from lab.data.benchmarks import check_references, load_corpus_folder
+    from lab.data.benchmarks import check_references
     from lab.data.qa import load_chroma
 
-    documents = load_corpus_folder(corpus_dir)
+    documents, maps = _read_folder(corpus_dir)
     questions, _ = check_references(str(corpus_dir), documents, load_chroma(Path(questions_csv)), "error")
-    corpus: dict[str, dict[str, str]] = {}
-    doc_chunks: dict[str, list[Chunk]] = {}
-    for doc_id in sorted(documents):
-        doc_chunks[doc_id] = chunker.chunk(documents[doc_id], doc_id=doc_id)
-        for c in doc_chunks[doc_id]:
-            corpus[f"{doc_id}#c{c.index}"] = {"title": "", "text": c.text}
+    corpus, doc_chunks = _folder_chunks(documents, maps, chunker)
 
     counts = dict.fromkeys(DROP_KEYS, 0)
     counts.update(questions_total=len(questions), questions_without_chunk=0)
@@ -185,6 +184,86 @@ def _chunk_docs(docs: Mapping[str, tuple[str, str]], chunker: Chunker
         for c in doc_chunks[key]:
             corpus[f"{key}#c{c.index}"] = {"title": title, "text": c.text}
     return corpus, doc_chunks
+
+
+def _read_folder(corpus_dir: str | Path) -> tuple[dict[str, str], dict[str, DocumentMap]]:
+    """The texts of a corpus folder (doc id -> text) and, when it was ingested, each document's page
+    and section map (:func:`lab.ingest.provenance.read_document_maps`; empty otherwise).
+
+    An ingested folder is read recursively (``docs/pdf/x.pdf.txt`` is ``pdf/x.pdf``), and a document
+    whose text file is empty (a scan without OCR) has no passage; any other folder as
+    :func:`lab.data.benchmarks.load_corpus_folder` reads it."""
+    from lab.config import CorpusSource
+    from lab.data.benchmarks import load_corpus_folder
+    from lab.data.corpus import load_corpus
+
+    manifest = manifest_beside(corpus_dir)
+    if manifest is None:
+        return load_corpus_folder(corpus_dir), {}
+    maps = read_document_maps(manifest)
+    folder = Path(corpus_dir).resolve()
+    loaded = load_corpus(CorpusSource(name=folder.name, path=str(folder), glob="**/*.txt"), folder.parent,
+                         on_bad_file="report")
+    bad = [f"{p.source}: {p.detail}" for p in loaded.problems if p.kind not in ("empty", "utf8_bom")]
+    if bad:
+        raise DataError(f"{corpus_dir}: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+    documents = {d.id: d.text for d in loaded.documents}
+    extra = sorted(set(documents) - set(maps))
+    missing = sorted(d for d in set(maps) - set(documents) if not (folder / f"{d}.txt").is_file())
+    if extra or missing:
+        raise DataError(f"{manifest}: does not describe the corpus folder {corpus_dir} (files without a record: "
+                        f"{extra[:5]}, records without a file: {missing[:5]}); ingest again")
+    for doc_id, text in documents.items():
+        chars = maps[doc_id].chars
+        if chars is not None and chars != len(text):
+            raise DataError(f"{manifest}: {doc_id} has {chars} characters in the manifest and {len(text)} in its "
+                            "text file: the page map does not fit the text; ingest again")
+    return documents, maps
+
+
+def _folder_chunks(documents: Mapping[str, str], maps: Mapping[str, DocumentMap], chunker: Chunker | None
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, list[Chunk]]]:
+    """:func:`folder_corpus` of a folder's texts and maps (:func:`_read_folder`), and each
+    document's chunks (a chunker of None: the whole document as its one chunk)."""
+    corpus: dict[str, dict[str, Any]] = {}
+    doc_chunks: dict[str, list[Chunk]] = {}
+    for doc_id in sorted(documents):
+        text = documents[doc_id]
+        doc = maps.get(doc_id)
+        if chunker is None:
+            chunks = [Chunk(doc_id, 0, len(text), text, 0)] if text.strip() else []
+        else:
+            chunks = chunker.chunk(text, doc_id=doc_id)
+        doc_chunks[doc_id] = chunks
+        for c in chunks:
+            record: dict[str, Any] = {"title": doc.title if doc is not None else "", "text": c.text,
+                                      "doc_id": doc_id, "start": c.start, "end": c.end}
+            if doc is not None:
+                record.update(span_fields(doc, c.start, c.end))
+            corpus[doc_id if chunker is None else f"{doc_id}#c{c.index}"] = record
+    return corpus, doc_chunks
+
+
+def folder_corpus(corpus_dir: str | Path, chunker: Chunker | None) -> dict[str, dict[str, Any]]:
+    """Passage id -> passage for a corpus folder (one ``.txt`` file per document, doc id = its path
+    minus ``.txt``), documents in id order, each chunked by ``chunker`` (ids ``f"{doc_id}#c{index}"``)
+    or, without one, whole (id = doc id).
+
+    A passage is ``{"title", "text", "doc_id", "start", "end"}`` (``text == document[start:end]``).
+    When the folder was ingested (``<corpus_dir>/../manifest.json``, :mod:`lab.ingest.provenance`),
+    ``title`` is the document's title and the passage also carries ``source`` (the original file),
+    ``pages`` (``[first, last]``, PDF) and ``section`` (the innermost heading, HTML/DOCX/Markdown)
+    where known; otherwise ``title`` is "" (Chroma's corpora: the file name would give the answer
+    away). :func:`chroma_excerpts` builds its documents with the same code, so a bundle's index is
+    the one the studies evaluated.
+
+    Raises
+    ------
+    DataError
+        An unreadable file, a malformed or stale manifest (a document it lacks or one whose length
+        differs from its text file).
+    """
+    return _folder_chunks(*_read_folder(corpus_dir), chunker)[0]
 
 
 def squad_corpus(paragraphs: Mapping[str, Mapping[str, str]], chunker: Chunker | None) -> dict[str, dict[str, str]]:
