@@ -18,11 +18,11 @@ Kinds, in the order the report's sentence ranks them:
 ``exact_duplicate`` / ``near_duplicate``
     ``duplicate_of`` (same source bytes); pairs of files whose *normalised* text (line-end hyphens
     joined, repeated header/footer lines and digits dropped) has word-shingle Jaccard >=
-    ``near_duplicate_threshold``: :func:`lab.data.quality.near_duplicates` (MinHash LSH, every pair
+    ``near_duplicate_threshold``: :func:`lab.data.textchecks.near_duplicates` (MinHash LSH, every pair
     verified exactly), so the same report as PDF and DOCX is found although the PDF's text carries
     page headers and numbers. The detail names both formats.
 ``replacement_char`` / ``mojibake``
-    U+FFFD on a page; a page ftfy's encoding repairs would change (:func:`lab.data.quality.mojibake`).
+    U+FFFD on a page; a page ftfy's encoding repairs would change (:func:`lab.data.textchecks.mojibake`).
 ``other_language`` / ``unknown_language``
     A file whose language differs from the corpus's most common one; a file with fewer than
     ``language_min_chars`` non-space characters or no confident language.
@@ -64,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lab.config import CorpusSource, DataQualityConfig
 from lab.data.corpus import Document, read_text
-from lab.data.quality import mojibake, near_duplicates, word_shingles
+from lab.data.textchecks import mojibake, near_duplicates, word_shingles
 from lab.errors import DataError
 from lab.versioned import read_versioned
 
