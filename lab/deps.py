@@ -53,13 +53,13 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def code_deps_root(root: Path, lab_dir: Path = LAB_DIR) -> Path | None:
-    """The folder holding the ``lab`` package when the project at ``root`` lives in the same
-    repository as lab's sources (the repository itself, or a project in one of its subfolders):
-    then a stage depends on the lab sources it runs. None for a project elsewhere (``lab init``),
-    where lab is an installed package and its version, not its files, names the code."""
-    code_root = Path(os.path.abspath(lab_dir)).parent
-    repo = repo_root(root)
-    return code_root if repo is not None and repo == repo_root(code_root) else None
+    """The folder at or above ``root`` whose ``lab`` is the package running now: lab's own
+    repository (the project itself, or a project in one of its subfolders). Its stages then depend
+    on the lab sources they run. None for a project elsewhere (``lab init``), where lab is an
+    installed package and its version, not its files, names the code."""
+    here = Path(os.path.abspath(root))
+    real = lab_dir.resolve()
+    return next((f for f in (here, *here.parents) if (f / "lab").is_dir() and (f / "lab").resolve() == real), None)
 
 
 def stage_notebook(cmd: str) -> str | None:
@@ -150,9 +150,10 @@ def stage_deps(stage: str, cmd: str, root: Path, params_file: str = "params.yaml
     if not nb_path.is_file():
         raise ConfigError(f"dvc.yaml: stage {stage!r}: notebook {nb} does not exist")
     code: list[Path] = []
-    if code_deps_root(root, lab_dir) is not None:
-        code = closure(sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES) | stage_modules(stage)),
-                       lab_dir)
+    home = code_deps_root(root, lab_dir)
+    if home is not None:
+        code = [home / "lab" / p.relative_to(lab_dir) for p in closure(
+            sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES) | stage_modules(stage)), lab_dir)]
     # code paths as the project names them (``lab/...`` at lab's own root, ``../../lab/...`` below it)
     deps = [nb, *(_rel(p, root) for p in code), *data_deps(stage, root, params_file)]
     return list(dict.fromkeys(deps))
