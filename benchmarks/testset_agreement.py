@@ -29,7 +29,8 @@ Unanswerable rows (no references) are skipped and counted; bad rows are errors n
 
 JSON keys: ``kendall_tau``, ``tau_ci``, ``pairwise_agreement``, ``pairwise_agreement_significant``,
 ``n_configs``, ``n_human``, ``n_synthetic``, ``generator``, and ``configs`` (per configuration: both
-means and ranks), ``n_significant_pairs``, ``pairwise_agreement_ci``, the inputs' ``counts``,
+means and ranks), ``n_significant_pairs``, ``tau_ci_bc`` (bias-corrected: the percentile CI of a rank
+statistic sits below its point), ``tau_bootstrap_median``, ``pairwise_agreement_ci``, the inputs' ``counts``,
 ``metric``, ``settings``, ``seconds``, ``cores_shared``, ``command``; with ``--halves`` also
 ``halves_repeats`` (tau over ``--halves-repeats`` other seeded splits).
 """
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "pairwise_agreement_significant": stats["pairwise_agreement_significant"],
         "n_configs": stats["n_configs"], "n_human": len(human_ids), "n_synthetic": len(synth_ids),
         "generator": generator,
+        "tau_ci_bc": stats["tau_ci_bc"], "tau_bootstrap_median": stats["tau_median"],
         "pairwise_agreement_ci": stats["pairwise_agreement_ci"], "n_pairs": stats["n_pairs"],
         "n_significant_pairs": stats["n_significant_pairs"],
         "n_pairs_tied_human": stats["n_pairs_tied_human"], "n_pairs_tied_synthetic": stats["n_pairs_tied_synthetic"],
@@ -292,4 +294,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lab.errors import LabError
+
+    try:
+        sys.exit(main())
+    except LabError as exc:  # bad input: the message names the file and row; no traceback
+        sys.exit(f"error: {exc}")

@@ -97,6 +97,9 @@ def test_bootstrap_ci_holds_point_and_is_deterministic():
     assert lo <= point <= hi
     assert -1.0 <= lo <= hi <= 1.0
     assert one["n_undefined"] == 0
+    bc_lo, bc_hi = one["tau_ci_bc"]
+    assert -1.0 <= bc_lo <= bc_hi <= 1.0 and bc_hi >= hi  # the correction moves a below-point CI up
+    assert one["tau_median"] <= point
 
 
 def test_bootstrap_counts_undefined_resamples():
@@ -330,3 +333,14 @@ def test_benchmark_without_generator_says_pass_synthetic(tiny, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "lab.testset.generate", None)  # as if the module were absent
     with pytest.raises(SystemExit, match="pass --synthetic FILE"):
         script.main(_args(tiny, tmp_path / "x.json"))
+
+
+def test_bias_corrected_interval_is_percentile_when_unbiased():
+    from lab.metrics.ranking import _bc_interval
+
+    draws = np.linspace(-1.0, 1.0, 2001)  # half below the point 0, half above
+    assert _bc_interval(draws, 0.0, 0.025, 0.975) == pytest.approx(np.quantile(draws, [0.025, 0.975]).tolist())
+    below = draws - 0.3  # the resamples sit below the point: the interval moves up
+    lo, hi = _bc_interval(below, 0.0, 0.025, 0.975)
+    assert lo > np.quantile(below, 0.025) and hi > np.quantile(below, 0.975)
+    assert _bc_interval(draws, None, 0.025, 0.975) is None
