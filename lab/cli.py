@@ -391,6 +391,26 @@ def review(
     os.execv(sys.executable, command)   # the app is this process from now on: Ctrl-C and SIGTERM reach it
 
 
+@app.command("init")
+@handles_errors
+def init(
+    dest: Annotated[Path, typer.Argument(help="The new project folder (must not exist, or be empty).")],
+    docs: Annotated[Path, typer.Option("--docs", help="Your documents: a folder (walked recursively) or a file.")],
+    questions: Annotated[Path | None, typer.Option("--questions", help="Your own questions: CSV or JSONL with question, answer and optionally source.")] = None,
+    link: Annotated[bool, typer.Option("--link", help="Use the documents in place instead of copying them into data/docs.")] = False,
+    git: Annotated[bool, typer.Option("--git/--no-git", help="git init + dvc init + a first commit.")] = True,
+    n: Annotated[int, typer.Option("--n", min=1, help="Synthetic questions to generate (testset.n).")] = 100,
+    reference: Annotated[Path | None, typer.Option("--reference", help="lab's reference data folder (default: this checkout's data/).")] = None,
+) -> None:
+    """Scaffold a lab project for your own documents: params.yaml pointing at them, the pipeline
+    ingest -> data_quality -> testset -> chunking_study -> retrieval_sweep -> finetune_comparison ->
+    judge_eval -> export, notebooks and a README; then `cd DEST && dvc repro`."""
+    from lab.scaffold import init_project
+
+    report = init_project(dest, docs, questions, link=link, git=git, n_questions=n, reference_dir=reference)
+    typer.echo(report.summary())
+
+
 @app.command()
 @handles_errors
 def promote(
