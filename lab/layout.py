@@ -57,10 +57,10 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
               "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
-            "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, and the "
-            "CLI (parses and calls)",
+            "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
+            "`lab init`'s project scaffold, and the CLI (parses and calls)",
      ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.stages", "lab.stage_outputs",
-      "lab.cli")),
+      "lab.scaffold", "lab.cli")),
 ]
 
 #: The folder the stages write their outputs under (params.yaml's ``out_dir`` values).
