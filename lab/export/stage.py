@@ -176,7 +176,7 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
     """
     import pandas as pd
 
-    from lab.retrieval.sets import config_chunker, squad_corpus
+    from lab.retrieval.sets import config_chunker, rag_corpus
     from lab.tracking import dvc_data_hashes, git_state
 
     root = paths.root
@@ -201,7 +201,7 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
         raise ExportError(f"{cfg.manifest}: the study ran no retrieving arm, and the server answers with "
                           "retrieved sources; add rag or lora_rag to finetune_comparison.arms")
     config = manifest.retrieval["config"]
-    corpus = squad_corpus(manifest.paragraphs(), config_chunker(config))
+    corpus = rag_corpus(manifest.corpus_kind, manifest.paragraphs(), config_chunker(config))
     eval_items = _eval_items(manifest, preds[choice.arm])
     git = git_state(root)
     identity = json.dumps([choice.arm, asdict(model), manifest.retrieval, arm.prompt_version, arm.generation,
