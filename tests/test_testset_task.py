@@ -470,13 +470,12 @@ def test_the_yaml_examples_of_the_stage_pages_validate():
     import re
 
     import yaml
-
     from conftest import REPO
 
     for page, section, model in (("finetune_comparison", "finetune_comparison", FinetuneComparisonConfig),
                                  ("judge_eval", "judge_eval", JudgeEvalConfig)):
         text = (REPO / "docs" / "stages" / f"{page}.md").read_text(encoding="utf-8")
-        blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+        blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
         mine = [b[section] for b in blocks if isinstance(b, dict) and "task" in b.get(section, {})]
         assert mine, page
         for b in mine:

@@ -1,10 +1,10 @@
 """A test set as the studies read it: the ``testset`` stage's CSV with its human review applied, and
 the review's decisions as human labels for the judges.
 
-- :func:`read_testset_items`: the reviewed set (CONTRACT: rejected items gone, edits applied) through
-  :func:`lab.testset.review.reviewed_rows` where that module is installed; without it, the CSV as
-  written (and an error when a review file exists that nothing here can apply). Rows are parsed by
-  the one test set row parser, :func:`lab.data.qa.testset_item`.
+- :func:`read_testset_items`: where a review file sits beside the CSV, the reviewed set (CONTRACT:
+  rejected items gone, edits applied) through :func:`lab.testset.review.reviewed_rows` (an error when
+  that module is not installed: a review is never ignored in silence); without one, the CSV as
+  written. Rows are parsed by the one test set row parser, :func:`lab.data.qa.testset_item`.
 - :func:`review_labels`: every decided item as a (question, excerpt, answer) triple labelled "does
   the excerpt support the answer" (:class:`lab.data.halueval.JudgedItem`, ``label`` 1 = unsupported,
   as the judges' grounded task has it).
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ REVIEW_MODULE = "lab.testset.review"
 def review_path(testset_csv: str | Path) -> Path:
     """The review decisions file of a test set: ``FILE`` minus ``.csv`` plus ``.review.json``."""
     p = Path(testset_csv)
-    return p.with_name((p.name[:-4] if p.name.endswith(".csv") else p.name) + ".review.json")
+    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
 
 
 def _missing(path: Path) -> DataError:
@@ -74,7 +75,7 @@ def _row(rec: Any) -> Any:
     """A reviewed row's blank cells as "" (a reader may give None or NaN where the CSV had nothing)."""
     if not isinstance(rec, dict):
         return rec
-    return {k: "" if v is None or (isinstance(v, float) and v != v) else v for k, v in rec.items()}
+    return {k: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v for k, v in rec.items()}
 
 
 def read_testset_items(testset_csv: str | Path) -> TestsetItems:
@@ -90,17 +91,17 @@ def read_testset_items(testset_csv: str | Path) -> TestsetItems:
     if not path.is_file():
         raise _missing(path)
     review = review_path(path)
+    if not review.is_file():
+        return TestsetItems(path, load_testset(path), reviewed=False)
     reviewed_rows = _reviewer()
     if reviewed_rows is None:
-        if review.is_file():
-            raise DataError(f"{review}: review decisions exist for {path}, but {REVIEW_MODULE} (which applies "
-                            "them) is not installed; install lab with its testset package, or move the review "
-                            "file away to use the set unreviewed")
-        return TestsetItems(path, load_testset(path), reviewed=False)
+        raise DataError(f"{review}: review decisions exist for {path}, but {REVIEW_MODULE} (which applies "
+                        "them) is not installed; install lab with its testset package, or move the review "
+                        "file away to use the set unreviewed")
     items = [testset_item(_row(rec), f"{path}: item {rec.get('id') if isinstance(rec, dict) else i}")
              for i, rec in enumerate(reviewed_rows(path), start=1)]
     check_unique_ids(items, str(path))
-    return TestsetItems(path, items, reviewed=review.is_file())
+    return TestsetItems(path, items, reviewed=True)
 
 
 def read_decisions(testset_csv: str | Path) -> list[dict[str, Any]]:
