@@ -4,13 +4,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_serializer, model_validator
 
 from lab.config.base import SECTIONS, StageConfig, StrictModel
 from lab.config.generation import BackendSpec, GenerationSpec
 from lab.config.guardrails import GuardrailPolicySpec
+from lab.config.tasks import (
+    SQUAD_KEYS,
+    AnswersSource,
+    FinetuneTask,
+    SquadSource,
+    fold_squad_keys,
+    task_paths,
+    unfold_squad_task,
+)
 from lab.config.training import TrainedJudgeSpec, TrainingSpec
 
 
@@ -199,12 +208,18 @@ Arm = Literal["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora
 
 @SECTIONS.register("finetune_comparison")
 class FinetuneComparisonConfig(StageConfig):
-    """Section ``finetune_comparison``: the domain QA task, the arms, and their training/generation."""
+    """Section ``finetune_comparison``: the domain QA task, the arms, and their training/generation.
+
+    ``task`` is SQuAD articles (written as top-level ``paragraphs``, ``qa``, ``titles``) or a test set
+    (``task: {kind: testset, questions, corpus_dir}``); see :mod:`lab.config.tasks`. ``n_train`` and
+    ``n_heldout`` are the split sizes of a SQuAD task and caps on a test set's splits.
+    """
+
+    #: top-level keys read as a SQuAD task (listed among the allowed keys in errors)
+    SHORTHAND_KEYS: ClassVar[tuple[str, ...]] = SQUAD_KEYS
 
     model: str = "smollm2-135m-instruct"
-    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"
-    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"
-    titles: list[str] = Field(min_length=1)
+    task: FinetuneTask
     n_train: int = Field(200, ge=1)
     n_heldout: int = Field(60, ge=1)
     seed: int = 0
@@ -217,6 +232,15 @@ class FinetuneComparisonConfig(StageConfig):
     n_resamples: int = Field(10_000, ge=100)   # bootstrap resamples (and sign flips) per CI / test
     out_dir: str = "results/finetune_comparison"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _squad_shorthand(cls, data: Any) -> Any:
+        return fold_squad_keys(data, SQUAD_KEYS, required=("titles",))
+
+    @model_serializer(mode="wrap")
+    def _dump_squad_flat(self, handler: Any) -> dict[str, Any]:
+        return unfold_squad_task(handler(self))
+
     @model_validator(mode="after")
     def _unique_arms(self) -> "FinetuneComparisonConfig":
         dup = sorted({a for a in self.arms if self.arms.count(a) > 1})
@@ -225,7 +249,7 @@ class FinetuneComparisonConfig(StageConfig):
         return self
 
     def paths(self) -> dict[str, str]:
-        out = {"paragraphs": self.paragraphs, "qa": self.qa}
+        out = task_paths(self.task)
         if any(a in ("rag", "lora_rag") for a in self.arms):
             out["winner"] = self.winner
         return out
@@ -321,6 +345,24 @@ class RagasJudgeSpec(StrictModel):
     max_new_tokens: int = Field(384, ge=16)
 
 
+#: Reject reasons that say the excerpt does not support the item (compared normalised: lower case,
+#: the part before any ':', runs of other characters as '_'); other reasons (wording, duplicates...)
+#: are no grounding label, and their items are left out of the agreement and counted.
+UNSUPPORTED_REASONS = ("unsupported", "not_supported", "not_in_excerpt", "not_in_context", "not_in_source",
+                       "not_grounded", "ungrounded", "wrong_answer", "incorrect_answer", "hallucinated",
+                       "hallucination", "not_answerable_from_excerpt")
+
+
+class ReviewedLabels(StrictModel):
+    """A reviewed test set as human labels of "the excerpt supports the question's answer"
+    (:mod:`lab.handoff.reviewed_set`): accept and edit = supported, reject with one of
+    ``unsupported_reasons`` = not supported, any other reject reason = left out (counted)."""
+
+    questions: str = Field(min_length=1)
+    corpus_dir: str = Field(min_length=1)
+    unsupported_reasons: list[str] = Field(list(UNSUPPORTED_REASONS), min_length=1)
+
+
 @SECTIONS.register("judge_eval")
 class JudgeEvalConfig(StageConfig):
     """Section ``judge_eval``: judges calibrated against human labels, then the fine-tune arms scored."""
@@ -333,11 +375,28 @@ class JudgeEvalConfig(StageConfig):
     mlflow_evaluate: bool = True              # the default judges as MLflow GenAI scorers on that sample
     agreement_bar: float = Field(0.4, ge=-1, le=1)          # Cohen's kappa below this is flagged
     answers: str | None = "results/finetune_comparison/predictions.jsonl"   # the fine-tune arms' answers
-    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"       # their source passages, the
-    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"                        # context answers are judged against
+    # the context each answer is judged against: its SQuAD paragraph (top-level `paragraphs`, `qa`,
+    # the default) or its test set question's reference excerpts (task: {kind: testset, ...})
+    task: AnswersSource = SquadSource()
+    reviewed: ReviewedLabels | None = None    # human labels from a reviewed test set: each judge's agreement
     n_resamples: int = Field(2000, ge=100)
     seed: int = 0
     out_dir: str = "results/judge_eval"
+
+    #: top-level keys read as the SQuAD source of the answers (listed among the allowed keys in errors)
+    SHORTHAND_KEYS: ClassVar[tuple[str, ...]] = ("paragraphs", "qa")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _squad_shorthand(cls, data: Any) -> Any:
+        return fold_squad_keys(data, ("paragraphs", "qa"))
+
+    @model_serializer(mode="wrap")
+    def _dump_flat(self, handler: Any) -> dict[str, Any]:
+        out = unfold_squad_task(handler(self))
+        if out.get("reviewed") is None:   # absent, as before the key existed (the params hash)
+            out.pop("reviewed", None)
+        return out
 
     @model_validator(mode="after")
     def _unique_names(self) -> "JudgeEvalConfig":
@@ -351,7 +410,9 @@ class JudgeEvalConfig(StageConfig):
         out = {"data.grounded_train": self.data.grounded_train, "data.grounded_eval": self.data.grounded_eval,
                "data.general": self.data.general}
         if self.answers:
-            out.update({"answers": self.answers, "paragraphs": self.paragraphs, "qa": self.qa})
+            out.update({"answers": self.answers, **task_paths(self.task)})
+        if self.reviewed is not None:
+            out.update({"reviewed.questions": self.reviewed.questions, "reviewed.corpus_dir": self.reviewed.corpus_dir})
         return out
 
 

@@ -176,7 +176,7 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
     """
     import pandas as pd
 
-    from lab.retrieval.sets import config_chunker, folder_corpus, squad_corpus
+    from lab.retrieval.sets import config_chunker, folder_corpus, rag_corpus
     from lab.tracking import dvc_data_hashes, git_state
 
     root = paths.root
@@ -201,8 +201,8 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
         raise ExportError(f"{cfg.manifest}: the study ran no retrieving arm, and the server answers with "
                           "retrieved sources; add rag or lora_rag to finetune_comparison.arms")
     config = manifest.retrieval["config"]
-    if cfg.corpus_dir is None:   # the paragraphs the study's RAG arms searched
-        corpus = squad_corpus(manifest.paragraphs(), config_chunker(config))
+    if cfg.corpus_dir is None:   # the passages the study's RAG arms searched
+        corpus = rag_corpus(manifest.corpus_kind, manifest.paragraphs(), config_chunker(config))
     else:                        # a corpus folder: its passages carry their file, pages and section
         corpus = folder_corpus(paths.of(cfg.corpus_dir), config_chunker(config))
         if not corpus:

@@ -6,6 +6,8 @@
   doc ids and texts as :func:`squad_chunks`: what a RAG arm or the serving index searches.
 - :func:`folder_corpus`: the chunked corpus of a corpus folder (your ingested documents), each
   passage with its offsets and, from the ingest manifest, its source file, pages and section.
+- :func:`documents_corpus`: the chunked corpus of documents given as a mapping (each chunked alone);
+  :func:`rag_corpus` picks it or :func:`squad_corpus` by a domain task's ``corpus_kind``.
 - :func:`build_dataset`: the set an experiment's ``dataset`` spec and a configuration describe.
 
 They sit above chunking (they take a chunker) and below the studies, so every study and serving
@@ -276,6 +278,35 @@ def squad_corpus(paragraphs: Mapping[str, Mapping[str, str]], chunker: Chunker |
         return {pid: {"title": title.replace("_", " "), "text": text} for pid, title, text in triples}
     docs, _ = _squad_docs(triples, "article")
     return _chunk_docs(docs, chunker)[0]
+
+
+def documents_corpus(documents: Mapping[str, Mapping[str, str]], chunker: Chunker | None) -> dict[str, dict[str, str]]:
+    """Doc id -> ``{"title", "text"}`` for whole documents (id -> ``{"title", "text"}``, e.g.
+    :func:`lab.data.benchmarks.corpus_documents`): with a chunker, each document's chunks (ids
+    ``f"{doc_id}#c{index}"``, as :func:`chroma_excerpts` names them, the document's title kept, as
+    :func:`squad_corpus` keeps an article's); without one, each document whole."""
+    docs = {doc_id: (d["title"], d["text"]) for doc_id, d in documents.items()}
+    if chunker is None:
+        return {doc_id: {"title": title, "text": text} for doc_id, (title, text) in docs.items()}
+    return _chunk_docs(docs, chunker)[0]
+
+
+#: How a domain task's ``paragraphs`` become RAG passages (:attr:`lab.data.domain.DomainTask.corpus_kind`).
+RAG_CORPORA = {"squad": squad_corpus, "documents": documents_corpus}
+
+
+def rag_corpus(kind: str, paragraphs: Mapping[str, Mapping[str, str]], chunker: Chunker | None
+               ) -> dict[str, dict[str, str]]:
+    """The passages a RAG arm (and the served bundle) searches: :data:`RAG_CORPORA` ``[kind]``.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind (the message lists the kinds).
+    """
+    if kind not in RAG_CORPORA:
+        raise ValueError(f"unknown corpus kind {kind!r}; kinds: {', '.join(RAG_CORPORA)}")
+    return RAG_CORPORA[kind](paragraphs, chunker)
 
 
 # --------------------------------------------------------------------------- dataset specs
