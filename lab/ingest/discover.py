@@ -71,7 +71,8 @@ def _prefixes(roots: list[Path]) -> list[str]:
 
 
 def discover(sources: list[str | Path], suffixes: dict[str, str], include: tuple[str, ...] = (),
-             exclude: tuple[str, ...] = (), skip_dirs: tuple[Path, ...] = ()) -> tuple[list[SourceFile], list[SkippedFile]]:
+             exclude: tuple[str, ...] = (), skip_dirs: tuple[Path, ...] = (),
+             base: Path | None = None) -> tuple[list[SourceFile], list[SkippedFile]]:
     """The files under ``sources`` to ingest, sorted by id, and what was left out.
 
     Parameters
@@ -84,28 +85,33 @@ def discover(sources: list[str | Path], suffixes: dict[str, str], include: tuple
         Globs (module docstring).
     skip_dirs:
         Folders never walked into (the output folder, when it lies under a source).
+    base:
+        Folder relative sources are read from (the project root for the DVC stage); the manifest
+        keeps them as given. None: the working directory.
 
     Raises
     ------
     DataError
         A source that does not exist, two roots with the same folder name, or two files with one id.
     """
-    roots = [Path(s) for s in sources]
-    for r in roots:
+    given = [Path(s) for s in sources]
+    roots = [base / r if base is not None and not r.is_absolute() else r for r in given]
+    for g, r in zip(given, roots, strict=True):
         if not r.exists():
-            raise DataError(f"{r}: no such file or folder (a source to ingest); check the path")
+            raise DataError(f"{g}: no such file or folder (a source to ingest){f' under {base}' if base else ''}; "
+                            "check the path")
     prefixes = _prefixes(roots)
     several = len(roots) > 1
     skip = {p.resolve() for p in skip_dirs}
     files: list[SourceFile] = []
     skipped: list[SkippedFile] = []
-    for root, prefix in zip(roots, prefixes, strict=True):
+    for root, shown, prefix in zip(roots, given, prefixes, strict=True):
         if root.is_dir():
-            found = _walk(root, skip, skipped)
-            root_str = str(root)
+            root_str = str(shown)
+            found = _walk(root, root_str, skip, skipped)
         else:
             found = [(root, root.name)]
-            root_str = str(root.parent)
+            root_str = str(shown.parent)
         for path, rel in found:
             reason = _excluded(rel, path, suffixes, include, exclude)
             if reason:
@@ -137,13 +143,12 @@ def _excluded(rel: str, path: Path, suffixes: dict[str, str], include: tuple[str
     return None
 
 
-def _walk(root: Path, skip: set[Path], skipped: list[SkippedFile]) -> list[tuple[Path, str]]:
+def _walk(root: Path, root_str: str, skip: set[Path], skipped: list[SkippedFile]) -> list[tuple[Path, str]]:
     """``(path, relative path)`` of every file under ``root``, following symlinks but entering each
     real folder once (a symlink loop or a second link to a folder already walked is listed as
     skipped); hidden entries (``.name``) and ``skip`` folders are listed as skipped."""
     out: list[tuple[Path, str]] = []
     seen = {root.resolve()}
-    root_str = str(root)
 
     def rel(p: str) -> str:
         return Path(os.path.relpath(p, root)).as_posix()

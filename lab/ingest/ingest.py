@@ -157,7 +157,7 @@ def previous_manifest(out: Path) -> Manifest | None:
 
 def collect(sources: list[str | Path], options: IngestOptions | None = None, *,
             cache: ExtractionCache | None = None, progress: ProgressMode = "auto",
-            skip_dirs: tuple[Path, ...] = ()) -> Ingestion:
+            skip_dirs: tuple[Path, ...] = (), base: Path | None = None) -> Ingestion:
     """Extract every file under ``sources`` (or take it from the cache).
 
     Parameters
@@ -172,6 +172,9 @@ def collect(sources: list[str | Path], options: IngestOptions | None = None, *,
         ``auto``, ``bar``, ``lines`` or ``off`` (:class:`lab.ingest.progress.IngestProgress`).
     skip_dirs:
         Folders not to walk into (the output folder).
+    base:
+        Folder relative ``sources`` are read from (default: the working directory); the manifest
+        and messages name them as given.
 
     Raises
     ------
@@ -186,7 +189,7 @@ def collect(sources: list[str | Path], options: IngestOptions | None = None, *,
         from lab.ingest.ocr import check_available
 
         check_available(options.ocr_lang)
-    files, skipped = discover(sources, suffix_map(), options.include, options.exclude, skip_dirs)
+    files, skipped = discover(sources, suffix_map(), options.include, options.exclude, skip_dirs, base)
     if not files:
         why = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5]) or "the sources are empty"
         raise DataError(f"no file to ingest under {', '.join(map(str, sources))} ({len(skipped)} skipped: {why})")
