@@ -3,7 +3,7 @@
 A PDF page's text starts and ends with what the layout repeats on every page: the document title,
 a logo's text, "fedramp.gov page 7". Left in, each repeat becomes a passage a retriever can match
 and a chunk boundary the text never had. A line is removed when it is among the first or last
-:data:`EDGE_LINES` non-blank lines of its page and either
+:data:`EDGE_LINES` non-blank lines of its page (fewer on short pages) and either
 
 - it is a page number (``7``, ``Page 7``, ``7 of 40``, ``- 7 -``, ``vii``): kind ``page_numbers``; or
 - the same line, digits ignored (so ``page 7`` and ``page 8`` are one line), sits at a page edge on
@@ -40,9 +40,11 @@ def _key(line: str) -> str:
 
 
 def _edges(lines: list[str]) -> list[int]:
-    """Indexes of the first and last :data:`EDGE_LINES` non-blank lines."""
+    """Indexes of the first and last :data:`EDGE_LINES` non-blank lines (fewer on a short page: a
+    quarter of its lines, at least one, so a page of a few lines keeps its body)."""
     filled = [i for i, line in enumerate(lines) if line.strip()]
-    return sorted(set(filled[:EDGE_LINES] + filled[-EDGE_LINES:]))
+    k = max(1, min(EDGE_LINES, len(filled) // 4))
+    return sorted(set(filled[:k] + filled[-k:]))
 
 
 def strip_page_furniture(pages: list[list[str]]) -> tuple[list[list[str]], dict[str, int]]:

@@ -158,7 +158,7 @@ def _walk(root: Path, root_str: str, skip: set[Path], skipped: list[SkippedFile]
                                    reason=f"cannot be listed ({err.strerror or err}); check its permissions"))
 
     for folder, dirs, names in os.walk(root, followlinks=True, onerror=on_error):
-        dirs.sort()
+        dirs.sort(key=lambda d: (os.path.islink(os.path.join(folder, d)), d))   # real folders before links
         keep = []
         for d in dirs:
             full = os.path.join(folder, d)
@@ -179,7 +179,7 @@ def _walk(root: Path, root_str: str, skip: set[Path], skipped: list[SkippedFile]
             else:
                 seen.add(real)
                 keep.append(d)
-        dirs[:] = keep
+        dirs[:] = sorted(keep)
         for name in sorted(names):
             full = os.path.join(folder, name)
             if name.startswith("."):
