@@ -141,5 +141,11 @@ def normalize(text: str) -> str:
     for old, new in _REPLACE:
         if old in text:
             text = text.replace(old, new)
-    text = _TRAILING_SPACE.sub("", text)
-    return _BLANK_LINES.sub("\n\n", text).strip("\n")
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t", "\f", "\v")) or "\f" in text or "\v" in text:
+        text = _TRAILING_SPACE.sub("", text)   # (the checks first: the regex is most of the cost of a page)
+    return collapse_blank_lines(text).strip("\n")
+
+
+def collapse_blank_lines(text: str) -> str:
+    """``text`` with runs of blank lines cut to one blank line."""
+    return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text

@@ -29,6 +29,7 @@ from lab.ingest.formats.base import (
     PageCallback,
     clean_title,
     close_sections,
+    collapse_blank_lines,
     normalize,
 )
 from lab.ingest.manifest import PageSpan
@@ -55,6 +56,11 @@ def _open_error(exc: Any, path: Path) -> str:
                 f"({exc}); get a complete copy of the file (an interrupted download or copy truncates it)")
     return (f"damaged PDF: PDFium cannot read it ({exc}); re-save it from a PDF viewer or repair it "
             "(`qpdf IN.pdf OUT.pdf`) and ingest the copy")
+
+
+def _join(lines: list[str]) -> str:
+    """A page's lines (already normalised) as its text: removing lines may leave blank runs."""
+    return collapse_blank_lines("\n".join(lines).strip("\n"))
 
 
 def _has_image(page: Any) -> bool:
@@ -117,7 +123,7 @@ class PdfExtractor:
         pages, counts = strip_page_furniture(pages)
         for kind, k in counts.items():
             ex.count(kind, k)
-        texts = [normalize("\n".join(lines)) for lines in pages]
+        texts = [_join(lines) for lines in pages]
         parts, start = [], 0
         for i, text in enumerate(texts):
             chunk = text + (_PAGE_SEPARATOR if i < len(texts) - 1 and text else "")
