@@ -156,8 +156,8 @@ def raw_file(path: Path) -> tuple[str, int]:
 CANDIDATES: dict[str, list[tuple[str, str, Callable[[Path], tuple[str, int]] | str]]] = {
     "pdf": [("lab (pypdfium2)", "pypdfium2", "lab"), ("pypdfium2 plain", "pypdfium2", pdfium_plain),
             ("pypdf", "pypdf", pypdf_text), ("pdfplumber", "pdfplumber", pdfplumber_text)],
-    "html": [("lab (trafilatura)", "trafilatura", "lab"), ("selectolax <main>", "selectolax", selectolax_main),
-             ("selectolax <body>", "selectolax", selectolax_body)],
+    "html": [("lab (trafilatura)", "trafilatura", "lab"), ("selectolax main", "selectolax", selectolax_main),
+             ("selectolax body", "selectolax", selectolax_body)],
     "docx": [("lab (python-docx)", "python-docx", "lab"), ("python-docx iter_inner_content", "python-docx",
                                                            python_docx_plain), ("mammoth", "mammoth", mammoth_text)],
     "markdown": [("lab (markdown-it-py)", "markdown-it-py", "lab"), ("raw file", "markdown-it-py", raw_file)],
@@ -224,9 +224,9 @@ def compare(fmt: str, files: list[Path], rounds: int) -> dict[str, Any]:
         ref = runs["mammoth"][0]["texts"]
         for name, rs in runs.items():
             out["candidates"][name]["mammoth_line_recall"] = line_recall(ref, rs[0]["texts"])
-    if fmt == "html" and "selectolax <main>" in runs:
-        main = runs["selectolax <main>"][0]["chars"] or 1
-        body = runs["selectolax <body>"][0]["chars"] or 1
+    if fmt == "html" and "selectolax main" in runs:
+        main = runs["selectolax main"][0]["chars"] or 1
+        body = runs["selectolax body"][0]["chars"] or 1
         for row in out["candidates"].values():
             row["share_of_main"] = round(row["chars"] / main, 3)
             row["share_of_body"] = round(row["chars"] / body, 3)

@@ -23,7 +23,7 @@ This floor sits above ``models`` and below ``data``: it imports only the base fl
 
 from __future__ import annotations
 
-from lab.ingest.ingest import IngestOptions, Ingestion, collect, ingest
+from lab.ingest.ingest import Ingestion, IngestOptions, collect, ingest
 from lab.ingest.manifest import DocumentRecord, Manifest, read_manifest
 
 __all__ = ["DocumentRecord", "IngestOptions", "Ingestion", "Manifest", "collect", "ingest", "read_manifest"]

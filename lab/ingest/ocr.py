@@ -35,7 +35,7 @@ def tesseract_path() -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def _version(exe: str) -> str:
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
     first = (out.stdout or out.stderr).strip().splitlines()
     return first[0].split()[-1] if first else "unknown"
 
@@ -53,7 +53,7 @@ def check_available(lang: str = "eng") -> str:
     if exe is None:
         raise OcrUnavailable(f"--ocr needs the Tesseract OCR engine, which is not installed (no `tesseract` on PATH): "
                              f"{INSTALL_HINT}")
-    out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=30, check=False)
     have = {line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
     missing = [x for x in lang.split("+") if x not in have]
     if missing:
@@ -80,7 +80,7 @@ def ocr_image(image: Any, lang: str = "eng") -> str:
     image.save(buf, format="PNG")
     try:
         out = subprocess.run([exe, "stdin", "stdout", "-l", lang, "--psm", "3"], input=buf.getvalue(),
-                             capture_output=True, timeout=PAGE_TIMEOUT_S)
+                             capture_output=True, timeout=PAGE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"Tesseract took more than {PAGE_TIMEOUT_S} s") from None
     if out.returncode != 0:

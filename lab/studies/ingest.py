@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.ingest import IngestOptions, Ingestion, Manifest, collect
+from lab.ingest import Ingestion, IngestOptions, Manifest, collect
 from lab.io import write_json
 from lab.stage import StagePaths, stage
 
@@ -47,9 +47,9 @@ class IngestResult:
     def finding(self) -> str:
         s = self.ingestion.summary()
         formats = ", ".join(f"{n} {fmt}" for fmt, n in s["formats"].items())
-        lines = [f"Ingested **{s['documents']} documents** ({formats}) from {', '.join(self.sources)}: "
-                 f"{s['pages']:,} PDF pages, {s['chars']:,} characters of text in {s['with_text']} text files; "
-                 f"{s['extracted']} extracted in this run, {s['cached']} from the cache, {s['seconds']:.1f} s."]
+        lines = [(f"Ingested **{s['documents']} documents** ({formats}) from {', '.join(self.sources)}: "
+                  f"{s['pages']:,} PDF pages, {s['chars']:,} characters of text in {s['with_text']} text files; "
+                  f"{s['extracted']} extracted in this run, {s['cached']} from the cache, {s['seconds']:.1f} s.")]
         if s["scanned_pages"]:
             scans = [d.id for d in self.ingestion.documents if d.scanned_pages]
             how = (f"{s['ocr_pages']} read by OCR" if self.ingestion.options.ocr

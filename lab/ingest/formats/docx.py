@@ -47,7 +47,7 @@ class _HeadingLevels:
         self._levels: dict[str | None, int | None] = {}
 
     def __call__(self, paragraph: Any) -> int | None:
-        sid = paragraph._p.style   # noqa: SLF001 (the style id, without python-docx's slow lookup)
+        sid = paragraph._p.style
         if sid not in self._levels:
             self._levels[sid] = _style_level(paragraph.style)
         return self._levels[sid]
@@ -132,7 +132,7 @@ def _header_footer_lines(document: Any) -> int:
                      section.even_page_header, section.even_page_footer):
             if part.is_linked_to_previous:
                 continue
-            el = part._element   # noqa: SLF001 (the part's XML, to count each header once)
+            el = part._element
             if id(el) in seen:
                 continue
             seen.add(id(el))

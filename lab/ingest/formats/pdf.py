@@ -64,7 +64,7 @@ def _join(lines: list[str]) -> str:
 
 
 def _has_image(page: Any) -> bool:
-    import pypdfium2.raw as raw
+    from pypdfium2 import raw
 
     return next(iter(page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2)), None) is not None
 
@@ -94,7 +94,7 @@ class PdfExtractor:
 
     def extract(self, path: Path, options: ExtractOptions, on_page: PageCallback | None = None) -> Extraction:
         import pypdfium2 as pdfium
-        import pypdfium2.raw as raw
+        from pypdfium2 import raw
 
         try:
             pdf = pdfium.PdfDocument(str(path))
