@@ -80,7 +80,8 @@ def write_scanned_pdf(path: Path, text: str = "SCANNED CHARTER", pages: int = 1)
 
 
 def write_encrypted_pdf(path: Path, password: str = "secret") -> Path:
-    """A PDF that needs ``password`` to open (pypdf, AES-128)."""
+    """A PDF encrypted with pypdf (AES-128) that needs ``password`` to open (``""``: none, only an
+    owner password restricting what a reader may do)."""
     from pypdf import PdfReader, PdfWriter
 
     reader = PdfReader(io.BytesIO(pdf_bytes(report_pages(2))))

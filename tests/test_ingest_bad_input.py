@@ -44,6 +44,7 @@ def messy(tmp_path: Path) -> Path:
     (src / "copies").mkdir(parents=True)
     (src / "good.md").write_text("# Good\n\nA well-formed note about access control.\n", encoding="utf-8")
     write_encrypted_pdf(src / "encrypted.pdf")
+    write_encrypted_pdf(src / "owner-only.pdf", password="")         # encrypted, but opens without a password
     write_scanned_pdf(src / "scanned.pdf", pages=2)
     _mixed_pdf(src / "mixed.pdf", tmp_path)
     (src / "empty.txt").write_bytes(b"")
@@ -77,6 +78,7 @@ def test_each_bad_input_is_named_and_the_rest_is_ingested(messy, tmp_path):
     assert failed["binary.txt"].startswith(f"{messy}/binary.txt: line 2: holds NUL bytes")
 
     # read, with warnings
+    assert [w.kind for w in docs["owner-only.pdf"].warnings] == ["encrypted"] and docs["owner-only.pdf"].chars > 0
     scanned = docs["scanned.pdf"]
     assert scanned.scanned_pages == [1, 2] and scanned.text_file is None and scanned.chars == 0
     assert [(w.kind, w.page) for w in scanned.warnings] == [("scanned_page", 1), ("scanned_page", 2),

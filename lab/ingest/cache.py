@@ -20,12 +20,12 @@ from typing import Any
 
 from lab.ingest.formats.base import Extraction
 from lab.ingest.manifest import IngestWarning, PageSpan, Section
-from lab.io import write_json, write_text
+from lab.io import write_text
 
 #: Version of lab's own processing after the extractor (cleaning, boilerplate, page and section
 #: maps). Bump it when that code changes what comes out, so old entries are not reused.
 PIPELINE_VERSION = 1
-_ENTRY = "lab.ingest-cache-entry"
+_ENTRY = "lab.ingest-cache-entry/2"
 
 
 def default_dir() -> Path:
@@ -81,8 +81,8 @@ class ExtractionCache:
                 return None
             return Extraction(
                 text=text, title=data["title"],
-                pages=[PageSpan(**p) for p in data["pages"]],
-                sections=[Section(**s) for s in data["sections"]],
+                pages=[PageSpan(page=p, start=s, end=e) for p, s, e in data["pages"]],
+                sections=[Section(title=t, level=lv, start=s, end=e) for t, lv, s, e in data["sections"]],
                 scanned_pages=list(data["scanned_pages"]), ocr_pages=list(data["ocr_pages"]),
                 boilerplate=dict(data["boilerplate"]),
                 warnings=[IngestWarning(**w) for w in data["warnings"]])
@@ -94,11 +94,14 @@ class ExtractionCache:
         txt, meta = self._paths(key)
         txt.parent.mkdir(parents=True, exist_ok=True)
         write_text(txt, ex.text)
-        write_json(meta, {
+        # compact (page and section spans as arrays): the entry is read by code, and a long PDF's
+        # page map is most of it
+        write_text(meta, json.dumps({
             "format": _ENTRY, "chars": len(ex.text), "title": ex.title,
-            "pages": [p.model_dump() for p in ex.pages], "sections": [s.model_dump() for s in ex.sections],
+            "pages": [(p.page, p.start, p.end) for p in ex.pages],
+            "sections": [(s.title, s.level, s.start, s.end) for s in ex.sections],
             "scanned_pages": ex.scanned_pages, "ocr_pages": ex.ocr_pages, "boilerplate": ex.boilerplate,
-            "warnings": [w.model_dump() for w in ex.warnings]}, indent=0)
+            "warnings": [w.model_dump() for w in ex.warnings]}, separators=(",", ":"), ensure_ascii=False))
 
     def copy_text(self, key: str, dest: Path) -> None:
         """Copy the text of entry ``key`` to ``dest`` (its folder is created)."""
