@@ -74,6 +74,11 @@ def test_reingest_extracts_only_the_changed_file_and_drops_a_deleted_one(corpus,
     assert not (out / "docs" / "html").exists()
     assert "Second version" in (out / "docs" / "notes.md.txt").read_text()
 
+    shutil.rmtree(out)   # what DVC does to a stage's outputs before it runs it
+    (corpus / "readme.txt").write_text("Changed under DVC.\n", encoding="utf-8")
+    fourth, manifest = ingest([corpus], out, cache=cache, progress="off")
+    assert fourth.extracted == 1 and manifest.changes.changed == ["readme.txt"] and not manifest.changes.added
+
 
 def test_ocr_option_is_part_of_the_cache_key(corpus, tmp_path):
     cache = ExtractionCache(tmp_path / "cache")

@@ -8,6 +8,8 @@ because DVC deletes a stage's outputs before it runs it. One entry is two files 
 ``<key>.txt`` (the text) and ``<key>.json`` (the rest of the extraction), both written atomically,
 the JSON last: an entry without its JSON is not there. An unreadable entry is a miss (and is
 written again), never an error. Entries are never evicted: delete the folder to reclaim the space.
+``manifests/`` keeps a copy of the last manifest written to each output folder, so ``changes`` says
+what changed even after DVC emptied the folder.
 """
 
 from __future__ import annotations
@@ -102,6 +104,13 @@ class ExtractionCache:
             "sections": [(s.title, s.level, s.start, s.end) for s in ex.sections],
             "scanned_pages": ex.scanned_pages, "ocr_pages": ex.ocr_pages, "boilerplate": ex.boilerplate,
             "warnings": [w.model_dump() for w in ex.warnings]}, separators=(",", ":"), ensure_ascii=False))
+
+    def last_manifest(self, out: Path) -> Path:
+        """Where the copy of the last manifest written to the output folder ``out`` is kept."""
+        name = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:24]
+        path = self.folder / "manifests" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def copy_text(self, key: str, dest: Path) -> None:
         """Copy the text of entry ``key`` to ``dest`` (its folder is created)."""

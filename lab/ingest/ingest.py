@@ -104,14 +104,15 @@ class Ingestion:
 
     def write(self, out: str | Path) -> Manifest:
         """Write ``out/docs/<id>.txt`` (swapped in whole) and then ``out/manifest.json``, whose
-        ``changes`` compare with the manifest that was there before; returns the manifest."""
+        ``changes`` compare with the previous manifest of ``out`` (:func:`previous_manifest`);
+        returns the manifest."""
         from lab.io import atomic_dir
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(f".{DOCS}.tmp-*"):   # left by a run that was killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
-        previous = previous_manifest(out)
+        previous = previous_manifest(out, self.cache)
         with atomic_dir(out / DOCS) as tmp:
             for record, key in self.records:
                 if record.text_file is not None:
@@ -120,6 +121,10 @@ class Ingestion:
                             changes=diff(previous, self.documents), options=self.options.to_dict(),
                             extractors=self.extractors)
         write_manifest(out / MANIFEST, manifest)
+        try:   # a copy the next run compares with when DVC has emptied ``out`` before it
+            shutil.copyfile(out / MANIFEST, self.cache.last_manifest(out))
+        except OSError:
+            pass   # only ``changes`` of a later run under DVC depends on it
         return manifest
 
     def summary(self) -> dict[str, Any]:
@@ -143,16 +148,17 @@ class Ingestion:
         }
 
 
-def previous_manifest(out: Path) -> Manifest | None:
-    """The manifest already in ``out`` (what ``changes`` compares with), or None when there is none
-    or it cannot be read (another version: every document then counts as added)."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return read_manifest(path)
-    except DataError:
-        return None
+def previous_manifest(out: Path, cache: ExtractionCache | None = None) -> Manifest | None:
+    """What ``changes`` compares with: the manifest in ``out``, else (DVC empties a stage's outputs
+    before it runs it) the copy of the last manifest written to ``out`` kept in ``cache``; None when
+    there is neither or it cannot be read (every document then counts as added)."""
+    for path in (out / MANIFEST, cache.last_manifest(out) if cache is not None else None):
+        if path is not None and path.is_file():
+            try:
+                return read_manifest(path)
+            except DataError:
+                continue
+    return None
 
 
 def collect(sources: list[str | Path], options: IngestOptions | None = None, *,
