@@ -253,6 +253,47 @@ def guardrails_eval(
     _emit_json(result, out)
 
 
+@app.command("ingest")
+@handles_errors
+def ingest_cmd(
+    sources: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files: PDF, HTML, DOCX, "
+                                                  "Markdown, plain text.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write: OUT/docs/<id>.txt (a corpus folder) "
+                                      "and OUT/manifest.json.", show_default=False)],
+    include: Annotated[list[str] | None, typer.Option("--include", help="Glob a file must match (repeatable); "
+                       "without '/' it matches the file name, with '/' the path under SRC.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of files to leave out (repeatable).")] = None,
+    ocr: Annotated[bool, typer.Option("--ocr", help="Read scanned PDF pages with Tesseract "
+                                      "(sudo apt-get install -y tesseract-ocr).")] = False,
+    ocr_lang: Annotated[str, typer.Option("--ocr-lang", help="Tesseract language(s), e.g. eng or eng+deu.")] = "eng",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Extract the text of your documents into a corpus folder with a manifest (page and section maps,
+    provenance, warnings); re-ingesting extracts only the files that changed."""
+    from lab.ingest import IngestOptions, ingest
+
+    options = IngestOptions(include=tuple(include or ()), exclude=tuple(exclude or ()), ocr=ocr, ocr_lang=ocr_lang)
+    result, manifest = ingest(list(sources), out, options)
+    summary = {"out": str(out), **result.summary(),
+               "changes": {k: len(v) for k, v in manifest.changes.model_dump().items()},
+               "failed_files": [f.error for f in manifest.failed]}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    s = summary
+    typer.echo(f"ingested {s['documents']} documents into {out}: {s['with_text']} text files, {s['pages']:,} PDF "
+               f"pages, {s['chars']:,} characters, {s['seconds']:.1f} s ({s['extracted']} extracted, "
+               f"{s['cached']} from the cache)")
+    typer.echo("changes: " + ", ".join(f"{n} {k}" for k, n in s["changes"].items()))
+    if s["scanned_pages"]:
+        hint = f"{s['ocr_pages']} read by OCR" if ocr else "rerun with --ocr to read them"
+        typer.secho(f"scanned pages without a text layer: {s['scanned_pages']} ({hint})", fg=typer.colors.YELLOW)
+    if s["skipped"]:
+        typer.echo(f"skipped: {s['skipped']} (listed with the reason in {out / 'manifest.json'}, key 'skipped')")
+    for error in s["failed_files"]:
+        typer.secho(f"failed: {error}", fg=typer.colors.RED, err=True)
+
+
 @app.command("dvc-deps")
 @handles_errors
 def dvc_deps(

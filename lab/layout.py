@@ -30,8 +30,9 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",
      ("lab.models", "lab.model_parts")),
-    ("ingest", "your own documents as a corpus folder: extractors per format, page and section maps, "
-               "provenance of a character span (pages, section, citation)", ("lab.ingest",)),
+    ("ingest", "your own documents (PDF, HTML, DOCX, Markdown, text) as a corpus folder: extractors per format, "
+               "page and section maps, scanned pages and OCR, boilerplate removal, provenance manifest, "
+               "incremental by content hash, provenance of a span (pages, section, citation)", ("lab.ingest",)),
     ("data", "loaders (corpus folders, QA sets, BEIR, SQuAD), the domain task split, data quality",
      ("lab.data",)),
     ("chunking", "chunkers with exact offsets", ("lab.chunking",)),

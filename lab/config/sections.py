@@ -68,6 +68,23 @@ class QASetSource(StrictModel):
     corpus: str | None = None
 
 
+@SECTIONS.register("ingest")
+class IngestConfig(StageConfig):
+    """Section ``ingest``: your own documents (folders and files of PDF, HTML, DOCX, Markdown, text)
+    as a corpus folder ``<out_dir>/docs`` and its ``<out_dir>/manifest.json`` (:mod:`lab.ingest`)."""
+
+    sources: list[str] = Field(min_length=1)   # folders (walked recursively) and single files
+    include: list[str] = []                    # globs; a file must match one (empty: every known suffix)
+    exclude: list[str] = []                    # globs; a file matching one is skipped (and listed)
+    ocr: bool = False                          # read scanned PDF pages with Tesseract (apt-get install tesseract-ocr)
+    ocr_lang: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    ocr_dpi: int = Field(300, ge=72, le=600)
+    out_dir: str = "results/ingest"
+
+    def paths(self) -> dict[str, str]:
+        return {f"sources[{i}]": s for i, s in enumerate(self.sources)}
+
+
 @SECTIONS.register("data_quality")
 class DataQualityConfig(StageConfig):
     """Section ``data_quality``: what to profile and the thresholds of the checks."""
