@@ -59,6 +59,8 @@ from lab.config.sections import (
     QASetSource,
     RagasJudgeSpec,
     RetrievalSweepConfig,
+    TestsetConfig,
+    TestsetFilters,
 )
 from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
@@ -67,7 +69,7 @@ __all__ = [
     "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
-    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",
+    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",
     "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",
 ]
