@@ -35,8 +35,10 @@ class Benchmark:
     notes: dict[str, int] = field(default_factory=dict)  # counted caveats (e.g. ambiguous CUAD spans)
 
 
-def load_corpus_folder(corpus_dir: str | Path, glob: str = "*") -> dict[str, str]:
-    """Documents of a folder by file stem, read as strict UTF-8 (a bad or empty file is a DataError)."""
+def load_corpus_folder(corpus_dir: str | Path, glob: str = "**/*") -> dict[str, str]:
+    """Documents of a folder and its subfolders by id (the path relative to the folder minus its last
+    suffix: ``pdf/x.pdf.txt`` -> ``pdf/x.pdf``, as ``lab ingest`` writes them), read as strict UTF-8
+    (a bad or empty file is a DataError)."""
     from lab.config import CorpusSource
     from lab.data.corpus import load_corpus
 
