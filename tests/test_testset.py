@@ -91,7 +91,7 @@ class FakeBackend:
         mode = self.modes[place % len(self.modes)]
         span = " ".join(passage.split()[6:9]).rstrip(".,")
         if mode == "good":
-            return f"Question: Which rule covers {' '.join(ws[8:12]).lower()} in this plan?\nAnswer: {span}"
+            return f"Question: Which rule covers {' '.join(ws[8:12]).lower()} in the plan?\nAnswer: {span}"
         if mode == "copy":
             return f"Question: {' '.join(passage.split()[:12])}?\nAnswer: {span}"
         if mode == "unparseable":
@@ -183,6 +183,18 @@ def test_copy_ratio_is_the_longest_copied_run_over_the_question():
     assert copy_ratio("When did it start?", excerpt) == 0.0
 
 
+def test_a_question_leaning_on_its_excerpt_or_on_the_prompts_example_is_dropped(tmp_path):
+    corpus = load_corpus(_corpus(tmp_path / "docs"))
+    p = all_passages(corpus, min_chars=120, max_chars=400)["storage"][0]
+    limits = lab_config.TestsetFilters()
+    assert prefilter("single", "How often do the storage encryption keys rotate?", "every ninety days", [p],
+                     corpus.documents, limits) is None
+    assert prefilter("single", "How often do this area's encryption keys rotate?", "every ninety days", [p],
+                     corpus.documents, limits) == "not_standalone"
+    assert prefilter("unanswerable", "How tall is the Eiffel Tower next to cloud services storage?", "", [p],
+                     corpus.documents, limits) == "off_topic"
+
+
 def test_targets_share_n_by_the_mix():
     assert targets(10, ["single", "multi", "unanswerable"], {"single": 0.6, "multi": 0.2, "unanswerable": 0.2}) == \
         {"single": 6, "multi": 2, "unanswerable": 2}
@@ -217,7 +229,7 @@ def test_every_kept_item_has_exact_offsets_and_the_contract_columns(tmp_path):
 
 
 def test_each_filter_is_counted(tmp_path):
-    result, backend = _generate(_corpus(tmp_path / "docs"), tmp_path / "cache", n=10)
+    result, _ = _generate(_corpus(tmp_path / "docs"), tmp_path / "cache", n=10)
     f = result.meta["filtered"]
     for name in ("unparseable", "copies_excerpt", "not_grounded", "off_topic", "near_duplicate", "question_length",
                  "answer_length", "answered_by_corpus"):
@@ -232,7 +244,7 @@ def test_each_filter_is_counted(tmp_path):
 def test_the_filters_that_the_fake_cannot_reach(tmp_path):
     corpus = load_corpus(_corpus(tmp_path / "docs"))
     docs, limits = corpus.documents, lab_config.TestsetFilters()
-    a, b = all_passages(corpus, min_chars=120, max_chars=400)["storage"][:2]
+    a = all_passages(corpus, min_chars=120, max_chars=400)["storage"][0]
     moved = Passage(a.doc_id, a.start + 1, a.end + 1, a.text, a.paragraph)
     assert prefilter("single", "What does the plan say about backups?", "x", [moved], docs, limits) == "excerpt_not_verbatim"
     other = all_passages(corpus, min_chars=120, max_chars=400)["network"][0]
@@ -420,4 +432,17 @@ def test_the_stage_writes_its_outputs_on_a_tiny_corpus(tmp_path):
     assert "timings.seconds_per_kept" in json.loads((out / "run_stats.json").read_text())
     finding = run.result.finding()
     assert finding.startswith("**6 of 6 questions kept**") and "own questions" in finding
-    assert [t for t, _ in run.result.report_sections(out)][0].startswith("Filtered")
+    assert next(t for t, _ in run.result.report_sections(out)).startswith("Filtered")
+
+
+@pytest.mark.slow
+def test_the_copy_threshold_default_is_the_fit_on_human_squad_questions():
+    """benchmarks/testset_copy_threshold.py fitted it; a change of the rule or the data shows here."""
+    from conftest import require_data
+
+    from lab.testset.filters import fit_copy_threshold
+
+    data = require_data() / "squad_v1.1_dev"
+    titles = ["Super_Bowl_50", "Warsaw", "Normans", "Nikola_Tesla", "Computational_complexity_theory", "Teacher"]
+    fit = fit_copy_threshold(data / "dev-v1.1.paragraphs.jsonl", data / "dev-v1.1.qa.jsonl", exclude_titles=titles)
+    assert fit.threshold == lab_config.TestsetFilters().max_copy_ratio and fit.n_articles == 42

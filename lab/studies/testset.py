@@ -53,14 +53,14 @@ class TestsetStageResult:
         dropped = sum(m["filtered"].values())
         top = sorted(((v, f) for f, v in m["filtered"].items() if v), reverse=True)[:3]
         per = m["timings"]["seconds_per_kept"]
+        most = f", most by {', '.join(f'{f} ({v})' for v, f in top)}" if top else ""
         lines = [
-            f"**{m['kept']} of {m['n']} questions kept** ({', '.join(f'{t} {v}' for t, v in m['counts'].items())}) "
-            f"from {tried} passages tried with `{m['generator']}` (prompt `{m['prompt_version']}`, seed {m['seed']}); "
-            f"{dropped} dropped by the filters" + (f", most by {', '.join(f'{f} ({v})' for v, f in top)}" if top else "")
-            + ".",
-            f"Answers that are spans of their passage: {m['answer_spans']['exact'] + m['answer_spans']['normalised']} "
-            f"of {m['kept'] - m['counts'].get('unanswerable', 0)}; grounded judge: `{(m['judge'] or {}).get('spec')}`. "
-            f"Split by {m['split']['by']}: {m['split']['train']} train, {m['split']['heldout']} held out.",
+            (f"**{m['kept']} of {m['n']} questions kept** ({', '.join(f'{t} {v}' for t, v in m['counts'].items())}) "
+             f"from {tried} passages tried with `{m['generator']}` (prompt `{m['prompt_version']}`, seed {m['seed']}); "
+             f"{dropped} dropped by the filters{most}."),
+            (f"Answers that are spans of their passage: {m['answer_spans']['exact'] + m['answer_spans']['normalised']} "
+             f"of {m['kept'] - m['counts'].get('unanswerable', 0)}; grounded judge: `{(m['judge'] or {}).get('spec')}`. "
+             f"Split by {m['split']['by']}: {m['split']['train']} train, {m['split']['heldout']} held out."),
             (f"Generation took {per:.1f} s per kept question on this machine ({m['generations']['generated']} "
              f"generated, {m['generations']['cached']} from the cache)." if per else
              "Every reply came from the generation cache."),

@@ -5,8 +5,9 @@ gives them) is cut into paragraphs (blank-line separated), each paragraph into s
 (:func:`lab.chunking.sentence.sentence_spans`), and runs of consecutive sentences of one paragraph
 whose length falls in ``[min_chars, max_chars]`` become candidate passages. A passage is skipped
 when it looks like boilerplate or markup rather than prose: a heading, table row, code, HTML or
-link-heavy text, too few letters, fewer than :data:`MIN_WORDS` words, or a paragraph that occurs
-(normalised) in more than one document (headers, footers, notices).
+link-heavy text, too few letters, fewer than :data:`MIN_WORDS` words, a sentence that is a question
+(a list of questions answers nothing), or a paragraph that occurs (normalised) in more than one
+document (headers, footers, notices).
 
 Order is seeded: each document's passages in the hash order of ``(seed, salt, doc, start)``, and
 the documents taken round-robin in hash order, so any prefix of the order spreads over the
@@ -146,6 +147,8 @@ def _prose(text: str) -> bool:
     if len(text.split()) < MIN_WORDS or _MARKUP.search(text):
         return False
     if any(line.lstrip().startswith(_LINE_START_SKIP) for line in text.splitlines()):
+        return False
+    if "?" in text:
         return False
     share = len(_PROSE.findall(text)) / len(text)
     letters = sum(c.isalpha() for c in text) / len(text)

@@ -11,7 +11,10 @@ counts add up to the candidates dropped:
 ``copies_excerpt``        :func:`lab.testset.text.copy_ratio` above ``max_copy_ratio`` (fitted on
                           human SQuAD questions: :func:`fit_copy_threshold`)
 ``off_topic``             under ``min_question_support`` of the question's content words are in its
-                          excerpt(s) (unanswerable: in its source passage, at half that bar)
+                          excerpt(s) (unanswerable: in its source passage, at half that bar), or it uses
+                          a word of the prompt's worked example that its excerpt lacks (a copied example)
+``not_standalone``        the question leans on its excerpt ("this", "these", "the passage", "our", "we"):
+                          asked without the excerpt, as retrieval asks it, it has no clear meaning
 ``multi_not_both``        a multi-passage question (with its answer) shares no content word with one
                           of its two passages beyond those the passages share
 ``not_grounded``          the grounded judge says the excerpt(s) do not support the answer
@@ -35,10 +38,16 @@ from typing import Any
 from lab.config import TestsetFilters
 from lab.errors import ConfigError
 from lab.judge.base import JudgeInput, Judgment
+from lab.testset.prompts import EXAMPLE_WORDS
 from lab.testset.text import content_words, copy_ratio, jaccard, support, words
 
 FILTERS = ("unparseable", "question_length", "answer_length", "excerpt_not_verbatim", "copies_excerpt",
-           "off_topic", "multi_not_both", "not_grounded", "judge_failed", "answered_by_corpus", "near_duplicate")
+           "off_topic", "not_standalone", "multi_not_both", "not_grounded", "judge_failed", "answered_by_corpus",
+           "near_duplicate")
+
+#: Words that make a question lean on the excerpt it was written from (measured: Qwen2.5-Coder-0.5B's
+#: "What is the purpose of this use case?", "What are the main goals of our efforts?").
+DEICTIC = frozenset({"this", "these", "passage", "excerpt", "paragraph", "above", "our", "we", "us"})
 
 
 def prefilter(kind: str, question: str, answer: str, passages: Sequence[Any], documents: Mapping[str, str],
@@ -59,8 +68,10 @@ def prefilter(kind: str, question: str, answer: str, passages: Sequence[Any], do
         return "copies_excerpt"
     joined = "\n\n".join(p.text for p in passages)
     bar = limits.min_question_support / (2 if kind == "unanswerable" else 1)
-    if support(question, joined) < bar:
+    if support(question, joined) < bar or (content_words(question) & EXAMPLE_WORDS) - content_words(joined):
         return "off_topic"
+    if DEICTIC & set(words(question)):
+        return "not_standalone"
     if kind == "multi":
         a, b = (content_words(p.text) for p in passages)
         asked = content_words(f"{question} {answer}")

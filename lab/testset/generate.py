@@ -74,7 +74,7 @@ def targets(n: int, types: Sequence[str], mix: Mapping[str, float]) -> dict[str,
         raise ConfigError(f"every type needs a positive share in mix; got {weights}")
     total = sum(weights.values())
     exact = {t: n * w / total for t, w in weights.items()}
-    out = {t: int(math.floor(v)) for t, v in exact.items()}
+    out = {t: math.floor(v) for t, v in exact.items()}
     for t in sorted(types, key=lambda t: (-(exact[t] - out[t]), list(types).index(t)))[: n - sum(out.values())]:
         out[t] += 1
     return out
@@ -271,19 +271,30 @@ def generate_testset(corpus_dir: Path, n: int, *, backend: BackendSpec | Mapping
 
     Parameters
     ----------
-    corpus_dir : one document per file (``lab ingest``'s ``docs/``); the ingest ``manifest.json``
-        beside it, when there, puts page and section into each reference.
-    n : questions to keep, shared over ``types`` by ``settings.mix``.
-    backend : the generator (:class:`lab.config.BackendSpec` or its plain form, e.g.
+    corpus_dir
+        One document per file (``lab ingest``'s ``docs/``); the ingest ``manifest.json`` beside it,
+        when there, puts page and section into each reference.
+    n
+        Questions to keep, shared over ``types`` by ``settings.mix``.
+    backend
+        The generator (:class:`lab.config.BackendSpec` or its plain form, e.g.
         ``{"model": "http://host/v1#name"}``); None: ``settings.backend``.
-    seed : orders the passages (and seeds sampling when ``temperature`` > 0) and the split.
-    types : any of ``single``, ``multi``, ``unanswerable``.
-    cache_dir : folder of the generation cache; None: the lab cache (``LAB_CACHE_DIR``).
-    progress : a bar and a line every tenth of ``n`` on stderr.
-    settings : the ``testset`` section (filters' thresholds, passage lengths, mix, judge, split);
-        None: its defaults.
-    client, identity : an already built backend and the identity that names it in the cache (tests).
-    root : folder a relative ``settings.grounded_judge`` path is resolved against.
+    seed
+        Orders the passages (and seeds sampling when ``temperature`` > 0) and the split.
+    types
+        Any of ``single``, ``multi``, ``unanswerable``.
+    cache_dir
+        Folder of the generation cache; None: the lab cache (``LAB_CACHE_DIR``).
+    progress
+        A bar, and a line on stderr at every tenth of ``n``.
+    settings
+        The ``testset`` section (filters' thresholds, passage lengths, mix, judge, split); None: its
+        defaults.
+    client, identity
+        An already built backend and the identity that names it in the cache and the ``generator``
+        column (``identity["name"]``; tests).
+    root
+        Folder a relative ``settings.grounded_judge`` path is resolved against.
 
     Returns
     -------

@@ -18,22 +18,32 @@ from dataclasses import dataclass
 
 from lab.testset.excerpts import Passage
 
-#: testset/1: the first version (2026-12-06).
-PROMPT_VERSION = "testset/1"
+#: testset/2: the system lines ask for a question that stands on its own (testset/1's Qwen2.5-Coder-0.5B
+#: questions leaned on their passage: "What is the purpose of this type of change?"; 2026-12-06).
+PROMPT_VERSION = "testset/2"
+
+_STANDALONE = (" The question must make sense on its own, read without the passage: name what it asks about, "
+               "never 'this', 'the passage' or 'we'.")
 
 _FORMAT_QA = "Reply with two lines: 'Question: ...' and 'Answer: ...'."
 _FORMAT_Q = "Reply with one line: 'Question: ...'."
 
 SINGLE_SYSTEM = ("You write one quiz question that a passage answers, and its answer: a short phrase "
-                 "(at most 8 words) copied exactly from the passage.")
+                 "(at most 8 words) copied exactly from the passage." + _STANDALONE)
 MULTI_SYSTEM = ("You write one quiz question that needs BOTH passages to answer, and its answer: a short "
-                "phrase taken from the passages.")
+                "phrase taken from the passages." + _STANDALONE)
 UNANSWERABLE_SYSTEM = ("You write one question on the topic of a passage that the passage does NOT answer: "
-                       "ask about a related detail it does not mention.")
+                       "ask about a related detail it does not mention." + _STANDALONE)
 
 _EXAMPLE_1 = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall "
               "and was the tallest man-made structure until 1930.")
 _EXAMPLE_2 = "The World's Fair of 1889 in Paris celebrated the centennial of the French Revolution."
+
+
+#: The worked examples' own topic words: a question using one that its passage lacks copied the
+#: example (Qwen2.5-Coder-0.5B: "What type of transformation did the Eiffel Tower undergo?").
+EXAMPLE_WORDS = frozenset({"eiffel", "tower", "paris", "1889", "1930", "330", "metres", "centennial", "revolution",
+                           "french"})
 
 
 def _passage(text: str) -> str:

@@ -54,8 +54,7 @@ def copy_ratio(question: str, excerpt: str) -> float:
         for ei in range(1, len(e) + 1):
             if q[qi - 1] == e[ei - 1]:
                 cur[ei] = prev[ei - 1] + 1
-                if cur[ei] > best:
-                    best = cur[ei]
+                best = max(best, cur[ei])
         prev = cur
     return best / len(q)
 
