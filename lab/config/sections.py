@@ -352,9 +352,10 @@ class TestsetFilters(StrictModel):
     # lexical grounded judge: share of the answer's content words found in the excerpt(s) below which
     # the excerpt does not support the answer (1.0: every content word must be there)
     min_answer_support: float = Field(1.0, ge=0, le=1)
-    # unanswerable: share of the question's content words found in one corpus sentence at or above
-    # which the corpus may answer it
-    max_unanswerable_support: float = Field(0.8, gt=0, le=1)
+    # unanswerable: share of the question's content words (first 6 letters) found in one corpus sentence
+    # at or above which the corpus may answer it (0.75: "What is the purpose of the FedRAMP Readiness
+    # Assessment?" holds 3 of its 4 in one sentence; read on the first benchmark run's samples, 2026-12-06)
+    max_unanswerable_support: float = Field(0.75, gt=0, le=1)
 
 
 @SECTIONS.register("testset")

@@ -20,7 +20,8 @@ counts add up to the candidates dropped:
 ``not_grounded``          the grounded judge says the excerpt(s) do not support the answer
 ``judge_failed``          the judge gave no verdict (its error is kept): counted, never a silent pass
 ``answered_by_corpus``    unanswerable: one corpus sentence holds ``max_unanswerable_support`` or more
-                          of the question's content words (the corpus may answer it)
+                          of the question's content words, compared by their first 6 letters (the
+                          corpus may answer it)
 ``near_duplicate``        word-set Jaccard with an earlier kept question at or above ``near_duplicate``
 
 The grounded judge is the judge floor's: ``lexical`` (:class:`lab.judge.baselines.LexicalJudge`, the
@@ -107,9 +108,15 @@ class GroundedJudge:
         return self.judge_.judge(list(items)) if items else []
 
 
+def _stems(text: str) -> frozenset[str]:
+    """Content words cut to their first 6 letters: a crude stem, so "transformational" meets
+    "transformative" and "assessor" "assessment" (erring towards "the corpus may answer it")."""
+    return frozenset(w[:6] for w in content_words(text))
+
+
 class CorpusSentences:
-    """Every sentence of the corpus as a content-word set, with an index from word to sentences:
-    the share of a question's content words that one sentence holds (:meth:`best_support`)."""
+    """Every sentence of the corpus as a set of content-word stems (:func:`_stems`), with an index
+    from stem to sentences: the share of a question's stems that one sentence holds (:meth:`best_support`)."""
 
     def __init__(self, documents: Mapping[str, str]) -> None:
         from lab.chunking.sentence import sentence_spans
@@ -118,7 +125,7 @@ class CorpusSentences:
         self.index: dict[str, list[int]] = {}
         for text in documents.values():
             for s, e in sentence_spans(text):
-                ws = frozenset(content_words(text[s:e]))
+                ws = _stems(text[s:e])
                 if not ws:
                     continue
                 for w in ws:
@@ -126,8 +133,8 @@ class CorpusSentences:
                 self.sets.append(ws)
 
     def best_support(self, question: str) -> float:
-        """Max over sentences of |question words ∩ sentence| / |question words| (0 without content words)."""
-        q = content_words(question)
+        """Max over sentences of |question stems ∩ sentence| / |question stems| (0 without content words)."""
+        q = _stems(question)
         if not q:
             return 0.0
         counts: dict[int, int] = {}
