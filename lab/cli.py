@@ -22,6 +22,9 @@ guardrails_app = typer.Typer(help="Guardrail checks: measure them on labelled da
 app.add_typer(guardrails_app, name="guardrails")
 judge_app = typer.Typer(help="LLM-as-judge: calibrate judges against human labels.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
+testset_app = typer.Typer(help="Test sets over your own documents: generate questions, import your own.",
+                          no_args_is_help=True)
+app.add_typer(testset_app, name="testset")
 
 
 def _emit_json(result: Any, out: Path | None) -> None:
@@ -339,6 +342,84 @@ def judge_calibrate(
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
     _emit_json(result, out)
+
+
+def _testset_settings(params_file: Path | None, judge: str | None) -> Any:
+    """The ``testset`` section of ``params_file`` (its defaults without one), ``judge`` overriding."""
+    from lab.config import TestsetConfig, load_section
+
+    cfg = load_section("testset", params_file, check_paths=False) if params_file is not None else TestsetConfig()
+    return cfg.model_copy(update={"grounded_judge": judge}) if judge else cfg
+
+
+def _backend_option(spec: str | None, cfg: Any) -> Any:
+    """``--backend``: a YAML mapping (``{backend: openai, base_url: ..., model: ...}``), an endpoint
+    ``http(s)://host/v1#model``, or a model-store name run with the section's transformers settings."""
+    from lab.config import parse_value
+
+    if spec is None:
+        return None
+    if spec.lstrip().startswith("{"):
+        value = parse_value(spec)
+        if not isinstance(value, dict):
+            raise typer.BadParameter(f"--backend {spec!r}: not a mapping")
+        return value
+    if spec.startswith(("http://", "https://")):
+        return {"model": spec}
+    return cfg.backend.model_copy(update={"model": spec}) if cfg.backend.backend == "transformers" else \
+        {"backend": "transformers", "model": spec}
+
+
+@testset_app.command("generate")
+@handles_errors
+def testset_generate(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder, one document per file (lab ingest's OUT/docs).")],
+    n: Annotated[int, typer.Option("--n", help="Questions to keep, over the types.")] = 20,
+    out: Annotated[Path, typer.Option("--out", help="The test-set CSV to write (and FILE.meta.json beside it).")] = Path("testset.csv"),
+    backend: Annotated[str | None, typer.Option("--backend", help="The generator: a model-store name, "
+                       "http(s)://host/v1#model (any OpenAI-compatible endpoint) or a YAML mapping "
+                       "'{backend: ..., model: ...}' (default: the testset section's backend).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    types: Annotated[str, typer.Option("--types", help="Comma-separated: single, multi, unanswerable.")] = "single,multi,unanswerable",
+    judge: Annotated[str | None, typer.Option("--judge", help="Grounded judge: lexical, or a trained judge's folder.")] = None,
+    params_file: Annotated[Path | None, typer.Option("--params", help="Take mix, filters and passage lengths from "
+                           "this params file's testset section (default: their built-in defaults).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Generation cache folder (default: the lab cache).")] = None,
+) -> None:
+    """Generate questions over CORPUS, each with its reference excerpt as exact offsets (resumable:
+    replies are cached, the CSV is written at the end)."""
+    from lab.testset import generate_testset
+
+    cfg = _testset_settings(params_file, judge)
+    kinds = [t.strip() for t in types.split(",") if t.strip()]
+    result = generate_testset(corpus, n, backend=_backend_option(backend, cfg), seed=seed, types=kinds,
+                              cache_dir=cache_dir, settings=cfg, root=Path.cwd())
+    path = result.write(out)
+    m = result.meta
+    typer.echo(json.dumps({"file": str(path), "kept": m["kept"], "counts": m["counts"],
+                           "filtered": {k: v for k, v in m["filtered"].items() if v},
+                           "shortfall": m["shortfall"], "seconds_per_kept": m["timings"]["seconds_per_kept"]},
+                          indent=2))
+
+
+@testset_app.command("import")
+@handles_errors
+def testset_import(
+    questions: Annotated[Path, typer.Argument(help="CSV or JSONL: question, answer[, source, start_index, end_index].")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus folder the answers are located in.")],
+    out: Annotated[Path, typer.Option("--out", help="The test-set CSV to write (and FILE.meta.json beside it).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the train/heldout split.")] = 0,
+) -> None:
+    """Your own questions in the test-set format: each answer located in its document (exact, then
+    ignoring case and whitespace); those not found keep document-level relevance and are listed."""
+    from lab.testset import import_questions
+
+    result = import_questions(questions, corpus, seed=seed)
+    path = result.write(out)
+    m = result.meta
+    typer.echo(json.dumps({"file": str(path), "questions": m["kept"], "located": m["located"],
+                           "not_found": [f"line {r['line']}: {r['question'][:80]}" for r in m["not_found"]]},
+                          indent=2))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -47,7 +47,9 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal, injection, toxicity, grounding) "
                    "composed into policies with actions, "
                    "measured on labelled files", ("lab.guardrails",)),
-    ("testset", "synthetic test sets generated from a corpus, and their human review", ("lab.testset",)),
+    ("testset", "synthetic test sets over a corpus folder (passages chosen in code with exact offsets, "
+                "questions by a generation backend, counted filters, the generation cache) and the team's "
+                "own questions located in it, and the human review of a test set", ("lab.testset",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("handoff", "the files stages hand each other (sweep winner, fine-tune arms manifest and predictions, "
                 "judges' choice, serving bundle): one module each writes and reads one file, versioned",

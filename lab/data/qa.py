@@ -70,11 +70,16 @@ class QAItem:
 
 @dataclass(frozen=True)
 class Span:
-    """A character span ``[start, end)`` of a document and the text expected there."""
+    """A character span ``[start, end)`` of a document and the text expected there.
+
+    ``doc_id`` names the document when it is not the item's own (a multi-passage question of a
+    generated test set points into two documents); None: the item's ``doc_id``.
+    """
 
     start: int
     end: int
     content: str
+    doc_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,12 @@ def _csv(path: Path, required: list[str]) -> pd.DataFrame:
 
 @QA_LOADERS.register("chroma")
 def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
-    """``questions_df.csv``: question, references (JSON list of spans), corpus_id."""
+    """``questions_df.csv``: question, references (JSON list of spans), corpus_id.
+
+    Extra columns are ignored (a generated test set's ``id``, ``answer``, ``question_type``...); a
+    reference may carry ``corpus_id`` (the document it points into, when not the row's). An empty
+    ``references`` list is read as it is: :func:`lab.data.benchmarks.answerable` sorts those rows out.
+    """
     df = _csv(path, ["question", "references", "corpus_id"])
     items: list[ChromaItem] = []
     for i, row in enumerate(df.itertuples(index=False), start=1):
@@ -232,8 +242,9 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
             rwhere = f"{where}: references[{j}]"
             if not isinstance(ref, dict):
                 raise DataError(f"{rwhere}: expected an object with content, start_index, end_index")
+            doc = _get(ref, "corpus_id", rwhere) if "corpus_id" in ref else None
             spans.append(Span(_get(ref, "start_index", rwhere, int), _get(ref, "end_index", rwhere, int),
-                              _get(ref, "content", rwhere)))
+                              _get(ref, "content", rwhere), doc or None))
         items.append(ChromaItem(f"row{i}", row.question, row.corpus_id or None, where, tuple(spans)))
     return items
 

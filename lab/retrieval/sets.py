@@ -117,15 +117,22 @@ def squad_chunks(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, chunker: Ch
 # --------------------------------------------------------------------------- Chroma
 
 
-def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: Chunker) -> RetrievalDataset:
+def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: Chunker, *,
+                    document_level: bool = False) -> RetrievalDataset:
     """Chroma's chunking questions at chunk level: a chunk is relevant when it overlaps an excerpt.
 
     Docs are the chunks of every corpus file as :func:`folder_corpus` builds them (ids
     ``f"{corpus_id}#c{index}"``; no title unless the folder was ingested, so a file name gives nothing
     away; provenance fields beside the text); queries are the questions (ids ``row<N>``, the CSV data row);
     a chunk is relevant (grade 1) when it shares at least one character with any reference excerpt
-    of the question. Questions left without a relevant chunk are dropped and counted
+    of the question (a reference may point into another document than the row's: its
+    ``corpus_id``). Questions left without a relevant chunk are dropped and counted
     (``questions_without_chunk``; none with a chunker that covers all non-whitespace text).
+
+    Rows without references (:func:`lab.data.benchmarks.answerable`) are not queries and are counted:
+    ``questions_unanswerable`` (no document) and ``questions_document_level`` (a ``corpus_id``
+    only); with ``document_level`` the latter are queries for which every chunk of their document
+    is relevant (retrieval measured at document level).
 
     Raises
     ------
@@ -133,26 +140,36 @@ def chroma_excerpts(corpus_dir: str | Path, questions_csv: str | Path, chunker: 
         A malformed row, a corpus_id without its file, or a reference whose offsets do not match
         the text (the message names the row and the offsets).
     """
-    from lab.data.benchmarks import check_references
+    from lab.data.benchmarks import answerable, check_references
     from lab.data.qa import load_chroma
 
     documents, maps = _read_folder(corpus_dir)
-    questions, _ = check_references(str(corpus_dir), documents, load_chroma(Path(questions_csv)), "error")
+    items = load_chroma(Path(questions_csv))
+    with_refs, without = answerable(items)
+    questions, _ = check_references(str(corpus_dir), documents, with_refs, "error")
+    doc_level = [q for q in items if not q.references and q.doc_id] if document_level else []
+    for q in doc_level:
+        if q.doc_id not in documents:
+            raise DataError(f"{q.source}: corpus_id {q.doc_id!r} has no document in {corpus_dir}")
     corpus, doc_chunks = _folder_chunks(documents, maps, chunker)
 
     counts = dict.fromkeys(DROP_KEYS, 0)
     counts.update(questions_total=len(questions), questions_without_chunk=0)
+    counts.update({f"questions_{k}": v for k, v in without.items()})
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     for q in questions:
-        doc_id = q.doc_id or ""
-        rels = {f"{doc_id}#c{c.index}": 1 for c in doc_chunks[doc_id]
-                if any(max(c.start, r.start) < min(c.end, r.end) for r in q.references)}
+        hit = {(doc_id, c.index) for r in q.references for doc_id in [r.doc_id or q.doc_id or ""]
+               for c in doc_chunks[doc_id] if max(c.start, r.start) < min(c.end, r.end)}
+        rels = {f"{d}#c{i}": 1 for d, i in sorted(hit)}   # in document and chunk order
         if not rels:
             counts["questions_without_chunk"] += 1
             continue
         queries[q.id] = q.question
         qrels[q.id] = rels
+    for q in doc_level:
+        queries[q.id] = q.question
+        qrels[q.id] = {f"{q.doc_id}#c{c.index}": 1 for c in doc_chunks[q.doc_id or ""]}
     return RetrievalDataset(f"chroma_excerpts[{_label(chunker)}]", corpus, queries, qrels, counts)
 
 
