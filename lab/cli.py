@@ -1,4 +1,9 @@
-"""The ``lab`` command line. Thin: parses, calls into ``lab``, prints."""
+"""The ``lab`` command line. Thin: parses, calls into ``lab``, prints.
+
+Over 500 lines on purpose: it is a flat list of thin commands (each parses its options and calls one
+function of ``lab``), and one file is the whole command surface a reader looks up; the work is in
+the modules they call.
+"""
 
 from __future__ import annotations
 

@@ -76,6 +76,7 @@ PATH_LITERAL_EXEMPT = {
     # params.yaml sets (one definition per setting, checked by pydantic); this is where a path is
     # configured, and every floor reads it from the loaded config object, never from a literal
     "lab.config.sections": "the params models, where the pipeline's paths are configured",
+    "lab.config.own_docs": "the params models of the own-documents stages (ingest, testset), as above",
 }
 _RESULTS_PATH = re.compile(rf"(?<![\w.-]){RESULTS_DIR}[/\\]")
 

@@ -8,6 +8,7 @@
 :mod:`lab.config.generation`  the generation backend spec and the generation defaults
 :mod:`lab.config.guardrails`  the guardrail policy: a typed rule per check
 :mod:`lab.config.datasets`  an experiment's retrieval dataset spec: a typed model per kind
+:mod:`lab.config.own_docs`  the sections of the stages for your own documents (ingest, testset)
 ==========================  =====================================================================
 
 Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
@@ -38,6 +39,7 @@ from lab.config.generation import (
 )
 from lab.config.guardrails import GuardrailPolicySpec
 from lab.config.loader import YAML12Loader, load_yaml, parse_value, read_yaml
+from lab.config.own_docs import IngestConfig, TestsetConfig, TestsetFilters
 from lab.config.sections import (
     Arm,
     BenchmarkSource,
@@ -52,7 +54,6 @@ from lab.config.sections import (
     GuardrailExtraEval,
     GuardrailsEvalConfig,
     HaluEvalSets,
-    IngestConfig,
     JudgeEvalConfig,
     LabelledPart,
     PiiNerSpec,
@@ -61,8 +62,6 @@ from lab.config.sections import (
     QASetSource,
     RagasJudgeSpec,
     RetrievalSweepConfig,
-    TestsetConfig,
-    TestsetFilters,
 )
 from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
