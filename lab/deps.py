@@ -18,6 +18,7 @@ stage in ``dvc.yaml`` from it (keeping everything else of the file, comments inc
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -31,12 +32,34 @@ from lab.imports import LAB_DIR, closure, notebook_imports
 RUNNER_MODULES = ("lab.runner",)
 
 
+def repo_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``.git`` or ``.dvc`` (the repository), or None."""
+    here = Path(os.path.abspath(start))
+    return next((f for f in (here, *here.parents) if (f / ".git").exists() or (f / ".dvc").exists()), None)
+
+
 def _rel(path: Path, root: Path) -> str:
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(p)
+    """``path`` as ``dvc.yaml`` names it: relative to ``root`` when it lies in the same repository
+    (``../../data/docs`` from a project in a subfolder), absolute when it lies outside (a team's
+    document folder used in place)."""
+    # absolute but not resolved: a symlinked data folder inside the project stays ``data/...``
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if p.is_relative_to(r):
+        return p.relative_to(r).as_posix()
+    repo = repo_root(r)
+    if repo is not None and p.is_relative_to(repo):
+        return Path(os.path.relpath(p, r)).as_posix()
+    return str(p)
+
+
+def code_deps_root(root: Path, lab_dir: Path = LAB_DIR) -> Path | None:
+    """The folder at or above ``root`` whose ``lab`` is the package running now: lab's own
+    repository (the project itself, or a project in one of its subfolders). Its stages then depend
+    on the lab sources they run. None for a project elsewhere (``lab init``), where lab is an
+    installed package and its version, not its files, names the code."""
+    here = Path(os.path.abspath(root))
+    real = lab_dir.resolve()
+    return next((f for f in (here, *here.parents) if (f / "lab").is_dir() and (f / "lab").resolve() == real), None)
 
 
 def stage_notebook(cmd: str) -> str | None:
@@ -126,10 +149,13 @@ def stage_deps(stage: str, cmd: str, root: Path, params_file: str = "params.yaml
     nb_path = root / nb
     if not nb_path.is_file():
         raise ConfigError(f"dvc.yaml: stage {stage!r}: notebook {nb} does not exist")
-    code = closure(sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES) | stage_modules(stage)), lab_dir)
-    # code paths as the project names them (``lab/...``): the package lives at the project root
-    deps = [nb, *(f"{lab_dir.name}/{p.relative_to(lab_dir).as_posix()}" for p in code),
-            *data_deps(stage, root, params_file)]
+    code: list[Path] = []
+    home = code_deps_root(root, lab_dir)
+    if home is not None:
+        code = [home / "lab" / p.relative_to(lab_dir) for p in closure(
+            sorted(notebook_imports(nb_path, lab_dir) | set(RUNNER_MODULES) | stage_modules(stage)), lab_dir)]
+    # code paths as the project names them (``lab/...`` at lab's own root, ``../../lab/...`` below it)
+    deps = [nb, *(_rel(p, root) for p in code), *data_deps(stage, root, params_file)]
     return list(dict.fromkeys(deps))
 
 

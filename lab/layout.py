@@ -30,6 +30,9 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",
      ("lab.models", "lab.model_parts")),
+    ("ingest", "your own documents (PDF, HTML, DOCX, Markdown, text) as a corpus folder: extractors per format, "
+               "page and section maps, scanned pages and OCR, boilerplate removal, provenance manifest, "
+               "incremental by content hash, provenance of a span (pages, section, citation)", ("lab.ingest",)),
     ("data", "loaders (corpus folders, QA sets, BEIR, SQuAD), the domain task split, data quality",
      ("lab.data",)),
     ("chunking", "chunkers with exact offsets", ("lab.chunking",)),
@@ -44,6 +47,9 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("guardrails", "checks (limits, PII, secrets, JSON schema, refusal, injection, toxicity, grounding) "
                    "composed into policies with actions, "
                    "measured on labelled files", ("lab.guardrails",)),
+    ("testset", "synthetic test sets over a corpus folder (passages chosen in code with exact offsets, "
+                "questions by a generation backend, counted filters, the generation cache) and the team's "
+                "own questions located in it, and the human review of a test set", ("lab.testset",)),
     ("sweep", "Ray Tune sweeps over any study function, resumable", ("lab.sweep",)),
     ("handoff", "the files stages hand each other (sweep winner, fine-tune arms manifest and predictions, "
                 "judges' choice, serving bundle): one module each writes and reads one file, versioned",
@@ -54,10 +60,10 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
               "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
-            "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, and the "
-            "CLI (parses and calls)",
+            "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
+            "`lab init`'s project scaffold, and the CLI (parses and calls)",
      ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.stages", "lab.stage_outputs",
-      "lab.cli")),
+      "lab.scaffold", "lab.cli")),
 ]
 
 #: The folder the stages write their outputs under (params.yaml's ``out_dir`` values).
@@ -70,6 +76,7 @@ PATH_LITERAL_EXEMPT = {
     # params.yaml sets (one definition per setting, checked by pydantic); this is where a path is
     # configured, and every floor reads it from the loaded config object, never from a literal
     "lab.config.sections": "the params models, where the pipeline's paths are configured",
+    "lab.config.own_docs": "the params models of the own-documents stages (ingest, testset), as above",
 }
 _RESULTS_PATH = re.compile(rf"(?<![\w.-]){RESULTS_DIR}[/\\]")
 

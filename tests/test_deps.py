@@ -39,6 +39,7 @@ def _copy_project(tmp_path: Path) -> Path:
         shutil.copy(REPO / name, tmp_path / name)
     for name in ("notebooks", "experiments"):
         shutil.copytree(REPO / name, tmp_path / name)
+    (tmp_path / "lab").symlink_to(REPO / "lab")   # the project's stages run this lab: its sources are deps
     return tmp_path
 
 

@@ -154,7 +154,7 @@ def test_the_finetune_study_writes_the_manifest_export_reads(tmp_path: Path):
     trained = tmp_path / "out" / "arms" / "lora_rag-x" / "final"
     results = [ArmResult(a, params={"prompt_version": PROMPT_VERSION}, final_dir=str(trained) if a == "lora_rag" else None)
                for a in cfg.arms]
-    task = SimpleNamespace(paragraphs=PARAGRAPHS, heldout=HELDOUT)
+    task = SimpleNamespace(paragraphs=PARAGRAPHS, heldout=HELDOUT, corpus_kind="squad")
     winner = {"retriever": "bm25", "chunker": "fixed", "size": 64}
     # FinetuneResult.write writes it beside the predictions (the e2e pipeline test runs that path)
     write_arms(tmp_path / "out" / ARMS_FILE, arms_manifest(cfg, task, SimpleNamespace(config=winner), results),

@@ -74,7 +74,7 @@ def test_a_finished_arm_is_reused_and_a_changed_setting_recomputes(tmp_path, mon
                                    arms=["zero_shot", "lora"], out_dir=str(tmp_path / "out"),
                                    training={"max_steps": 2, "save_every": 1, "eval_every": 1, "batch_size": 2},
                                    generation={"batch_size": 4, "max_new_tokens": 4, "threads": 1})
-    task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=8, n_heldout=4)
+    task = build_domain_task(root / cfg.task.paragraphs, root / cfg.task.qa, cfg.task.titles, n_train=8, n_heldout=4)
     first = {a: study.run_arm(a, task, cfg, root, base=cfg.model) for a in cfg.arms}
     assert len(list((tmp_path / "out" / "arms").glob("answers-*.json"))) == 2
 

@@ -38,6 +38,9 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
               "contexts": ["He was born in 1856."]}]
     d = tmp_path / "data"
     d.mkdir()
+    from test_testset_task import _reviewed_project
+
+    _reviewed_project(tmp_path)   # a reviewed test set over a corpus folder: the judges on the reviewer's labels
     section = {
         "data": {"grounded_train": _jsonl(d / "train.jsonl", grounded[:10]), "grounded_eval": _jsonl(d / "dev.jsonl", grounded[10:]),
                  "general": _jsonl(d / "general.jsonl", general), "general_heldout_fraction": 0.4},
@@ -48,7 +51,8 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
         "ragas": {"name": "ragas-tiny", "backend": {"backend": "transformers", "model": "tiny-random-llama",
                                                     "batch_size": 1, "threads": 1}, "sample": 3, "max_new_tokens": 16},
         "answers": _jsonl(d / "preds.jsonl", preds), "paragraphs": _jsonl(d / "paragraphs.jsonl", paragraphs),
-        "qa": _jsonl(d / "qa.jsonl", qa), "n_resamples": 200, "out_dir": "results/judge_eval"}
+        "qa": _jsonl(d / "qa.jsonl", qa), "n_resamples": 200, "out_dir": "results/judge_eval",
+        "reviewed": {"questions": "results/testset/testset.csv", "corpus_dir": "results/ingest/docs"}}
     import yaml
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"judge_eval": section}))
@@ -88,6 +92,13 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
         "source paragraph", "retrieved passages"}
     metrics = json.loads((project / cfg.out_dir / "metrics.json").read_text())
     assert metrics["grounded"]["default"] == report.choices["default"]["grounded"]
+    # every grounded judge also on the reviewed test set's human labels (6 labelled, 9 left out)
+    rev = report.table[report.table["split"] == "reviewed"]
+    assert set(rev["judge"]) == set(ev[ev["task"] == "grounded"]["judge"]) and set(rev["task"]) == {"grounded"}
+    assert (rev[rev["judge"] != "tiny-prompted"]["n"] == 6).all()
+    assert metrics["grounded_reviewed"]["labels"] == {"supported": 3, "unsupported": 3, "excluded": 9}
+    assert "lexical" in metrics["grounded_reviewed"] and "reviewed test set items" in report.finding()
+    assert any(j["task"] == "grounded_reviewed" for j in report.judgments)
     assert {"length", "lexical"} <= set(metrics["grounded_length_balanced"])
     lines = (project / cfg.out_dir / "judgments.jsonl").read_text().splitlines()
     assert all("raw" in json.loads(x) and "rubric" in json.loads(x) for x in lines)

@@ -8,6 +8,7 @@
 :mod:`lab.config.generation`  the generation backend spec and the generation defaults
 :mod:`lab.config.guardrails`  the guardrail policy: a typed rule per check
 :mod:`lab.config.datasets`  an experiment's retrieval dataset spec: a typed model per kind
+:mod:`lab.config.own_docs`  the sections of the stages for your own documents (ingest, testset)
 ==========================  =====================================================================
 
 Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
@@ -38,6 +39,7 @@ from lab.config.generation import (
 )
 from lab.config.guardrails import GuardrailPolicySpec
 from lab.config.loader import YAML12Loader, load_yaml, parse_value, read_yaml
+from lab.config.own_docs import IngestConfig, TestsetConfig, TestsetFilters
 from lab.config.sections import (
     Arm,
     BenchmarkSource,
@@ -46,6 +48,7 @@ from lab.config.sections import (
     CorpusSource,
     DataQualityConfig,
     ExportConfig,
+    ExtractionChecks,
     FinetuneComparisonConfig,
     GuardrailClassifierSpec,
     GuardrailExtraEval,
@@ -64,10 +67,10 @@ from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
 __all__ = [
     "ANSWER_TIMEOUT_S", "DATASET_KINDS", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
-    "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "FinetuneComparisonConfig",
+    "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
-    "GuardrailsEvalConfig", "HaluEvalSets", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
-    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel",
+    "GuardrailsEvalConfig", "HaluEvalSets", "IngestConfig", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
+    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",
     "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",
 ]

@@ -131,7 +131,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             idx = loc.index(part)
             tag = next((p for p in loc[idx + 1:] if isinstance(p, str) and p.startswith(TAG_PREFIX)), None)
             current = tagged.get(tag) or nested[0][1]
-    return sorted(getattr(current, "model_fields", {}))
+    # a section may take keys that are no field of its own (a SQuAD task written at the top level)
+    return sorted({*getattr(current, "model_fields", {}), *getattr(current, "SHORTHAND_KEYS", ())})
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:

@@ -4,18 +4,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_serializer, model_validator
 
 from lab.config.base import SECTIONS, StageConfig, StrictModel
 from lab.config.generation import BackendSpec, GenerationSpec
 from lab.config.guardrails import GuardrailPolicySpec
+from lab.config.tasks import (
+    SQUAD_KEYS,
+    AnswersSource,
+    FinetuneTask,
+    SquadSource,
+    fold_squad_keys,
+    task_paths,
+    unfold_squad_task,
+)
 from lab.config.training import TrainedJudgeSpec, TrainingSpec
 
 
 class CorpusSource(StrictModel):
-    """A corpus to load: a folder of text files, or a JSONL file with one document per line."""
+    """A corpus to load: a folder of text files, or a JSONL file with one document per line.
+
+    ``manifest`` marks an ingested corpus (the output of ``lab ingest``): ``path`` is its ``docs``
+    folder (``glob: "**/*.txt"``) and ``manifest`` its ``manifest.json``; ``data_quality`` then also
+    reports extraction quality per file and page (:mod:`lab.data.extraction_quality`).
+    """
 
     name: str = Field(min_length=1)
     path: str
@@ -23,6 +37,23 @@ class CorpusSource(StrictModel):
     glob: str = "*"
     text_field: str = "text"
     id_field: str = "id"
+    manifest: str | None = None
+
+    @model_validator(mode="after")
+    def _manifest_needs_folder(self) -> "CorpusSource":
+        if self.manifest is not None and self.format != "folder":
+            raise ValueError(f"corpus {self.name!r}: `manifest` is for an ingested docs folder (format: folder), "
+                             f"not format {self.format!r}")
+        return self
+
+
+class ExtractionChecks(StrictModel):
+    """Thresholds of the extraction-quality checks of ingested corpora (those with a ``manifest``)."""
+
+    min_page_chars: int = Field(50, ge=0)            # non-space chars below which a page is near-empty
+    header_footer_min_share: float = Field(0.3, gt=0.0, le=1.0)  # of a file's pages (and >= 3 pages)
+    near_duplicate_threshold: float = Field(0.7, gt=0.0, le=1.0)  # Jaccard across formats, normalised text
+    language_min_chars: int = Field(200, ge=1)       # shorter documents get no language
 
 
 QAFormat = Literal["chroma", "squad", "cuad", "halueval_qa", "halueval_general"]
@@ -50,6 +81,7 @@ class DataQualityConfig(StageConfig):
     max_docs_per_corpus: int = Field(0, ge=0)
     max_items_per_qa_set: int = Field(0, ge=0)
     on_bad_file: Literal["error", "report"] = "error"
+    extraction: ExtractionChecks = ExtractionChecks()
     out_dir: str = "results/data_quality"
 
     @model_validator(mode="after")
@@ -65,6 +97,7 @@ class DataQualityConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {f"corpora[{i}].path": c.path for i, c in enumerate(self.corpora)}
+        out.update({f"corpora[{i}].manifest": c.manifest for i, c in enumerate(self.corpora) if c.manifest})
         out.update({f"qa_sets[{i}].path": q.path for i, q in enumerate(self.qa_sets)})
         return out
 
@@ -175,12 +208,18 @@ Arm = Literal["zero_shot", "few_shot", "rag", "lora", "full", "lora_rag", "qlora
 
 @SECTIONS.register("finetune_comparison")
 class FinetuneComparisonConfig(StageConfig):
-    """Section ``finetune_comparison``: the domain QA task, the arms, and their training/generation."""
+    """Section ``finetune_comparison``: the domain QA task, the arms, and their training/generation.
+
+    ``task`` is SQuAD articles (written as top-level ``paragraphs``, ``qa``, ``titles``) or a test set
+    (``task: {kind: testset, questions, corpus_dir}``); see :mod:`lab.config.tasks`. ``n_train`` and
+    ``n_heldout`` are the split sizes of a SQuAD task and caps on a test set's splits.
+    """
+
+    #: top-level keys read as a SQuAD task (listed among the allowed keys in errors)
+    SHORTHAND_KEYS: ClassVar[tuple[str, ...]] = SQUAD_KEYS
 
     model: str = "smollm2-135m-instruct"
-    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"
-    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"
-    titles: list[str] = Field(min_length=1)
+    task: FinetuneTask
     n_train: int = Field(200, ge=1)
     n_heldout: int = Field(60, ge=1)
     seed: int = 0
@@ -193,6 +232,15 @@ class FinetuneComparisonConfig(StageConfig):
     n_resamples: int = Field(10_000, ge=100)   # bootstrap resamples (and sign flips) per CI / test
     out_dir: str = "results/finetune_comparison"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _squad_shorthand(cls, data: Any) -> Any:
+        return fold_squad_keys(data, SQUAD_KEYS, required=("titles",))
+
+    @model_serializer(mode="wrap")
+    def _dump_squad_flat(self, handler: Any) -> dict[str, Any]:
+        return unfold_squad_task(handler(self))
+
     @model_validator(mode="after")
     def _unique_arms(self) -> "FinetuneComparisonConfig":
         dup = sorted({a for a in self.arms if self.arms.count(a) > 1})
@@ -201,7 +249,7 @@ class FinetuneComparisonConfig(StageConfig):
         return self
 
     def paths(self) -> dict[str, str]:
-        out = {"paragraphs": self.paragraphs, "qa": self.qa}
+        out = task_paths(self.task)
         if any(a in ("rag", "lora_rag") for a in self.arms):
             out["winner"] = self.winner
         return out
@@ -297,6 +345,24 @@ class RagasJudgeSpec(StrictModel):
     max_new_tokens: int = Field(384, ge=16)
 
 
+#: Reject reasons that say the excerpt does not support the item (compared normalised: lower case,
+#: the part before any ':', runs of other characters as '_'); other reasons (wording, duplicates...)
+#: are no grounding label, and their items are left out of the agreement and counted.
+UNSUPPORTED_REASONS = ("unsupported", "not_supported", "not_in_excerpt", "not_in_context", "not_in_source",
+                       "not_grounded", "ungrounded", "wrong_answer", "incorrect_answer", "hallucinated",
+                       "hallucination", "not_answerable_from_excerpt")
+
+
+class ReviewedLabels(StrictModel):
+    """A reviewed test set as human labels of "the excerpt supports the question's answer"
+    (:mod:`lab.handoff.reviewed_set`): accept and edit = supported, reject with one of
+    ``unsupported_reasons`` = not supported, any other reject reason = left out (counted)."""
+
+    questions: str = Field(min_length=1)
+    corpus_dir: str = Field(min_length=1)
+    unsupported_reasons: list[str] = Field(list(UNSUPPORTED_REASONS), min_length=1)
+
+
 @SECTIONS.register("judge_eval")
 class JudgeEvalConfig(StageConfig):
     """Section ``judge_eval``: judges calibrated against human labels, then the fine-tune arms scored."""
@@ -309,11 +375,28 @@ class JudgeEvalConfig(StageConfig):
     mlflow_evaluate: bool = True              # the default judges as MLflow GenAI scorers on that sample
     agreement_bar: float = Field(0.4, ge=-1, le=1)          # Cohen's kappa below this is flagged
     answers: str | None = "results/finetune_comparison/predictions.jsonl"   # the fine-tune arms' answers
-    paragraphs: str = "data/squad_v1.1_dev/dev-v1.1.paragraphs.jsonl"       # their source passages, the
-    qa: str = "data/squad_v1.1_dev/dev-v1.1.qa.jsonl"                        # context answers are judged against
+    # the context each answer is judged against: its SQuAD paragraph (top-level `paragraphs`, `qa`,
+    # the default) or its test set question's reference excerpts (task: {kind: testset, ...})
+    task: AnswersSource = SquadSource()
+    reviewed: ReviewedLabels | None = None    # human labels from a reviewed test set: each judge's agreement
     n_resamples: int = Field(2000, ge=100)
     seed: int = 0
     out_dir: str = "results/judge_eval"
+
+    #: top-level keys read as the SQuAD source of the answers (listed among the allowed keys in errors)
+    SHORTHAND_KEYS: ClassVar[tuple[str, ...]] = ("paragraphs", "qa")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _squad_shorthand(cls, data: Any) -> Any:
+        return fold_squad_keys(data, ("paragraphs", "qa"))
+
+    @model_serializer(mode="wrap")
+    def _dump_flat(self, handler: Any) -> dict[str, Any]:
+        out = unfold_squad_task(handler(self))
+        if out.get("reviewed") is None:   # absent, as before the key existed (the params hash)
+            out.pop("reviewed", None)
+        return out
 
     @model_validator(mode="after")
     def _unique_names(self) -> "JudgeEvalConfig":
@@ -327,7 +410,9 @@ class JudgeEvalConfig(StageConfig):
         out = {"data.grounded_train": self.data.grounded_train, "data.grounded_eval": self.data.grounded_eval,
                "data.general": self.data.general}
         if self.answers:
-            out.update({"answers": self.answers, "paragraphs": self.paragraphs, "qa": self.qa})
+            out.update({"answers": self.answers, **task_paths(self.task)})
+        if self.reviewed is not None:
+            out.update({"reviewed.questions": self.reviewed.questions, "reviewed.corpus_dir": self.reviewed.corpus_dir})
         return out
 
 
@@ -345,6 +430,10 @@ class ExportConfig(StageConfig):
     mode: Literal["max", "min"] = "max"
     arms: list[Arm] | None = None           # servable arms (None: all); the winner rule runs among them
     served_name: str = Field("lab", pattern=r"^[A-Za-z0-9_.-]+$")
+    # a corpus folder the bundle serves instead of the study's paragraphs (your ingested documents:
+    # OUT/docs of `lab ingest`, whose manifest gives each passage its file, pages and section);
+    # chunked and indexed with the winner's retrieval configuration (lab.retrieval.sets.folder_corpus)
+    corpus_dir: str | None = None
     max_model_len: int = Field(2048, ge=128)
     guardrails: GuardrailPolicySpec | None = None   # the policy the gateway applies (lab.config.guardrails)
     register_model: bool = True             # a new version of `registered_model` per run
@@ -355,6 +444,8 @@ class ExportConfig(StageConfig):
 
     def paths(self) -> dict[str, str]:
         out = {"manifest": self.manifest, "predictions": self.predictions, "results": self.results}
+        if self.corpus_dir is not None:
+            out["corpus_dir"] = self.corpus_dir
         if self.cost == "relative_cost":
             out["timings"] = self.timings
         # the folders the guardrail policy's checks load (copied into the bundle): deps of the stage

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,19 @@ DROP_KEYS = (
     "qrels_dropped", "qrels_dropped_missing_doc", "qrels_dropped_missing_query", "qrels_duplicate",
     "queries_without_qrels", "queries_without_relevant",
 )
+
+
+def sample_query_ids(query_ids: Iterable[str], n_queries: int, seed: int = 0) -> set[str]:
+    """The ``n_queries`` ids (all when fewer) first in the order of ``sha256(f"{seed}:{query_id}")``:
+    the seeded query sample of :meth:`RetrievalDataset.subset`, the same on every machine and
+    nested (with one seed, the first 100 are among the first 200)."""
+    if isinstance(n_queries, bool) or not isinstance(n_queries, int) or n_queries <= 0:
+        raise ValueError(f"n_queries must be a positive integer, got {n_queries!r}")
+
+    def key(qid: str) -> str:
+        return hashlib.sha256(f"{seed}:{qid}".encode()).hexdigest()
+
+    return set(sorted(query_ids, key=key)[:n_queries])
 
 
 @dataclass
@@ -88,13 +101,7 @@ class RetrievalDataset:
         machine and Python version, and nested: with one seed, the first 100 are among the first 200.
         Queries keep their original order.
         """
-        if isinstance(n_queries, bool) or not isinstance(n_queries, int) or n_queries <= 0:
-            raise ValueError(f"n_queries must be a positive integer, got {n_queries!r}")
-
-        def key(qid: str) -> str:
-            return hashlib.sha256(f"{seed}:{qid}".encode()).hexdigest()
-
-        chosen = set(sorted(self.queries, key=key)[:n_queries])
+        chosen = sample_query_ids(self.queries, n_queries, seed)
         queries = {q: t for q, t in self.queries.items() if q in chosen}
         return RetrievalDataset(
             f"{self.name}[{len(queries)}q,seed={seed}]", self.corpus, queries,

@@ -6,6 +6,11 @@ references as a JSON list of ``{content, start_index, end_index}``, corpus_id), 
 clause table over its full contracts (:func:`cuad_questions`). References are checked against the
 text: a mismatch is an error naming the row, or (``on_bad_reference="skip"``) a dropped and
 counted question, never a silent one.
+
+Rows without references (a generated test set's unanswerable questions, and the team's own questions
+whose answer was not found) have no span to score: :func:`answerable` sets them aside and counts them
+(``notes["unanswerable"]``: no document either; ``notes["document_level"]``: a ``corpus_id`` only).
+A reference may name its own document (``Span.doc_id``: a multi-passage question).
 """
 
 from __future__ import annotations
@@ -30,14 +35,58 @@ class Benchmark:
     notes: dict[str, int] = field(default_factory=dict)  # counted caveats (e.g. ambiguous CUAD spans)
 
 
-def load_corpus_folder(corpus_dir: str | Path, glob: str = "*") -> dict[str, str]:
-    """Documents of a folder by file stem, read as strict UTF-8 (a bad or empty file is a DataError)."""
+def load_corpus_folder(corpus_dir: str | Path, glob: str = "**/*") -> dict[str, str]:
+    """Documents of a folder and its subfolders by id (the path relative to the folder minus its last
+    suffix: ``pdf/x.pdf.txt`` -> ``pdf/x.pdf``, as ``lab ingest`` writes them), read as strict UTF-8
+    (a bad or empty file is a DataError)."""
     from lab.config import CorpusSource
     from lab.data.corpus import load_corpus
 
     folder = Path(corpus_dir)
     loaded = load_corpus(CorpusSource(name=folder.name, path=str(folder.resolve()), glob=glob), folder.parent)
     return {d.id: d.text for d in loaded.documents}
+
+
+#: The file an ingested corpus folder's provenance is in (CONTRACT: ``OUT/manifest.json`` beside ``OUT/docs``).
+INGEST_MANIFEST = "manifest.json"
+
+
+def corpus_documents(corpus_dir: str | Path) -> dict[str, dict[str, str]]:
+    """Doc id -> ``{"title", "text"}`` of every file under ``corpus_dir`` (subfolders too; ids as
+    :func:`load_corpus_folder` makes them: the relative path minus its last suffix), in id order.
+
+    A document's title is the one the ingestion recorded (``manifest.json`` beside the folder, written
+    by the ``ingest`` stage) and otherwise its file name without suffixes (``pdf/sp800-37r2.pdf`` ->
+    ``sp800-37r2``).
+
+    Raises
+    ------
+    DataError
+        A missing or empty folder, a bad file (:func:`load_corpus_folder`), or a manifest beside it of
+        another format or version.
+    """
+    folder = Path(corpus_dir)
+    texts = load_corpus_folder(folder, glob="**/*")
+    titles: dict[str, str] = {}
+    manifest = folder.parent / INGEST_MANIFEST
+    if manifest.is_file():
+        from lab.versioned import read_versioned
+
+        body = read_versioned(manifest, "lab.ingest-manifest", 1, "dvc repro ingest")
+        titles = {str(d.get("id")): str(d.get("title") or "") for d in body.get("documents") or []
+                  if isinstance(d, dict)}
+    return {doc_id: {"title": titles.get(doc_id) or Path(doc_id).name.split(".")[0] or doc_id, "text": texts[doc_id]}
+            for doc_id in sorted(texts)}
+
+
+def answerable(questions: Sequence[ChromaItem]) -> tuple[list[ChromaItem], dict[str, int]]:
+    """The questions with at least one reference, and counts of those without: ``unanswerable``
+    (no ``corpus_id`` either) and ``document_level`` (a ``corpus_id`` but no span); a count of 0 is
+    left out (a benchmark of answerable questions reports no new keys)."""
+    kept = [q for q in questions if q.references]
+    rest = [q for q in questions if not q.references]
+    counts = {"unanswerable": sum(not q.doc_id for q in rest), "document_level": sum(bool(q.doc_id) for q in rest)}
+    return kept, {k: v for k, v in counts.items() if v}
 
 
 def check_references(name: str, documents: dict[str, str], questions: Sequence[ChromaItem],
@@ -52,21 +101,23 @@ def check_references(name: str, documents: dict[str, str], questions: Sequence[C
     kept, skipped = [], []
     for q in questions:
         problem = None
-        text = documents.get(q.doc_id or "")
-        if text is None:
-            problem = (f"{q.source}: corpus_id {q.doc_id!r} has no document in {name} "
+        missing = [d for d in dict.fromkeys([q.doc_id or "", *(r.doc_id for r in q.references if r.doc_id)])
+                   if d not in documents]
+        if missing:
+            problem = (f"{q.source}: corpus_id {missing[0]!r} has no document in {name} "
                        f"(available: {', '.join(sorted(documents)) or 'none'}); add the file "
                        f"<corpus_id>.<ext> to the corpus folder or drop the question")
         elif not q.references:
             problem = f"{q.source}: no references"
         else:
             for j, r in enumerate(q.references):
+                text = documents[r.doc_id or q.doc_id or ""]
                 if not (0 <= r.start <= r.end <= len(text)) or text[r.start:r.end] != r.content:
                     found = text.find(r.content)
                     hint = (f"the content occurs at {found}..{found + len(r.content)}" if found >= 0
                             else "the content does not occur in the document")
                     problem = (f"{q.source}: references[{j}] offsets {r.start}..{r.end} do not match the text "
-                               f"of {q.doc_id!r} ({hint}); fix the offsets or set on_bad_reference: skip")
+                               f"of {r.doc_id or q.doc_id!r} ({hint}); fix the offsets or set on_bad_reference: skip")
                     break
         if problem is None:
             kept.append(q)
@@ -81,9 +132,9 @@ def load_chroma_benchmark(corpus_dir: str | Path, questions_csv: str | Path, *, 
                           on_bad_reference: str = "error") -> Benchmark:
     """A corpus folder plus a Chroma-format questions CSV, references checked against the text."""
     documents = load_corpus_folder(corpus_dir)
-    questions = load_chroma(Path(questions_csv))
+    questions, without = answerable(load_chroma(Path(questions_csv)))
     kept, skipped = check_references(str(corpus_dir), documents, questions, on_bad_reference)
-    return Benchmark(name or Path(corpus_dir).name, documents, kept, skipped)
+    return Benchmark(name or Path(corpus_dir).name, documents, kept, skipped, without)
 
 
 def _merge_spans(text: str, spans: list[Span]) -> tuple[Span, ...]:
@@ -149,9 +200,11 @@ def load_benchmark(src: Any, root: Path, on_bad_reference: str = "error", max_qu
         items = load_chroma(questions)
         if src.include:
             documents = {k: v for k, v in documents.items() if k in src.include}
-            items = [q for q in items if q.doc_id in src.include]
+            items = [q for q in items if (q.doc_id in src.include or not q.doc_id)
+                     and all(r.doc_id in src.include for r in q.references if r.doc_id)]
+        items, without = answerable(items)
         kept, skipped = check_references(str(corpus_dir), documents, items, on_bad_reference)
-        bench = Benchmark(src.name, documents, kept, skipped)
+        bench = Benchmark(src.name, documents, kept, skipped, without)
     unknown = sorted(set(src.include) - set(bench.documents))
     if unknown:
         raise DataError(f"benchmark {src.name!r}: include names {unknown}, which are not files of {corpus_dir}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,11 +70,16 @@ class QAItem:
 
 @dataclass(frozen=True)
 class Span:
-    """A character span ``[start, end)`` of a document and the text expected there."""
+    """A character span ``[start, end)`` of a document and the text expected there.
+
+    ``doc_id`` names the document when it is not the item's own (a multi-passage question of a
+    generated test set points into two documents); None: the item's ``doc_id``.
+    """
 
     start: int
     end: int
     content: str
+    doc_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,35 @@ class SquadItem(QAItem):
 
     title: str
     answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TestsetItem(ChromaItem):
+    """One row of a test set (CONTRACT: Chroma's columns plus ``id``, ``answer``, ``question_type``,
+    ``generator``, ``split``); ``id`` is the row's own id, ``doc_id`` its ``corpus_id``.
+
+    ``reference_docs`` is the document of each reference (a multi-passage reference may name its own
+    ``corpus_id``; the row's otherwise). An ``unanswerable`` item has no references and answer "".
+    """
+
+    __test__ = False   # not a pytest test class
+
+    answer: str
+    question_type: str            # single | multi | unanswerable
+    split: str                    # train | heldout
+    generator: str
+    reference_docs: tuple[str, ...]
+
+    @property
+    def excerpt(self) -> str:
+        """The reference excerpts' texts, joined by a blank line ("" for an unanswerable item)."""
+        return "\n\n".join(r.content for r in self.references)
+
+
+#: The columns of a test set file beyond Chroma's, and the values two of them take.
+TESTSET_COLUMNS = ("id", "answer", "question_type", "generator", "split")
+QUESTION_TYPES = ("single", "multi", "unanswerable")
+SPLITS = ("train", "heldout")
 
 
 #: CUAD annotators joined the parts of a non-contiguous excerpt with this marker (CUAD v1 README).
@@ -185,7 +219,12 @@ def _csv(path: Path, required: list[str]) -> pd.DataFrame:
 
 @QA_LOADERS.register("chroma")
 def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
-    """``questions_df.csv``: question, references (JSON list of spans), corpus_id."""
+    """``questions_df.csv``: question, references (JSON list of spans), corpus_id.
+
+    Extra columns are ignored (a generated test set's ``id``, ``answer``, ``question_type``...); a
+    reference may carry ``corpus_id`` (the document it points into, when not the row's). An empty
+    ``references`` list is read as it is: :func:`lab.data.benchmarks.answerable` sorts those rows out.
+    """
     df = _csv(path, ["question", "references", "corpus_id"])
     items: list[ChromaItem] = []
     for i, row in enumerate(df.itertuples(index=False), start=1):
@@ -203,10 +242,93 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
             rwhere = f"{where}: references[{j}]"
             if not isinstance(ref, dict):
                 raise DataError(f"{rwhere}: expected an object with content, start_index, end_index")
+            doc = _get(ref, "corpus_id", rwhere) if "corpus_id" in ref else None
             spans.append(Span(_get(ref, "start_index", rwhere, int), _get(ref, "end_index", rwhere, int),
-                              _get(ref, "content", rwhere)))
+                              _get(ref, "content", rwhere), doc or None))
         items.append(ChromaItem(f"row{i}", row.question, row.corpus_id or None, where, tuple(spans)))
     return items
+
+
+def testset_item(rec: Any, where: str) -> TestsetItem:
+    """One test set row (a CSV row as strings, or a row of :func:`lab.testset.review.reviewed_rows`,
+    whose ``references`` may already be a list) as a :class:`TestsetItem`.
+
+    Raises
+    ------
+    DataError
+        A missing column, bad JSON or reference, an unknown ``question_type`` or ``split``, or an
+        answerable item without references or answer; the message names ``where`` and the field.
+    """
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: a test set row must be a mapping of its columns, got {type(rec).__name__}")
+    fields = {k: _get(rec, k, where) for k in ("question", "corpus_id", *TESTSET_COLUMNS)}
+    refs = rec.get("references")
+    if isinstance(refs, str):
+        try:
+            refs = json.loads(refs)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: field 'references' is not valid JSON ({exc.msg})") from None
+    if not isinstance(refs, list):
+        raise DataError(f"{where}: field 'references' must be a JSON list, got {type(refs).__name__}")
+    spans, docs = [], []
+    for j, ref in enumerate(refs):
+        rwhere = f"{where}: references[{j}]"
+        if not isinstance(ref, dict):
+            raise DataError(f"{rwhere}: expected an object with content, start_index, end_index")
+        spans.append(Span(_get(ref, "start_index", rwhere, int), _get(ref, "end_index", rwhere, int),
+                          _get(ref, "content", rwhere)))
+        docs.append(str(ref.get("corpus_id") or fields["corpus_id"]))
+    for key, allowed in (("question_type", QUESTION_TYPES), ("split", SPLITS)):
+        if fields[key] not in allowed:
+            raise DataError(f"{where}: field {key!r} is {fields[key]!r}; allowed values: {', '.join(allowed)}")
+    if fields["question_type"] != "unanswerable" and (not spans or not fields["answer"].strip()):
+        raise DataError(f"{where}: a {fields['question_type']!r} item needs references and an answer "
+                        "(only 'unanswerable' items have neither)")
+    return TestsetItem(fields["id"], fields["question"], fields["corpus_id"] or None, where, tuple(spans),
+                       fields["answer"], fields["question_type"], fields["split"], fields["generator"], tuple(docs))
+
+
+def load_testset(path: Path, limit: int = 0) -> list[TestsetItem]:
+    """A test set CSV (see :class:`TestsetItem`) as written, no review applied; rows named ``path:row N``.
+
+    Raises
+    ------
+    DataError
+        A missing column or a malformed row (:func:`testset_item`), or an id used twice.
+    """
+    df = _csv(path, ["question", "references", "corpus_id", *TESTSET_COLUMNS])
+    items: list[TestsetItem] = []
+    for i, rec in enumerate(df.to_dict("records"), start=1):
+        if limit and len(items) >= limit:
+            break
+        items.append(testset_item(rec, f"{path}:row {i}"))
+    check_unique_ids(items, str(path))
+    return items
+
+
+def check_testset_references(item: TestsetItem, documents: Mapping[str, Mapping[str, str]]) -> None:
+    """Raise a :class:`DataError` naming the row when a reference of ``item`` points into a document
+    ``documents`` (doc id -> ``{"title", "text"}``) lacks, or its offsets do not hold its content."""
+    for j, (r, doc_id) in enumerate(zip(item.references, item.reference_docs, strict=True)):
+        text = documents.get(doc_id, {}).get("text")
+        if text is None:
+            raise DataError(f"{item.source}: references[{j}] points into {doc_id!r}, which the corpus folder "
+                            f"lacks ({len(documents)} documents); point corpus_dir at the folder the test set "
+                            "was generated from, or regenerate the test set (`dvc repro testset`)")
+        if not 0 <= r.start <= r.end <= len(text) or text[r.start:r.end] != r.content:
+            raise DataError(f"{item.source}: references[{j}] offsets {r.start}..{r.end} do not match the text of "
+                            f"{doc_id!r}; the corpus changed since the test set was generated: regenerate it "
+                            "(`dvc repro testset`)")
+
+
+def check_unique_ids(items: list[TestsetItem], name: str) -> None:
+    """Raise a :class:`DataError` naming the first id two items share (review decisions are by id)."""
+    seen: dict[str, str] = {}
+    for it in items:
+        if it.id in seen:
+            raise DataError(f"{it.source}: id {it.id!r} is also the id of {seen[it.id]} in {name}; "
+                            "every item of a test set needs its own id")
+        seen[it.id] = it.source
 
 
 @QA_LOADERS.register("squad")

@@ -24,6 +24,11 @@ Corpora
     page breaks included). A U+FFFD or mojibake count is a lower bound: ftfy does not catch every
     mis-decoding, and text that was decoded wrongly into valid-looking letters cannot be seen.
 
+Ingested corpora
+    A corpus source with a ``manifest`` (the output of ``lab ingest``) also gets the extraction
+    checks of :mod:`lab.data.extraction_quality`, each finding naming the file and page; its files
+    are loaded in report mode whatever ``on_bad_file`` says (an empty text file is a scanned PDF).
+
 QA sets
     Every set gets items, empty questions, duplicate questions (same document and same
     whitespace/case-normalised question: CUAD and SQuAD legitimately repeat a question across
@@ -46,7 +51,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from collections import Counter
@@ -67,11 +71,14 @@ from lab.data.qa import (
     SquadItem,
     load_qa_set,
 )
+from lab.data.textchecks import mojibake, near_duplicates, word_shingles
 from lab.io import write_text
 from lab.paths import resolve_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from lab.data.extraction_quality import ExtractionReport
 
 _PROBLEM_COLUMNS = ("scope", "where", "kind", "record", "detail", "source")
 
@@ -80,7 +87,6 @@ MAX_PROBLEMS_PER_KIND = 200
 
 # C0 and C1 control characters except \t \n \r (and DEL): never meaningful inside prose
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_WORD = re.compile(r"\w+")
 
 
 def normalise(text: str) -> str:
@@ -129,6 +135,9 @@ class QualityReport:
         (corpus, doc_id, tokens) per document, for histograms.
     near_duplicate_pairs:
         (corpus, doc_a, doc_b, jaccard) per verified near-duplicate pair.
+    extraction:
+        Extraction findings per file and page of the ingested corpora (sources with a ``manifest``);
+        None when there is none, and then nothing below mentions extraction.
     """
 
     corpora: pd.DataFrame
@@ -137,6 +146,7 @@ class QualityReport:
     problem_counts: pd.DataFrame
     doc_tokens: pd.DataFrame
     near_duplicate_pairs: pd.DataFrame
+    extraction: ExtractionReport | None = None
 
     def metrics(self) -> dict[str, float | int]:
         """Flat metrics: ``corpus.<name>.<column>``, ``qa.<name>.<column>`` and ``total.*``.
@@ -156,6 +166,8 @@ class QualityReport:
         out["total.qa_sets"] = len(self.qa_sets)
         out["total.qa_items"] = int(self.qa_sets["items"].sum()) if len(self.qa_sets) else 0
         out["total.problems"] = int(self.problem_counts["count"].sum()) if len(self.problem_counts) else 0
+        if self.extraction is not None:
+            out.update(self.extraction.metrics())
         return out
 
     def finding(self) -> str:
@@ -165,6 +177,8 @@ class QualityReport:
         text = [f"**{m['total.documents']:,} documents** in {m['total.corpora']} corpora "
                 f"({m['total.tokens']:,} tokens) and **{m['total.qa_items']:,} QA items** in "
                 f"{m['total.qa_sets']} sets; **{m['total.problems']:,} problems** found."]
+        if self.extraction is not None:
+            text.append(self.extraction.finding())
         if len(self.problem_counts):
             kinds = self.problem_counts.groupby("kind")["count"].sum().sort_values(ascending=False)
             text.append("By kind: " + ", ".join(f"{k} {int(v):,}" for k, v in kinds.items()) + ".")
@@ -206,6 +220,9 @@ class QualityReport:
             "plots/qa_not_found.csv": qa_plot.to_csv(index=False),
             "plots/corpus_tokens.csv": corpus_plot.to_csv(index=False),
         }
+        if self.extraction is not None:
+            files["extraction_findings.csv"] = self.extraction.findings.to_csv(index=False)
+            files["extraction_documents.csv"] = self.extraction.documents.to_csv(index=False)
         written = []
         for rel, text in files.items():
             path = out_dir / rel
@@ -261,8 +278,16 @@ def profile(cfg: DataQualityConfig, root: Path) -> QualityReport:
     problems = _Problems()
     corpus_rows, token_rows, pair_rows = [], [], []
     loads: dict[str, CorpusLoad] = {}
+    extraction = []
     for src in cfg.corpora:
-        load = load_corpus(src, root, on_bad_file=cfg.on_bad_file, limit=cfg.max_docs_per_corpus)
+        # an ingested corpus's empty text file is a scanned PDF: an extraction finding, not a stop
+        on_bad_file = "report" if src.manifest else cfg.on_bad_file
+        load = load_corpus(src, root, on_bad_file=on_bad_file, limit=cfg.max_docs_per_corpus)
+        if src.manifest:
+            from lab.data.extraction_quality import check_ingested
+
+            extraction.append(check_ingested(src, load.documents, load.truncated, resolve_path(src.path, root),
+                                             resolve_path(src.manifest, root), cfg))
         loads[src.name] = load
         row, tokens, pairs = _profile_corpus(src, load, cfg, encoding.encode_ordinary, problems)
         corpus_rows.append(row)
@@ -284,7 +309,16 @@ def profile(cfg: DataQualityConfig, root: Path) -> QualityReport:
         problem_counts=pd.DataFrame(counts, columns=["scope", "where", "kind", "count", "shown"]),
         doc_tokens=pd.DataFrame(token_rows, columns=["corpus", "doc_id", "tokens"]),
         near_duplicate_pairs=pd.DataFrame(pair_rows, columns=["corpus", "doc_a", "doc_b", "jaccard"]),
+        extraction=_extraction_report(extraction),
     )
+
+
+def _extraction_report(checks: list[Any]) -> ExtractionReport | None:
+    if not checks:
+        return None
+    from lab.data.extraction_quality import ExtractionReport
+
+    return ExtractionReport(checks)
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -324,32 +358,6 @@ def _stats(prefix: str, values: Sequence[int]) -> dict[str, float | int]:
             f"{prefix}_max": int(arr.max())}
 
 
-def _shingles(text: str, size: int) -> set[str]:
-    """Word ``size``-grams of the lower-cased words (a shorter text is one shingle of all words)."""
-    words = _WORD.findall(text.lower())
-    if len(words) <= size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
-
-
-def _mojibake(text: str) -> str | None:
-    """Why ftfy's encoding repairs would change ``text`` (None when they would not)."""
-    import ftfy
-
-    cfg = ftfy.TextFixerConfig(
-        unescape_html=False, remove_terminal_escapes=False, fix_latin_ligatures=False,
-        fix_character_width=False, uncurl_quotes=False, fix_line_breaks=False, fix_surrogates=False,
-        remove_control_chars=False, normalization=None, explain=True,
-    )
-    fixed, steps = ftfy.fix_and_explain(text, cfg)
-    if fixed == text:
-        return None
-    at = len(os.path.commonprefix([text, fixed]))
-    actions = sorted({step[0] + (f":{step[1]}" if step[1] else "") for step in (steps or [])})
-    return (f"ftfy would repair it ({', '.join(actions) or 'fix_encoding'}); first change at char {at}: "
-            f"{text[at : at + 30]!r} -> {fixed[at : at + 30]!r}")
-
-
 def _profile_corpus(
     src: CorpusSource,
     load: CorpusLoad,
@@ -387,9 +395,9 @@ def _profile_corpus(
         else:
             first_by_hash[digest] = doc.id
         _encoding_checks(name, doc, problems, flags)
-        shingles.append(_shingles(doc.text, cfg.shingle_size))
+        shingles.append(word_shingles(doc.text, cfg.shingle_size))
 
-    pairs = _near_duplicates(load.documents, shingles, hashes, cfg)
+    pairs = near_duplicates(load.documents, shingles, hashes, cfg.near_duplicate_threshold, cfg.num_perm)
     for a, b, jac in pairs:
         problems.add("corpus", name, "near_duplicate", a, f"Jaccard {jac:.3f} with {b!r}")
     encoding_problems = (skipped["invalid_utf8"] + flags["replacement_char_docs"] + flags["mojibake_docs"]
@@ -420,7 +428,7 @@ def _encoding_checks(name: str, doc: Document, problems: _Problems, flags: Count
         problems.add("corpus", name, "replacement_char", doc.id,
                      f"{n_repl} U+FFFD replacement character(s); first at char {at}: "
                      f"{doc.text[max(0, at - 20) : at + 20]!r}", doc.source)
-    why = _mojibake(doc.text)
+    why = mojibake(doc.text)
     if why:
         flags["mojibake_docs"] += 1
         problems.add("corpus", name, "mojibake", doc.id, why, doc.source)
@@ -431,51 +439,6 @@ def _encoding_checks(name: str, doc: Document, problems: _Problems, flags: Count
             f"U+{ord(c):04X} {unicodedata.name(c, 'control')} x{n}" for c, n in controls.most_common()
         )
         problems.add("corpus", name, "control_chars", doc.id, f"control characters: {listed}", doc.source)
-
-
-def _lsh(cls: Any, threshold: float, num_perm: int) -> Any:
-    """A MinHashLSH index at ``threshold``, or the highest lower threshold datasketch can band.
-
-    Near 1.0 (or with few permutations) datasketch finds no banding with two or more bands and
-    refuses. Lowering the index threshold only widens the candidate set; candidates are verified
-    with the exact Jaccard afterwards, so the reported pairs do not change meaning.
-    """
-    t = threshold
-    while True:
-        try:
-            return cls(threshold=t, num_perm=num_perm)
-        except ValueError:
-            if t <= 0.1:
-                raise
-            t = round(t - 0.05, 2)
-
-
-def _near_duplicates(
-    docs: Sequence[Document], shingles: Sequence[set[str]], hashes: Sequence[str], cfg: DataQualityConfig
-) -> list[tuple[str, str, float]]:
-    """Verified near-duplicate pairs ``(doc_a, doc_b, jaccard)``, ``doc_a`` the earlier document."""
-    from datasketch import MinHash, MinHashLSH
-
-    # Only the first copy of each exact-duplicate group takes part: later copies would repeat
-    # every pair of the first one, and are already reported as exact duplicates.
-    first: dict[str, int] = {}
-    keep = [i for i, s in enumerate(shingles) if s and first.setdefault(hashes[i], i) == i]
-    if len(keep) < 2:
-        return []
-    minhashes = MinHash.bulk([[s.encode("utf-8") for s in shingles[i]] for i in keep], num_perm=cfg.num_perm)
-    lsh = _lsh(MinHashLSH, cfg.near_duplicate_threshold, cfg.num_perm)
-    for i, mh in zip(keep, minhashes, strict=True):
-        lsh.insert(i, mh)
-    pairs = []
-    for i, mh in zip(keep, minhashes, strict=True):
-        for j in sorted(lsh.query(mh)):
-            if j <= i:
-                continue  # each pair once
-            a, b = shingles[i], shingles[j]
-            jac = len(a & b) / len(a | b)
-            if jac >= cfg.near_duplicate_threshold:
-                pairs.append((docs[i].id, docs[j].id, round(jac, 4)))
-    return pairs
 
 
 # --------------------------------------------------------------------------- QA sets

@@ -131,3 +131,96 @@ def squad_articles(paragraphs: Iterable[tuple[str, str, str]]) -> dict[str, Arti
             at += len(text) + len(PARAGRAPH_SEP)
         articles[title] = Article(title, PARAGRAPH_SEP.join(t for _, t in paras), offsets)
     return articles
+
+
+# --------------------------------------------------------------------------- as a corpus folder + Chroma CSV
+
+
+@dataclass
+class ChromaExport:
+    """SQuAD articles as a corpus folder and their questions in Chroma's ``questions_df.csv`` format.
+
+    Attributes
+    ----------
+    documents:
+        Title (underscores, the file's spelling; the ``corpus_id``) -> the article text, built by
+        :func:`squad_articles` exactly as the chunk-level retrieval set builds it.
+    rows:
+        One dict per question: ``question``, ``references`` (JSON list with one
+        ``{content, start_index, end_index}``), ``corpus_id``, then ``id`` (the SQuAD id),
+        ``answer``, ``question_type`` (``single``), ``generator`` (``human``), ``split``.
+    counts:
+        ``questions_total``, ``questions_answer_located``, ``questions_answer_not_located``,
+        ``questions_sampled`` and ``sampled_answer_repeated`` (sampled questions whose located answer
+        occurs again in its paragraph, where the first occurrence may not be the annotated one).
+    """
+
+    documents: dict[str, str]
+    rows: list[dict[str, str]]
+    counts: dict[str, int]
+
+    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
+        """``out_dir/corpus/<title>.txt`` per article and ``out_dir/questions.csv``; returns both paths."""
+        import pandas as pd
+
+        from lab.io import write_csv, write_text
+
+        out = Path(out_dir)
+        for title, text in self.documents.items():
+            write_text(out / "corpus" / f"{title}.txt", text)
+        write_csv(out / "questions.csv", pd.DataFrame(self.rows, columns=list(CHROMA_EXPORT_COLUMNS)))
+        return out / "corpus", out / "questions.csv"
+
+
+#: Columns of :attr:`ChromaExport.rows`: Chroma's three, then the test-set file's extra columns.
+CHROMA_EXPORT_COLUMNS = ("question", "references", "corpus_id", "id", "answer", "question_type", "generator",
+                         "split")
+
+
+def squad_as_chroma(paragraphs_jsonl: str | Path, qa_jsonl: str | Path, titles: list[str] | None = None, *,
+                    max_queries: int = 0, seed: int = 0) -> ChromaExport:
+    """SQuAD v1.1 articles as a corpus folder's documents and their questions with exact offsets.
+
+    Each question's reference is its first accepted answer that occurs verbatim in its paragraph, at
+    its FIRST occurrence there (the rule of :func:`lab.retrieval.sets.squad_chunks`), moved to the
+    article's offsets; questions with no located answer are dropped and counted. ``max_queries``
+    keeps the seeded sample of :func:`lab.data.beir.sample_query_ids` over the located questions:
+    the sample of a ``squad_chunks`` experiment with the same ``max_queries`` and ``seed``, except
+    where that set also drops a question whose answer straddles a chunk boundary (which depends on
+    the chunker; such a drop lets the next question in the sample's order in).
+
+    Raises
+    ------
+    DataError
+        As :func:`squad_questions` (malformed lines, an unknown title, a question without its paragraph).
+    """
+    import json
+
+    from lab.data.beir import sample_query_ids
+
+    paragraphs, questions = squad_questions(paragraphs_jsonl, qa_jsonl, titles)
+    articles = squad_articles((p.id, p.title, p.text) for p in paragraphs.values())
+    counts = {"questions_total": len(questions)}
+    located: dict[str, dict[str, str]] = {}
+    repeated: set[str] = set()
+    for q in questions:
+        para = paragraphs[q.doc_id or ""]
+        for answer in dict.fromkeys(a for a in q.answers if a.strip()):
+            at = para.text.find(answer)
+            if at < 0:
+                continue
+            start = articles[para.title].offsets[para.id] + at
+            if para.text.find(answer, at + 1) >= 0:
+                repeated.add(q.id)
+            ref = {"content": answer, "start_index": start, "end_index": start + len(answer)}
+            located[q.id] = {"question": q.question, "references": json.dumps([ref], ensure_ascii=False),
+                             "corpus_id": para.title, "id": q.id, "answer": answer, "question_type": "single",
+                             "generator": "human", "split": "heldout"}
+            break
+    counts["questions_answer_located"] = len(located)
+    counts["questions_answer_not_located"] = len(questions) - len(located)
+    keep = sample_query_ids(located, max_queries, seed) if max_queries else set(located)
+    rows = [r for qid, r in located.items() if qid in keep]
+    counts["questions_sampled"] = len(rows)
+    counts["sampled_answer_repeated"] = len(keep & repeated)
+    return ChromaExport({t: a.text for t, a in articles.items()}, rows, counts)

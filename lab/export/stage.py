@@ -61,7 +61,7 @@ class ExportResult:
     arm: ArmEntry
     model: ServedModel
     retrieval: dict[str, Any]                       # {"config", "k"}
-    corpus: dict[str, dict[str, str]]               # doc id -> {"title", "text"}: the served passages
+    corpus: dict[str, dict[str, Any]]               # doc id -> {"title", "text", provenance...}: the served passages
     eval_items: list[dict[str, Any]]
     provenance: dict[str, Any]
     cfg: Any                                        # lab.config.ExportConfig
@@ -176,7 +176,7 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
     """
     import pandas as pd
 
-    from lab.retrieval.sets import config_chunker, squad_corpus
+    from lab.retrieval.sets import config_chunker, folder_corpus, rag_corpus
     from lab.tracking import dvc_data_hashes, git_state
 
     root = paths.root
@@ -201,14 +201,22 @@ def run(cfg: Any, paths: StagePaths, *, register_model: bool | None = None) -> E
         raise ExportError(f"{cfg.manifest}: the study ran no retrieving arm, and the server answers with "
                           "retrieved sources; add rag or lora_rag to finetune_comparison.arms")
     config = manifest.retrieval["config"]
-    corpus = squad_corpus(manifest.paragraphs(), config_chunker(config))
+    if cfg.corpus_dir is None:   # the passages the study's RAG arms searched
+        corpus = rag_corpus(manifest.corpus_kind, manifest.paragraphs(), config_chunker(config))
+    else:                        # a corpus folder: its passages carry their file, pages and section
+        corpus = folder_corpus(paths.of(cfg.corpus_dir), config_chunker(config))
+        if not corpus:
+            raise ExportError(f"export.corpus_dir {cfg.corpus_dir}: no passages (no document with text)")
     eval_items = _eval_items(manifest, preds[choice.arm])
     git = git_state(root)
-    identity = json.dumps([choice.arm, asdict(model), manifest.retrieval, arm.prompt_version, arm.generation,
-                           cfg.guardrails_config()], sort_keys=True, default=str)
+    served = [choice.arm, asdict(model), manifest.retrieval, arm.prompt_version, arm.generation, cfg.guardrails_config()]
+    served += [cfg.corpus_dir] if cfg.corpus_dir is not None else []   # (the study's corpus: the id as before)
+    identity = json.dumps(served, sort_keys=True, default=str)
     provenance = {"bundle_id": hashlib.sha256(identity.encode()).hexdigest()[:16], **git,
                   "data": dvc_data_hashes(root), "mlflow_runs": _stage_runs(root, ("retrieval_sweep", "finetune_comparison")),
                   "predictions": str(cfg.predictions), "manifest": str(cfg.manifest)}
+    if cfg.corpus_dir is not None:
+        provenance["corpus_dir"] = str(cfg.corpus_dir)
     return ExportResult(choice=choice, arm=arm, model=model, retrieval=dict(manifest.retrieval), corpus=corpus,
                         eval_items=eval_items, provenance=provenance, cfg=cfg, root=root,
                         register_model=cfg.register_model if register_model is None else register_model)

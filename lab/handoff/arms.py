@@ -13,6 +13,8 @@ Written by the fine-tune study at the end of its run, read by the export stage::
     corpus               [{id, title, text}] in file order: the paragraphs that retriever indexed;
                          the export stage chunks and indexes them with the same configuration and
                          code (order matters: an article's paragraphs are chunked as one text)
+    corpus_kind          how the corpus becomes passages (lab.retrieval.sets.rag_corpus): absent for
+                         SQuAD paragraphs ("squad"), "documents" for a test set's documents
     heldout              the questions every arm answered: id, question, answers, title
 
 Paths inside the project are stored relative to its root (the file moves with the project);
@@ -33,6 +35,8 @@ ARMS_FORMAT = "lab.finetune-arms"
 ARMS_VERSION = 1
 ARMS_FILE = "arms.json"
 REGENERATE = "dvc repro finetune_comparison"
+#: How the corpus becomes passages (the keys of lab.retrieval.sets.RAG_CORPORA).
+CORPUS_KINDS = ("squad", "documents")
 
 
 @dataclass
@@ -57,6 +61,7 @@ class ArmsManifest:
     retrieval: dict[str, Any] | None = None       # {"config": ..., "k": ...}
     corpus: list[dict[str, str]] = field(default_factory=list)
     heldout: list[dict[str, Any]] = field(default_factory=list)
+    corpus_kind: str = "squad"                    # lab.retrieval.sets.RAG_CORPORA's key
 
     def arm(self, name: str) -> ArmEntry:
         """The entry of arm ``name``.
@@ -77,8 +82,8 @@ class ArmsManifest:
         return [a.name for a in self.arms]
 
     def paragraphs(self) -> dict[str, dict[str, str]]:
-        """Paragraph id -> ``{"title", "text"}`` in the study's order (what
-        :func:`lab.retrieval.sets.squad_corpus` chunks)."""
+        """Paragraph (or document) id -> ``{"title", "text"}`` in the study's order (what
+        :func:`lab.retrieval.sets.rag_corpus` chunks, by :attr:`corpus_kind`)."""
         return {p["id"]: {"title": p["title"], "text": p["text"]} for p in self.corpus}
 
 
@@ -97,6 +102,8 @@ def write_arms(path: str | Path, manifest: ArmsManifest, root: Path) -> Path:
     data = asdict(manifest)
     for a in data["arms"]:
         a["trained_dir"] = _rel(a["trained_dir"], root)
+    if data["corpus_kind"] == "squad":   # the default is left out: a SQuAD study writes the file it always wrote
+        del data["corpus_kind"]
     return write_versioned(path, ARMS_FORMAT, ARMS_VERSION, data)
 
 
@@ -133,11 +140,16 @@ def read_arms(path: str | Path, root: Path) -> ArmsManifest:
         for i, rec in enumerate(data[key] if isinstance(data[key], list) else [None]):
             if not isinstance(rec, dict) or any(k not in rec for k in need):
                 raise DataError(f"{path}: {key}[{i}] must be a mapping with {', '.join(need)}; rerun `{REGENERATE}`")
-    return ArmsManifest(arms=arms, retrieval=data["retrieval"], corpus=data["corpus"], heldout=data["heldout"])
+    kind = data.get("corpus_kind", "squad")
+    if kind not in CORPUS_KINDS:
+        raise DataError(f"{path}: corpus_kind {kind!r} is not one of {', '.join(CORPUS_KINDS)}; rerun `{REGENERATE}`")
+    return ArmsManifest(arms=arms, retrieval=data["retrieval"], corpus=data["corpus"], heldout=data["heldout"],
+                        corpus_kind=kind)
 
 
 def manifest_from_study(arms: Sequence[Mapping[str, Any]], *, retrieval: Mapping[str, Any] | None,
-                        paragraphs: Mapping[str, Mapping[str, str]], heldout: Sequence[Any]) -> ArmsManifest:
+                        paragraphs: Mapping[str, Mapping[str, str]], heldout: Sequence[Any],
+                        corpus_kind: str = "squad") -> ArmsManifest:
     """A manifest from plain values: ``arms`` as :class:`ArmEntry` keyword mappings, the retrieval
     (``{"config", "k"}``; None without RAG arms), the paragraphs indexed (id -> ``{"title", "text"}``,
     in order) and the held-out questions
@@ -146,4 +158,5 @@ def manifest_from_study(arms: Sequence[Mapping[str, Any]], *, retrieval: Mapping
         arms=[ArmEntry(**dict(a)) for a in arms],
         retrieval=dict(retrieval) if retrieval is not None else None,
         corpus=[{"id": pid, "title": p["title"], "text": p["text"]} for pid, p in paragraphs.items()],
-        heldout=[{"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.title} for q in heldout])
+        heldout=[{"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.title} for q in heldout],
+        corpus_kind=corpus_kind)

@@ -10,7 +10,9 @@
     index/           the retriever saved by :meth:`lab.retrieval.Retriever.save`, built by
                      :class:`lab.retrieval.configured.ConfiguredRetriever` (the sweep's and the RAG
                      arms' code), so serving searches the very index the offline evaluation searched
-    passages.jsonl   doc id -> passage text (what the prompt quotes and the answer cites)
+    passages.jsonl   one passage a line: id, title, text (what the prompt quotes and the answer cites)
+                     and, where the corpus has them, its offsets in its document and the document's
+                     source file, pages and section (:data:`PASSAGE_PROVENANCE`; the sources' citations)
     eval.jsonl       the held-out questions with their references and the offline answers (the canary)
     guardrails/      copies of the model folders the guardrail policy names
 
@@ -232,7 +234,20 @@ def bundle_policy(bundle_dir: str | Path, meta: Mapping[str, Any] | None = None)
     return policy
 
 
-def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], corpus: Mapping[str, Mapping[str, str]],
+#: What a passage of ``passages.jsonl`` may carry beside ``id``, ``title`` and ``text``, in this order:
+#: where it lies in its document and, for an ingested corpus, where that came from
+#: (:func:`lab.retrieval.sets.folder_corpus`). A SQuAD passage has none of them.
+PASSAGE_PROVENANCE = ("doc_id", "start", "end", "source", "pages", "section")
+
+
+def passage_record(doc_id: str, text: str, passage: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of ``passages.jsonl``: ``{"id", "title", "text"}`` and the :data:`PASSAGE_PROVENANCE`
+    keys ``passage`` has (other keys of the corpus record are not served)."""
+    return {"id": doc_id, "title": passage.get("title", ""), "text": text,
+            **{k: passage[k] for k in PASSAGE_PROVENANCE if passage.get(k) is not None}}
+
+
+def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], corpus: Mapping[str, Mapping[str, Any]],
                  model: ServedModel, choice: Choice, k: int, prompt_version: str, generation: Mapping[str, Any],
                  rag: bool = True, eval_items: Sequence[Mapping[str, Any]] = (),
                  guardrails: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None,
@@ -265,9 +280,8 @@ def write_bundle(out_dir: str | Path, *, retrieval_config: Mapping[str, Any], co
         retriever.retriever.save(tmp / "index")
         packed = model.packed(tmp)
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for doc_id, text in retriever.passages.items():
-                title = corpus[doc_id].get("title", "")
-                fh.write(json.dumps({"id": doc_id, "title": title, "text": text}, ensure_ascii=False) + "\n")
+            fh.writelines(json.dumps(passage_record(doc_id, text, corpus[doc_id]), ensure_ascii=False) + "\n"
+                          for doc_id, text in retriever.passages.items())
         with open(tmp / "eval.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(dict(item), ensure_ascii=False) + "\n" for item in eval_items)
         bundle = {

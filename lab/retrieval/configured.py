@@ -128,10 +128,18 @@ class ConfiguredRetriever:
         return [[self.passages[d] for d, _ in hits] for hits in self.search(questions, k)]
 
 
+def corpus_retriever(config: Mapping[str, Any], kind: str, paragraphs: Mapping[str, Mapping[str, str]],
+                     **kwargs: Any) -> ConfiguredRetriever:
+    """A domain task's corpus (id -> ``{"title", "text"}``: SQuAD paragraphs for ``kind="squad"``, a
+    test set's documents for ``"documents"``) chunked and indexed as ``config`` says
+    (:func:`lab.retrieval.sets.rag_corpus`)."""
+    from lab.retrieval.sets import config_chunker, rag_corpus
+
+    return ConfiguredRetriever(config, rag_corpus(kind, paragraphs, config_chunker(config)), **kwargs)
+
+
 def squad_retriever(config: Mapping[str, Any], paragraphs: Mapping[str, Mapping[str, str]], **kwargs: Any
                     ) -> ConfiguredRetriever:
     """SQuAD paragraphs (id -> ``{"title", "text"}``, e.g. a domain task's) chunked and indexed as
     ``config`` says (:func:`lab.retrieval.sets.squad_corpus`)."""
-    from lab.retrieval.sets import config_chunker, squad_corpus
-
-    return ConfiguredRetriever(config, squad_corpus(paragraphs, config_chunker(config)), **kwargs)
+    return corpus_retriever(config, "squad", paragraphs, **kwargs)

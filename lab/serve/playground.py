@@ -27,7 +27,8 @@ function headers(){ const h = {"Content-Type": "application/json"}; const k = $(
   if (k) h["Authorization"] = "Bearer " + k; return h; }
 function showSources(srcs){ $("sources").innerHTML = "";
   (srcs || []).forEach((s, i) => { const d = document.createElement("div"); d.className = "src";
-    d.textContent = "[" + (i + 1) + "] " + (s.title ? s.title + ": " : "") + s.text.slice(0, 400) +
+    const name = s.citation || s.title;
+    d.textContent = "[" + (i + 1) + "] " + (name ? name + ": " : "") + s.text.slice(0, 400) +
       "  (id " + s.id + ", score " + s.score.toFixed(3) + ")"; $("sources").appendChild(d); }); }
 $("ask").onclick = async () => {
   $("answer").textContent = ""; $("sources").innerHTML = ""; $("rate").hidden = true; $("rated").textContent = "";

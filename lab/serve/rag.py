@@ -37,11 +37,13 @@ class RAG:
         config = self.bundle["retrieval"]["config"]
         self.embed = config_embedder(config, store_dir, embed) if config["retriever"] in DENSE else None
         self.retriever = load_retriever(self.dir / "index", self.embed)
-        self.passages: dict[str, dict[str, str]] = {}
+        self.passages: dict[str, dict[str, Any]] = {}
         for row in iter_jsonl(self.dir / "passages.jsonl"):
-            if "id" not in row.record or not isinstance(row.record.get("text"), str):
+            rec = row.record
+            if "id" not in rec or not isinstance(rec.get("text"), str):
                 raise BundleError(f"{row.where}: a passage needs 'id' and a 'text' string; rerun `dvc repro export`")
-            self.passages[row.record["id"]] = {"title": row.record.get("title", ""), "text": row.record["text"]}
+            self.passages[rec["id"]] = {"title": rec.get("title", ""), "text": rec["text"],
+                                        **_provenance(rec, row.where)}
         self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
         self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
         self.rag = bool(self.bundle["prompt"]["rag"])
@@ -51,9 +53,13 @@ class RAG:
         return self.retriever.search(list(questions), k or self.k)
 
     def sources(self, hits: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
-        """The passages behind ``hits`` as the response's ``sources`` (id, score, title, text)."""
-        return [{"id": d, "score": float(sc), "title": self.passages[d]["title"], "text": self.passages[d]["text"]}
-                for d, sc in hits]
+        """The passages behind ``hits`` as the response's ``sources``, in the prompt's order (source
+        ``i`` is the passage the prompt numbers ``[i + 1]``): ``id``, ``score``, ``title``, ``text``;
+        a passage of a corpus folder (:func:`lab.retrieval.sets.folder_corpus`) also gives
+        ``document`` (its source file, or its doc id when the folder was not ingested), ``pages``
+        (``[first, last]``) and ``section`` where known, and ``citation``
+        (:func:`lab.ingest.provenance.citation`: ``"guide.pdf, p. 4-5"``)."""
+        return [_source(d, sc, self.passages[d]) for d, sc in hits]
 
     def messages(self, question: str, hits: Sequence[tuple[str, float]], topic: str | None = None,
                  history: Sequence[dict] = ()) -> list[dict]:
@@ -74,3 +80,35 @@ class RAG:
             return None
         total = store.stats.hits + store.stats.misses
         return store.stats.hits / total if total else None
+
+
+def _provenance(rec: dict[str, Any], where: str) -> dict[str, Any]:
+    """The provenance keys of a ``passages.jsonl`` record (:data:`lab.handoff.bundle.PASSAGE_PROVENANCE`), checked."""
+    from lab.handoff.bundle import PASSAGE_PROVENANCE
+
+    out = {k: rec[k] for k in PASSAGE_PROVENANCE if rec.get(k) is not None}
+    pages = out.get("pages")
+    if pages is not None and (not isinstance(pages, list) or len(pages) != 2
+                              or not all(isinstance(p, int) and not isinstance(p, bool) for p in pages)):
+        raise BundleError(f"{where}: 'pages' must be [first, last] page numbers, got {pages!r:.80}; "
+                          "rerun `dvc repro export`")
+    for key in ("doc_id", "source", "section"):
+        if key in out and not isinstance(out[key], str):
+            raise BundleError(f"{where}: {key!r} must be a string, got {out[key]!r:.80}; rerun `dvc repro export`")
+    return out
+
+
+def _source(doc_id: str, score: float, passage: dict[str, Any]) -> dict[str, Any]:
+    """One entry of a response's ``sources`` (see :meth:`RAG.sources`)."""
+    from lab.ingest.provenance import citation
+
+    out: dict[str, Any] = {"id": doc_id, "score": float(score), "title": passage["title"], "text": passage["text"]}
+    document = passage.get("source") or passage.get("doc_id")
+    if document is None:
+        return out   # a SQuAD passage: no document to name
+    out["document"] = document
+    for key in ("pages", "section"):
+        if key in passage:
+            out[key] = passage[key]
+    out["citation"] = citation(document, passage.get("pages"), passage.get("section"))
+    return out

@@ -119,7 +119,7 @@ def evaluate(
     for doc in {c.doc_id for c in chunks}:
         doc_ranges[doc] = np.array([(c.start, c.end) for c in chunks if c.doc_id == doc], dtype=np.int64)
 
-    refs = [[Located(q.doc_id or "", r.start, r.end) for r in q.references] for q in bench.questions]
+    refs = [[Located(r.doc_id or q.doc_id or "", r.start, r.end) for r in q.references] for q in bench.questions]
     omega_k = [precision_omega(r, doc_ranges) for r in refs]
     depth = max([int(k) for k in ks if k != "min"] + [min(MIN_K_CAP, max(m for _, m in omega_k))])
     depth = min(depth, len(chunks))

@@ -38,6 +38,14 @@ class DataQualityResult:
 
     def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
         r = self.report
+        extraction: list[tuple[str, Any]] = []
+        if r.extraction is not None:  # ingested corpora only: their findings by file and page
+            f = r.extraction.findings
+            extraction = [
+                ("Extraction findings (true counts)", r.extraction.counts),
+                ("Extraction findings (at most 5 per kind)", f.groupby("kind").head(5) if len(f) else "no findings"),
+                ("Ingested files", r.extraction.documents),
+            ]
         return [
             ("Corpora", r.corpora),
             ("Document length", out_dir / "plots" / "doc_tokens_hist.png"),
@@ -47,6 +55,7 @@ class DataQualityResult:
             ("Examples (at most 5 per kind)", r.problems.groupby("kind").head(5) if not r.problems.empty
              else "no problems"),
             ("Near-duplicate pairs (first 20)", r.near_duplicate_pairs.head(20)),
+            *extraction,
         ]
 
 

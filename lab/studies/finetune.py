@@ -2,7 +2,8 @@
 
 Turns the seed's cost table (full fine-tuning $$$$, LoRA/QLoRA $$, RAG $, prompts ¢) into a
 measurement on one domain: a few SQuAD articles whose questions are split into train and held-out
-(:mod:`lab.data.domain`). Every arm answers the same held-out questions with the same generation
+(:mod:`lab.data.domain`), or your own documents and the train and held-out splits of a test set
+generated over them and reviewed (``task: {kind: testset, ...}``, :func:`domain_task`). Every arm answers the same held-out questions with the same generation
 backend and is scored with SQuAD's exact match and token F1 (plus answer-in-context for RAG arms);
 every arm's cost is measured: training wall time, peak memory of the training process, trainable
 parameters, inference time per question and tokens/s, and a relative cost signal
@@ -285,20 +286,51 @@ def _load_answers(path: Path) -> ArmResult | None:
     return r
 
 
-def run_comparison(cfg: Any, root: Path, *, progress: bool = True) -> tuple[list[ArmResult], Any]:
+def domain_task(cfg: Any, root: Path) -> Any:
+    """The :class:`lab.data.domain.DomainTask` of ``cfg.task``: SQuAD articles split by hash, or a
+    test set's own splits (reviewed where a review exists) over its corpus folder's documents.
+
+    Raises
+    ------
+    DataError
+        A missing or malformed test set or corpus (the message names the file and the stage that
+        writes it), or too few questions.
+    """
+    from lab.data.domain import build_domain_task, build_testset_task
+
+    t = cfg.task
+    if t.kind == "squad":
+        return build_domain_task(root / t.paragraphs, root / t.qa, t.titles, n_train=cfg.n_train,
+                                 n_heldout=cfg.n_heldout, seed=cfg.seed)
+    from lab.data.benchmarks import corpus_documents
+    from lab.handoff.reviewed_set import read_testset_items
+
+    testset = read_testset_items(cfg.resolve(t.questions, root))
+    corpus = cfg.resolve(t.corpus_dir, root)
+    if not corpus.is_dir():
+        from lab.errors import DataError
+
+        raise DataError(f"{corpus}: corpus folder not found (finetune_comparison.task.corpus_dir); the ingest stage "
+                        f"writes it (`dvc repro ingest`, or `lab ingest SRC... --out {corpus.parent}`)")
+    task = build_testset_task(testset.items, corpus_documents(corpus), n_train=cfg.n_train, n_heldout=cfg.n_heldout,
+                              seed=cfg.seed, source=str(testset.path))
+    task.counts["reviewed"] = int(testset.reviewed)
+    return task
+
+
+def run_comparison(cfg: Any, root: Path, *, progress: bool = True, task: Any = None) -> tuple[list[ArmResult], Any]:
     """Every arm of a :class:`lab.config.FinetuneComparisonConfig`, base-model arms sharing one load;
-    with the arms manifest (:func:`arms_manifest`) the stage writes beside the predictions."""
-    from lab.data.domain import build_domain_task
+    with the arms manifest (:func:`arms_manifest`) the stage writes beside the predictions. ``task``:
+    the :func:`domain_task` of ``cfg`` when the caller has it."""
     from lab.handoff.winner import read_winner_config
     from lab.models import load_causal_lm
     from lab.progress import bar
-    from lab.retrieval.configured import squad_retriever
+    from lab.retrieval.configured import corpus_retriever
 
-    task = build_domain_task(root / cfg.paragraphs, root / cfg.qa, cfg.titles, n_train=cfg.n_train,
-                             n_heldout=cfg.n_heldout, seed=cfg.seed)
+    task = task if task is not None else domain_task(cfg, root)
     retriever = None
     if any(a in RAG_ARMS for a in cfg.arms):
-        retriever = squad_retriever(read_winner_config(root / cfg.winner), task.paragraphs)
+        retriever = corpus_retriever(read_winner_config(root / cfg.winner), task.corpus_kind, task.paragraphs)
     base = None
     if cfg.generation.backend == "transformers" and any(a not in TRAINED for a in cfg.arms):
         base = load_causal_lm(cfg.model, device=torch_device(cfg.generation.device))
@@ -321,7 +353,8 @@ def arms_manifest(cfg: Any, task: Any, retriever: Any, results: Sequence[ArmResu
              "rag": r.arm in RAG_ARMS, "method": TRAINED.get(r.arm), "trained_dir": r.final_dir, "skipped": r.skipped}
             for r in results]
     retrieval = {"config": retriever.config, "k": cfg.rag_k} if retriever is not None else None
-    return manifest_from_study(arms, retrieval=retrieval, paragraphs=task.paragraphs, heldout=task.heldout)
+    return manifest_from_study(arms, retrieval=retrieval, paragraphs=task.paragraphs, heldout=task.heldout,
+                               corpus_kind=task.corpus_kind)
 
 
 def _relative_costs(results: Sequence[ArmResult]) -> str:
@@ -370,14 +403,23 @@ class FinetuneResult:
     comparison: Any
     manifest: Any = None          # lab.handoff.arms.ArmsManifest: what export serves
     root: Path | None = None      # trained folders are written relative to it
+    task: Any = None              # lab.data.domain.DomainTask: its counts are reported for a test set task
+
+    def _testset_counts(self) -> dict[str, float]:
+        """A test set task's sizes and set-asides (none for a SQuAD task, whose outputs stay as they were)."""
+        if self.task is None or self.task.corpus_kind == "squad":
+            return {}
+        return {"n_train": len(self.task.train), "n_heldout": len(self.task.heldout), **self.task.counts}
 
     def table(self) -> Any:
         """One row per arm (see :func:`table`)."""
         return table(self.arms)
 
     def metrics(self) -> dict[str, float]:
-        """``<arm>.<metric>`` for every arm that ran (quality and losses; no timings)."""
-        return {f"{r.arm}.{k}": v for r in self.arms if not r.skipped for k, v in r.metrics.items()}
+        """``<arm>.<metric>`` for every arm that ran (quality and losses; no timings); for a test set
+        task also ``task.<count>`` (sizes, unanswerable questions set aside for a refusal measure...)."""
+        out = {f"{r.arm}.{k}": v for r in self.arms if not r.skipped for k, v in r.metrics.items()}
+        return {**out, **{f"task.{k}": v for k, v in self._testset_counts().items()}}
 
     def finding(self) -> str:
         return summary(self.arms, self.comparison)
@@ -422,7 +464,10 @@ class FinetuneResult:
                 "final_train_loss", "final_heldout_loss", "skipped", "notes"]
         df = self.table()
         ex = pd.DataFrame([{"arm": r.arm, **p} for r in self.arms for p in r.predictions])
+        task = [("The test set task (questions kept, set aside, unanswerable)",
+                 pd.DataFrame([self._testset_counts()]))] if self._testset_counts() else []
         return [
+            *task,
             ("Paired comparison (95% CIs)", self.comparison.round(3)),
             ("Quality and cost per arm", df[[c for c in cols if c in df.columns]].round(3)),
             ("Quality vs cost", out_dir / "plots" / "quality_vs_cost.png"),
@@ -440,9 +485,10 @@ class FinetuneResult:
 @stage("finetune_comparison")
 def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> FinetuneResult:
     """Run every arm of ``cfg`` (:class:`lab.config.FinetuneComparisonConfig`) and compare them."""
-    arms, manifest = run_comparison(cfg, paths.root, progress=progress)
+    task = domain_task(cfg, paths.root)
+    arms, manifest = run_comparison(cfg, paths.root, progress=progress, task=task)
     return FinetuneResult(arms=arms, comparison=compare(arms, n_resamples=cfg.n_resamples), manifest=manifest,
-                          root=paths.root)
+                          root=paths.root, task=task)
 
 
 def relative_cost_base(results: Sequence[ArmResult]) -> str:

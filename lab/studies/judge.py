@@ -23,8 +23,14 @@ hallucination in a response with no context, on HaluEval general's human labels)
    validation set is not significantly below the lexical baseline's (:func:`diagnostic_guard`):
    agreement on the plain items decides, the diagnostic set vetoes a length shortcut.
 
+With ``reviewed`` set, every grounded judge is also measured on the human labels of a reviewed test
+set (:func:`lab.handoff.reviewed_set.review_labels`: accepted and edited items supported, items rejected
+as unsupported not; split ``reviewed``, metrics ``grounded_reviewed``): how far the judges agree with
+a person on your own documents.
+
 Then the fine-tune comparison's answers are judged by the default grounded judge against the SQuAD
-paragraph each question was written from (and, for RAG arms, against the retrieved passages): the
+paragraph each question was written from, or, for a test set task, against its question's reference
+excerpts (:func:`answer_sources`), and, for RAG arms, against the retrieved passages: the
 hallucination (unsupported-answer) rate per arm with a bootstrap CI, parse failures counted.
 
 (Over 500 lines on purpose: one study is one module, and no study imports another; its report
@@ -62,16 +68,22 @@ class JudgeReport:
     judgments: list[dict[str, Any]] = field(default_factory=list)      # every evaluation judgment (raw kept)
     training: dict[str, Any] = field(default_factory=dict)
     side_by_side: pd.DataFrame | None = None              # lab, ragas and MLflow on one sample
+    reviewed: dict[str, Any] | None = None                # the reviewed test set's label counts (when configured)
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        suffix = {"evaluation": "", "diagnostic": "_length_balanced", "reviewed": "_reviewed"}
         for r in self.table.to_dict("records"):
-            if r["split"] not in ("evaluation", "diagnostic"):
+            if r["split"] not in suffix:
                 continue
             # cache hits depend on this machine's judgment cache, not on the judges: run_stats.json
             vals = {k: r[k] for k in ("n", "n_scored", "accuracy", "f1", "kappa", "parse_failures")}
-            key = r["task"] if r["split"] == "evaluation" else f"{r['task']}_length_balanced"
+            key = r["task"] + suffix[r["split"]]
             out.setdefault(key, {})[r["judge"]] = {k: v for k, v in vals.items() if v is not None and not pd.isna(v)}
+        if self.reviewed is not None:
+            out.setdefault("grounded_reviewed", {})["labels"] = {
+                "supported": self.reviewed["supported"], "unsupported": self.reviewed["unsupported"],
+                "excluded": sum(self.reviewed["excluded"].values())}
         for task, name in self.choices.get("default", {}).items():
             out.setdefault(task, {})["default"] = name
             for key, report in ((task, f"{task}/{name}"), (f"{task}_length_balanced", f"{task}/{name}/diagnostic")):
@@ -118,6 +130,14 @@ class JudgeReport:
                         line += f"; {base} {diag.loc[base, 'accuracy']:.3f} (kappa {diag.loc[base, 'kappa']:.3f})"
                 line += _vs_lexical(self.reports.get(f"{task}/{name}/diagnostic", {}), ("accuracy",))
                 lines.append(line + ".")
+        rev = self.table[self.table["split"] == "reviewed"].set_index("judge")
+        name = self.choices.get("default", {}).get("grounded")
+        if self.reviewed is not None and name in rev.index:
+            r, c = rev.loc[name], self.reviewed
+            lines.append(f"On {int(r['n'])} reviewed test set items ({c['supported']} supported, {c['unsupported']} "
+                         f"rejected as unsupported; {sum(c['excluded'].values())} without a grounding label left out) "
+                         f"the default grounded judge {name} agrees with the reviewer at accuracy "
+                         f"{_num(r['accuracy'])} {_ci(r['accuracy_ci'])}, kappa {_num(r['kappa'])} {_ci(r['kappa_ci'])}.")
         flagged = ev[ev["below_bar"] == True]
         if len(flagged):
             lines.append("Below the agreement bar (kappa "
@@ -140,7 +160,10 @@ class JudgeReport:
         diag = self.table[self.table["split"] == "diagnostic"]
         panels = [("grounded", ev, "evaluation items"), ("grounded", diag, "length-balanced"),
                   ("general", ev, "evaluation items")]
-        fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), sharex=True)
+        rev = self.table[self.table["split"] == "reviewed"]
+        if len(rev):
+            panels.append(("grounded", rev, "reviewed test set"))
+        fig, axes = plt.subplots(1, len(panels), figsize=(17 * len(panels) / 3, 4.5), sharex=True)
         for ax, (task, table, what) in zip(axes, panels, strict=True):
             d = table[table["task"] == task].reset_index(drop=True)
             for metric, off, colour in (("accuracy", -0.15, "C0"), ("kappa", 0.15, "C1")):
@@ -160,7 +183,7 @@ class JudgeReport:
         """The confusion matrix of every (task, judge) on the evaluation items."""
         import matplotlib.pyplot as plt
 
-        reports = {k: r for k, r in self.reports.items() if not k.endswith("/diagnostic")}
+        reports = {k: r for k, r in self.reports.items() if not k.endswith(("/diagnostic", "/reviewed"))}
         fig, axes = plt.subplots(1, len(reports), figsize=(2.6 * len(reports), 2.8), squeeze=False)
         for ax, (key, rep) in zip(axes[0], reports.items(), strict=True):
             cm = rep.get("confusion") or [[0, 0], [0, 0]]
@@ -174,9 +197,13 @@ class JudgeReport:
 
     def report_sections(self, out_dir: Path) -> list[tuple[str, Any]]:
         t = self.table
+        reviewed = [("Reviewed test set items (the reviewer's decisions as labels)",
+                     t[t["split"] == "reviewed"].drop(columns=["split"])),
+                    ("Reviewed items: labels and what was left out", self.reviewed)] if self.reviewed is not None else []
         return [
             ("Evaluation items", t[t["split"] == "evaluation"].drop(columns=["split"])),
             ("Length-balanced diagnostic items", t[t["split"] == "diagnostic"].drop(columns=["split"])),
+            *reviewed,
             ("Agreement with human labels (95% CIs)", out_dir / "plots" / "agreement.png"),
             ("Confusion matrices", out_dir / "plots" / "confusion.png"),
             ("Validation (thresholds and the default's choice)",
@@ -219,6 +246,10 @@ def _vs_lexical(report: dict[str, Any], stats: tuple[str, ...]) -> str:
         return ""
     return "; paired difference default - lexical: " + ", ".join(
         f"{k} {vs[k]['diff']:+.3f} {_ci(vs[k]['diff_ci'])}" for k in stats)
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
 
 
 def _ci(ci: Any) -> str:
@@ -281,6 +312,7 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     judgments: list[dict[str, Any]] = []
     grounded = task_sets(cfg, root, "grounded")
     lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
+    reviewed = reviewed_labels(cfg, root) if cfg.reviewed is not None else None
     for task in bar(TASKS, desc="judge tasks", enable=progress):
         sets = grounded if task == "grounded" else task_sets(cfg, root, task)
         train_in, train_labels = [as_input(i) for i in sets.train], [i.label for i in sets.train]
@@ -310,6 +342,12 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
                 reports[f"{task}/{judge.name}/diagnostic"] = diag
                 if judge.kind not in ("majority", "length", "lexical"):
                     guard[judge.name] = diagnostic_guard(dval, lexical_dval(lexical, sets, cfg, sample), cfg)
+            if task == "grounded" and reviewed is not None:
+                rep, got = on_reviewed(judge, reviewed, cfg, sample=sample, lexical=lexical)
+                rows.append(_row(task, judge, "reviewed", rep, sample is not None and sample < len(reviewed.items)))
+                reports[f"{task}/{judge.name}/reviewed"] = rep
+                judgments.extend({"task": "grounded_reviewed", "item": i.id, **j.to_dict(), "human_label": i.label}
+                                 for i, j in zip(_sample(reviewed.items, sample, cfg.seed), got, strict=True))
             if judge.kind not in ("majority", "length") and res.validation.get("kappa") is not None:
                 val_kappa[judge.name] = res.validation["kappa"]
             # the item's human label as its own key: a judgment's ``label`` is the judge's verdict text
@@ -322,7 +360,8 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
             choices.setdefault("diagnostic_guard", {})[task] = guard
         choices["default"][task] = choose_default(val_kappa, guard)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    report = JudgeReport(table, reports, choices, judgments=judgments, training=training)
+    report = JudgeReport(table, reports, choices, judgments=judgments, training=training,
+                         reviewed=reviewed.counts if reviewed is not None else None)
     if cfg.ragas is not None or cfg.mlflow_evaluate:
         report.side_by_side = side_by_side(cfg, root, grounded, choices["default"]["grounded"], lexical,
                                            thresholds=choices["thresholds"])
@@ -330,6 +369,49 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
         report.arms = score_arms(cfg, root, choices["default"]["grounded"], progress=progress,
                                  thresholds=choices["thresholds"])
     return report
+
+
+def reviewed_labels(cfg: Any, root: Path) -> Any:
+    """The human labels of ``cfg.reviewed`` (:func:`lab.handoff.reviewed_set.review_labels`), the
+    references checked against its corpus folder.
+
+    Raises
+    ------
+    DataError
+        Missing files (named, with the stage that writes them), or no item with a grounding label
+        (the message gives the counts of what was left out).
+    """
+    from lab.data.benchmarks import corpus_documents
+    from lab.errors import DataError
+    from lab.handoff.reviewed_set import review_labels
+
+    spec = cfg.reviewed
+    corpus = cfg.resolve(spec.corpus_dir, root)
+    if not corpus.is_dir():
+        raise DataError(f"{corpus}: corpus folder not found (judge_eval.reviewed.corpus_dir); the ingest stage "
+                        f"writes it (`dvc repro ingest`)")
+    labels = review_labels(cfg.resolve(spec.questions, root), corpus_documents(corpus), spec.unsupported_reasons)
+    if not labels.items:
+        raise DataError(f"{spec.questions}: no reviewed item carries a grounding label ({labels.counts}); review "
+                        "items (accept, edit, or reject with one of judge_eval.reviewed.unsupported_reasons)")
+    return labels
+
+
+def on_reviewed(judge: Any, reviewed: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None
+                ) -> tuple[dict[str, Any], list[Any]]:
+    """``judge`` (its threshold chosen) on the reviewed items: the calibration report (agreement with
+    CIs, failures, the majority and lexical baselines) and the judgments, in item order."""
+    from lab.judge.base import tally
+    from lab.judge.calibrate import as_input, calibrate
+
+    items = _sample(reviewed.items, sample, cfg.seed)
+    got = judge.judge([as_input(i) for i in items])
+    rep = calibrate(judge, items, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples, seed=cfg.seed,
+                    judgments=got)
+    rep["counts"] = tally(got)
+    rep["sources"] = {"evaluation": f"{cfg.reviewed.questions} (reviewed: the reviewer's decisions as labels)"}
+    rep["labels"] = reviewed.counts
+    return rep, got
 
 
 @dataclass
@@ -443,7 +525,6 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
                thresholds: dict[str, Any] | None = None) -> pd.DataFrame:
     """Each fine-tune arm's answers judged against the source paragraph (and the retrieved passages);
     ``thresholds``: the prompted judges' chosen cuts (judges.json's)."""
-    from lab.data.squad import read_paragraphs
     from lab.handoff.judges import models_dir
     from lab.judge.base import JudgeInput, tally
     from lab.judge.catalog import make_judge
@@ -452,10 +533,7 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
 
     judge = make_judge(judge_name, "grounded", cfg, root, models_dir=models_dir(root / cfg.out_dir),
                        thresholds=thresholds)
-    paragraphs = read_paragraphs(cfg.resolve(cfg.paragraphs, root))
-    para_of: dict[str, str] = {}
-    for rec in read_jsonl(cfg.resolve(cfg.qa, root)):
-        para_of[rec["id"]] = rec["paragraph_id"]
+    source_of = answer_sources(cfg, root)
     preds = [p for recs in read_predictions(cfg.resolve(cfg.answers, root)).values() for p in recs]
     rows = []
     for against in ("source paragraph", "retrieved passages"):
@@ -466,7 +544,7 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
             by_arm.setdefault(p["arm"], []).append(p)
         for arm, items in by_arm.items():
             inputs = [JudgeInput(question=p["question"], answer=p["prediction"] or "(no answer)",
-                                 context=paragraphs[para_of[p["id"]]].text if against == "source paragraph"
+                                 context=source_of(p["id"]) if against == "source paragraph"
                                  else "\n\n".join(p["contexts"])) for p in items]
             got = judge.judge(inputs)
             verdicts = [j.verdict for j in got if j.verdict is not None]
@@ -480,6 +558,39 @@ def score_arms(cfg: Any, root: Path, judge_name: str, *, progress: bool = True,
                          "parse_failures": t["parse_failures"], "cache_hits": t["cache_hits"],
                          **{k: sum(x[k] for x in strings) / len(strings) for k in strings[0]}})
     return pd.DataFrame(rows)
+
+
+def answer_sources(cfg: Any, root: Path) -> Any:
+    """``question id -> the text its answer is judged against``, by ``cfg.task``: the SQuAD paragraph
+    the question was written from, or the test set question's reference excerpts (reviewed set).
+
+    The returned function raises :class:`~lab.errors.DataError` for an id the source lacks (the
+    predictions and the task are of different runs)."""
+    from lab.errors import DataError
+
+    t = cfg.task
+    if t.kind == "squad":
+        from lab.data.squad import read_paragraphs
+
+        paragraphs = read_paragraphs(cfg.resolve(t.paragraphs, root))
+        para_of: dict[str, str] = {}
+        for rec in read_jsonl(cfg.resolve(t.qa, root)):
+            para_of[rec["id"]] = rec["paragraph_id"]
+        texts = {qid: paragraphs[pid].text for qid, pid in para_of.items()}
+        where = t.qa
+    else:
+        from lab.handoff.reviewed_set import read_testset_items
+
+        texts = {it.id: it.excerpt for it in read_testset_items(cfg.resolve(t.questions, root)).items if it.references}
+        where = t.questions
+
+    def source_of(qid: Any) -> str:
+        if qid not in texts:
+            raise DataError(f"{cfg.answers}: question {qid!r} is not in {where}; the predictions and judge_eval.task "
+                            "name different question sets (point task at the fine-tune comparison's, or rerun it)")
+        return texts[qid]
+
+    return source_of
 
 
 def side_by_side(cfg: Any, root: Path, sets: Any, default_name: str, lexical: Any, *,
