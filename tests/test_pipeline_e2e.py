@@ -59,6 +59,11 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     shutil.copytree(data, root / "data")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data_quality"].update(max_docs_per_corpus=25, max_items_per_qa_set=150)
+    # your own documents: the Markdown part of the example corpus, and two questions from the tiny
+    # random model (the stage's machinery end to end; what it keeps is measured by its own tests)
+    params["ingest"].update(sources=["data/own_docs/markdown"])
+    params["testset"].update(n=2, backend={"backend": "transformers", "model": "tiny-random-llama", "batch_size": 4},
+                             max_candidates_factor=1.0)
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
     # a moved out_dir: the sweep's outputs go elsewhere; dvc.yaml's outs follow it (${retrieval_sweep.out_dir}),
@@ -151,8 +156,12 @@ def test_repro_produces_outputs_and_tracked_run(project):
 
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
-    assert set(stages) == {"data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison",
-                           "guardrails_eval", "judge_eval", "export"}
+    assert set(stages) == {"ingest", "data_quality", "testset", "chunking_study", "retrieval_sweep",
+                           "finetune_comparison", "guardrails_eval", "judge_eval", "export"}
+    ingested = json.loads((root / "results" / "ingest" / "metrics.json").read_text())
+    assert ingested["documents"] == len(list((root / "data" / "own_docs" / "markdown").glob("*.md")))
+    testset = json.loads((root / "results" / "testset" / "metrics.json").read_text())
+    assert testset["kept"] <= 2 and (root / "results" / "testset" / "testset.csv").is_file()
     judged = json.loads((root / "results" / "judge_eval" / "metrics.json").read_text())
     for task, trained in (("grounded", "faithfulness-cross-encoder"), ("general", "hallucination-cross-encoder")):
         assert judged[task]["default"] in judged[task] and judged[task]["default"] != "majority"

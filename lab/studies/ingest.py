@@ -4,7 +4,9 @@ The run function extracts every file (or takes it from the content-addressed cac
 output folder, so ``dvc repro`` re-extracts only what changed although DVC empties the outputs
 first) and prints one progress line per file to standard error; the result writes
 ``<out_dir>/docs`` (the corpus folder the other stages read), ``<out_dir>/manifest.json`` and
-``<out_dir>/metrics.json`` (:mod:`lab.ingest`).
+``<out_dir>/metrics.json`` (:mod:`lab.ingest`), which holds what must reproduce (counts); this run's
+state (files extracted vs taken from the cache, seconds, pages/s) goes to ``run_stats.json`` (MLflow,
+not git), as in every stage.
 """
 
 from __future__ import annotations
@@ -27,22 +29,26 @@ class IngestResult:
     manifest: Manifest | None = None
 
     def write(self, out_dir: Path) -> None:
-        """``docs/``, ``manifest.json`` (atomic, the manifest last) and ``metrics.json``."""
+        """``docs/``, ``manifest.json`` (atomic, the manifest last), ``metrics.json`` and ``run_stats.json``."""
         out_dir = Path(out_dir)
         self.manifest = self.ingestion.write(out_dir)
         write_json(out_dir / "metrics.json", self.metrics())
+        write_json(out_dir / "run_stats.json", self.run_stats())
 
     def metrics(self) -> dict[str, Any]:
-        """Counts (documents, pages, characters, scans, failures, boilerplate per kind, documents per
-        format, files extracted vs cached) and throughput."""
+        """Counts: documents, pages, characters, scans, failures, boilerplate per kind, documents per format."""
         s = self.ingestion.summary()
         out: dict[str, Any] = {k: s[k] for k in ("documents", "with_text", "pages", "chars", "scanned_pages",
-                                                 "ocr_pages", "duplicates", "failed", "skipped", "extracted",
-                                                 "cached", "seconds", "pages_per_s")}
+                                                 "ocr_pages", "duplicates", "failed", "skipped")}
         out.update({f"boilerplate.{k}": v for k, v in s["boilerplate"].items()})
         out.update({f"format.{k}": v for k, v in s["formats"].items()})
         out.update({f"warnings.{k}": v for k, v in s["warnings"].items()})
         return out
+
+    def run_stats(self) -> dict[str, Any]:
+        """This run's state (machine and cache): files extracted vs from the cache, seconds, pages/s."""
+        s = self.ingestion.summary()
+        return {k: s[k] for k in ("extracted", "cached", "seconds", "pages_per_s")}
 
     def finding(self) -> str:
         s = self.ingestion.summary()
