@@ -68,7 +68,8 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
     # a moved out_dir: the sweep's outputs go elsewhere; dvc.yaml's outs follow it (${retrieval_sweep.out_dir}),
     # the derived deps too (lab dvc-deps --write below), and the reader's key is pointed at the new place
-    params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="ray", out_dir=MOVED)
+    # in process: the Ray backend has its own tests (tests/test_sweep.py, the Ctrl-C test of tests/test_interrupts.py)
+    params["retrieval_sweep"].update(experiment="experiments/e2e.yaml", backend="local", out_dir=MOVED)
     params["finetune_comparison"]["winner"] = f"{MOVED}/winner.json"
     # every arm's code path on the tiny random model (its byte-level tokenizer makes long prompts)
     params["finetune_comparison"].update(model="tiny-random-llama", n_train=16, n_heldout=8)

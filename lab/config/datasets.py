@@ -34,24 +34,23 @@ class _DatasetBase(StrictModel):
         return self.model_dump(exclude_unset=True)
 
 
-class SquadChunksDataset(_DatasetBase):
+class _SquadFiles(_DatasetBase):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("paragraphs", "qa")
+    paragraphs: str
+    qa: str
+    titles: list[str] = Field(default_factory=list, description="articles to keep (empty: all)")
+
+
+class SquadChunksDataset(_SquadFiles):
     """SQuAD-format paragraphs chunked by the configuration's chunker; relevance at chunk level."""
 
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("paragraphs", "qa")
     kind: Literal["squad_chunks"]
-    paragraphs: str
-    qa: str
-    titles: list[str] = Field(default_factory=list, description="articles to keep (empty: all)")
 
 
-class SquadParagraphsDataset(_DatasetBase):
+class SquadParagraphsDataset(_SquadFiles):
     """SQuAD-format paragraphs as the retrieval units (no chunker)."""
 
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("paragraphs", "qa")
     kind: Literal["squad_paragraphs"]
-    paragraphs: str
-    qa: str
-    titles: list[str] = Field(default_factory=list, description="articles to keep (empty: all)")
 
 
 class ChromaExcerptsDataset(_DatasetBase):

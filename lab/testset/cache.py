@@ -15,9 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import sqlite3
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any
 
 from lab.config.generation import BackendSpec, backend_spec
 from lab.generate import Backend, GenParams, Prompt, make_backend
+from lab.kvstore import SqliteStore
 
 log = logging.getLogger(__name__)
 FILE_NAME = "testset_generations.sqlite"
@@ -62,56 +60,18 @@ def generation_key(identity: Mapping[str, Any], prompt_version: str, params: Gen
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-class GenerationCache:
-    """Replies by key; ``hits`` and ``misses`` count lookups since creation."""
+class GenerationCache(SqliteStore):
+    """Replies by key (:class:`lab.kvstore.SqliteStore`); ``hits`` and ``misses`` count lookups since creation."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
             from lab.models import cache_dir
 
             path = cache_dir() / FILE_NAME
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.hits = 0
-        self.misses = 0
-        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
+        super().__init__(path, "generations", "reply")
 
-    def _db(self) -> sqlite3.Connection:
-        key = (os.getpid(), threading.get_ident())
-        con = self._conns.get(key)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=60)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, reply TEXT)")
-            con.commit()
-            self._conns[key] = con
-        return con
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        con = self._db()
-        for start in range(0, len(keys), 500):
-            part = list(keys[start:start + 500])
-            rows = con.execute(f"SELECT key, reply FROM generations WHERE key IN ({','.join('?' * len(part))})",
-                               part).fetchall()
-            out.update(rows)
-        self.hits += len(out)
-        self.misses += len(keys) - len(out)
-        return out
-
-    def put_many(self, items: Mapping[str, str]) -> None:
-        if items:
-            with self._db() as con:
-                con.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?)", list(items.items()))
-
-    def count(self) -> int:
-        return int(self._db().execute("SELECT COUNT(*) FROM generations").fetchone()[0])
-
-    def close(self) -> None:
-        for key, con in list(self._conns.items()):
-            if key[0] == os.getpid():
-                con.close()
-            del self._conns[key]
+    get_many = SqliteStore.get_texts
+    put_many = SqliteStore.put_texts
 
 
 class CachedGenerator:
