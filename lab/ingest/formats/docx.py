@@ -85,9 +85,9 @@ def _blocks(container: Any, parent: Any) -> Iterator[tuple[str, Any]]:
             for inner in _text_boxes(child):
                 yield "box", Paragraph(inner, parent)
         elif child.tag == f"{_W}tbl":
-            for row in _rows(child):
+            for row in _children(child, "tr"):
                 cells = [" ".join(" ".join(Paragraph(p, parent).text.split()) for p in _cell_paragraphs(tc)).strip()
-                         for tc in _cells(row)]
+                         for tc in _children(row, "tc")]
                 line = " | ".join(c for c in cells if c)
                 if line:
                     yield "row", line
@@ -97,24 +97,16 @@ def _blocks(container: Any, parent: Any) -> Iterator[tuple[str, Any]]:
                 yield from _blocks(content, parent)
 
 
-def _rows(tbl: Any) -> Iterator[Any]:
-    for child in tbl.iterchildren():
-        if child.tag == f"{_W}tr":
+def _children(parent: Any, tag: str) -> Iterator[Any]:
+    """The ``tag`` children of ``parent`` (table rows ``tr`` of a table, cells ``tc`` of a row),
+    those wrapped in a content control (``sdt``/``sdtContent``) included."""
+    for child in parent.iterchildren():
+        if child.tag == f"{_W}{tag}":
             yield child
         elif child.tag == f"{_W}sdt":
             content = child.find(f"{_W}sdtContent")
             if content is not None:
-                yield from (r for r in content.iterchildren() if r.tag == f"{_W}tr")
-
-
-def _cells(tr: Any) -> Iterator[Any]:
-    for child in tr.iterchildren():
-        if child.tag == f"{_W}tc":
-            yield child
-        elif child.tag == f"{_W}sdt":
-            content = child.find(f"{_W}sdtContent")
-            if content is not None:
-                yield from (c for c in content.iterchildren() if c.tag == f"{_W}tc")
+                yield from (c for c in content.iterchildren() if c.tag == f"{_W}{tag}")
 
 
 def _cell_paragraphs(tc: Any) -> Iterator[Any]:
