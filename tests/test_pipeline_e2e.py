@@ -19,7 +19,8 @@ import pytest
 import yaml
 from conftest import REPO, require_data
 
-pytestmark = pytest.mark.slow
+# one worker runs the module (its `project` fixture is built once) under `pytest -n 2 --dist loadgroup`
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 #: The retrieval sweep's out_dir in this profile (params.yaml's is results/retrieval_sweep).
 MOVED = "moved/sweep"
@@ -117,9 +118,15 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return root, env
 
 
-def test_repro_produces_outputs_and_tracked_run(project):
+@pytest.fixture(scope="module")
+def reproduced(project) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
+    """The project after its first `dvc repro` (once per module, whichever test asks first)."""
     root, env = project
-    repro = _sh(["dvc", "repro"], root, env)
+    return root, env, _sh(["dvc", "repro"], root, env)
+
+
+def test_repro_produces_outputs_and_tracked_run(reproduced):
+    root, env, repro = reproduced
     # progress reaches the terminal of `dvc repro` (stderr), not the reports
     for line in ("[lab run] data_quality: executing", "[lab run] finetune_comparison: done", "trials",
                  "finetune lora", "embedding ("):
@@ -244,16 +251,16 @@ def test_repro_produces_outputs_and_tracked_run(project):
     assert qa.digest == dvc_hash(root / "data" / "squad_v1.1_dev" / "dev-v1.1.qa.jsonl")
 
 
-def test_second_repro_is_a_noop(project):
-    root, env = project
+def test_second_repro_is_a_noop(reproduced):
+    root, env, _ = reproduced
     before = len(_runs(root))
     res = _sh(["dvc", "repro"], root, env)
     assert "up to date" in res.stdout
     assert len(_runs(root)) == before
 
 
-def test_exp_run_reruns_changed_stage_and_is_listed(project):
-    root, env = project
+def test_exp_run_reruns_changed_stage_and_is_listed(reproduced):
+    root, env, _ = reproduced
     _sh(["git", "add", "-A"], root, env)
     _sh(["git", "commit", "-qm", "lock"], root, env)
     before = len(_runs(root))
@@ -267,8 +274,8 @@ def test_exp_run_reruns_changed_stage_and_is_listed(project):
     assert runs[-1].data.tags["lab.stage"] == "data_quality"  # chunking_study did not rerun
 
 
-def test_plots_show_renders(project):
-    root, env = project
+def test_plots_show_renders(reproduced):
+    root, env, _ = reproduced
     _sh(["dvc", "plots", "show", "-o", "plots_html"], root, env)
     html = (root / "plots_html" / "index.html").read_text()
     assert "qa_not_found" in html
