@@ -101,6 +101,9 @@ def normalise(text: str) -> str:
 class _Problems:
     """Problem rows, capped per (where, kind), with the true count of each (where, kind)."""
 
+    #: sources under these folders (the project, as given and resolved) are written relative to it, so the
+    #: committed ``problems.csv`` is the same on every machine
+    roots: tuple[str, ...] = ()
     cap: int = MAX_PROBLEMS_PER_KIND
     rows: list[dict[str, str]] = field(default_factory=list)
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -108,6 +111,10 @@ class _Problems:
     def add(self, scope: str, where: str, kind: str, record: str, detail: str, source: str = "") -> None:
         key = (scope, where, kind)
         self.counts[key] += 1
+        for r in self.roots:
+            if source.startswith(f"{r}/"):
+                source = source[len(r) + 1:]
+                break
         if self.counts[key] <= self.cap:
             self.rows.append({"scope": scope, "where": where, "kind": kind, "record": record,
                               "detail": detail, "source": source})
@@ -275,7 +282,7 @@ def profile(cfg: DataQualityConfig, root: Path) -> QualityReport:
     from lab.tokens import get_encoding
 
     encoding = get_encoding(cfg.tokenizer)  # fail on a bad tokenizer before reading any data
-    problems = _Problems()
+    problems = _Problems(roots=tuple({str(Path(root).absolute()), str(Path(root).resolve())}))
     corpus_rows, token_rows, pair_rows = [], [], []
     loads: dict[str, CorpusLoad] = {}
     extraction = []

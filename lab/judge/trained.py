@@ -244,6 +244,8 @@ class CrossEncoderJudge:
         return out
 
     def describe(self) -> dict[str, Any]:
+        """What a report records about this judge: the folder by name only (its path is this
+        machine's; the weights' digest pins the model), so committed reports match across machines."""
         return {"name": self.name, "kind": self.kind, "task": self.task, "threshold": self.threshold,
-                "weights": self.weights, "folder": str(self.folder), "validation": self.meta.get("validation"),
+                "weights": self.weights, "folder": self.folder.name, "validation": self.meta.get("validation"),
                 "base_model": self.meta.get("base_model")}
