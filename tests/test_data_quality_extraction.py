@@ -181,3 +181,29 @@ def test_bad_manifest_and_config(ingested: Path, tmp_path: Path) -> None:
         DataQualityConfig.model_validate({"corpora": [{"name": "x", "path": "a.jsonl", "format": "jsonl",
                                                        "manifest": "m.json"}]})
     assert config(ingested).paths()["corpora[0].manifest"] == str(manifest)
+
+
+def test_what_lab_ingest_writes_is_what_data_quality_reads(tmp_path: Path) -> None:
+    """The two floors on one manifest written by `lab ingest` itself: a scanned PDF read without OCR
+    and an exact copy have no text file of their own (``text_file`` None); data_quality profiles the
+    corpus and reports the scan by page and the copy, instead of rejecting the manifest (a fresh
+    clone's `make demo`, which has no Tesseract, once stopped here)."""
+    from ingest_fixtures import write_scanned_pdf
+
+    from lab.ingest import ingest
+    from lab.ingest.cache import ExtractionCache
+
+    src = tmp_path / "docs"
+    src.mkdir()
+    write_scanned_pdf(src / "charter.pdf", pages=2)
+    (src / "notes.md").write_text("# Notes\n\nThe board meets every quarter to review the risk register.\n",
+                                  encoding="utf-8")
+    (src / "notes copy.md").write_bytes((src / "notes.md").read_bytes())
+    out = tmp_path / "out"
+    _, manifest = ingest([src], out, cache=ExtractionCache(tmp_path / "cache"), progress="off")
+    copy = next(d for d in manifest.documents if d.duplicate_of)   # the later of the two in id order
+    assert sorted(d.id for d in manifest.documents if d.text_file is None) == ["charter.pdf", copy.id]
+    report = profile(config(out), tmp_path)
+    f = report.extraction.findings
+    assert [(x, p) for x, p, _ in by_kind(f, "scanned_page")] == [("charter.pdf", 1), ("charter.pdf", 2)]
+    assert [x for x, _, _ in by_kind(f, "exact_duplicate")] == [copy.id]

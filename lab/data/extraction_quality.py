@@ -60,19 +60,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from lab.config import CorpusSource, DataQualityConfig
 from lab.data.corpus import Document, read_text
 from lab.data.textchecks import mojibake, near_duplicates, word_shingles
 from lab.errors import DataError
-from lab.versioned import read_versioned
+from lab.ingest.manifest import REGENERATE as _REGENERATE
+from lab.ingest.manifest import DocumentRecord, PageSpan, read_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MANIFEST_FORMAT, MANIFEST_VERSION = "lab.ingest-manifest", 1
-_REGENERATE = "lab ingest SRC --out OUT (the DVC stage `ingest`)"
 
 #: Finding rows kept per (file, kind); metrics keep the true counts.
 MAX_ROWS_PER_FILE_KIND = 50
@@ -99,62 +96,10 @@ _WORDS = re.compile(r"\w+")
 # --------------------------------------------------------------------------- the manifest
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Page(_Lenient):
-    page: int
-    start: int
-    end: int
-
-
-class _Section(_Lenient):
-    title: str
-    start: int
-
-
-class _Warning(_Lenient):
-    kind: str
-    page: int | None = None
-    message: str = ""
-
-
-class _Doc(_Lenient):
-    id: str
-    source: str
-    format: str
-    text_file: str
-    pages: list[_Page] = []
-    sections: list[_Section] = []
-    scanned_pages: list[int] = []
-    ocr_pages: list[int] = []
-    boilerplate: dict[str, int] = {}
-    warnings: list[_Warning] = []
-    duplicate_of: str | None = None
-
-
-class _Failed(_Lenient):
-    source: str
-    error: str
-
-
-class _Manifest(_Lenient):
-    documents: list[_Doc]
-    failed: list[_Failed] = []
-
-
-def read_manifest(path: Path) -> _Manifest:
-    """The fields of ``path`` (an ingest manifest) these checks read; :class:`DataError` naming the
-    file and the bad key when the header or one of those fields is wrong."""
-    data = read_versioned(path, MANIFEST_FORMAT, MANIFEST_VERSION, _REGENERATE)
-    try:
-        return _Manifest.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        key = ".".join(str(p) for p in e["loc"])
-        raise DataError(f"{path}: {key}: {e['msg']} (and {exc.error_count() - 1} more); "
-                        f"regenerate it with `{_REGENERATE}`") from None
+# The manifest is read with the ingest floor's one typed model (lab.ingest.manifest), so what this
+# stage accepts is exactly what `lab ingest` writes (a document with no text has ``text_file`` None).
+_Doc = DocumentRecord
+_Page = PageSpan
 
 
 # --------------------------------------------------------------------------- results
@@ -252,7 +197,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
     DataError
         The manifest is missing, of another format or version, or lacks a field read here.
     """
-    manifest = read_manifest(manifest_path)
+    manifest = read_manifest(manifest_path)   # lab.ingest.manifest: DataError naming file and key
     checks = cfg.extraction
     out = IngestedCheck(src.name)
     out.counts["files"] = len(manifest.documents)
@@ -307,6 +252,8 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
 def _text_of(rec: _Doc, texts: Mapping[str, str], docs_dir: Path, base: Path) -> str | None:
     """The document's text: the loaded one (matched by its text file's path in ``docs_dir``), else
     the file itself (the loader skips an empty file: a scanned PDF's text), else None."""
+    if rec.text_file is None:   # no text of its own: a scan without OCR, or a copy of another file
+        return texts.get(rec.id, "")
     path = (base / rec.text_file).resolve()
     try:
         doc_id = path.relative_to(docs_dir.resolve()).with_suffix("").as_posix()
