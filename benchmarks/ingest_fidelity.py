@@ -6,7 +6,7 @@ left out, see :mod:`lab.testset.review`), each reference excerpt is looked up
 * in lab's extracted text of its document (the ingest stage's ``docs/<id>.txt``), and
 * in the ORIGINAL file read by an independent extractor that ``lab.ingest`` does not build on:
   poppler's ``pdftotext`` for PDF (pdfplumber where poppler is missing), mammoth for DOCX, selectolax's
-  text of the whole page for HTML, the raw file for Markdown and text.
+  text of the whole page for HTML, the raw file for Markdown (inline HTML tags removed) and text.
 
 A test-set excerpt is copied from lab's extracted text, so the first share says whether the review kept
 excerpts that still read the same; the second is the fidelity figure: an excerpt that the original does
@@ -74,18 +74,23 @@ def original_text(path: Path, fmt: str) -> tuple[str, str]:
         tree = HTMLParser(path.read_bytes())
         body = tree.body or tree.root
         return (body.text(separator=" ") if body is not None else ""), "selectolax"
-    return path.read_text(encoding="utf-8", errors="replace"), "raw file"
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    if fmt == "markdown":   # inline HTML (links, <br>) is markup a reader never sees: tags removed
+        return re.sub(r"<[^>\n]+>", "", raw), "raw file, HTML tags removed"
+    return raw, "raw file"
 
 
-def excerpts_of(cell: str) -> list[str]:
-    """The reference excerpts of a ``references`` cell (a JSON list of strings or of objects with
-    ``content``/``text``)."""
+def excerpts_of(cell: str, corpus_id: str) -> list[tuple[str, str]]:
+    """(document id, excerpt) of each reference of a ``references`` cell: a JSON list of strings (of
+    the row's document) or of objects with ``content``/``text`` and their own ``corpus_id`` (a
+    multi-passage question's references may come from two documents)."""
     refs = json.loads(cell) if cell.strip() else []
     out = []
     for r in refs:
         text = r if isinstance(r, str) else (r.get("content") or r.get("text") or "")
+        doc = corpus_id if isinstance(r, str) else (r.get("corpus_id") or corpus_id)
         if text.strip():
-            out.append(text)
+            out.append((doc, text))
     return out
 
 
@@ -104,22 +109,25 @@ def measure(testset: Path, manifest_path: Path, project: Path) -> dict[str, Any]
     misses: list[dict[str, Any]] = []
     skipped = {"no_reference": 0, "unknown_document": 0}
     for row in rows:
-        refs = excerpts_of(row.get("references", ""))
-        doc = docs.get(row.get("corpus_id", ""))
+        refs = excerpts_of(row.get("references", ""), row.get("corpus_id", ""))
         if not refs:
             skipped["no_reference"] += 1   # unanswerable items carry no excerpt
             continue
-        if doc is None:
-            skipped["unknown_document"] += 1
-            continue
-        if doc.id not in extracted_cache:
-            extracted_cache[doc.id] = normal((manifest_path.parent / doc.text_file).read_text(encoding="utf-8"))
-            text, how = original_text(project / doc.root / doc.source, doc.format)
-            original_cache[doc.id] = (normal(text), how)
-        fmt = per[doc.format]
-        fmt["rows"] += 1
-        fmt["extractor"] = original_cache[doc.id][1]
-        for ref in refs:
+        counted: set[str] = set()
+        for doc_id, ref in refs:
+            doc = docs.get(doc_id)
+            if doc is None:
+                skipped["unknown_document"] += 1
+                continue
+            if doc.id not in extracted_cache:
+                extracted_cache[doc.id] = normal((manifest_path.parent / doc.text_file).read_text(encoding="utf-8"))
+                text, how = original_text(project / doc.root / doc.source, doc.format)
+                original_cache[doc.id] = (normal(text), how)
+            fmt = per[doc.format]
+            if doc.format not in counted:
+                fmt["rows"] += 1
+                counted.add(doc.format)
+            fmt["extractor"] = original_cache[doc.id][1]
             want = normal(ref)
             fmt["excerpts"] += 1
             got_x = want in extracted_cache[doc.id]

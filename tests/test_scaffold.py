@@ -49,6 +49,17 @@ def _writable(docs: Path) -> None:
         p.chmod(stat.S_IRWXU)
 
 
+def test_the_template_s_dvc_yaml_is_not_a_pipeline_of_this_repository():
+    """DVC collects every dvc.yaml in a repository: the template's would make `dvc status` of this
+    checkout list nine phantom stages with deleted outputs. .dvcignore keeps it out."""
+    from dvc.repo import Repo
+
+    assert (TEMPLATE / "dvc.yaml").is_file()
+    with Repo(str(REPO)) as repo:
+        files = {Path(s.path).resolve().relative_to(REPO).as_posix() for s in repo.index.stages}
+    assert files <= {"dvc.yaml", "data.dvc"}, files
+
+
 def test_init_writes_a_project_for_the_documents(tmp_path):
     docs = _docs(tmp_path)
     questions = tmp_path / "our questions.csv"
