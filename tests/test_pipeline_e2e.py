@@ -19,7 +19,8 @@ import pytest
 import yaml
 from conftest import REPO, require_data
 
-# one worker runs the module (its `project` fixture is built once) under `pytest -n 2 --dist loadgroup`
+# one worker runs the module under `pytest -n 2 --dist loadgroup`; its fixtures are session-scoped, since
+# a worker may run other modules' tests between these (a module fixture would then be built twice)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 #: The retrieval sweep's out_dir in this profile (params.yaml's is results/retrieval_sweep).
@@ -42,7 +43,7 @@ def _runs(root: Path) -> list:
     return mlflow.search_runs([exp.experiment_id], output_format="list", order_by=["start_time ASC"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     data = require_data()
     root = tmp_path_factory.mktemp("proj")
@@ -118,9 +119,9 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return root, env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reproduced(project) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
-    """The project after its first `dvc repro` (once per module, whichever test asks first)."""
+    """The project after its first `dvc repro` (once per session, whichever test asks first)."""
     root, env = project
     return root, env, _sh(["dvc", "repro"], root, env)
 
