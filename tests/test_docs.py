@@ -11,16 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "docs_src").glob("add_*.py"))
 
 
 def _hooks():
-    spec = importlib.util.spec_from_file_location("lab_docs_hooks", REPO / "docs" / "hooks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("docs/hooks.py")
 
 
 def _env() -> dict[str, str]:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
+from conftest import load_script
 from ingest_fixtures import write_docx, write_pdf
 
 from lab.ingest import ingest
 from lab.ingest.cache import ExtractionCache
 from lab.testset.review import record_decision
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("ingest_fidelity", REPO / "benchmarks" / "ingest_fidelity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/ingest_fidelity.py")
 
 
 def test_shares_per_format_with_multi_document_references_and_a_rejected_row(tmp_path, monkeypatch):

@@ -25,10 +25,6 @@ from lab.procs import alive
 
 LAB = [sys.executable, "-m", "lab.cli"]
 
-# timing-sensitive (signals, cut-off waits) and Ray: one worker runs them in turn under `pytest -n 2`
-pytestmark = pytest.mark.xdist_group("ray")
-
-
 # ------------------------------------------------------------------ helpers
 def _notebook(path: Path, body: str, params: str = "steps = 200") -> Path:
     nb = nbformat.v4.new_notebook()

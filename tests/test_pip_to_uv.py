@@ -1,13 +1,9 @@
 """scripts/pip_to_uv.py: uv finds packages where pip would (setup.sh installs with uv)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("pip_to_uv", ROOT / "scripts" / "pip_to_uv.py")
-pip_to_uv = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pip_to_uv)
+pip_to_uv = load_script("scripts/pip_to_uv.py")
 
 
 def test_env_beats_files_and_lists_are_kept(tmp_path):

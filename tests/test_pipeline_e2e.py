@@ -19,9 +19,8 @@ import pytest
 import yaml
 from conftest import REPO, require_data
 
-# one worker runs the module under `pytest -n 2 --dist loadgroup`; its fixtures are session-scoped, since
-# a worker may run other modules' tests between these (a module fixture would then be built twice)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+# `make test` runs `pytest -n 2 --dist loadfile`: one worker runs this module, so the project is built once
+pytestmark = pytest.mark.slow
 
 #: The retrieval sweep's out_dir in this profile (params.yaml's is results/retrieval_sweep).
 MOVED = "moved/sweep"

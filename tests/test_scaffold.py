@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import subprocess
@@ -10,19 +9,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, load_script
 from typer.testing import CliRunner
 
 from lab.cli import app
 from lab.scaffold import STAGES, TEMPLATE, InitError, init_project
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _template_script():
-    spec = importlib.util.spec_from_file_location("project_template_dvc", REPO / "scripts" / "project_template_dvc.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/project_template_dvc.py")
 
 
 def test_the_project_template_has_lab_s_own_stages():

@@ -136,7 +136,6 @@ def test_best_reports_missing_metric(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("ray")
 def test_ray_backend_runs_trials_in_workers(tmp_path, monkeypatch):
     # Ray workers import the trial function by module name: let them find this test module
     here = os.path.dirname(__file__)

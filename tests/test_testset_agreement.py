@@ -3,7 +3,6 @@ question-set reader's errors and counts, the SQuAD export, and benchmarks/testse
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA, load_script
 
 from lab.data.beir import sample_query_ids
 from lab.data.question_sets import read_question_set, write_chroma_questions
@@ -31,11 +30,7 @@ KEYS = ("kendall_tau", "tau_ci", "pairwise_agreement", "pairwise_agreement_signi
 
 
 def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("testset_agreement", REPO / "benchmarks" / "testset_agreement.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/testset_agreement.py")
 
 
 def _scores(n: int, means: list[float], seed: int) -> np.ndarray:
