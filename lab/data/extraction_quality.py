@@ -98,8 +98,6 @@ _WORDS = re.compile(r"\w+")
 
 # The manifest is read with the ingest floor's one typed model (lab.ingest.manifest), so what this
 # stage accepts is exactly what `lab ingest` writes (a document with no text has ``text_file`` None).
-_Doc = DocumentRecord
-_Page = PageSpan
 
 
 # --------------------------------------------------------------------------- results
@@ -205,7 +203,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
     for f in manifest.failed:
         out.add(f.source, f.source, None, "failed_file", f.error)
 
-    present: list[tuple[_Doc, str]] = []
+    present: list[tuple[DocumentRecord, str]] = []
     for rec in manifest.documents:
         text = _text_of(rec, texts, docs_dir, manifest_path.parent)
         if text is None:
@@ -220,7 +218,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
         vocab.update(w.lower() for w in _WORDS.findall(text))
         compounds.update(f"{a}-{b}".lower() for a, b in _COMPOUND.findall(text))
 
-    checked: list[tuple[_Doc, str, str]] = []  # (record, text, normalised text) of all but exact copies
+    checked: list[tuple[DocumentRecord, str, str]] = []  # (record, text, normalised text) of all but exact copies
     for rec, text in present:
         out.documents.append({"corpus": src.name, "doc_id": rec.id, "file": rec.source, "format": rec.format,
                               "pages": len(rec.pages), "chars": len(text), "scanned_pages": len(rec.scanned_pages),
@@ -249,7 +247,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
     return out
 
 
-def _text_of(rec: _Doc, texts: Mapping[str, str], docs_dir: Path, base: Path) -> str | None:
+def _text_of(rec: DocumentRecord, texts: Mapping[str, str], docs_dir: Path, base: Path) -> str | None:
     """The document's text: the loaded one (matched by its text file's path in ``docs_dir``), else
     the file itself (the loader skips an empty file: a scanned PDF's text), else None."""
     if rec.text_file is None:   # no text of its own: a scan without OCR, or a copy of another file
@@ -267,7 +265,7 @@ def _text_of(rec: _Doc, texts: Mapping[str, str], docs_dir: Path, base: Path) ->
         return None
 
 
-def _pages(rec: _Doc, text: str, out: IngestedCheck) -> list[_Page]:
+def _pages(rec: DocumentRecord, text: str, out: IngestedCheck) -> list[PageSpan]:
     """The document's pages, or [] when it has none or their offsets do not fit the text (a finding)."""
     pages = sorted(rec.pages, key=lambda p: p.start)
     bad = [p for p in pages if not 0 <= p.start <= p.end <= len(text)]
@@ -280,18 +278,18 @@ def _pages(rec: _Doc, text: str, out: IngestedCheck) -> list[_Page]:
     return pages
 
 
-def _page_of(pages: list[_Page], at: int) -> int | None:
+def _page_of(pages: list[PageSpan], at: int) -> int | None:
     i = bisect.bisect_right([p.start for p in pages], at) - 1
     return pages[i].page if pages and i >= 0 and at < pages[i].end else None
 
 
-def _where(rec: _Doc, at: int) -> str:
+def _where(rec: DocumentRecord, at: int) -> str:
     """``char N`` plus the section holding it (for files without pages)."""
     inside = [s for s in rec.sections if s.start <= at]
     return f"char {at}" + (f", section {max(inside, key=lambda s: s.start).title!r}" if inside else "")
 
 
-def _page_checks(rec: _Doc, text: str, pages: list[_Page], min_chars: int, repeated: set[str],
+def _page_checks(rec: DocumentRecord, text: str, pages: list[PageSpan], min_chars: int, repeated: set[str],
                  out: IngestedCheck) -> None:
     """Scanned and empty pages (or an empty document), U+FFFD and mojibake per page. A page's
     characters are counted without its repeated header/footer lines: a page holding only those is empty."""
@@ -323,7 +321,7 @@ def _line_key(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.split()).casefold())
 
 
-def _headers_footers(rec: _Doc, text: str, pages: list[_Page], min_share: float,
+def _headers_footers(rec: DocumentRecord, text: str, pages: list[PageSpan], min_share: float,
                      out: IngestedCheck) -> set[str]:
     """Report lines repeated at the top or bottom of many pages; return their keys (for normalising)."""
     seen: dict[str, list[int]] = {}
@@ -360,7 +358,7 @@ def _ranges(pages: list[int]) -> str:
     return "pages " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def _hyphenation(rec: _Doc, text: str, pages: list[_Page], vocab: Counter[str], compounds: Counter[str],
+def _hyphenation(rec: DocumentRecord, text: str, pages: list[PageSpan], vocab: Counter[str], compounds: Counter[str],
                  out: IngestedCheck) -> None:
     for m in _SPLIT.finditer(text):
         a, b = m.group(1), m.group(2)
@@ -386,7 +384,7 @@ def _normalise(text: str, repeated: set[str]) -> str:
     return re.sub(r"\d+", " ", text)
 
 
-def _cross_format_duplicates(checked: list[tuple[_Doc, str, str]], cfg: DataQualityConfig,
+def _cross_format_duplicates(checked: list[tuple[DocumentRecord, str, str]], cfg: DataQualityConfig,
                              out: IngestedCheck) -> None:
     recs = {rec.id: rec for rec, _, _ in checked}
     docs = [Document(rec.id, "", rec.source) for rec, _, _ in checked]
@@ -425,7 +423,7 @@ def detect_language(text: str) -> tuple[str, float]:
     return best.lang, round(best.prob, 4)
 
 
-def _languages(checked: list[tuple[_Doc, str, str]], min_chars: int, out: IngestedCheck) -> None:
+def _languages(checked: list[tuple[DocumentRecord, str, str]], min_chars: int, out: IngestedCheck) -> None:
     """Each file's language (below ``min_chars`` or p < 0.5: unknown); files off the majority are findings."""
     rows = {r["doc_id"]: r for r in out.documents}
     found: dict[str, tuple[str, float]] = {}
