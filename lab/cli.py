@@ -330,8 +330,10 @@ def dvc_deps(
 @judge_app.command("calibrate")
 @handles_errors
 def judge_calibrate(
-    labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded) or exported feedback.")],
-    judge: Annotated[str, typer.Option("--judge", help="default, majority, lexical, a trained or configured judge, or prompted:MODEL.")] = "default",
+    labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded), exported feedback, "
+                                                        "or labelled answers (question, answer, context(s), label, spans?).")],
+    judge: Annotated[str, typer.Option("--judge", help="default, majority, lexical, a trained or configured judge, prompted:MODEL, "
+                                                      "or claims:SCORER (claim-level: claims:lexical, claims:TRAINED).")] = "default",
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave malformed records out (counted) instead of stopping.")] = False,
     sample: Annotated[int | None, typer.Option("--sample", help="Judge a seeded sample of this many items.")] = None,
@@ -339,7 +341,8 @@ def judge_calibrate(
     params_file: Annotated[Path, typer.Option("--params", help="The params file (judge_eval section: data, judges, out_dir).")] = Path("params.yaml"),
 ) -> None:
     """Agreement of a judge with the file's human labels (accuracy, F1, kappa with CIs, confusion
-    matrix), its parse failures, and the majority and lexical baselines."""
+    matrix), its parse failures, and the majority and lexical baselines; span-level precision, recall
+    and F1 where the file labels hallucinated spans."""
     from lab.stage_outputs import calibrate_labelled_file
 
     result = calibrate_labelled_file(labelled_file, judge, _root(), params_file, skip_bad=skip_bad, sample=sample,

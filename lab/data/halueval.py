@@ -9,6 +9,13 @@ One record becomes one or two :class:`JudgedItem` (label 1 = hallucinated / unfa
               ``knowledge``; they share a ``group`` so that splits keep a seed's pair together.
 ``feedback``  ``{"question", "answer", "rating": "up"|"down", "contexts"?: [...]}`` (thumbs from the
               serving gateway): down = 1.
+``answers``   ``{"question", "answer", "context": str | "contexts": [str, ...], "label", "spans"?}``
+              (long RAG answers labelled by people): one item; ``label`` is ``"hallucinated"`` (1),
+              ``"faithful"`` (0), or the integers 1 / 0; passages of ``contexts`` are joined with a
+              blank line; ``spans`` (optional) lists the hallucinated parts of the answer as
+              ``{"start", "end"}`` character offsets (``0 <= start < end <= len(answer)``; a faithful
+              answer's list is empty, a hallucinated one's is not). :attr:`JudgedItem.spans` is None
+              where the record has no ``spans`` key.
 
 The format is read from the keys of each record (a file may not mix formats). Labels are strict:
 ``"Yes "``, ``"maybe"`` or a missing field is a malformed record, reported with its line number;
@@ -33,9 +40,13 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "general": ("user_query", "chatgpt_response", "hallucination"),
     "grounded": ("knowledge", "question", "right_answer", "hallucinated_answer"),
     "feedback": ("question", "answer", "rating"),
+    "answers": ("question", "answer", "label", "context or contexts"),
 }
+#: Keys that point to a format without being required (``contexts`` is also feedback's, so it does not).
+_HINTS = {"answers": ("context", "spans")}
 YES_NO = {"yes": 1, "no": 0}
 RATING = {"down": 1, "up": 0}
+ANSWER_LABELS = {"hallucinated": 1, "faithful": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class JudgedItem:
     label: int               # 1 = hallucinated / unfaithful / thumbs down
     group: str               # items of one source record share it (for leak-free splits)
     line: int
+    spans: tuple[tuple[int, int], ...] | None = None   # hallucinated parts of the answer, where labelled
 
 
 @dataclass
@@ -75,9 +87,13 @@ class JudgedSet:
         return all(i.context is not None for i in self.items)
 
 
-def _detect(rec: dict[str, Any]) -> str | None:
-    scores = {f: sum(k in rec for k in keys) for f, keys in FORMATS.items()}
+def _detect(rec: dict[str, Any], current: str | None = None) -> str | None:
+    """The format whose keys ``rec`` holds most of (at least two); ``current`` (the file's format so
+    far) wins a tie, so a record missing its label key is reported as malformed, not as another format."""
+    scores = {f: sum(k in rec for k in (*keys, *_HINTS.get(f, ()))) for f, keys in FORMATS.items()}
     best = max(scores, key=lambda f: scores[f])
+    if current is not None and scores.get(current, 0) >= scores[best]:
+        return current
     return best if scores[best] >= 2 else None
 
 
@@ -114,6 +130,8 @@ def judged_items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
         g = _group(k + "\n" + q)
         return [JudgedItem(f"{g}-right", q, right, k, 0, g, line),
                 JudgedItem(f"{g}-hallucinated", q, wrong, k, 1, g, line)]
+    if fmt == "answers":
+        return [_answer_item(rec, line)]
     q, a = _text(rec, "question"), _text(rec, "answer")
     raw = rec.get("rating")
     if raw not in RATING:
@@ -123,6 +141,58 @@ def judged_items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
         raise ValueError("'contexts' must be a list of strings")
     rid = str(rec.get("response_id", line))
     return [JudgedItem(rid, q, a, "\n\n".join(ctx) if ctx else None, RATING[raw], _group(rid + q), line)]
+
+
+def _answer_item(rec: dict[str, Any], line: int) -> JudgedItem:
+    """The item of an ``answers`` record (see the module docstring); ValueError names the key and the fix."""
+    q, a = _text(rec, "question"), _text(rec, "answer")
+    if "context" in rec and "contexts" in rec:
+        raise ValueError("give 'context' (a string) or 'contexts' (a list of strings), not both")
+    if "context" in rec:
+        context = _text(rec, "context")
+    elif "contexts" in rec:
+        ctx = rec["contexts"]
+        if not isinstance(ctx, list) or not ctx or not all(isinstance(c, str) and c.strip() for c in ctx):
+            raise ValueError("'contexts' must be a non-empty list of non-empty strings (the passages the answer "
+                             "was grounded in)")
+        context = "\n\n".join(ctx)
+    else:
+        raise ValueError("field 'context' or 'contexts' is missing: add the grounding text as \"context\": "
+                         "\"...\" or the passages as \"contexts\": [\"...\", ...]")
+    if "label" not in rec:
+        raise ValueError("field 'label' is missing: add \"label\": \"hallucinated\" or \"faithful\" (or 1 / 0)")
+    raw = rec["label"]
+    if isinstance(raw, bool) or raw not in (*ANSWER_LABELS, 0, 1):   # True == 1 in Python: say which is meant
+        raise ValueError(f"'label' must be exactly \"hallucinated\", \"faithful\", 1 or 0, got {raw!r}")
+    label = ANSWER_LABELS[raw] if isinstance(raw, str) else int(raw)
+    spans = _spans(rec, a, label) if "spans" in rec else None
+    rid = str(rec.get("id", line))
+    return JudgedItem(rid, q, a, context, label, _group(q + "\n" + context), line, spans)
+
+
+def _spans(rec: dict[str, Any], answer: str, label: int) -> tuple[tuple[int, int], ...]:
+    raw = rec["spans"]
+    if not isinstance(raw, list):
+        raise ValueError(f"'spans' must be a list of {{\"start\": int, \"end\": int}}, got {type(raw).__name__}")  # noqa: TRY004 - a record error, reported by line
+    out = []
+    for n, sp in enumerate(raw):
+        where = f"'spans'[{n}]"
+        if not isinstance(sp, dict) or not {"start", "end"} <= sp.keys():
+            raise ValueError(f"{where} must be an object with 'start' and 'end' (character offsets into 'answer'), "
+                             f"got {sp!r}")
+        s, e = sp["start"], sp["end"]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (s, e)):
+            raise ValueError(f"{where}: 'start' and 'end' must be integers, got {s!r} and {e!r}")
+        if not 0 <= s < e <= len(answer):
+            raise ValueError(f"{where}: ({s}, {e}) is out of range: offsets into 'answer' need "
+                             f"0 <= start < end <= {len(answer)} (the answer's length in characters)")
+        out.append((s, e))
+    if label == 0 and out:
+        raise ValueError("'spans' lists hallucinated parts but 'label' is faithful: fix the label or empty the spans")
+    if label == 1 and not out:
+        raise ValueError("'spans' is empty but 'label' is hallucinated: list the hallucinated parts, or drop "
+                         "the 'spans' key when they were not marked")
+    return tuple(out)
 
 
 def _group(text: str) -> str:
@@ -173,7 +243,7 @@ def scan_judged(path: str | Path, *, fmt: str | None = None) -> JudgedSet:
             out.rejected.append((i, row.error))
             continue
         rec = row.record
-        found = _detect(rec)
+        found = _detect(rec, out.format or None)
         if not out.format:
             if found is None:
                 out.rejected.append((i, "no known format; expected the keys of one of: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from lab.registry import Registry
@@ -52,6 +52,8 @@ class Judgment:
         The judge's name and the rubric id ``name@vN`` (``-`` for judges without a rubric).
     reason : str
     spans : list of str
+        The offending phrases as text (a prompted judge's JSON ``spans``; the claim-level judge's
+        unsupported claims).
     repaired : bool
         The verdict was read only after the repair attempt.
     error : str or None
@@ -61,6 +63,11 @@ class Judgment:
     cached : bool
         Read from the judgment cache.
     latency_s : float
+    claim_spans : list of dict
+        Claim-level judges: the unsupported claims, each ``{"start", "end", "text", "support"}``
+        with character offsets into the answer (:mod:`lab.judge.claim_judge`); empty otherwise.
+    n_windows : int or None
+        Claim-level judges: how many evidence windows the context was read in; None otherwise.
     """
 
     verdict: int | None
@@ -76,9 +83,18 @@ class Judgment:
     error_kind: str | None = None
     cached: bool = False
     latency_s: float = 0.0
+    claim_spans: list[dict[str, Any]] = field(default_factory=list)
+    n_windows: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``claim_spans`` and ``n_windows`` only where a claim-level judge set
+        them, so the judgments (and cache entries) of every other judge keep their keys."""
+        d = asdict(self)
+        if not d["claim_spans"]:
+            del d["claim_spans"]
+        if d["n_windows"] is None:
+            del d["n_windows"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Judgment:

@@ -13,15 +13,18 @@ general = ``general`` split by the hash of each query into a training part and a
 (the shortcut baseline), a trained judge (the folder ``<models_dir>/<name>``; the caller names
 ``models_dir``), a prompted judge of the section's ``judges`` list (at the threshold the caller
 passes), ``prompted:MODEL`` for any model spec (a built-in name, a local directory,
-``http://host/v1#model``) with the task's built-in rubric, or ``ragas:MODEL`` (ragas' faithfulness
-through that model; grounded files only). "The default judge" is the judge stage's choice, an
-output of that stage: its file is read by :mod:`lab.handoff.judges`, and the lookup by name over
+``http://host/v1#model``) with the task's built-in rubric, ``ragas:MODEL`` (ragas' faithfulness
+through that model; grounded files only), or ``claims:SCORER`` (claim-level judging,
+:mod:`lab.judge.claim_judge`; grounded files only) with ``lexical`` or a trained grounded judge as
+the pair scorer (:func:`claim_judge`). "The default judge" is the judge stage's choice, an output
+of that stage: its file is read by :mod:`lab.handoff.judges`, and the lookup by name over
 the stage's outputs lives above this floor (:func:`lab.stage_outputs.judge_by_name`).
 :func:`calibrate_file` reports any judge on any labelled file.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -94,7 +97,16 @@ def judge_names(cfg: JudgeEvalConfig, models_dir: Path | None = None) -> list[st
     each, with ``meta.json``), the section's prompted judges and the two spec forms."""
     trained = sorted(p.name for p in models_dir.iterdir() if (p / "meta.json").is_file()) \
         if models_dir is not None and models_dir.is_dir() else []
-    return ["majority", "lexical", "length", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL"]
+    return ["majority", "lexical", "length", *trained, *(j.name for j in cfg.judges), "prompted:MODEL", "ragas:MODEL",
+            *(f"claims:{s}" for s in claim_scorer_names(models_dir))]
+
+
+def claim_scorer_names(models_dir: Path | None = None) -> list[str]:
+    """The pair scorers ``claims:NAME`` takes: ``lexical`` and the grounded trained judges in ``models_dir``."""
+    trained = sorted(p.name for p in models_dir.iterdir() if (p / "meta.json").is_file()
+                     and json.loads((p / "meta.json").read_text(encoding="utf-8")).get("task") == "grounded") \
+        if models_dir is not None and models_dir.is_dir() else []
+    return ["lexical", *trained]
 
 
 def fitted_lexical(cfg: JudgeEvalConfig, root: Path) -> LexicalJudge:
@@ -144,10 +156,47 @@ def make_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, models
         from lab.judge.ragas_bridge import RagasFaithfulnessJudge
 
         return RagasFaithfulnessJudge(name, {"model": name.split(":", 1)[1]})
+    if name.startswith("claims:"):
+        return claim_judge(name, task, cfg, root, models_dir=models_dir)
     if name in TRAINED_NAME.values():
         raise ConfigError(f"trained judge {name!r} is not built yet ({folder or 'no models folder given'} "
                           f"missing): `dvc repro judge_eval` trains it")
     raise ConfigError(f"unknown judge {name!r}; known: {', '.join(judge_names(cfg, models_dir))}")
+
+
+def claim_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, models_dir: Path | None = None) -> Judge:
+    """``claims:SCORER``: a :class:`lab.judge.claim_judge.ClaimLevelJudge` over the pair scorer
+    ``SCORER`` (:func:`claim_scorer_names`). ``lexical``: support = the claim's share of content words
+    in the window, threshold 1 - the lexical baseline's (fitted on the grounded training items); a
+    trained judge: :class:`lab.judge.claim_judge.CrossEncoderPairScorer`, its judgments cached.
+
+    Raises
+    ------
+    ConfigError
+        A task without grounding text, or an unknown scorer (the message lists the known ones).
+    """
+    from lab.judge.claim_judge import ClaimLevelJudge, CrossEncoderPairScorer, LexicalPairScorer
+
+    scorer_name = name.split(":", 1)[1]
+    if task != "grounded":
+        raise ConfigError(f"{name}: claim-level judging checks claims against grounding text; this file has none")
+    if scorer_name == "lexical":
+        threshold = fitted_lexical(cfg, root).threshold
+        return ClaimLevelJudge(LexicalPairScorer(1.0 - float(threshold if threshold is not None else 0.5)),
+                               name=name)
+    folder = models_dir / scorer_name if models_dir is not None and scorer_name else None
+    if folder is not None and scorer_name in claim_scorer_names(models_dir):
+        from lab.judge.cache import JudgmentCache
+        from lab.judge.trained import CrossEncoderJudge
+
+        return ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(folder, cache=False)), name=name,
+                               cache=JudgmentCache())
+    if scorer_name in TRAINED_NAME.values():
+        raise ConfigError(f"{name}: trained judge {scorer_name!r} is not built yet ({folder or 'no models folder given'} "
+                          f"missing): `dvc repro judge_eval` trains it")
+    raise ConfigError(f"unknown claim scorer {scorer_name!r} in {name!r}; known: "
+                      f"{', '.join('claims:' + s for s in claim_scorer_names(models_dir))} "
+                      f"(a trained grounded judge is a folder with meta.json in {models_dir or 'the models folder'})")
 
 
 def calibrate_file(path: str | Path, judge_for: Callable[[str], Judge], cfg: JudgeEvalConfig, root: Path, *,
