@@ -19,9 +19,10 @@ from test_serve import BM25, CORPUS, Echo, _choice, _client, write_bundle
 
 from lab.config import read_params
 from lab.errors import ConfigError
-from lab.guardrails import Policy, evaluate_context, make_check, neutralise
+from lab.guardrails import Policy, make_check, neutralise
 from lab.guardrails.classifier import TextClassifier, word_windows
-from lab.guardrails.context import FENCE_CLOSE
+from lab.guardrails.context import evaluate_context
+from lab.guardrails.policy import FENCE_CLOSE
 from lab.handoff.bundle import ServedModel, bundle_policy, read_bundle
 from lab.serve.chat import RAG, ChatService, Settings
 

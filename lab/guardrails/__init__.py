@@ -18,8 +18,9 @@ Checks (:data:`CHECKS`; plugins through the entry-point group ``lab.guardrail_ch
 ``grounding``    the answer supported by its context, judged by the judge layer's trained faithfulness model
 
 A policy has three sides: ``input`` (the user's message), ``context`` (each retrieved passage,
-:mod:`lab.guardrails.context`: dropped, neutralised or flagged) and ``output`` (the answer), and
-``exceptions`` (allow-lists, :mod:`lab.guardrails.allowlist`).
+:mod:`lab.guardrails.context`: dropped, neutralised or flagged; its offline measure is
+``lab.guardrails.context.evaluate_context``) and ``output`` (the answer), and ``exceptions``
+(allow-lists, :class:`lab.guardrails.policy.Allowlist`).
 
 Importing this package is cheap: Presidio, spaCy and detect-secrets load on first use.
 """
@@ -28,17 +29,17 @@ from __future__ import annotations
 
 from lab.guardrails import grounding, injection, pii, rules, secrets  # noqa: F401  (register the checks)
 from lab.guardrails.base import CHECKS, Check, Decision, Span, make_check, safe_text
-from lab.guardrails.context import evaluate_context, neutralise
 from lab.guardrails.policy import (
-           ACTIONS,
-           CONTEXT_ACTIONS,
-           ContextResult,
-           Outcome,
-           PassageResult,
-           Policy,
-           PolicyResult,
-           Rule,
+    ACTIONS,
+    CONTEXT_ACTIONS,
+    ContextResult,
+    Outcome,
+    PassageResult,
+    Policy,
+    PolicyResult,
+    Rule,
+    neutralise,
 )
 
 __all__ = ["ACTIONS", "CHECKS", "CONTEXT_ACTIONS", "Check", "ContextResult", "Decision", "Outcome", "PassageResult",
-           "Policy", "PolicyResult", "Rule", "Span", "evaluate_context", "make_check", "neutralise", "safe_text"]
+           "Policy", "PolicyResult", "Rule", "Span", "make_check", "neutralise", "safe_text"]
