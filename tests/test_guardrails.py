@@ -53,7 +53,7 @@ def test_policy_config_errors_name_the_rule_and_key():
         Policy.from_config({"output": [{"check": "refusal", "action": "fallback", "threshold": 2}]})
     with pytest.raises(ConfigError, match=r"check 'json_schema' does not apply to input"):
         Policy.from_config({"input": [{"check": "json_schema", "action": "repair"}]})
-    with pytest.raises(ConfigError, match=r"inputs: unknown key \(allowed keys: fallback_message, input, output\)"):
+    with pytest.raises(ConfigError, match=r"inputs: unknown key \(allowed keys: context, exceptions, fallback_message, input, output\)"):
         Policy.from_config({"inputs": []})
 
 

@@ -90,7 +90,7 @@ def format_validation(err: ValidationError, section: str, model: type[BaseModel]
             field = str(ctx.get("discriminator", "")).strip("'").removesuffix("()")
             lines.append(f"  - {key}.{field}: required key is missing")
         elif e["type"] == "value_error" and "error" in ctx:
-            lines.append(f"  - {key}: {ctx['error']}")
+            lines.append(f"  - {key}: {ctx['error']}" if key else f"  - {ctx['error']}")   # a model-level check names its keys itself
         elif e["type"] == "literal_error":
             lines.append(f"  - {key}: {e.get('input')!r} is not allowed (allowed values: {ctx.get('expected')})")
         else:

@@ -2,12 +2,21 @@
 rejects a misspelt check, action or option (with the file, the key and the allowed values) before
 ``dvc repro export`` packs the policy into a bundle and ``lab serve`` builds it.
 
-A policy has an ``input`` and an ``output`` side, each an ordered list of rules::
+A policy has an ``input``, a ``context`` (the retrieved passages, before they are put in the
+prompt) and an ``output`` side, each an ordered list of rules, and ``exceptions`` (allow-lists)::
 
     input:
       - {check: pii, action: redact, options: {entities: [EMAIL_ADDRESS]}}
+    context:
+      - {check: injection, action: drop, options: {model_dir: ..., window_words: 64}}
     output:
       - {check: toxicity, action: fallback, options: {model_dir: results/guardrails_eval/models/toxicity}}
+    exceptions:
+      - {name: git-ignore, checks: [injection], sides: [input], phrases: [git ignore]}
+
+The actions a rule may take depend on its side (:data:`ACTIONS` for input and output,
+:data:`CONTEXT_ACTIONS` for passages): a passage is dropped, neutralised or flagged, never
+"blocked" or "redacted", and the error of a misspelt one lists the side's values.
 
 Each built-in check has an options model below (``extra="forbid"``). The options models name each
 option, its type and its bounds; an option left out takes the check's own default (the check's
@@ -18,9 +27,12 @@ fields). A plugin check, registered in the entry-point group :data:`CHECK_PLUGIN
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from lab.config.base import TAG_PREFIX, StrictModel
 from lab.config.generation import plugin_names
@@ -28,6 +40,12 @@ from lab.config.generation import plugin_names
 #: What a policy may do when a check fires (see :mod:`lab.guardrails.policy`).
 Action = Literal["block", "redact", "repair", "fallback", "warn"]
 ACTIONS: tuple[str, ...] = ("block", "redact", "repair", "fallback", "warn")
+#: What a policy may do with a retrieved passage when a check fires on it (the ``context`` side).
+ContextAction = Literal["drop", "neutralise", "warn"]
+CONTEXT_ACTIONS: tuple[str, ...] = ("drop", "neutralise", "warn")
+#: The sides of a policy, in the order a turn meets them.
+Side = Literal["input", "context", "output"]
+SIDES: tuple[str, ...] = ("input", "context", "output")
 #: Entry-point group of plugin checks (the registry :data:`lab.guardrails.base.CHECKS` loads it).
 CHECK_PLUGIN_GROUP = "lab.guardrail_checks"
 DEFAULT_FALLBACK = "Sorry, I can't help with that request."
@@ -37,7 +55,7 @@ class CheckOptions(StrictModel):
     """Options of one check; ``None`` (or leaving an option out) means the check's own default."""
 
     #: the sides of a policy the check applies to
-    STAGES: ClassVar[frozenset[str]] = frozenset({"input", "output"})
+    STAGES: ClassVar[frozenset[str]] = frozenset({"input", "context", "output"})
 
     def kwargs(self) -> dict[str, Any]:
         """The options the config sets, as the check's constructor arguments."""
@@ -77,8 +95,25 @@ class RefusalOptions(CheckOptions):
     patterns: list[str] | None = None
 
 
-class InjectionOptions(CheckOptions):
-    STAGES: ClassVar[frozenset[str]] = frozenset({"input"})
+class WindowOptions(CheckOptions):
+    """Windows over a long text for a trained classifier (:func:`lab.guardrails.classifier.word_windows`):
+    unset (the default), the classifier scores the whole text, as it always has."""
+
+    window_words: int | None = Field(None, ge=8)   # words per window; a text this long or shorter is one window
+    stride_words: int | None = Field(None, ge=1)   # words between window starts (default: half a window)
+
+    @model_validator(mode="after")
+    def _window(self) -> WindowOptions:
+        if self.stride_words is not None and self.window_words is None:
+            raise ValueError("stride_words needs window_words")
+        if self.stride_words is not None and self.window_words is not None and self.stride_words > self.window_words:
+            raise ValueError(f"stride_words {self.stride_words} > window_words {self.window_words}: "
+                             "words between windows would never be scored")
+        return self
+
+
+class InjectionOptions(WindowOptions):
+    STAGES: ClassVar[frozenset[str]] = frozenset({"input", "context"})
     model_dir: str | None = None               # the trained classifier's folder
     rules: bool | None = None
     classifier: bool | None = None
@@ -89,7 +124,7 @@ class JailbreakOptions(InjectionOptions):
     pass
 
 
-class ToxicityOptions(CheckOptions):
+class ToxicityOptions(WindowOptions):
     model_dir: str | None = None
     max_fpr: float | None = Field(None, gt=0, lt=1)
 
@@ -126,9 +161,9 @@ class RuleBase(StrictModel):
         return opts.kwargs() if isinstance(opts, CheckOptions) else dict(opts or {})
 
 
-def _rule_model(name: str, options: type[CheckOptions]) -> type[RuleBase]:
-    return type(f"{options.__name__.removesuffix('Options')}Rule", (RuleBase,), {
-        "__annotations__": {"check": Literal[name], "options": options},   # type: ignore[valid-type]
+def _rule_model(name: str, options: type[CheckOptions], action: Any = Action, prefix: str = "") -> type[RuleBase]:
+    return type(f"{prefix}{options.__name__.removesuffix('Options')}Rule", (RuleBase,), {
+        "__annotations__": {"check": Literal[name], "options": options, "action": action},   # type: ignore[valid-type]
         "options": options(),
         "__doc__": f"A rule of the ``{name}`` check."})
 
@@ -136,10 +171,19 @@ def _rule_model(name: str, options: type[CheckOptions]) -> type[RuleBase]:
 class PluginRule(RuleBase):
     """A rule of a check registered through :data:`CHECK_PLUGIN_GROUP` (options checked when built)."""
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PluginContextRule(PluginRule):
+    """A plugin check's rule on the ``context`` side (its stages are checked when built)."""
+
+    action: ContextAction
 
 
 RULE_MODELS: dict[str, type[RuleBase]] = {n: _rule_model(n, o) for n, o in CHECK_OPTIONS.items()}
+#: Rule models of the checks that apply to retrieved passages, with the passage actions.
+CONTEXT_RULE_MODELS: dict[str, type[RuleBase]] = {
+    n: _rule_model(n, o, ContextAction, "Context") for n, o in CHECK_OPTIONS.items() if "context" in o.STAGES}
 PLUGIN_TAG = TAG_PREFIX + f"(a plugin check of the entry-point group {CHECK_PLUGIN_GROUP})"
 #: Checks registered in this process (``CHECKS.register`` of :mod:`lab.guardrails.base` adds them):
 #: valid rule names with free options, like entry-point plugins. A fresh process (``lab params
@@ -166,30 +210,108 @@ _MEMBERS = (*(Annotated[m, Tag(TAG_PREFIX + n)] for n, m in RULE_MODELS.items())
             Annotated[PluginRule, Tag(PLUGIN_TAG)])
 #: One rule of a policy: the model of its check, picked by ``check`` (a tagged union).
 Rule = Annotated[Union[_MEMBERS], Discriminator(_tag)]  # noqa: UP007 - a union built from a tuple
+_CONTEXT_MEMBERS = (*(Annotated[m, Tag(TAG_PREFIX + n)] for n, m in CONTEXT_RULE_MODELS.items()),
+                    Annotated[PluginContextRule, Tag(PLUGIN_TAG)])
+#: One rule of the context side: only checks that apply to passages, only passage actions.
+ContextRule = Annotated[Union[_CONTEXT_MEMBERS], Discriminator(_tag)]  # noqa: UP007
+
+
+class PolicyException(StrictModel):
+    """An allow-list entry: exempts texts or requests from some checks (or all) on some sides,
+    without retraining anything. At least one of ``phrases``, ``patterns`` and ``routes``:
+
+    - ``routes`` (globs of the gateway's path, ``fnmatch``): only requests to a matching route;
+      an exception with routes and no phrases or patterns exempts every text of those requests;
+    - ``phrases`` (case-insensitive) and ``patterns`` (Python regular expressions): the matches are
+      blanked and the check runs again; the text is exempt only when the check no longer fires
+      there, so an allowed phrase cannot carry an attack written beside it.
+
+    Every exemption is logged and counted with the exception's ``name``.
+    """
+
+    name: str = Field(min_length=1)
+    checks: list[str] = Field(default_factory=list)   # empty: every check
+    sides: list[Side] = Field(default_factory=lambda: list(SIDES))
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    routes: list[str] = Field(default_factory=list)
+
+    @field_validator("phrases", "routes")
+    @classmethod
+    def _non_empty(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() for v in values):
+            raise ValueError("an empty phrase or route would match everything")
+        return values
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        for v in values:
+            try:
+                rx = re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"pattern {v!r} is not a regular expression: {exc}") from None
+            if rx.search("") is not None:
+                raise ValueError(f"pattern {v!r} matches the empty text, so it would exempt everything")
+        return values
+
+    @model_validator(mode="after")
+    def _something(self) -> PolicyException:
+        if not (self.phrases or self.patterns or self.routes):
+            raise ValueError(f"exception {self.name!r}: give phrases, patterns or routes")
+        return self
 
 
 class GuardrailPolicySpec(StrictModel):
-    """A guardrail policy: ordered rules for the input and the output side, and the message a
-    blocked request or a fallen-back answer becomes."""
+    """A guardrail policy: ordered rules for the input, the context (retrieved passages) and the
+    output side, allow-list exceptions, and the message a blocked request or a fallen-back answer
+    becomes. A policy without ``context`` and ``exceptions`` behaves as one written before they existed."""
 
-    input: list[Rule] = []
-    output: list[Rule] = []
+    input: list[Rule] = Field(default_factory=list)
+    context: list[ContextRule] = Field(default_factory=list)
+    output: list[Rule] = Field(default_factory=list)
+    exceptions: list[PolicyException] = Field(default_factory=list)
     fallback_message: str = Field(DEFAULT_FALLBACK, min_length=1)
 
     @model_validator(mode="after")
     def _sides(self) -> GuardrailPolicySpec:
-        for side in ("input", "output"):
+        for side in SIDES:
             for i, rule in enumerate(getattr(self, side)):
                 stages = type(rule.options).STAGES if isinstance(rule.options, CheckOptions) else None
                 if stages is not None and side not in stages:
                     raise ValueError(f"{side}[{i}]: check {rule.check!r} does not apply to {side} "
                                      f"(it applies to: {', '.join(sorted(stages))})")
+        names = [e.name for e in self.exceptions]
+        for i, e in enumerate(self.exceptions):
+            if names.count(e.name) > 1:
+                raise ValueError(f"exceptions[{i}].name: {e.name!r} names two exceptions; names are what the "
+                                 "logs and counters report, so each must be unique")
+            used = sorted({r.check for side in e.sides for r in getattr(self, side)})
+            for c in e.checks:
+                if c not in used:
+                    raise ValueError(f"exceptions[{i}].checks: {c!r} is no check of this policy on its sides "
+                                     f"{', '.join(e.sides)} (allowed values: {', '.join(used) or '(none)'})")
         return self
+
+    def policy_id(self) -> str:
+        """``sha256:`` and 12 hex digits of the policy as written, with each model folder left out
+        (``<model>``): the version every decision, log line and trace span of the policy names. It
+        is the same in ``params.yaml``, in the bundle (which renames the folders it copies) and
+        wherever the bundle is moved; the models' weights are pinned by the bundle's id."""
+        cfg = self.to_config()
+        for side in SIDES:
+            for rule in cfg.get(side) or []:
+                opts = rule.get("options") or {}
+                for key in MODEL_OPTIONS:
+                    if isinstance(opts.get(key), str):
+                        opts[key] = "<model>"
+        blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()[:12]
 
     def model_folders(self) -> dict[str, str]:
         """Dotted key -> folder of every :data:`MODEL_OPTIONS` value that is a path (has a ``/``)."""
         out = {}
-        for side in ("input", "output"):
+        for side in SIDES:
             for i, rule in enumerate(getattr(self, side)):
                 for key, value in rule.option_kwargs().items():
                     if key in MODEL_OPTIONS and isinstance(value, str) and "/" in value:

@@ -1,4 +1,4 @@
-"""Guardrails: input classifiers and output validators as one policy layer.
+"""Guardrails: input classifiers, retrieved-passage checks and output validators as one policy layer.
 
 >>> from lab.guardrails import Policy
 >>> policy = Policy.from_config({"input": [{"check": "limits", "action": "block"},
@@ -17,6 +17,11 @@ Checks (:data:`CHECKS`; plugins through the entry-point group ``lab.guardrail_ch
 ``toxicity``     toxic or offensive text: a classifier trained on labelled comments
 ``grounding``    the answer supported by its context, judged by the judge layer's trained faithfulness model
 
+A policy has three sides: ``input`` (the user's message), ``context`` (each retrieved passage,
+:mod:`lab.guardrails.context`: dropped, neutralised or flagged; its offline measure is
+``lab.guardrails.context.evaluate_context``) and ``output`` (the answer), and ``exceptions``
+(allow-lists, :class:`lab.guardrails.policy.Allowlist`).
+
 Importing this package is cheap: Presidio, spaCy and detect-secrets load on first use.
 """
 
@@ -24,7 +29,17 @@ from __future__ import annotations
 
 from lab.guardrails import grounding, injection, pii, rules, secrets  # noqa: F401  (register the checks)
 from lab.guardrails.base import CHECKS, Check, Decision, Span, make_check, safe_text
-from lab.guardrails.policy import ACTIONS, Outcome, Policy, PolicyResult, Rule
+from lab.guardrails.policy import (
+    ACTIONS,
+    CONTEXT_ACTIONS,
+    ContextResult,
+    Outcome,
+    PassageResult,
+    Policy,
+    PolicyResult,
+    Rule,
+    neutralise,
+)
 
-__all__ = ["ACTIONS", "CHECKS", "Check", "Decision", "Outcome", "Policy", "PolicyResult", "Rule", "Span",
-           "make_check", "safe_text"]
+__all__ = ["ACTIONS", "CHECKS", "CONTEXT_ACTIONS", "Check", "ContextResult", "Decision", "Outcome", "PassageResult",
+           "Policy", "PolicyResult", "Rule", "Span", "make_check", "neutralise", "safe_text"]

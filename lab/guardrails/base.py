@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from lab.registry import Registry
 
-Stage = Literal["input", "output"]
+Stage = Literal["input", "context", "output"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class _CheckRegistry(Registry[type]):
     policy (:data:`lab.config.guardrails.REGISTERED_CHECKS`), which the config floor cannot import."""
 
     def add(self, name: str, obj: type) -> None:
-        from lab.config.guardrails import RULE_MODELS, REGISTERED_CHECKS
+        from lab.config.guardrails import REGISTERED_CHECKS, RULE_MODELS
 
         super().add(name, obj)
         if name not in RULE_MODELS:

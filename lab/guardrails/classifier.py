@@ -11,13 +11,22 @@ Saved as ``model.joblib`` (the fitted pipeline; load only files ``lab`` wrote: j
 and ``meta.json`` (format header, threshold, training data hash and size, out-of-fold figures,
 versions). A folder written by older code, or something else's ``meta.json``, fails at load with
 the folder and the command that trains a current one (:mod:`lab.versioned`).
+
+Long texts (:func:`word_windows`, :func:`windowed_scores`): the classifiers were trained on short
+prompts (the deepset injection prompts: a median of 10 words) and a retrieved passage or a pasted
+document is far longer, so a check may split it into overlapping windows of words, score each and
+keep the maximum. Words, not the embedder's tokens: the TF-IDF blocks see words and character
+n-grams (no tokenizer of their own), a window cut at whitespace keeps exact character offsets, and
+a window of a few dozen words stays well inside MiniLM's 256-token input, so the embedding block
+sees all of it too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,49 @@ def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[
     keys = list(keys) if keys is not None else [str(i) for i in range(n)]
     rest, held = hash_split(keys, seed, n_heldout=max(1, round(n * fraction)))
     return sorted(rest), sorted(held)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def word_windows(text: str, window_words: int, stride_words: int | None = None) -> list[tuple[int, int]]:
+    """Character ranges ``(start, end)`` of overlapping windows of ``window_words`` words (runs of
+    non-space), ``stride_words`` words apart (default half a window, so each word lies in two
+    windows and a phrase up to half a window long lies whole inside one); the last window ends at
+    the last word. A text of at most ``window_words`` words is one window: the whole text, as
+    unwindowed scoring sees it."""
+    if window_words < 1 or (stride_words is not None and not 1 <= stride_words <= window_words):
+        raise LabError(f"windows: need 1 <= stride_words <= window_words, got {stride_words} and {window_words}")
+    words = [m.span() for m in _WORD.finditer(text)]
+    if len(words) <= window_words:
+        return [(0, len(text))]
+    stride = stride_words or max(1, window_words // 2)
+    starts = list(range(0, len(words) - window_words + 1, stride))
+    if starts[-1] + window_words < len(words):
+        starts.append(len(words) - window_words)
+    return [(words[s][0], words[s + window_words - 1][1]) for s in starts]
+
+
+def windowed_scores(score: Callable[[list[str]], Sequence[float]], texts: Sequence[str], window_words: int,
+                    stride_words: int | None = None) -> list[tuple[float, tuple[int, int]]]:
+    """Per text, the maximum of ``score`` over its windows (:func:`word_windows`) and the window
+    that gave it (the first of equal maxima). All windows of all texts go to ``score`` in one call.
+
+    The rule is the maximum because one window holding a planted instruction makes the whole text
+    an attack, however benign the rest; a mean would dilute it with the text's length. The price:
+    a text of n windows gives a benign-text false positive n chances, so a long text's false-positive
+    rate exceeds the one-prompt rate its threshold was chosen for (measure it on your passages with
+    :func:`lab.guardrails.context.evaluate_context`)."""
+    spans = [word_windows(t, window_words, stride_words) for t in texts]
+    flat = [t[a:b] for t, ws in zip(texts, spans, strict=True) for a, b in ws]
+    scores = list(score(flat)) if flat else []
+    out, i = [], 0
+    for ws in spans:
+        part = scores[i:i + len(ws)]
+        i += len(ws)
+        best = max(range(len(ws)), key=lambda j: (part[j], -j))
+        out.append((float(part[best]), ws[best]))
+    return out
 
 
 #: Feature blocks a classifier can use (``features`` of :func:`train_text_classifier`).

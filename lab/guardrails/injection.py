@@ -5,6 +5,11 @@ The decision fires when the classifier's probability reaches its stored threshol
 the rules below matches (a rule is a floor: it catches the textbook phrasings even where a
 classifier has not been trained or misses). The reason names every signal that fired: the
 classifier's score against its threshold and each rule by name.
+
+With ``window_words`` set, the classifier scores a long text window by window and takes the
+maximum (:func:`lab.guardrails.classifier.windowed_scores`); the decision's ``spans`` then hold the
+window where it fired (label ``window``). Unset (the default), it scores the whole text as before.
+The rules always read the whole text: a regular expression does not drift with length.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import ConfigError
-from lab.guardrails.base import CHECKS, Decision, safe_text
+from lab.guardrails.base import CHECKS, Decision, Span, safe_text
 
 #: Rules: name -> pattern (English and German, the deepset set's languages).
 INJECTION_RULES: dict[str, str] = {
@@ -88,25 +93,39 @@ class Injection:
     max_fpr : float or None
         Fire at the stored operating point with this out-of-fold false-positive cap (0.01, 0.02,
         0.05) instead of the best-F1 cut: fewer benign prompts blocked, fewer attacks caught.
+    window_words, stride_words : int or None
+        Score a text longer than ``window_words`` words window by window (``stride_words`` apart,
+        default half a window) and keep the maximum; None (the default): the whole text at once.
     """
 
     name = "injection"
-    stages = frozenset({"input"})
+    stages = frozenset({"input", "context"})
     model_name = "injection"
     rule_hits = staticmethod(rule_hits)   # the floor; a subclass names its own rules
 
     def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True,
-                 max_fpr: float | None = None) -> None:
+                 max_fpr: float | None = None, window_words: int | None = None,
+                 stride_words: int | None = None) -> None:
         self.rules = rules
         self.model = None
         if classifier:
             self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr) if self.model is not None else 0.5
+        self.window_words, self.stride_words = window_words, stride_words
 
     def scores(self, texts: Sequence[str]) -> list[float]:
-        """The classifier's probability for each text (rules not applied); 0 without a classifier."""
-        clean = [safe_text(t) for t in texts]
-        return self.model.scores(clean) if self.model is not None else [0.0] * len(clean)
+        """The classifier's probability for each text (rules not applied; the maximum over its
+        windows when ``window_words`` is set); 0 without a classifier."""
+        return [p for p, _ in self._scored([safe_text(t) for t in texts])]
+
+    def _scored(self, clean: list[str]) -> list[tuple[float, tuple[int, int] | None]]:
+        if self.model is None:
+            return [(0.0, None)] * len(clean)
+        if self.window_words is None:
+            return [(p, None) for p in self.model.scores(clean)]
+        from lab.guardrails.classifier import windowed_scores
+
+        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
@@ -115,16 +134,31 @@ class Injection:
     def check_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`check` on each text, the classifier scoring all of them in one batch."""
         clean = [safe_text(t) for t in texts]
-        return [self._decide(t, p) for t, p in zip(clean, self.scores(clean), strict=True)]
+        return [self._decide(t, p, w) for t, (p, w) in zip(clean, self._scored(clean), strict=True)]
 
-    def _decide(self, text: str, p: float) -> Decision:
+    def _rule_window(self, text: str) -> tuple[int, int] | None:
+        """The first window holding a rule's match whole (None: a match across windows)."""
+        from lab.guardrails.classifier import word_windows
+
+        assert self.window_words is not None
+        return next((w for w in word_windows(text, self.window_words, self.stride_words)
+                     if type(self).rule_hits(text[w[0]:w[1]])), None)
+
+    def _decide(self, text: str, p: float, window: tuple[int, int] | None = None) -> Decision:
         hits = type(self).rule_hits(text) if self.rules else []
         signals = []
-        if self.model is not None and p >= self.threshold:
+        by_model = self.model is not None and p >= self.threshold
+        if by_model:
             signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
         signals += [f"rule {h}" for h in hits]
         score = max(p, 1.0 if hits else 0.0)
-        return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals))
+        spans = []
+        if self.window_words is not None and signals:
+            where = window if by_model else self._rule_window(text)
+            if where is not None:
+                spans.append(Span(where[0], where[1], "window", score if not by_model else p))
+                signals[0] += f" (window at characters {where[0]}-{where[1]})"
+        return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals), spans=spans)
 
 
 #: Jailbreak rules (the floor): the named personas and framings of in-the-wild jailbreak prompts.
@@ -170,19 +204,31 @@ class Toxicity:
         The trained classifier's folder (required).
     max_fpr : float or None
         As for :class:`Injection`: the stored operating point with this false-positive cap.
+    window_words, stride_words : int or None
+        As for :class:`Injection`: windows over a long text, the maximum kept.
     """
 
     name = "toxicity"
-    stages = frozenset({"input", "output"})
+    stages = frozenset({"input", "context", "output"})
     model_name = "toxicity"
 
-    def __init__(self, model_dir: str | None = None, max_fpr: float | None = None) -> None:
+    def __init__(self, model_dir: str | None = None, max_fpr: float | None = None,
+                 window_words: int | None = None, stride_words: int | None = None) -> None:
         self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr)
+        self.window_words, self.stride_words = window_words, stride_words
 
     def scores(self, texts: Sequence[str]) -> list[float]:
-        """The classifier's probability of toxic for each text."""
-        return self.model.scores([safe_text(t) for t in texts])
+        """The classifier's probability of toxic for each text (the maximum over its windows when
+        ``window_words`` is set)."""
+        return [p for p, _ in self._scored([safe_text(t) for t in texts])]
+
+    def _scored(self, clean: list[str]) -> list[tuple[float, tuple[int, int] | None]]:
+        if self.window_words is None:
+            return [(p, None) for p in self.model.scores(clean)]
+        from lab.guardrails.classifier import windowed_scores
+
+        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
@@ -190,8 +236,13 @@ class Toxicity:
 
     def check_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`check` on each text, scored in one batch."""
-        return [self._decide(p) for p in self.scores(texts)]
+        return [self._decide(p, w) for p, w in self._scored([safe_text(t) for t in texts])]
 
-    def _decide(self, p: float) -> Decision:
+    def _decide(self, p: float, window: tuple[int, int] | None = None) -> Decision:
         fired = p >= self.threshold   # compared once: the verdict and its reason cannot disagree
-        return Decision(self.name, fired, p, self.threshold, f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else "")
+        reason = f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else ""
+        spans = []
+        if fired and window is not None:
+            spans.append(Span(window[0], window[1], "window", p))
+            reason += f" (window at characters {window[0]}-{window[1]})"
+        return Decision(self.name, fired, p, self.threshold, reason, spans=spans)

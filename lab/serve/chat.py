@@ -1,10 +1,19 @@
-"""The chat service: retrieve -> guard the input -> generate -> guard the output, with sources.
+"""The chat service: guard the input -> retrieve -> guard the passages -> generate -> guard the output, with sources.
 
 Plain Python (no HTTP): :class:`ChatService` takes a :class:`ChatRequest` and returns an
 :class:`Answer` (or, streamed, text deltas then the :class:`Answer`); what cannot be answered is a
 :class:`ChatError` with the HTTP status the routes (:mod:`lab.serve.gateway`) send. The service
 counts what happens inside a turn (retrieval time, queue, tokens, time to first token, retries,
 fallbacks, guardrail decisions, feedback); the routes count requests, errors and durations.
+
+With a policy whose ``context`` side has rules, every retrieved passage is checked before the prompt
+is built (:meth:`lab.guardrails.policy.Policy.apply_context`): a dropped passage is left out of the
+prompt, a neutralised one goes in fenced, and the response's ``sources`` say so — the prompted
+passages first, in the prompt's order (source ``i`` is ``[i + 1]``), then the dropped ones; each
+passage the policy acted on carries ``guardrail: {action, checks, exceptions, policy}``. Every
+decision is counted (``lab_guardrail_decisions_total``; passages by action in
+``lab_guardrail_passages_total``; exemptions in ``lab_guardrail_exceptions_total``) and, when
+tracing is on, is an ``apply_guardrail`` span (:func:`lab.serve.tracing.guardrail_attributes`).
 """
 
 from __future__ import annotations
@@ -136,10 +145,12 @@ class Turn:
     sources: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     max_tokens: int = 0
+    route: str | None = None             # the gateway route it came by (route exceptions match it)
 
     @property
     def contexts(self) -> list[str]:
-        return [x["text"] for x in self.sources]
+        """The texts of the passages the prompt holds (a dropped passage is a source, not a context)."""
+        return [x["text"] for x in self.sources if x.get("guardrail", {}).get("action") != "drop"]
 
 
 @dataclass
@@ -168,7 +179,7 @@ class ChatService:
         self.metrics = metrics or GatewayMetrics()
         self.policy = policy
         if policy is not None:
-            policy.on_decision.append(lambda stage, o: self.metrics.guardrails.labels(o.decision.check, o.action).inc())
+            policy.on_decision.append(self._count_decision)
         self.metrics.add_gauges("lab_embedding_store_hit_ratio", "Embedding-store hits / lookups of query "
                                 "embeddings since start", rag.embedding_hit_rate)
         from lab.serve.tracing import Tracer
@@ -184,8 +195,26 @@ class ChatService:
             self._recent.popitem(last=False)
 
     # ---------------------------------------------------------------- a turn, step by step
-    def start(self, req: ChatRequest) -> Turn:
+    def _count_decision(self, stage: str, o: Any) -> None:
+        self.metrics.guardrails.labels(o.decision.check, o.action).inc()
+        if o.exception is not None:
+            self.metrics.guardrail_exceptions.labels(o.exception, o.decision.check, stage).inc()
+
+    def _trace_rules(self, parent: Any, stage: str, outcomes: list[Any]) -> None:
+        """One ``apply_guardrail`` span per rule applied, under its side's span, timed as it ran."""
+        if not self.tracer.enabled or parent is None:
+            return
+        from lab.serve.tracing import guardrail_attributes
+
+        for o in outcomes:
+            start = o.started_ns or None
+            span = self.tracer.start("apply_guardrail", "GUARDRAIL", parent=parent, start_time_ns=start,
+                                     attributes=guardrail_attributes(stage, o, self.policy.id))
+            self.tracer.end(span, end_time_ns=start + int(o.latency_ms * 1e6) if start else None)
+
+    def start(self, req: ChatRequest, route: str | None = None) -> Turn:
         """The question (the last message, a user's) and the history before it; the trace begins.
+        ``route``: the gateway path it came by (what route exceptions of the policy match).
 
         Raises
         ------
@@ -202,14 +231,15 @@ class ChatService:
         if req.messages[-1].role != "user":
             raise ChatError(422, "messages: the last message must be the user's question", "invalid_request")
         span = self.tracer.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream})
-        return Turn(req, question, history, t0, span)
+        return Turn(req, question, history, t0, span, route=route)
 
     async def prepare(self, turn: Turn) -> Answer | None:
         """Guard the input, retrieve, build the prompt; an :class:`Answer` when the input is blocked."""
         tr, req = self.tracer, turn.request
         if self.policy is not None:
             span = tr.start("guardrails.input", "GUARDRAIL", inputs={"text": turn.question}, parent=turn.span)
-            checked = await asyncio.to_thread(self.policy.apply, turn.question, "input")
+            checked = await asyncio.to_thread(self.policy.apply, turn.question, "input", route=turn.route)
+            self._trace_rules(span, "input", checked.outcomes)
             tr.end(span, outputs=checked.to_dict())
             if not checked.allowed:
                 return self._finish(turn, checked.text, blocked=True)
@@ -220,10 +250,37 @@ class ChatService:
         hits = (await asyncio.to_thread(self.rag.search, [turn.question], req.k))[0]
         self.metrics.retrieval.observe(time.perf_counter() - t_r)
         tr.end(span, outputs=[{"id": d, "score": float(sc)} for d, sc in hits])
-        turn.sources = self.rag.sources(hits)
-        turn.messages = self.rag.messages(turn.question, hits, req.topic, turn.history)
+        texts = None
+        if self.policy is not None and self.policy.rules["context"]:
+            hits, texts, turn.sources = await self._guard_context(turn, hits)
+        else:
+            turn.sources = self.rag.sources(hits)
+        turn.messages = self.rag.messages(turn.question, hits, req.topic, turn.history, texts=texts)
         turn.max_tokens = req.max_tokens or self.settings.default_max_tokens or self.rag.max_new_tokens
         return None
+
+    async def _guard_context(self, turn: Turn, hits: list[tuple[str, float]]
+                             ) -> tuple[list[tuple[str, float]], list[str], list[dict[str, Any]]]:
+        """The policy's context side over the retrieved passages: the hits and texts to prompt with
+        (dropped ones left out, neutralised ones fenced), and the sources (prompted first, then dropped)."""
+        tr = self.tracer
+        span = tr.start("guardrails.context", "GUARDRAIL", inputs={"passages": [d for d, _ in hits]}, parent=turn.span)
+        checked = await asyncio.to_thread(self.policy.apply_context, [self.rag.passages[d]["text"] for d, _ in hits],
+                                          route=turn.route)
+        for p in checked.passages:
+            self._trace_rules(span, "context", p.outcomes)
+            self.metrics.guardrail_passages.labels(p.action).inc()
+        tr.end(span, outputs=checked.to_dict())
+        sources = self.rag.sources(hits)
+        for src, p in zip(sources, checked.passages, strict=True):
+            exempt = [o.exception for o in p.outcomes if o.exception is not None]
+            if p.action != "keep" or exempt:
+                src["guardrail"] = {"action": p.action, "checks": p.checks, "exceptions": exempt,
+                                    "policy": self.policy.id}
+        kept = [i for i, p in enumerate(checked.passages) if p.kept]
+        dropped = [i for i, p in enumerate(checked.passages) if not p.kept]
+        return ([hits[i] for i in kept], [checked.passages[i].text for i in kept],
+                [sources[i] for i in kept + dropped])
 
     def streams(self, turn: Turn) -> bool:
         """Whether the answer is streamed as it is generated: output checks need the whole answer,
@@ -255,7 +312,8 @@ class ChatService:
         tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
         if self.policy is not None:
             span = tr.start("guardrails.output", "GUARDRAIL", inputs={"text": text}, parent=turn.span)
-            out = await asyncio.to_thread(self.policy.apply, text, "output", context=turn.contexts)
+            out = await asyncio.to_thread(self.policy.apply, text, "output", context=turn.contexts, route=turn.route)
+            self._trace_rules(span, "output", out.outcomes)
             tr.end(span, outputs=out.to_dict())
             text = out.text
         return self._finish(turn, text, usage=usage, source=source)

@@ -136,7 +136,7 @@ def create_app(gw: ChatService) -> Any:
     @app.post(CHAT)
     async def chat(req: ChatRequest) -> Response:
         try:
-            turn = gw.start(req)
+            turn = gw.start(req, route=CHAT)
             blocked = await gw.prepare(turn)
             if blocked is not None:
                 answered(CHAT, turn.t0)

@@ -49,6 +49,12 @@ class GatewayMetrics:
                                    buckets=_LATENCY, registry=r)
         self.guardrails = Counter("lab_guardrail_decisions", "Guardrail decisions by check and action",
                                   ["check", "action"], registry=r)
+        self.guardrail_passages = Counter("lab_guardrail_passages", "Retrieved passages by what the policy's "
+                                          "context side did with them (keep, warn, neutralise, drop)", ["action"],
+                                          registry=r)
+        self.guardrail_exceptions = Counter("lab_guardrail_exceptions", "Guardrail decisions exempted by a policy "
+                                            "exception, by exception, check and side",
+                                            ["exception", "check", "stage"], registry=r)
         self.fallbacks = Counter("lab_fallbacks", "Requests answered by the fallback, by reason", ["reason"],
                                  registry=r)
         self.retries = Counter("lab_upstream_retries", "Upstream attempts retried", registry=r)

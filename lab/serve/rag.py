@@ -62,15 +62,20 @@ class RAG:
         return [_source(d, sc, self.passages[d]) for d, sc in hits]
 
     def messages(self, question: str, hits: Sequence[tuple[str, float]], topic: str | None = None,
-                 history: Sequence[dict] = ()) -> list[dict]:
-        """The study's prompt for ``question`` (``lab.generate.domain_qa_prompt``); earlier turns kept before it."""
+                 history: Sequence[dict] = (), texts: Sequence[str] | None = None) -> list[dict]:
+        """The study's prompt for ``question`` (``lab.generate.domain_qa_prompt``); earlier turns kept
+        before it. ``texts``: the passages' texts as the guardrail policy left them (neutralised
+        ones fenced), one per hit; default their texts as stored. With no hits (none retrieved, or
+        the policy dropped them all) the prompt is the study's zero-shot one."""
         from lab.data.domain import QAExample
         from lab.generate.domain_qa_prompt import with_context, zero_shot
 
         if topic is None:
             topic = self.passages[hits[0][0]]["title"] if hits else ""
         ex = QAExample(id="", question=question, answers=(), paragraph_id="", title=topic, context="")
-        msgs = with_context(ex, [self.passages[d]["text"] for d, _ in hits]) if self.rag and hits else zero_shot(ex)
+        if texts is None:
+            texts = [self.passages[d]["text"] for d, _ in hits]
+        msgs = with_context(ex, list(texts)) if self.rag and hits else zero_shot(ex)
         return [msgs[0], *history, *msgs[1:]]
 
     def embedding_hit_rate(self) -> float | None:

@@ -1,6 +1,8 @@
 """Per-request traces of the gateway in MLflow (retrieval, generation, guardrails as spans of one
 ``chat`` trace), so a slow or wrong answer can be followed in the MLflow UI's Traces tab; user
-feedback is attached to its trace as a human assessment (``mlflow.log_feedback``).
+feedback is attached to its trace as a human assessment (``mlflow.log_feedback``). Each guardrail
+rule applied is an ``apply_guardrail`` span under its side's span (``guardrails.input``,
+``guardrails.context``, ``guardrails.output``), with the attributes of :func:`guardrail_attributes`.
 
 Spans are opened without context (``mlflow.start_span_no_context``) because a streamed answer
 outlives the request handler's frame. A tracing failure never fails a request: it is counted
@@ -40,14 +42,15 @@ class Tracer:
             return None
 
     def start(self, name: str, span_type: str, inputs: Any = None, parent: Any = None,
-              attributes: dict[str, Any] | None = None) -> Any:
+              attributes: dict[str, Any] | None = None, start_time_ns: int | None = None) -> Any:
         import mlflow
 
         return self._safe(lambda: mlflow.start_span_no_context(
-            name, span_type=span_type, parent_span=parent, inputs=inputs, attributes=attributes))
+            name, span_type=span_type, parent_span=parent, inputs=inputs, attributes=attributes,
+            start_time_ns=start_time_ns))
 
     def end(self, span: Any, outputs: Any = None, attributes: dict[str, Any] | None = None,
-            error: str | None = None) -> None:
+            error: str | None = None, end_time_ns: int | None = None) -> None:
         if span is None:
             return
 
@@ -57,7 +60,7 @@ class Tracer:
             if error:
                 span.set_status("ERROR")
                 span.set_attribute("error", error)
-            span.end(outputs=outputs)
+            span.end(outputs=outputs, end_time_ns=end_time_ns)
 
         self._safe(close)
 
@@ -70,6 +73,34 @@ class Tracer:
         self._safe(lambda: mlflow.log_feedback(
             trace_id=trace_id, name="user_rating", value=rating == "up", rationale=comment,
             source=AssessmentSource(source_type="HUMAN", source_id="lab-gateway")))
+
+
+#: ``gen_ai.guardrail.result`` of each policy action: the decision as the OpenTelemetry GenAI
+#: guardrail draft words it (allow, deny, modify, warn); ``exempt`` is an allow.
+GUARDRAIL_RESULT = {"none": "allow", "exempt": "allow", "block": "deny", "drop": "deny", "redact": "modify",
+                    "repair": "modify", "fallback": "modify", "neutralise": "modify", "warn": "warn"}
+#: What each side of a policy guards, as ``gen_ai.guardrail.target``.
+GUARDRAIL_TARGET = {"input": "llm_input", "context": "retrieved_context", "output": "llm_output"}
+
+
+def guardrail_attributes(stage: str, outcome: Any, policy_id: str | None) -> dict[str, Any]:
+    """The attributes of one ``apply_guardrail`` span (one rule's decision on one text), after the
+    OpenTelemetry GenAI guardrail draft (span name ``apply_guardrail``, ``gen_ai.guardrail.*``;
+    the convention is not stable yet, so the ``lab.guardrail.*`` keys carry what it has no name for)."""
+    d = outcome.decision
+    out: dict[str, Any] = {
+        "gen_ai.operation.name": "apply_guardrail", "gen_ai.guardrail.name": d.check,
+        "gen_ai.guardrail.result": GUARDRAIL_RESULT.get(outcome.action, outcome.action),
+        "gen_ai.guardrail.target": GUARDRAIL_TARGET.get(stage, stage), "gen_ai.guardrail.reason": d.reason,
+        "gen_ai.guardrail.score": float(d.score), "lab.guardrail.action": outcome.action,
+        "lab.guardrail.threshold": float(d.threshold), "lab.guardrail.stage": stage}
+    if policy_id is not None:
+        out["gen_ai.guardrail.policy.id"] = policy_id
+    if outcome.exception is not None:
+        out["lab.guardrail.exception"] = outcome.exception
+    if outcome.passage is not None:
+        out["lab.guardrail.passage"] = outcome.passage
+    return out
 
 
 def trace_id(span: Any) -> str | None:
