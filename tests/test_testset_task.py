@@ -256,6 +256,8 @@ class _EchoBackend:
         for messages in prompts:
             user = messages[-1]["content"]
             text = user.split("] ", 1)[1].split()[:3] if "] " in user else ["unknown"]
+            if "budget" in user:   # one unanswerable question is declined, the other answered anyway
+                text = ["I", "don't", "know."]
             out.append(Generation(" ".join(text), len(user.split()), 3, 0.0, None, "stop", "fake"))
         return out
 
@@ -284,6 +286,12 @@ def test_the_study_runs_on_a_testset_task_and_export_and_the_judge_read_it(tmp_p
     preds = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert {p["id"] for p in preds} == {"h1", "h2", "h3", "h4", "m1"}
     assert all(p["contexts"] for p in preds if p["arm"] == "rag")
+    # the served (RAG) arm answers the held-out unanswerable questions; the gateway's refusal check decides
+    assert metrics["rag.refusal_rate_unanswerable"] == 0.5 and metrics["rag.refusal_rate_answerable"] == 0.0
+    assert "zero_shot.refusal_rate_unanswerable" not in metrics
+    unans = [json.loads(x) for x in (tmp_path / "out" / "unanswerable.jsonl").read_text().splitlines()]
+    assert [(u["arm"], u["id"], u["refused"]) for u in unans] == [("rag", "hu1", False), ("rag", "hu2", True)]
+    assert any(title.startswith("Questions the corpus does not answer") for title, _ in res.report_sections(tmp_path / "out"))
     m = read_arms(tmp_path / "out" / ARMS_FILE, tmp_path)
     assert m.corpus_kind == "documents" and list(m.paragraphs()) == sorted(DOCS)
     # judge_eval pointed at the same test set judges each answer against its question's excerpts

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lab.generate.refusal import WINDOW, compile_patterns, refusal_reason
 from lab.guardrails.base import CHECKS, Decision, safe_text
 
 
@@ -52,20 +53,6 @@ class Limits:
         return Decision(self.name, bool(reasons), 1.0 if reasons else 0.0, 0.5, "; ".join(reasons))
 
 
-#: Phrases of a model declining (English); anchored near the start of the answer, where a refusal
-#: sits, so an answer that merely quotes "I cannot" later on is not a refusal.
-REFUSAL_PATTERNS = [
-    r"\bI(?:'m| am) (?:sorry|afraid)\b",
-    (r"\bI (?:can(?:no|')t|am unable to|won't|will not|must decline to|do not|don't) "
-     r"(?:help|assist|provide|answer|comply|do that|share|fulfil|fulfill)"),
-    r"\b(?:as an? (?:AI|language model))\b",
-    r"\bI(?:'m| am) not able to\b",
-    r"\b(?:cannot|can't) (?:help|assist) with (?:that|this)\b",
-    r"\bthe (?:context|passages?|documents?) (?:do(?:es)? not|don't) (?:contain|mention|say)\b",
-    r"\bI don't know\b",
-]
-
-
 @CHECKS.register("refusal")
 class Refusal:
     """The model declined (or said it does not know): fires when a refusal phrase appears within the
@@ -75,19 +62,15 @@ class Refusal:
     name = "refusal"
     stages = frozenset({"output"})
 
-    def __init__(self, window: int = 160, patterns: list[str] | None = None) -> None:
+    def __init__(self, window: int = WINDOW, patterns: list[str] | None = None) -> None:
         self.window = window
-        self.patterns = [re.compile(p, re.IGNORECASE) for p in (patterns or REFUSAL_PATTERNS)]
+        self.patterns = compile_patterns(patterns)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
-        head = safe_text(text)[: self.window]
-        for p in self.patterns:
-            m = p.search(head)
-            if m:
-                return Decision(self.name, True, 1.0, 0.5, f"refusal phrase {m.group(0)!r}")
-        if not head.strip():
-            return Decision(self.name, True, 1.0, 0.5, "empty answer")
+        reason = refusal_reason(safe_text(text), window=self.window, patterns=self.patterns)
+        if reason is not None:
+            return Decision(self.name, True, 1.0, 0.5, reason)
         return Decision(self.name, False, 0.0, 0.5)
 
 

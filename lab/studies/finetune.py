@@ -56,6 +56,7 @@ class ArmResult:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # figures that could not be had, and why
     per_question: Any = None                          # question id -> exact_match, f1 (a DataFrame)
+    unanswerable: list[dict[str, Any]] = field(default_factory=list)  # answers to unanswerable questions, refused?
 
 
 def _cuda() -> bool:
@@ -155,6 +156,8 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
         prompts = [with_context(q, c) for q, c in zip(heldout, contexts, strict=True)]
     else:
         prompts = [zero_shot(q) for q in heldout]
+    # a RAG arm also answers the unanswerable held-out questions (the refusal measure): they decide its answers file
+    unans_key = [["unanswerable", q.question] for q in task.unanswerable] if contexts is not None else []
     model: Any = base
     answers_file: Path | None = None
     if arm in TRAINED:
@@ -178,7 +181,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
 
         ident = hashlib.sha256(json.dumps([ft.training_dict(), ft.model, data_hash(train), data_hash(evalset)],
                                           sort_keys=True, default=str).encode()).hexdigest()[:12]
-        answers_file = _answers_file(root / cfg.out_dir, arm, ident, prompts, cfg)
+        answers_file = _answers_file(root / cfg.out_dir, arm, ident, [*prompts, *unans_key], cfg)
         if (cached := _load_answers(answers_file)) is not None:
             return cached
         info = _train_in_child(train, evalset, ft, str(root / cfg.out_dir / "arms" / f"{arm}-{ident}"))
@@ -200,7 +203,7 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
             result.notes.append("final_heldout_loss: none recorded (the trainer evaluated no held-out loss)")
         model = load_finetuned(info["final_dir"], device=torch_device(cfg.generation.device))
     else:
-        answers_file = _answers_file(root / cfg.out_dir, arm, None, prompts, cfg)
+        answers_file = _answers_file(root / cfg.out_dir, arm, None, [*prompts, *unans_key], cfg)
         if (cached := _load_answers(answers_file)) is not None:
             return cached
     backend = _backend(cfg, model)
@@ -219,8 +222,38 @@ def run_arm(arm: str, task: Any, cfg: Any, root: Path, *, retriever: Any = None,
     result.predictions = [{"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": p,
                            **({"contexts": contexts[i]} if contexts is not None else {})}
                           for i, (q, p) in enumerate(zip(heldout, preds, strict=True))]
+    if contexts is not None and task.unanswerable:
+        backend = _backend(cfg, model)
+        try:
+            _measure_refusal(result, backend, task.unanswerable, retriever, cfg)
+        finally:
+            if model is not base:
+                backend.close()
     _save_answers(answers_file, result)
     return result
+
+
+def _measure_refusal(result: ArmResult, backend: Any, unanswerable: Sequence[Any], retriever: Any, cfg: Any) -> None:
+    """What the served system does with questions its corpus does not answer: a RAG arm answers the
+    test set's held-out ``unanswerable`` questions with the gateway's prompt (retrieved passages, the
+    same template), and the gateway's own refusal rule (:func:`lab.generate.refusal.refusal_reason`,
+    what the ``refusal`` guardrail a policy's ``fallback`` acts on fires on) decides whether it declined. Also counted on the answerable
+    held-out questions (a false refusal there is a lost answer). Metrics ``refusal_rate_unanswerable``
+    and ``refusal_rate_answerable``; the answers to the unanswerable questions are kept in
+    :attr:`ArmResult.unanswerable` (``unanswerable.jsonl``, and the report)."""
+    from lab.generate.domain_qa_prompt import with_context, zero_shot
+    from lab.generate.refusal import refusal_reason
+    ctx = retriever.contexts([q.question for q in unanswerable], cfg.rag_k)
+    # as the gateway builds it (lab.serve.rag): no passage retrieved, no context section
+    prompts = [with_context(q, c) if c else zero_shot(q) for q, c in zip(unanswerable, ctx, strict=True)]
+    preds, _ = answer(backend, prompts, cfg.generation.max_new_tokens)
+    refused = [refusal_reason(p) is not None for p in preds]
+    result.metrics["refusal_rate_unanswerable"] = sum(refused) / len(refused)
+    answered = [refusal_reason(p["prediction"]) is not None for p in result.predictions]
+    result.metrics["refusal_rate_answerable"] = sum(answered) / max(len(answered), 1)
+    result.params["n_unanswerable"] = len(refused)
+    result.unanswerable = [{"id": q.id, "question": q.question, "prediction": p, "refused": r}
+                           for q, p, r in zip(unanswerable, preds, refused, strict=True)]
 
 
 # --------------------------------------------------------------------------- finished arms, kept
@@ -252,6 +285,7 @@ def _save_answers(path: Path | None, result: ArmResult) -> None:
     pq = result.per_question
     data = {"arm": result.arm, "metrics": result.metrics, "costs": result.costs, "params": result.params,
             "final_dir": result.final_dir, "predictions": result.predictions, "notes": result.notes,
+            "unanswerable": result.unanswerable,
             "per_question": None if pq is None else {"index_name": pq.index.name, "index": list(pq.index),
                                                        "index_dtype": str(pq.index.dtype),
                                                        "columns": {c: pq[c].tolist() for c in pq.columns},
@@ -274,7 +308,8 @@ def _load_answers(path: Path) -> ArmResult | None:
     if data.get("final_dir") and not Path(data["final_dir"]).is_dir():
         return None
     r = ArmResult(data["arm"], metrics=data["metrics"], costs=data["costs"], params=data["params"],
-                  final_dir=data["final_dir"], predictions=data["predictions"], notes=data["notes"])
+                  final_dir=data["final_dir"], predictions=data["predictions"], notes=data["notes"],
+                  unanswerable=data.get("unanswerable", []))
     pq = data.get("per_question")
     if pq is not None:
         df = pd.DataFrame(pq["columns"], index=pd.Index(pq["index"], name=pq["index_name"],
@@ -431,7 +466,7 @@ class FinetuneResult:
         from lab.handoff.arms import ARMS_FILE, write_arms
         from lab.handoff.predictions import FILE as PREDICTIONS
         from lab.handoff.predictions import write_predictions
-        from lab.io import write_csv, write_json
+        from lab.io import write_csv, write_json, write_lines
 
         out_dir = Path(out_dir)
         results, timings = split_timings(self.table())
@@ -440,6 +475,9 @@ class FinetuneResult:
         write_csv(out_dir / "comparison.csv", self.comparison.round(5))   # CIs, paired differences, p-values
         write_json(out_dir / "metrics.json", self.metrics())
         write_predictions(out_dir / PREDICTIONS, ({"arm": r.arm, **p} for r in self.arms for p in r.predictions))
+        if any(r.unanswerable for r in self.arms):   # a test set task with unanswerable held-out questions
+            write_lines(out_dir / "unanswerable.jsonl",
+                        (json.dumps({"arm": r.arm, **u}) + "\n" for r in self.arms for u in r.unanswerable))
         if self.manifest is not None:
             write_arms(out_dir / ARMS_FILE, self.manifest, self.root or out_dir)
         df = self.table()
@@ -461,11 +499,17 @@ class FinetuneResult:
 
         cols = ["arm", "exact_match", "f1", "answer_in_context", "relative_cost", "relative_cost_base", "train_s",
                 "train_peak_rss_mb", "trainable_params", "infer_s_per_question", "tokens_per_s", "tokens_in_mean",
+                "refusal_rate_unanswerable", "refusal_rate_answerable",
                 "final_train_loss", "final_heldout_loss", "skipped", "notes"]
         df = self.table()
         ex = pd.DataFrame([{"arm": r.arm, **p} for r in self.arms for p in r.predictions])
         task = [("The test set task (questions kept, set aside, unanswerable)",
                  pd.DataFrame([self._testset_counts()]))] if self._testset_counts() else []
+        unans = pd.DataFrame([{"arm": r.arm, **u} for r in self.arms for u in r.unanswerable])
+        refusal = [("Questions the corpus does not answer: does the served prompt decline? (the gateway's "
+                    "refusal check; refusal_rate_unanswerable should be high, refusal_rate_answerable low)",
+                    unans.pivot_table(index=["question"], columns="arm", values="prediction", aggfunc="first").head(8))
+                   ] if not unans.empty else []
         return [
             *task,
             ("Paired comparison (95% CIs)", self.comparison.round(3)),
@@ -475,6 +519,7 @@ class FinetuneResult:
             ("Answers side by side",
              ex.pivot_table(index=["question"], columns="arm", values="prediction", aggfunc="first").head(8)
              if not ex.empty else "no answers"),
+            *refusal,
         ]
 
     def log_runs(self) -> list[str]:
