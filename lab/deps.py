@@ -217,7 +217,7 @@ def rewrite(text: str, deps: dict[str, list[str]]) -> str:
             out.extend(block(stage))
         i += 1
     result = "".join(out)
-    if header not in result:
+    if "# `deps` are derived" not in result:   # a file that says how its deps are made (a project's) keeps its line
         result = result.replace("stages:\n", header + "stages:\n", 1)
     return result
 

@@ -76,6 +76,9 @@ def test_init_writes_a_project_for_the_documents(tmp_path):
         assert (root / "notebooks" / f"{stage}.ipynb").is_file()
     deps = [d for s in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].values() for d in s["deps"]]
     assert "data/docs" in deps and not any(d.startswith(("lab/", "/")) or "/lab/" in d for d in deps)
+    # one line says how the deps are made, and it is the project's (no lab modules among them)
+    header = [x for x in (root / "dvc.yaml").read_text().splitlines() if x.startswith("# `deps` are derived")]
+    assert header == ["# `deps` are derived (lab dvc-deps --write): the notebook and the data its section names."]
     assert "${ingest.out_dir}/docs" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["testset"]["deps"]
     assert (root / "data" / "reference" / "halueval" / "qa_train.jsonl").is_file()
     assert not list(tmp_path.glob(".*lab-init"))                   # built aside, then renamed into place

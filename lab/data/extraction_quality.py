@@ -11,6 +11,10 @@ Kinds, in the order the report's sentence ranks them:
     The manifest's ``failed`` list: a source that could not be read at all (no text).
 ``text_missing`` / ``page_offsets``
     A document whose text file is not in the docs folder; page offsets that do not fit the text.
+``instruction_like``
+    Text that reads as an instruction to a model (the textbook injection phrasings of
+    :mod:`lab.data.instructions`, the guardrails' rule floor): a document that would carry it into a
+    RAG prompt. One row per match, at its page (or offset and section), with the rule and the text.
 ``empty_document`` / ``scanned_page`` / ``empty_page``
     A document with no non-space character; a page the manifest lists in ``scanned_pages`` (no
     text layer; the detail says when its text came from OCR); any other page with fewer than
@@ -62,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.config import CorpusSource, DataQualityConfig
 from lab.data.corpus import Document, read_text
+from lab.data.instructions import rule_matches
 from lab.data.textchecks import mojibake, near_duplicates, word_shingles
 from lab.errors import DataError
 from lab.ingest.manifest import REGENERATE as _REGENERATE
@@ -75,7 +80,7 @@ if TYPE_CHECKING:
 MAX_ROWS_PER_FILE_KIND = 50
 #: Finding kinds, most important first (the report's sentence follows this order), and what each counts.
 LABELS = {"failed_file": "failed files", "text_missing": "text files missing", "page_offsets": "files with bad page "
-          "offsets", "empty_document": "empty files", "scanned_page": "scanned pages", "empty_page": "near-empty "
+          "offsets", "instruction_like": "instruction-like passages", "empty_document": "empty files", "scanned_page": "scanned pages", "empty_page": "near-empty "
           "pages", "exact_duplicate": "exact duplicates", "near_duplicate": "near-duplicate pairs",
           "replacement_char": "pages with U+FFFD", "mojibake": "pages with mojibake", "other_language": "files "
           "in another language", "unknown_language": "files of unknown language", "header_footer": "repeated "
@@ -231,6 +236,7 @@ def check_ingested(src: CorpusSource, docs: list[Document], truncated: bool, doc
         repeated = _headers_footers(rec, text, pages, checks.header_footer_min_share, out)
         _page_checks(rec, text, pages, checks.min_page_chars, repeated, out)
         _hyphenation(rec, text, pages, vocab, compounds, out)
+        _instruction_like(rec, text, pages, out)
         for w in rec.warnings:
             if w.kind not in ("scanned_page", "empty_text"):
                 out.add(rec.id, rec.source, w.page, "ingest_warning", f"{w.kind}: {w.message}")
@@ -315,6 +321,15 @@ def _page_checks(rec: DocumentRecord, text: str, pages: list[PageSpan], min_char
         why = mojibake(chunk)
         if why:
             out.add(rec.id, rec.source, page, "mojibake", why + (" (offset within the page)" if page else ""))
+
+
+def _instruction_like(rec: DocumentRecord, text: str, pages: list[PageSpan], out: IngestedCheck) -> None:
+    """Every match of an injection rule: a planted instruction a retriever would hand the model."""
+    for rule, start, end in rule_matches(text):
+        page = _page_of(pages, start)
+        where = "" if page is not None else f" at {_where(rec, start)}"
+        out.add(rec.id, rec.source, page, "instruction_like",
+                f"rule {rule}{where}: {text[max(0, start - 30) : end + 30]!r}")
 
 
 def _line_key(line: str) -> str:

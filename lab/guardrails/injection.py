@@ -19,30 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.data.instructions import rule_hits   # the rule floor, defined once (the corpus scan reads it too)
 from lab.errors import ConfigError
 from lab.guardrails.base import CHECKS, Decision, Span, safe_text
-
-#: Rules: name -> pattern (English and German, the deepset set's languages).
-INJECTION_RULES: dict[str, str] = {
-    "ignore_previous": r"\b(?:ignore|disregard|forget|skip|override)\b[^.!?\n]{0,40}\b(?:previous|prior|above|"
-                       r"earlier|preceding|all)\b[^.!?\n]{0,30}\b(?:instructions?|tasks?|rules|prompts?|"
-                       r"directions|guidelines|information)\b",
-    "ignore_previous_de": r"\b(?:vergiss|ignoriere|vergessen sie|ignorieren sie)\b[^.!?\n]{0,40}\b(?:alle|vorherigen|"
-                          r"bisherigen|obigen|vorangegangenen)\b",
-    "new_task": r"\b(?:now|from now on)\b[^.!?\n]{0,30}\b(?:your new task|new instructions?|focus on your new)\b|"
-                r"\b(?:neue aufgabe|neuen aufgabe)\b",
-    "reveal_prompt": r"\b(?:show|reveal|print|repeat|output|display|tell)\b[^.!?\n]{0,30}\b(?:system prompt|"
-                     r"your (?:initial |original )?(?:instructions|prompt|prompt texts?)|the prompt above)\b",
-    "role_override": r"\byou are (?:now|no longer)\b|\bact as (?:if you were|an? unrestricted)\b|"
-                     r"\bpretend (?:that )?you (?:are|have no)\b",
-}
-_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in INJECTION_RULES.items()}
-
-
-def rule_hits(text: str) -> list[str]:
-    """Names of the rules that match ``text``."""
-    return [name for name, rx in _COMPILED.items() if rx.search(text)]
-
 
 def stored_threshold(model: Any, max_fpr: float | None = None) -> float:
     """The classifier's cut: its best-F1 threshold, or (``max_fpr``) the stored operating point
