@@ -301,12 +301,38 @@ def test_streamed_chat_sends_deltas_then_sources(bundle: Path, tmp_path: Path):
     (json.dumps({"messages": [{"role": "user", "content": "a" * 1_000_000}]}).encode(), 413, "over the limit"),
     (json.dumps({"messages": [{"role": "user", "content": "a" * 40_000}]}).encode(), 422, "at most 32000"),
     (b'{"messages": [{"role": "user", "content": "   "}]}', 422, "non-empty"),
+    (b'{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}', 422,
+     "content part 0 is of type 'image_url'"),
+    (b'{"messages": [{"role": "user", "content": []}]}', 422, "empty list of parts"),
+    (b'{"messages": [{"role": "user", "content": [{"type": "text"}]}]}', 422, "no string 'text'"),
 ])
 def test_malformed_requests_get_a_clear_4xx(bundle: Path, tmp_path: Path, body: bytes, status: int, words: str):
     c = _client(_gateway(bundle, Echo(), tmp_path))
     r = c.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == status, r.text
     assert words in r.json()["error"]["message"]
+
+
+def test_the_openai_client_s_content_parts_are_answered(bundle: Path, tmp_path: Path):
+    """What the official client (and LangChain) send: content as a list of text parts."""
+    import asyncio
+
+    import httpx
+    from openai import AsyncOpenAI
+
+    app = create_app(_gateway(bundle, Echo(), tmp_path))
+    parts = [{"type": "text", "text": "capital"}, {"type": "text", "text": "of Poland"}]
+
+    async def ask() -> tuple[str, str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            client = AsyncOpenAI(base_url="http://testserver/v1", api_key="unused", http_client=http, max_retries=0)
+            r = await client.chat.completions.create(model="lab", messages=[{"role": "user", "content": parts}])
+            stream = await client.chat.completions.create(model="lab", stream=True,
+                                                          messages=[{"role": "user", "content": parts}])
+            streamed = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
+            return r.choices[0].message.content or "", streamed
+
+    assert asyncio.run(ask()) == ("the answer Warsaw", "the answer Warsaw")
 
 
 def test_api_key_is_required_when_set(bundle: Path, tmp_path: Path):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lab.config.generation import ANSWER_TIMEOUT_S
 from lab.errors import LabError
@@ -39,10 +39,33 @@ from lab.serve.upstream import Delta, Upstream, UpstreamError, generate_with_fal
 
 # --------------------------------------------------------------------------- requests
 class Message(BaseModel):
+    """One chat message. ``content`` is a string or, as the official OpenAI clients and LangChain
+    send it, a list of content parts: the text parts (``{"type": "text", "text": ...}``) are joined
+    with newlines, in order; any other part type (``image_url``, ``input_audio``, ``file``...) is a
+    422 naming the part, since the gateway retrieves and answers text only."""
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=32_000)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        texts = []
+        for i, part in enumerate(value):
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            if kind != "text":
+                raise ValueError(f"content part {i} is of type {kind!r}: this gateway takes text parts only "
+                                 '({"type": "text", "text": "..."})')
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"content part {i} (type 'text') has no string 'text'")
+            texts.append(part["text"])
+        if not texts:
+            raise ValueError("content is an empty list of parts: send at least one text part")
+        return "\n".join(texts)
 
 
 class ChatRequest(BaseModel):
