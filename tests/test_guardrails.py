@@ -366,6 +366,27 @@ def test_an_ungrounded_answer_is_flagged_logged_and_falls_back(caplog):
         assert policy.apply(text, "output", context=context).outcomes[0].decision.check == "grounding"
 
 
+def test_claim_level_grounding_returns_the_unsupported_claims_as_spans():
+    """judge: claims:lexical checks each claim on its own: a long answer with one unsupported claim
+    fires, and the span is that claim, at its offsets in the answer."""
+    from lab.errors import ConfigError
+    from lab.guardrails import make_check
+
+    policy = Policy.from_config({"output": [{"check": "grounding", "action": "warn",
+                                             "options": {"judge": "claims:lexical"}}]})
+    context = ["Hamlet is a tragedy written by William Shakespeare around 1600. It is set in Denmark."]
+    answer = "Hamlet is a tragedy by William Shakespeare. It premiered in Paris in 1850."
+    out = policy.apply(answer, "output", context=context)
+    d = out.outcomes[0].decision
+    assert d.fired and out.text == answer and "1 claim(s) not supported" in d.reason
+    [span] = d.spans
+    assert span.label == "UNSUPPORTED_CLAIM" and answer[span.start:span.end] == "It premiered in Paris in 1850."
+    good = policy.apply("Hamlet is a tragedy by William Shakespeare. It is set in Denmark.", "output", context=context)
+    assert not good.fired and not good.outcomes[0].decision.spans
+    with pytest.raises(ConfigError, match="options.model_dir"):   # the cross-encoder scorer needs its folder
+        make_check("grounding", judge="claims")
+
+
 def test_the_grounding_check_without_its_trained_model_says_how_to_build_it(tmp_path):
     from lab.errors import ModelNotAvailableError
     from lab.guardrails import make_check

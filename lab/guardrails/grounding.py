@@ -4,7 +4,11 @@ It reuses the judge layer (:mod:`lab.judge`) instead of a model of its own: a tr
 cross-encoder's folder (``model_dir``: the ``judge_eval`` stage trains one, with its threshold
 chosen there on training data, into ``<its out_dir>/models/faithfulness-cross-encoder``; the
 export bundle carries a copy), ``judge="lexical"`` (the lexical-support rule; no model), a trained
-judge's folder as ``judge``, or a :class:`lab.judge.Judge` object. The check never looks for a
+judge's folder as ``judge``, or a :class:`lab.judge.Judge` object. ``judge="claims"`` checks each
+claim of the answer on its own (:class:`lab.judge.claim_judge.ClaimLevelJudge`, evidence windows over a
+long context, nothing cut silently) with the trained cross-encoder of ``model_dir`` as the pair scorer,
+``judge="claims:lexical"`` with the lexical rule: the decision's ``spans`` are then the unsupported
+claims (label ``UNSUPPORTED_CLAIM``, offsets into the answer, score 1 - the claim's support). The check never looks for a
 stage's output itself: whoever builds it (the policy in the bundle, the CLI) names the folder. The decision's score is the judge's P(unfaithful) (for a judge
 without scores, its verdict as 0/1), and it fires at the judge's own threshold.
 
@@ -20,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import ConfigError
-from lab.guardrails.base import CHECKS, Decision, safe_text
+from lab.guardrails.base import CHECKS, Decision, Span, safe_text
 
 #: ``judge`` values that mean "the trained faithfulness judge in ``model_dir``".
 TRAINED_ALIASES = (None, "", "default", "faithfulness-cross-encoder")
+#: ``judge`` values of claim-level checking, with the pair scorer each uses.
+CLAIM_JUDGES = ("claims", "claims:lexical")
 
 
 @CHECKS.register("grounding")
@@ -34,7 +40,7 @@ class Grounding:
     stages = frozenset({"output"})
 
     def __init__(self, judge: Any = None, model_dir: str | None = None, question: str = "") -> None:
-        if judge in TRAINED_ALIASES and not model_dir:
+        if (judge in TRAINED_ALIASES or judge == "claims") and not model_dir:
             # fail when the policy is built (``lab serve`` start-up), not on the first answer
             raise ConfigError("grounding check: no judge: set options.model_dir to a trained faithfulness judge's "
                               "folder (`dvc repro judge_eval` trains one into <judge_eval out_dir>/models/"
@@ -63,9 +69,15 @@ class Grounding:
             return Decision(self.name, True, 1.0, threshold, f"the grounding judge gave no verdict: {j.error}")
         score = float(j.score) if j.score is not None else float(j.verdict)
         score = min(1.0, max(0.0, score))
-        reason = (f"{j.judge} ({j.rubric}): answer not supported by the context (P(unfaithful) {score:.2f})"
-                  if j.verdict else "")
-        return Decision(self.name, bool(j.verdict), score, threshold, reason)
+        claims = getattr(j, "claim_spans", None) or []
+        spans = [Span(c["start"], c["end"], "UNSUPPORTED_CLAIM", round(1.0 - float(c["support"]), 6)) for c in claims]
+        if j.verdict and claims:
+            reason = (f"{j.judge} ({j.rubric}): {len(claims)} claim(s) not supported by the context: "
+                      + "; ".join(repr(c["text"][:80]) for c in claims[:3]))
+        else:
+            reason = (f"{j.judge} ({j.rubric}): answer not supported by the context (P(unfaithful) {score:.2f})"
+                      if j.verdict else "")
+        return Decision(self.name, bool(j.verdict), score, threshold, reason, spans)
 
 
 def _build(name: str | None, model_dir: str | None) -> Any:
@@ -74,5 +86,11 @@ def _build(name: str | None, model_dir: str | None) -> Any:
 
     if name == "lexical":
         return LexicalJudge(threshold=1e-9)   # the rule: fires when any content word of the answer is missing
+    if name in CLAIM_JUDGES:
+        from lab.judge.claim_judge import ClaimLevelJudge, CrossEncoderPairScorer, LexicalPairScorer
+
+        if name == "claims:lexical":   # a claim is unsupported when one of its content words is missing
+            return ClaimLevelJudge(LexicalPairScorer(default_threshold=1.0), name=name)
+        return ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(Path(str(model_dir)))), name="claims")
     folder = model_dir if name in TRAINED_ALIASES else name   # __init__ made sure model_dir is set
     return CrossEncoderJudge(Path(str(folder)))
