@@ -587,6 +587,24 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
     assert 'lab_guardrail_decisions_total{action="redact",check="secrets"} 1.0' in text
 
 
+def test_a_warn_rule_s_unsupported_claims_come_back_with_the_answer(tmp_path: Path):
+    """A claim-level grounding check with action warn: the answer goes out as it is, and the response's
+    lab.warnings name the check and give the unsupported claim as a span of the answer."""
+    from lab.guardrails.policy import Policy
+
+    policy_cfg = {"output": [{"check": "grounding", "action": "warn", "options": {"judge": "claims:lexical"}}]}
+    b = write_bundle(tmp_path / "b", retrieval_config=BM25, corpus=CORPUS, model=ServedModel("m", spec="m"),
+                     choice=_choice(), k=2, guardrails=policy_cfg)
+    gw = ChatService(RAG(b), Echo(), settings=Settings(mlflow_feedback=False, feedback_path=tmp_path / "f.jsonl"),
+                     policy=Policy.from_config(read_bundle(b)["guardrails"]))
+    r = _client(gw).post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "capital of Poland"}]})
+    body = r.json()
+    assert r.status_code == 200 and body["choices"][0]["message"]["content"] == "the answer Warsaw"
+    [w] = body["lab"]["warnings"]   # "answer" is in no passage: the one claim is unsupported
+    assert w["check"] == "grounding" and "1 claim(s) not supported" in w["reason"]
+    assert w["spans"] == [{"start": 0, "end": 17, "label": "UNSUPPORTED_CLAIM", "score": w["spans"][0]["score"]}]
+
+
 def test_the_bundle_carries_its_guardrail_models_and_serves_them_from_anywhere(tmp_path: Path):
     """Model folders named by the policy are copied in and named relative to the bundle; a moved
     bundle (a registry download) resolves them against where it now lies."""

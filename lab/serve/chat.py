@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,13 +131,20 @@ class Answer:
     blocked: bool = False
     trace_id: str | None = None
     created: int = field(default_factory=lambda: int(time.time()))
+    warnings: list[dict[str, Any]] = field(default_factory=list)   # output rules whose action is warn
 
     @property
     def finish_reason(self) -> str:
         return "content_filter" if self.blocked else "stop"
 
     def lab(self) -> dict[str, Any]:
-        return {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
+        """The ``lab`` field of a response; ``warnings`` (when an output rule with action ``warn`` fired):
+        each ``{check, reason, score, spans}``, spans as ``{start, end, label, score}`` offsets into the
+        answer (a claim-level grounding check's unsupported claims)."""
+        out = {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
     def body(self) -> dict[str, Any]:
         """The ``chat.completion`` response."""
@@ -339,6 +346,11 @@ class ChatService:
             self._trace_rules(span, "output", out.outcomes)
             tr.end(span, outputs=out.to_dict())
             text = out.text
+            warnings = [{"check": o.decision.check, "reason": o.decision.reason, "score": o.decision.score,
+                         "spans": [asdict(x) for x in o.decision.spans]} for o in out.outcomes if o.action == "warn"]
+            answer = self._finish(turn, text, usage=usage, source=source)
+            answer.warnings = warnings
+            return answer
         return self._finish(turn, text, usage=usage, source=source)
 
     async def stream(self, turn: Turn) -> AsyncIterator[str | Answer | ChatError]:
