@@ -1,13 +1,14 @@
-"""lab.metrics.stats: bootstrap CIs and paired comparisons (determinism, coverage of the mean, exactness)."""
+"""lab.metrics.stats: bootstrap CIs and paired comparisons (determinism, coverage of the mean, exactness),
+and the Wilson interval of a proportion against scipy's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import permutation_test
+from scipy.stats import binomtest, permutation_test
 
-from lab.metrics.stats import bootstrap_ci, paired_comparison, sign_flip_p_value
+from lab.metrics.stats import bootstrap_ci, paired_comparison, sign_flip_p_value, wilson_ci
 
 
 def scores(n: int, seed: int = 0) -> np.ndarray:
@@ -125,3 +126,21 @@ def test_paired_series_aligned_by_index():
         paired_comparison(a, b.iloc[1:])
     with pytest.raises(ValueError, match="a has 3 queries, b has 2"):
         paired_comparison([1.0, 0.0, 1.0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (0, 300), (1, 300), (7, 40), (20, 40), (39, 40), (40, 40), (3, 1162)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_ci_equals_scipys(k, n, confidence):
+    ref = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    low, high = wilson_ci(k, n, confidence)
+    assert (low, high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_ci_rejects_what_is_not_a_count():
+    with pytest.raises(ValueError, match="n must be a positive count"):
+        wilson_ci(0, 0)
+    with pytest.raises(ValueError, match=r"successes must be a count in \[0, 3\]"):
+        wilson_ci(4, 3)
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_ci(1, 3, confidence=1.0)
