@@ -468,7 +468,7 @@ def report(
 @app.command()
 @handles_errors
 def serve(
-    bundle: Annotated[str, typer.Argument(help="An export bundle folder, or models:/NAME@ALIAS (or models:/NAME/VERSION).")],
+    bundle: Annotated[str | None, typer.Argument(help="An export bundle folder, or models:/NAME@ALIAS (or models:/NAME/VERSION); default: the export stage's bundle.")] = None,
     host: Annotated[str, typer.Option(help="Gateway address (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     upstream: Annotated[str, typer.Option(help="auto, vllm, transformers, or http(s)://host:port/v1#served-name.")] = "auto",
@@ -481,9 +481,16 @@ def serve(
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
     Set LAB_API_KEY to require 'Authorization: Bearer KEY'."""
+    from lab.errors import DataError
     from lab.serve.app import serve as run_serve
-    from lab.stage_outputs import SERVE_FEEDBACK
+    from lab.stage_outputs import SERVE_FEEDBACK, bundle_dir
 
+    if bundle is None:
+        default = bundle_dir(_root())
+        if not default.is_dir():
+            raise DataError(f"{default}: no bundle; `dvc repro export` writes it, or name one: "
+                            "lab serve BUNDLE_DIR (or models:/NAME@ALIAS)")
+        bundle = str(default)
     run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
               feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s)
 

@@ -186,3 +186,7 @@ def test_promote_and_serve_defaults_come_from_the_export_out_dir(tmp_path, monke
     assert seen["bundle"] == "b" and seen["version"] == "3"
     assert runner.invoke(app, ["serve", "b"]).exit_code == 0
     assert seen["feedback"] == root / "results" / "serve" / "feedback.jsonl"
+    res = runner.invoke(app, ["serve"])   # no bundle named and none exported yet: says how to get one
+    assert res.exit_code != 0 and "dvc repro export" in res.output.replace("\n", " ") and seen["served"] == "b"
+    (root / "moved" / "export" / "bundle").mkdir(parents=True)
+    assert runner.invoke(app, ["serve"]).exit_code == 0 and seen["served"] == str(root / "moved" / "export" / "bundle")
