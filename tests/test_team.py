@@ -65,7 +65,8 @@ def stack():
         assert done.returncode == 0, done.stdout + done.stderr
         yield folder, _read_env(folder / "env")
     finally:
-        _lab("team", "down", "--dir", str(folder))
+        if (folder / "state.json").exists() and _procs(folder):   # a test failed before `down`
+            _lab("team", "down", "--dir", str(folder))
         shutil.rmtree(folder, ignore_errors=True)
 
 
