@@ -30,7 +30,7 @@ app.add_typer(judge_app, name="judge")
 testset_app = typer.Typer(help="Test sets over your own documents: generate questions, import your own.",
                           no_args_is_help=True)
 app.add_typer(testset_app, name="testset")
-team_app = typer.Typer(help="The team stack: PostgreSQL-backed MLflow with basic auth, an S3 API, optionally Ray.",
+team_app = typer.Typer(help="The team stack: PostgreSQL-backed MLflow with basic auth and an S3 API.",
                        no_args_is_help=True)
 app.add_typer(team_app, name="team")
 
@@ -590,15 +590,12 @@ def team_up(
     pg_port: Annotated[int, typer.Option("--pg-port", help="PostgreSQL's port.")] = 5433,
     s3_port: Annotated[int, typer.Option("--s3-port", help="The S3 emulator's port.")] = 9000,
     mlflow_port: Annotated[int, typer.Option("--mlflow-port", help="The MLflow server's port.")] = 5000,
-    ray: Annotated[bool, typer.Option("--ray/--no-ray", help="Also a Ray head and one worker (1 CPU each).")] = False,
-    ray_port: Annotated[int, typer.Option("--ray-port", help="The Ray head's GCS port.")] = 6380,
 ) -> None:
     """Start the stack (what is not running yet); the first `up` of a DIR fixes its ports.
     Then `. DIR/env` points MLflow, DVC and boto3 at it."""
     from lab.team import TeamSettings, up
 
-    settings = TeamSettings(host=host, pg_port=pg_port, s3_port=s3_port, mlflow_port=mlflow_port, ray=ray,
-                            ray_port=ray_port)
+    settings = TeamSettings(host=host, pg_port=pg_port, s3_port=s3_port, mlflow_port=mlflow_port)
     _print_team_status(up(folder, settings))
 
 

@@ -193,6 +193,27 @@ def test_a_port_in_use_is_an_error_naming_it(tmp_path):
     assert not (folder / "pg").exists()   # nothing was started
 
 
+def test_buckets_saved_to_a_folder_come_back_into_an_empty_store(tmp_path):
+    """What `down` and `up` do around moto's in-memory store, on moto's in-process S3."""
+    from moto import mock_aws
+
+    from lab.team import s3 as s3ops
+
+    with mock_aws():
+        s3 = s3ops.client("https://s3.amazonaws.com", "k", "s", "us-east-1")
+        s3ops.ensure_buckets(s3, ["alpha", "beta"])
+        s3.put_object(Bucket="alpha", Key="x/y.txt", Body=b"one")
+        s3.put_object(Bucket="beta", Key="z", Body=b"two")
+        assert s3ops.save(s3, ["alpha", "beta"], tmp_path / "s3") == 2
+    with mock_aws():   # a fresh, empty store
+        s3 = s3ops.client("https://s3.amazonaws.com", "k", "s", "us-east-1")
+        s3ops.ensure_buckets(s3, ["beta"])
+        s3.put_object(Bucket="beta", Key="newer", Body=b"kept")
+        assert s3ops.restore(s3, tmp_path / "s3") == 1   # beta holds data already: left alone
+        assert s3.get_object(Bucket="alpha", Key="x/y.txt")["Body"].read() == b"one"
+        assert s3ops.keys(s3, "beta") == ["newer"]
+
+
 def test_down_stops_every_process_and_keeps_the_data(stack):
     folder, _ = stack
     procs = _procs(folder)

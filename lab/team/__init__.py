@@ -1,5 +1,5 @@
 """The team stack (``lab team up/down/status``): PostgreSQL-backed MLflow with basic auth, an S3 API
-for artifacts and the DVC remote, optionally a Ray head and worker; see :mod:`lab.team.stack`."""
+for artifacts and the DVC remote; see :mod:`lab.team.stack`."""
 
 from lab.team.procs import TeamError
 from lab.team.stack import SETUP_HINT, TeamSettings, down, missing, status, up

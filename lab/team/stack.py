@@ -1,5 +1,5 @@
-"""The team stack: PostgreSQL, an S3 API (moto's server), an MLflow server with basic auth, and
-optionally a Ray head and worker, each a separate process bound to 127.0.0.1, all data in one folder.
+"""The team stack: PostgreSQL, an S3 API (moto's server) and an MLflow server with basic auth, each
+a separate process bound to 127.0.0.1, all data in one folder.
 
 ``DIR`` (default ``<project>/.team``, ignored by git) holds::
 
@@ -38,7 +38,7 @@ from lab.team.procs import Proc, TeamError, alive, check_port, group_members, sp
 SETUP_HINT = "bash scripts/setup.sh --with team"
 PG_DB_USER = "lab"
 DATABASES = ("mlflow", "mlflow_auth")   # runs and models; the basic-auth app's users and permissions
-ORDER = ("postgres", "s3", "mlflow", "ray-head", "ray-worker")   # start order; stop is the reverse
+ORDER = ("postgres", "s3", "mlflow")   # start order; stop is the reverse
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,6 @@ class TeamSettings:
     pg_port: int = 5433            # not 5432: leave a system PostgreSQL alone
     s3_port: int = 9000
     mlflow_port: int = 5000
-    ray: bool = False
-    ray_port: int = 6380
     region: str = "us-east-1"
     artifacts_bucket: str = "lab-mlflow"
     dvc_bucket: str = "lab-dvc"
@@ -88,7 +86,10 @@ def pg_bin() -> Path:
     """The folder of PostgreSQL's ``initdb`` and ``postgres``: ``LAB_TEAM_PG_BIN``, the PATH, or
     Debian's ``/usr/lib/postgresql/<newest>/bin`` (not on the PATH there)."""
     if os.environ.get("LAB_TEAM_PG_BIN"):
-        return Path(os.environ["LAB_TEAM_PG_BIN"])
+        chosen = Path(os.environ["LAB_TEAM_PG_BIN"])
+        if not (chosen / "initdb").is_file():
+            raise TeamError(f"LAB_TEAM_PG_BIN={chosen} holds no initdb")
+        return chosen
     found = shutil.which("initdb")
     if found and shutil.which("postgres"):
         return Path(found).resolve().parent
@@ -328,40 +329,12 @@ def _start_mlflow(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
     return proc
 
 
-# --------------------------------------------------------------------------- Ray (optional)
-
-
-def _ray_argv(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("ray")), "start", "--block", "--num-cpus", "1", *args]
-
-
-def _start_ray_head(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
-    log = d / "logs" / "ray-head.log"
-    argv = _ray_argv("--head", "--node-ip-address", settings.host, "--port", str(settings.ray_port),
-                     "--include-dashboard=false", "--disable-usage-stats")
-    proc = spawn("ray-head", argv, log, env=_service_env())
-    wait_until(lambda: "Ray runtime started" in log.read_text(errors="replace"), "the Ray head", 120, proc, log)
-    return proc
-
-
-def _start_ray_worker(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
-    log = d / "logs" / "ray-worker.log"
-    argv = _ray_argv("--address", f"{settings.host}:{settings.ray_port}", "--node-ip-address", settings.host)
-    proc = spawn("ray-worker", argv, log, env=_service_env())
-    wait_until(lambda: "Ray runtime started" in log.read_text(errors="replace"), "the Ray worker", 120, proc, log)
-    return proc
-
-
-_STARTERS = {"postgres": _start_pg, "s3": _start_s3, "mlflow": _start_mlflow,
-             "ray-head": _start_ray_head, "ray-worker": _start_ray_worker}
+_STARTERS = {"postgres": _start_pg, "s3": _start_s3, "mlflow": _start_mlflow}
 
 
 def _ports(settings: TeamSettings) -> dict[str, tuple[int, str]]:
-    ports = {"postgres": (settings.pg_port, "--pg-port"), "s3": (settings.s3_port, "--s3-port"),
-             "mlflow": (settings.mlflow_port, "--mlflow-port")}
-    if settings.ray:
-        ports["ray-head"] = (settings.ray_port, "--ray-port")
-    return ports
+    return {"postgres": (settings.pg_port, "--pg-port"), "s3": (settings.s3_port, "--s3-port"),
+            "mlflow": (settings.mlflow_port, "--mlflow-port")}
 
 
 # --------------------------------------------------------------------------- commands
@@ -382,7 +355,7 @@ def up(folder: Path | None = None, settings: TeamSettings | None = None) -> dict
         saved, procs = _load_state(d)
         settings = saved or settings or TeamSettings()
         sec = load_secrets(d)
-        names = [n for n in ORDER if settings.ray or not n.startswith("ray")]
+        names = list(ORDER)
         ports = _ports(settings)
         for name in names:   # every port first: fail before starting anything
             if name in ports and not (name in procs and alive(procs[name])):
@@ -437,8 +410,7 @@ def status(folder: Path | None = None) -> dict:
     if settings is None:
         return {"dir": str(d), "services": {}, "env": None}
     where = {"postgres": f"postgresql://{PG_DB_USER}@{settings.host}:{settings.pg_port}/mlflow",
-             "s3": settings.s3_endpoint, "mlflow": settings.mlflow_uri,
-             "ray-head": f"{settings.host}:{settings.ray_port}", "ray-worker": f"{settings.host}:{settings.ray_port}"}
+             "s3": settings.s3_endpoint, "mlflow": settings.mlflow_uri}
     services = {name: {"pid": p.pid, "running": alive(p), "at": where[name]} for name, p in procs.items()}
     env = d / "env"
     return {"dir": str(d), "services": services, "env": str(env) if env.exists() else None}
