@@ -161,6 +161,8 @@ def wait_until(check, what: str, timeout: float, proc: Proc | None = None, log: 
         try:
             if check():
                 return
+        except TeamError:
+            raise   # the check knows it cannot succeed
         except Exception:  # noqa: BLE001, S110 - not up yet; the timeout reports it
             pass
         if proc is not None and not alive(proc):

@@ -295,6 +295,7 @@ def _service_env(**extra: str) -> dict[str, str]:
 
 def _start_mlflow(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
     import base64
+    import urllib.error
     import urllib.request
 
     # the database password goes through PGPASSWORD (libpq), never on a command line others can list
@@ -324,8 +325,19 @@ def _start_mlflow(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
     token = base64.b64encode(f"{sec['admin_username']}:{sec['admin_password']}".encode()).decode()
     req = urllib.request.Request(f"{settings.mlflow_uri}/api/2.0/mlflow/experiments/search?max_results=1",
                                  headers={"Authorization": f"Basic {token}"})
+
+    def answers() -> bool:
+        try:
+            return urllib.request.urlopen(req, timeout=5).status == 200
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:   # the auth database keeps the admin password of its first start
+                raise TeamError(f"the MLflow server refuses the admin credentials of {d / 'secrets.json'}: "
+                                "its user store (database mlflow_auth) holds another password for "
+                                f"'{sec['admin_username']}'") from None
+            raise
+
     # the first start creates the schema in PostgreSQL (dozens of migrations): minutes on a busy machine
-    wait_until(lambda: urllib.request.urlopen(req, timeout=5).status == 200, "the MLflow server", 300, proc, log)
+    wait_until(answers, "the MLflow server", 300, proc, log)
     return proc
 
 
@@ -366,6 +378,12 @@ def up(folder: Path | None = None, settings: TeamSettings | None = None) -> dict
                     continue
                 procs[name] = _STARTERS[name](d, settings, sec)
                 _save_state(d, settings, procs)   # recorded at once: a later failure can still be stopped
+        except TeamError as exc:
+            started = [n for n in procs if alive(procs[n])]
+            if started:
+                raise TeamError(f"{exc}\n(running: {', '.join(started)}; `lab team down --dir {d}` stops them)") \
+                    from None
+            raise
         finally:
             _save_state(d, settings, procs)
         _write_env(d, settings, sec)
