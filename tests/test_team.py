@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from lab.team import SETUP_HINT, missing
-from lab.team.procs import Proc, alive, group_members
+from lab.team.daemons import Proc, alive, group_members
 
 pytestmark = pytest.mark.team
 

@@ -33,7 +33,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab.team import s3 as s3ops
-from lab.team.procs import Proc, TeamError, alive, check_port, group_members, spawn, stop, wait_until
+from lab.team.daemons import (
+    Proc,
+    TeamError,
+    alive,
+    as_user,
+    check_port,
+    group_members,
+    spawn,
+    stop,
+    wait_until,
+)
 
 SETUP_HINT = "bash scripts/setup.sh --with team"
 PG_DB_USER = "lab"
@@ -200,12 +210,6 @@ def _pg_user() -> str | None:
     return "postgres"
 
 
-def _as(user: str | None) -> dict:
-    if user is None:
-        return {}
-    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
-
-
 def _init_pg(d: Path, sec: dict[str, str], user: str | None) -> None:
     """``initdb`` the cluster in ``DIR/pg`` once: password login (scram) for user 'lab', no other."""
     data = d / "pg"
@@ -219,7 +223,7 @@ def _init_pg(d: Path, sec: dict[str, str], user: str | None) -> None:
         uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
         os.chown(data, uid, gid)
         os.chown(pwfile, uid, gid)
-        probe = subprocess.run(["test", "-w", str(data)], check=False, **_as(user))
+        probe = subprocess.run(["test", "-w", str(data)], check=False, **as_user(user))
         if probe.returncode != 0:
             pwfile.unlink(missing_ok=True)
             raise TeamError(f"PostgreSQL runs as user '{user}' (root cannot run it) and that user cannot "
@@ -228,7 +232,7 @@ def _init_pg(d: Path, sec: dict[str, str], user: str | None) -> None:
     try:
         out = subprocess.run([str(pg_bin() / "initdb"), "-D", str(data), "-U", PG_DB_USER,
                               f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale"],
-                             check=False, capture_output=True, text=True, **_as(user))
+                             check=False, capture_output=True, text=True, **as_user(user))
     finally:
         pwfile.unlink(missing_ok=True)
     if out.returncode != 0:

@@ -1,9 +1,10 @@
-"""Background processes of the team stack: start, identify, stop, with no process left behind.
+"""Background services of the team stack (daemons): start, identify, stop, with no process left behind.
 
 Each service runs in its own session (its own process group), so stopping it signals the group and
 then checks that no member of the group is left, children included (uvicorn workers, PostgreSQL's
 checkpointer). A process is identified by its PID *and* its start time, so a PID the kernel reused
-for something else is never signalled. Linux only (``/proc``).
+for something else is never signalled. Linux only (``/proc``). Unlike :mod:`lab.procs` (children
+that die with their owner), these outlive the command that started them, by design.
 """
 
 from __future__ import annotations
@@ -92,9 +93,7 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | No
     ``user`` runs it as that account (root starting PostgreSQL, which refuses to run as root).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict = {}
-    if user is not None:
-        kwargs = {"user": user, "group": _primary_group(user), "extra_groups": []}
+    kwargs = as_user(user)
     with open(log, "ab") as out:
         try:
             p = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -106,10 +105,13 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | No
     return Proc(name=name, pid=p.pid, pgid=p.pid, start=st[2] if st else 0)
 
 
-def _primary_group(user: str) -> int:
+def as_user(user: str | None) -> dict:
+    """``subprocess`` arguments that run a child as ``user`` (its primary group, no others); {} for None."""
+    if user is None:
+        return {}
     import pwd
 
-    return pwd.getpwnam(user).pw_gid
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
 def stop(proc: Proc, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
