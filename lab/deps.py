@@ -9,7 +9,11 @@ A stage ``lab run notebooks/<stage>.ipynb`` depends on
   which executes it and tracks the run;
 - every file or folder its ``params.yaml`` section names (``StageConfig.paths()``: corpora, QA sets,
   an upstream stage's ``winner.json``), and, for a section naming an experiment file, the data that
-  experiment's ``dataset`` reads.
+  experiment's ``dataset`` reads;
+- the review decisions beside a named test set CSV (``testset.csv`` -> ``testset.review.json``),
+  where that file exists: the studies read a test set with its review applied
+  (:func:`lab.handoff.reviewed_set.read_testset_items`), so a reviewer's decision reruns the stages
+  that read it. ``lab init`` writes an empty decisions file, so a project's edge exists from the start.
 
 :func:`stage_deps` computes that list; ``lab dvc-deps --write`` rewrites the ``deps:`` of every
 stage in ``dvc.yaml`` from it (keeping everything else of the file, comments included) and
@@ -26,6 +30,7 @@ from typing import Any
 
 from lab.config.loader import load_yaml, read_yaml
 from lab.errors import ConfigError
+from lab.handoff.reviewed_set import review_path
 from lab.imports import LAB_DIR, closure, notebook_imports
 
 #: Modules every stage runs besides its notebook's imports.
@@ -112,7 +117,26 @@ def data_deps(section: str, root: Path, params_file: str = "params.yaml") -> lis
             out.extend(_experiment_data(path, root))
     for other in getattr(cfg, "reads_sections", list)():
         out.extend(d for d in data_deps(other, root, params_file) if d not in out)
+    return _with_reviews(out, root, out_dirs)
+
+
+def _with_reviews(deps: list[str], root: Path, out_dirs: dict[str, str]) -> list[str]:
+    """``deps`` with, after each test set CSV that has one, its review decisions file."""
+    out: list[str] = []
+    for dep in deps:
+        out.append(dep)
+        if dep.endswith(".csv"):
+            path = root / _untemplated(dep, out_dirs)
+            review = templated(_rel(review_path(path), root), out_dirs)
+            if review_path(path).is_file() and review not in deps and review not in out:
+                out.append(review)
     return out
+
+
+def _untemplated(dep: str, out_dirs: dict[str, str]) -> str:
+    """A dep written through ``${section.out_dir}`` back as the path it names."""
+    m = re.match(r"^\$\{([A-Za-z0-9_-]+)\.out_dir\}(.*)$", dep)
+    return dep if m is None else out_dirs[m.group(1)] + m.group(2)
 
 
 def _experiment_data(path: Path, root: Path) -> list[str]:

@@ -206,6 +206,24 @@ def init_project(dest: str | Path, docs: str | Path, questions: str | Path | Non
     return report
 
 
+def start_review(root: Path) -> Path | None:
+    """Write the empty review decisions file beside the project's test set (``judge_eval.reviewed``):
+    the stages that read the test set depend on it from the first ``dvc repro`` (:mod:`lab.deps`), so
+    the reviewer's first decision reruns the fine-tune arms on the reviewed split and the judges'
+    agreement with the review, and nothing else."""
+    from lab.config import load_section
+    from lab.handoff.reviewed_set import REVIEW_FORMAT, REVIEW_VERSION, review_path
+    from lab.versioned import write_versioned
+
+    cfg = load_section("judge_eval", root / "params.yaml", check_paths=False)
+    if cfg.reviewed is None:
+        return None
+    path = review_path(cfg.resolve(cfg.reviewed.questions, root))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # testset_sha256 "": made on no version of the test set (the review app writes the hash it decides on)
+    return write_versioned(path, REVIEW_FORMAT, REVIEW_VERSION, {"testset_sha256": "", "decisions": []})
+
+
 def _build(root: Path, src: Path, qfile: Path | None, ref: Path, *, link: bool, git: bool,
            n_questions: int, name: str) -> InitReport:
     from lab import deps
@@ -243,6 +261,7 @@ def _build(root: Path, src: Path, qfile: Path | None, ref: Path, *, link: bool, 
     write_text(root / "README.md", Template((TEMPLATE / "README.md").read_text(encoding="utf-8")).substitute(
         name=name, docs_shown=src if link else "data/docs", date=_dt.date.today().isoformat()))
     write_notebooks(root)
+    start_review(root)
     try:
         deps.write(root)
     except ConfigError as exc:

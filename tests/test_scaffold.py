@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -81,6 +82,13 @@ def test_init_writes_a_project_for_the_documents(tmp_path):
     assert header == ["# `deps` are derived (lab dvc-deps --write): the notebook and the data its section names."]
     assert "${ingest.out_dir}/docs" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["testset"]["deps"]
     assert (root / "data" / "reference" / "halueval" / "qa_train.jsonl").is_file()
+    # an empty review beside the test set, so a reviewer's decisions rerun what reads the test set
+    review = root / "results" / "testset" / "testset.review.json"
+    assert json.loads(review.read_text()) == {"format": "lab.testset-review", "version": 1, "testset_sha256": "",
+                                              "decisions": []}
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    readers = sorted(name for name, st in stages.items() if "${testset.out_dir}/testset.review.json" in st["deps"])
+    assert readers == ["chunking_study", "finetune_comparison", "judge_eval", "retrieval_sweep"], readers
     assert not list(tmp_path.glob(".*lab-init"))                   # built aside, then renamed into place
     # the sections validate as every stage will read them
     res = CliRunner().invoke(app, ["params", "check", "--params", str(root / "params.yaml")])
@@ -122,3 +130,5 @@ def test_init_with_git_commits_the_project_with_the_documents_in_dvc(tmp_path):
     assert "lab init" in log
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
     assert status == ""
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=root, capture_output=True, text=True).stdout.split()
+    assert tracked == ["results/testset/testset.review.json"]   # the reviewer's decisions are in git

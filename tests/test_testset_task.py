@@ -210,6 +210,27 @@ def test_the_reviewed_set_is_what_the_task_trains_and_answers(tmp_path, monkeypa
     assert next(e for e in task.heldout if e.id == "h3").answers == ("production cloud",)
 
 
+def test_every_study_reads_the_test_set_reviewed(tmp_path):
+    """The chunking study and the retrieval sweep read a test set through the Chroma loader: with a
+    review beside it, rejected questions are gone, edits applied, a multi-passage item keeps the
+    document of each reference; without one, every row as written."""
+    from lab.data.qa import load_chroma
+    from lab.testset.review import clear_decision, record_decision
+
+    _, csv = write_project(tmp_path)
+    before = load_chroma(csv)
+    assert len(before) == len(ROWS) + 1 and before[0].id == "row1"
+    record_decision(csv, "h2", "reject", reason="not answerable from the excerpt")
+    record_decision(csv, "h3", "edit", question="Which environment does the boundary cover?")
+    after = {q.id: q for q in load_chroma(csv)}
+    assert "h2" not in after and len(after) == len(ROWS)
+    assert after["h3"].question == "Which environment does the boundary cover?"
+    assert [r.doc_id for r in after["m1"].references] == ["pdf/controls.pdf", "guide.md"]
+    assert [r.content for r in after["h1"].references] == ["tested each quarter"]
+    clear_decision(csv, "h2")
+    assert "h2" in {q.id for q in load_chroma(csv)}
+
+
 # --------------------------------------------------------------------------- the RAG corpus
 
 
@@ -433,7 +454,8 @@ def test_each_judge_s_agreement_with_the_reviewer_is_reported_with_kappa(tmp_pat
     _reviewed_project(tmp_path)
     cfg = JudgeEvalConfig.model_validate({"reviewed": {"questions": "results/testset/testset.csv",
                                                        "corpus_dir": "results/ingest/docs"}, "n_resamples": 500})
-    reviewed = reviewed_labels(cfg, tmp_path)
+    reviewed, note = reviewed_labels(cfg, tmp_path)
+    assert note is None
     by_question = {i.question: i.label for i in reviewed.items}
     # agrees on 4 of 6 (one wrong each way): accuracy 2/3, chance agreement 1/2, kappa 1/3
     verdicts = dict(by_question)
@@ -461,16 +483,30 @@ def test_each_judge_s_agreement_with_the_reviewer_is_reported_with_kappa(tmp_pat
     assert "grounded_reviewed" not in JudgeReport(table.assign(split="validation"), choices={"default": {}}).metrics()
 
 
-def test_no_grounding_label_is_an_error_with_the_counts(tmp_path):
-    from lab.studies.judge import reviewed_labels
+def test_no_review_yet_is_reported_as_not_measured_and_the_stage_goes_on(tmp_path):
+    """A new project's first `dvc repro` runs before anyone reviewed: judge_eval says agreement with
+    the review is not measured yet and how to review, in the finding and the report, and does not stop."""
+    from lab.studies.judge import JudgeReport, reviewed_labels
 
     _, csv = write_project(tmp_path)
-    _review(csv, [{"id": "t1", "decision": "reject", "reason": "bad wording"}])
     cfg = JudgeEvalConfig.model_validate({"reviewed": {"questions": str(csv), "corpus_dir": "results/ingest/docs"}})
-    with pytest.raises(DataError, match="no reviewed item carries a grounding label .*reject:bad_wording"):
-        reviewed_labels(cfg, tmp_path)
-    (csv.with_name("testset.review.json")).unlink()
-    with pytest.raises(DataError, match="no review of"):
+    labels, note = reviewed_labels(cfg, tmp_path)                     # no decisions file at all
+    assert labels is None and "not measured yet" in note and "testset.review.json" in note and "lab review" in note
+    _review(csv, [])                                                  # the empty file `lab init` writes
+    labels, note = reviewed_labels(cfg, tmp_path)
+    assert labels is None and "0 decision(s)" in note
+    _review(csv, [{"id": "t1", "decision": "reject", "reason": "bad wording"}])   # decided, but no grounding label
+    labels, note = reviewed_labels(cfg, tmp_path)
+    assert labels is None and "reject:bad_wording" in note and "1 decision(s)" in note
+    from lab.studies.judge import COLUMNS
+
+    report = JudgeReport(pd.DataFrame(columns=list(COLUMNS)), choices={"default": {}}, reviewed_note=note)
+    assert f"Agreement with your review: {note}." in report.finding()
+    assert ("Agreement with your review", note) in report.report_sections(tmp_path)
+    assert "grounded_reviewed" not in report.metrics()
+    # a malformed review is still an error naming the file
+    csv.with_name("testset.review.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match="testset.review.json"):
         reviewed_labels(cfg, tmp_path)
 
 

@@ -224,7 +224,12 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
     Extra columns are ignored (a generated test set's ``id``, ``answer``, ``question_type``...); a
     reference may carry ``corpus_id`` (the document it points into, when not the row's). An empty
     ``references`` list is read as it is: :func:`lab.data.benchmarks.answerable` sorts those rows out.
+
+    A test set with a review beside it (:func:`review_path`) is read reviewed, as every study reads
+    it: rejected items gone, edits applied, items named by their ids (:func:`_reviewed_chroma`).
     """
+    if review_path(path).is_file():
+        return _reviewed_chroma(path, limit)
     df = _csv(path, ["question", "references", "corpus_id"])
     items: list[ChromaItem] = []
     for i, row in enumerate(df.itertuples(index=False), start=1):
@@ -247,6 +252,29 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
                               _get(ref, "content", rwhere), doc or None))
         items.append(ChromaItem(f"row{i}", row.question, row.corpus_id or None, where, tuple(spans)))
     return items
+
+
+def review_path(testset_csv: str | Path) -> Path:
+    """The review decisions file of a test set: ``FILE`` minus ``.csv`` plus ``.review.json`` (the
+    review app writes it; :mod:`lab.testset.review`)."""
+    p = Path(testset_csv)
+    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
+
+
+def _reviewed_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
+    """A reviewed test set as Chroma items, each reference naming its document.
+
+    The one reader of a reviewed set is :func:`lab.handoff.reviewed_set.read_testset_items` (it
+    applies the review through the review module, or refuses where that is not installed), imported
+    here when called: that module reads this one's row parser.
+    """
+    from lab.handoff.reviewed_set import read_testset_items
+
+    items = read_testset_items(path).items
+    return [ChromaItem(it.id, it.question, it.doc_id, it.source,
+                       tuple(Span(r.start, r.end, r.content, d) for r, d in zip(it.references, it.reference_docs,
+                                                                                 strict=True)))
+            for it in (items[:limit] if limit else items)]
 
 
 def testset_item(rec: Any, where: str) -> TestsetItem:

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.data.halueval import JudgedItem
-from lab.data.qa import TestsetItem, check_testset_references, check_unique_ids, load_testset, testset_item
+from lab.data.qa import (TestsetItem, check_testset_references, check_unique_ids, load_testset, review_path,  # noqa: F401
+                         testset_item)
 from lab.errors import DataError
 
 REGENERATE = "dvc repro testset"
@@ -38,12 +39,6 @@ REVIEW_VERSION = 1
 DECISIONS = ("accept", "edit", "reject")
 #: The module that applies a review (the review tool's), imported where installed.
 REVIEW_MODULE = "lab.testset.review"
-
-
-def review_path(testset_csv: str | Path) -> Path:
-    """The review decisions file of a test set: ``FILE`` minus ``.csv`` plus ``.review.json``."""
-    p = Path(testset_csv)
-    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
 
 
 def _missing(path: Path) -> DataError:

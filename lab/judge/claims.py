@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lab.chunking.base import strip_span
 from lab.chunking.sentence import sentence_spans
 
 # A list item: start of a line, optional indent, a bullet or "12." / "12)", then a space.
@@ -46,14 +47,6 @@ class Claim:
     text: str
 
 
-def _strip(text: str, s: int, e: int) -> tuple[int, int]:
-    while s < e and text[s].isspace():
-        s += 1
-    while e > s and text[e - 1].isspace():
-        e -= 1
-    return s, e
-
-
 def _blocks(answer: str) -> list[tuple[int, int]]:
     """The answer cut before each list item, each item's marker left out."""
     cuts = [(m.start(), m.end()) for m in _ITEM.finditer(answer)]
@@ -62,7 +55,7 @@ def _blocks(answer: str) -> list[tuple[int, int]]:
         out.append((pos, start))
         pos = body
     out.append((pos, len(answer)))
-    return [b for b in (_strip(answer, s, e) for s, e in out) if b[1] > b[0]]
+    return [b for b in (strip_span(answer, s, e) for s, e in out) if b[1] > b[0]]
 
 
 def _clauses(answer: str, s: int, e: int) -> list[tuple[int, int]]:
@@ -71,7 +64,7 @@ def _clauses(answer: str, s: int, e: int) -> list[tuple[int, int]]:
         out.append((pos, m.end()))
         pos = m.end()
     out.append((pos, e))
-    return [c for c in (_strip(answer, a, b) for a, b in out) if c[1] > c[0]]
+    return [c for c in (strip_span(answer, a, b) for a, b in out) if c[1] > c[0]]
 
 
 def claim_spans(answer: str, *, min_words: int = 3, language: str = "en") -> list[tuple[int, int]]:

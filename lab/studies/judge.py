@@ -69,6 +69,7 @@ class JudgeReport:
     training: dict[str, Any] = field(default_factory=dict)
     side_by_side: pd.DataFrame | None = None              # lab, ragas and MLflow on one sample
     reviewed: dict[str, Any] | None = None                # the reviewed test set's label counts (when configured)
+    reviewed_note: str | None = None                      # why agreement with the review is not measured (yet)
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -138,6 +139,8 @@ class JudgeReport:
                          f"rejected as unsupported; {sum(c['excluded'].values())} without a grounding label left out) "
                          f"the default grounded judge {name} agrees with the reviewer at accuracy "
                          f"{_num(r['accuracy'])} {_ci(r['accuracy_ci'])}, kappa {_num(r['kappa'])} {_ci(r['kappa_ci'])}.")
+        if self.reviewed_note is not None:
+            lines.append(f"Agreement with your review: {self.reviewed_note}.")
         flagged = ev[ev["below_bar"] == True]
         if len(flagged):
             lines.append("Below the agreement bar (kappa "
@@ -199,7 +202,8 @@ class JudgeReport:
         t = self.table
         reviewed = [("Reviewed test set items (the reviewer's decisions as labels)",
                      t[t["split"] == "reviewed"].drop(columns=["split"])),
-                    ("Reviewed items: labels and what was left out", self.reviewed)] if self.reviewed is not None else []
+                    ("Reviewed items: labels and what was left out", self.reviewed)] if self.reviewed is not None else \
+            [("Agreement with your review", self.reviewed_note)] if self.reviewed_note is not None else []
         return [
             ("Evaluation items", t[t["split"] == "evaluation"].drop(columns=["split"])),
             ("Length-balanced diagnostic items", t[t["split"] == "diagnostic"].drop(columns=["split"])),
@@ -312,7 +316,7 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     judgments: list[dict[str, Any]] = []
     grounded = task_sets(cfg, root, "grounded")
     lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
-    reviewed = reviewed_labels(cfg, root) if cfg.reviewed is not None else None
+    reviewed, reviewed_note = reviewed_labels(cfg, root) if cfg.reviewed is not None else (None, None)
     for task in bar(TASKS, desc="judge tasks", enable=progress):
         sets = grounded if task == "grounded" else task_sets(cfg, root, task)
         train_in, train_labels = [as_input(i) for i in sets.train], [i.label for i in sets.train]
@@ -361,7 +365,7 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
         choices["default"][task] = choose_default(val_kappa, guard)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     report = JudgeReport(table, reports, choices, judgments=judgments, training=training,
-                         reviewed=reviewed.counts if reviewed is not None else None)
+                         reviewed=reviewed.counts if reviewed is not None else None, reviewed_note=reviewed_note)
     if cfg.ragas is not None or cfg.mlflow_evaluate:
         report.side_by_side = side_by_side(cfg, root, grounded, choices["default"]["grounded"], lexical,
                                            thresholds=choices["thresholds"])
@@ -371,30 +375,38 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     return report
 
 
-def reviewed_labels(cfg: Any, root: Path) -> Any:
+def reviewed_labels(cfg: Any, root: Path) -> tuple[Any, str | None]:
     """The human labels of ``cfg.reviewed`` (:func:`lab.handoff.reviewed_set.review_labels`), the
-    references checked against its corpus folder.
+    references checked against its corpus folder, and None; or None and why agreement with the
+    review is not measured yet: no decisions file beside the test set, or no decided item that carries
+    a grounding label (the counts of what was left out). A new project's first ``dvc repro`` runs
+    before anyone reviewed; the stage goes on and says how to review.
 
     Raises
     ------
     DataError
-        Missing files (named, with the stage that writes them), or no item with a grounding label
-        (the message gives the counts of what was left out).
+        Missing files (named, with the stage that writes them), or a malformed review.
     """
     from lab.data.benchmarks import corpus_documents
     from lab.errors import DataError
-    from lab.handoff.reviewed_set import review_labels
+    from lab.handoff.reviewed_set import review_labels, review_path
 
     spec = cfg.reviewed
     corpus = cfg.resolve(spec.corpus_dir, root)
     if not corpus.is_dir():
         raise DataError(f"{corpus}: corpus folder not found (judge_eval.reviewed.corpus_dir); the ingest stage "
                         f"writes it (`dvc repro ingest`)")
-    labels = review_labels(cfg.resolve(spec.questions, root), corpus_documents(corpus), spec.unsupported_reasons)
+    questions = cfg.resolve(spec.questions, root)
+    how = f"review the test set (`lab review --testset {spec.questions}`), then `dvc repro`"
+    if questions.is_file() and not review_path(questions).is_file():
+        return None, f"not measured yet: {spec.questions} has no review ({review_path(spec.questions).name}); {how}"
+    labels = review_labels(questions, corpus_documents(corpus), spec.unsupported_reasons)
     if not labels.items:
-        raise DataError(f"{spec.questions}: no reviewed item carries a grounding label ({labels.counts}); review "
-                        "items (accept, edit, or reject with one of judge_eval.reviewed.unsupported_reasons)")
-    return labels
+        c = labels.counts
+        return None, (f"not measured yet: no reviewed item of {spec.questions} carries a grounding label "
+                      f"({c['decisions']} decision(s) on {c['items']} items; left out: {c['excluded'] or 'none'}); "
+                      f"{how} (accept, edit, or reject with one of judge_eval.reviewed.unsupported_reasons)")
+    return labels, None
 
 
 def on_reviewed(judge: Any, reviewed: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from lab.config import StrictModel
+from lab.data.qa import review_path as decisions_path  # noqa: F401  (``testset.csv`` -> ``testset.review.json``)
 from lab.errors import DataError
 from lab.versioned import read_versioned, write_versioned
 
@@ -109,12 +110,6 @@ class ReviewFile:
             out.append(f"{self.path}: {len(self.orphaned)} decision(s) for items no longer in the test set: "
                        + ", ".join(f"{d.id} ({d.decision})" for d in self.orphaned))
         return out
-
-
-def decisions_path(testset_csv: str | Path) -> Path:
-    """``testset.csv`` -> ``testset.review.json`` (beside it)."""
-    p = Path(testset_csv)
-    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
 
 
 def file_sha256(path: str | Path) -> str:
