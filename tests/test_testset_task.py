@@ -231,6 +231,17 @@ def test_every_study_reads_the_test_set_reviewed(tmp_path):
     assert "h2" in {q.id for q in load_chroma(csv)}
 
 
+def test_the_review_app_s_grounding_reasons_are_unsupported_labels_for_the_judges():
+    """A reviewer who rejects with the app's "not answerable from the excerpt" gives judge_eval an
+    unsupported label (a mismatch of the two lists left every reject out of the agreement)."""
+    from lab.config.sections import UNSUPPORTED_REASONS
+    from lab.handoff.reviewed_set import reason_key
+    from lab.testset.review import REASONS, UNSUPPORTED
+
+    assert {reason_key(r) for r in UNSUPPORTED} <= set(UNSUPPORTED_REASONS)
+    assert not {reason_key(r) for r in REASONS if r not in UNSUPPORTED} & set(UNSUPPORTED_REASONS)
+
+
 # --------------------------------------------------------------------------- the RAG corpus
 
 

@@ -44,9 +44,13 @@ MANIFEST_FORMAT, MANIFEST_VERSION = "lab.ingest-manifest", 1
 DECISIONS = ("accept", "edit", "reject")
 #: What a row of :func:`reviewed_rows` says about itself, by decision.
 STATUS = {"accept": "accepted", "edit": "edited", None: "unreviewed"}
+#: The app's reasons that say the excerpt does not support the item: judge_eval counts a reject with
+#: one of them as an "unsupported" human label (``judge_eval.reviewed.unsupported_reasons``), any
+#: other reason says nothing about grounding and leaves the item out of the judges' agreement.
+UNSUPPORTED = ("not answerable from the excerpt", "answer not supported by the excerpt")
 #: Reasons offered by the app (any text is allowed).
-REASONS = ("not answerable from the excerpt", "answer wrong or incomplete", "question ambiguous",
-           "question trivial or leaks the answer", "excerpt boilerplate or garbled", "duplicate")
+REASONS = (*UNSUPPORTED, "answer incomplete", "question ambiguous", "question trivial or leaks the answer",
+           "excerpt boilerplate or garbled", "duplicate")
 REQUIRED_COLUMNS = ("id", "question", "answer", "references", "corpus_id", "question_type")
 
 
