@@ -283,9 +283,9 @@ class GuardrailPolicySpec(StrictModel):
                                      f"(it applies to: {', '.join(sorted(stages))})")
         names = [e.name for e in self.exceptions]
         for i, e in enumerate(self.exceptions):
-            if names.count(e.name) > 1:
-                raise ValueError(f"exceptions[{i}].name: {e.name!r} names two exceptions; names are what the "
-                                 "logs and counters report, so each must be unique")
+            if names.index(e.name) < i:
+                raise ValueError(f"exceptions[{i}].name: {e.name!r} already names exceptions[{names.index(e.name)}]; "
+                                 "names are what the logs and counters report, so each must be unique")
             used = sorted({r.check for side in e.sides for r in getattr(self, side)})
             for c in e.checks:
                 if c not in used:
