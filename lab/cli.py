@@ -281,7 +281,7 @@ def ingest_cmd(
 ) -> None:
     """Extract the text of your documents into a corpus folder with a manifest (page and section maps,
     provenance, warnings); re-ingesting extracts only the files that changed."""
-    from lab.ingest import IngestOptions, ingest
+    from lab.ingest.ingest import IngestOptions, ingest
 
     options = IngestOptions(include=tuple(include or ()), exclude=tuple(exclude or ()), ocr=ocr, ocr_lang=ocr_lang)
     result, manifest = ingest(list(sources), out, options)

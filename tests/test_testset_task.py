@@ -69,16 +69,16 @@ def _multi() -> dict:
 
 def write_project(root: Path, *, manifest: bool = True, rows: list[dict] | None = None) -> tuple[Path, Path]:
     """The ingest stage's folder (docs + manifest.json) and the testset stage's CSV under ``root``."""
-    from lab.versioned import write_versioned
+    import manifest_fixture
 
     docs = root / "results" / "ingest" / "docs"
     for doc_id, text in DOCS.items():
         (docs / f"{doc_id}.txt").parent.mkdir(parents=True, exist_ok=True)
         (docs / f"{doc_id}.txt").write_text(text, encoding="utf-8")
     if manifest:
-        write_versioned(root / "results" / "ingest" / "manifest.json", "lab.ingest-manifest", 1,
-                        {"documents": [{"id": "pdf/controls.pdf", "title": "Security Controls"},
-                                       {"id": "html/boundary.html", "title": "Authorization Boundary"}]})
+        manifest_fixture.write(root / "results" / "ingest",
+                               [manifest_fixture.record("pdf/controls.pdf", title="Security Controls"),
+                                manifest_fixture.record("html/boundary.html", title="Authorization Boundary")])
     csv = root / "results" / "testset" / "testset.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows if rows is not None else [*(_row(*r) for r in ROWS), _multi()]).to_csv(csv, index=False)
@@ -418,6 +418,25 @@ def _reviewed_project(tmp_path: Path) -> Path:
                   {"id": "hu1", "decision": "accept", "reason": ""},
                   {"id": "gone", "decision": "accept", "reason": ""}])
     return csv
+
+
+def test_corpus_titles_come_from_the_typed_manifest_or_the_file_name(tmp_path):
+    """corpus_documents reads the manifest with lab.ingest.manifest.read_manifest: no manifest, the
+    file names; a malformed record (skipped before) is a DataError naming the file and the key."""
+    from lab.data.benchmarks import corpus_documents
+
+    docs, _ = write_project(tmp_path)
+    titles = {d: v["title"] for d, v in corpus_documents(docs).items()}
+    assert titles == {"guide.md": "guide", "html/boundary.html": "Authorization Boundary",
+                      "pdf/controls.pdf": "Security Controls"}
+    manifest = tmp_path / "results" / "ingest" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["documents"].append("pdf/other.pdf")
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DataError, match=r"manifest\.json: documents\.2: Input should be a valid dictionary"):
+        corpus_documents(docs)
+    manifest.unlink()
+    assert {v["title"] for v in corpus_documents(docs).values()} == {"guide", "boundary", "controls"}
 
 
 def test_review_decisions_become_grounding_labels_and_the_rest_is_counted(tmp_path):

@@ -33,14 +33,15 @@ from pydantic import ValidationError
 from lab.config import StrictModel
 from lab.data.qa import review_path as decisions_path  # noqa: F401  (``testset.csv`` -> ``testset.review.json``)
 from lab.errors import DataError
+from lab.ingest.manifest import read_manifest_beside
+from lab.ingest.provenance import DocumentMap
+from lab.ingest.provenance import document_maps as provenance_maps
 from lab.versioned import read_versioned, write_versioned
 
 FORMAT = "lab.testset-review"
 VERSION = 1
 #: How a decisions file gets written.
 REGENERATE = "lab review --testset FILE"
-#: The ingest manifest's header (written by ``lab ingest``).
-MANIFEST_FORMAT, MANIFEST_VERSION = "lab.ingest-manifest", 1
 DECISIONS = ("accept", "edit", "reject")
 #: What a row of :func:`reviewed_rows` says about itself, by decision.
 STATUS = {"accept": "accepted", "edit": "edited", None: "unreviewed"}
@@ -366,8 +367,8 @@ class Excerpt:
     window_start: int
     window_end: int
     doc_chars: int
-    pages: tuple[int, ...] = ()
-    sections: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()       # (first, last) page the excerpt overlaps; () where unknown
+    sections: tuple[str, ...] = ()    # the sections holding its first character, outermost first
     matches: bool = True
 
     @property
@@ -391,11 +392,11 @@ class Excerpt:
 
 
 def excerpt_window(text: str, start: int, end: int, *, doc_id: str = "", content: str | None = None,
-                   record: Mapping[str, Any] | None = None, context: int = 700) -> Excerpt:
+                   doc: DocumentMap | None = None, context: int = 700) -> Excerpt:
     """The excerpt ``text[start:end]`` with up to ``context`` characters either side (cut at a
-    whitespace when one is near), and its page(s) from the ingest manifest ``record`` of the
-    document (``pages``: ``[{page, start, end}]``), or else the headings of the sections holding it
-    (``sections``: ``[{title, level, start, end}]``).
+    whitespace when one is near), and where it is in the document's page and section map ``doc``
+    (:meth:`lab.ingest.provenance.DocumentMap.locate`): its first and last page, or else the
+    headings of the sections holding its first character.
 
     Raises
     ------
@@ -413,30 +414,30 @@ def excerpt_window(text: str, start: int, end: int, *, doc_id: str = "", content
         hi = cut if cut > hi - 80 else hi
     pages: tuple[int, ...] = ()
     sections: tuple[str, ...] = ()
-    if record:
-        stop = max(end, start + 1)   # an empty excerpt is on the page of its offset
-        pages = tuple(sorted(int(p["page"]) for p in record.get("pages") or ()
-                             if p["start"] < stop and start < p["end"]))
-        holding = [s for s in record.get("sections") or () if s["start"] <= start < s["end"]]
-        sections = tuple(str(s["title"]) for s in sorted(holding, key=lambda s: (s["level"], s["start"])))
+    if doc is not None:
+        where = doc.locate(start, end)
+        pages, sections = where.pages or (), where.section_path
     return Excerpt(doc_id, start, end, text[lo:start], text[start:end], text[end:hi], lo, hi, len(text),
                    pages, sections, content is None or content == text[start:end])
 
 
-def read_manifest(corpus_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Doc id -> its record in the ingest manifest ``corpus_dir/../manifest.json``; ``{}`` when the
-    corpus folder was not written by ``lab ingest`` (no manifest)."""
-    path = Path(corpus_dir).parent / "manifest.json"
-    if not path.is_file():
-        return {}
-    data = read_versioned(path, MANIFEST_FORMAT, MANIFEST_VERSION, "lab ingest SRC --out OUT")
-    return {str(d["id"]): d for d in data.get("documents", [])}
+def document_maps(corpus_dir: str | Path) -> dict[str, DocumentMap]:
+    """Doc id -> its page and section map from the ingest manifest ``corpus_dir/../manifest.json``
+    (:func:`lab.ingest.manifest.read_manifest_beside`); ``{}`` when the corpus folder was not written
+    by ``lab ingest`` (no manifest).
+
+    Raises
+    ------
+    DataError
+        The manifest is there but malformed (the message names the file and the key).
+    """
+    return provenance_maps(read_manifest_beside(corpus_dir))
 
 
 def item_excerpts(row: Mapping[str, str], corpus_dir: str | Path,
-                  manifest: Mapping[str, Mapping[str, Any]] | None = None, *, context: int = 700) -> list[Excerpt]:
+                  maps: Mapping[str, DocumentMap] | None = None, *, context: int = 700) -> list[Excerpt]:
     """Each reference of test set ``row`` in its document of ``corpus_dir`` (``<doc_id>.txt``), with
-    the page(s) from ``manifest`` (:func:`read_manifest`). An unanswerable item has none.
+    its page(s) or section from ``maps`` (:func:`document_maps`). An unanswerable item has none.
 
     Raises
     ------
@@ -463,7 +464,7 @@ def item_excerpts(row: Mapping[str, str], corpus_dir: str | Path,
                 raise DataError(f"item {row['id']}: document {doc!r} not in the corpus ({f} missing)")
             texts[doc] = f.read_text(encoding="utf-8")
         out.append(excerpt_window(texts[doc], ref["start_index"], ref["end_index"], doc_id=doc,
-                                  content=ref.get("content"), record=(manifest or {}).get(doc), context=context))
+                                  content=ref.get("content"), doc=(maps or {}).get(doc), context=context))
     return out
 
 
