@@ -7,8 +7,6 @@ folder laid out as the ingest stage writes it); generation is a deterministic fa
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -158,56 +156,28 @@ def test_a_missing_test_set_or_corpus_names_the_file_and_the_stage_that_writes_i
 
 
 def _review(csv: Path, decisions: list[dict]) -> Path:
-    from lab.handoff.reviewed_set import review_path
+    from lab.data.review_file import file_sha256, review_path
     from lab.versioned import write_versioned
 
-    return write_versioned(review_path(csv), "lab.testset-review", 1, {"testset_sha256": "x", "decisions": decisions})
+    decisions = [{"decided_at": "2026-12-07T00:00:00+00:00", **d} for d in decisions]
+    return write_versioned(review_path(csv), "lab.testset-review", 1,
+                           {"testset_sha256": file_sha256(csv), "decisions": decisions})
 
 
-def _fake_review_module(monkeypatch) -> list[Path]:
-    """A stand-in for lab.testset.review (another slice of issue 30): drops rejected rows, applies edits."""
-    calls: list[Path] = []
-
-    def reviewed_rows(path):
-        from lab.handoff.reviewed_set import review_path
-
-        calls.append(Path(path))
-        rows = pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
-        decided = {d["id"]: d for d in json.loads(review_path(path).read_text())["decisions"]}
-        out = []
-        for r in rows:
-            d = decided.get(r["id"], {})
-            if d.get("decision") == "reject":
-                continue
-            out.append({**r, **{k: d[k] for k in ("question", "answer") if d.get("decision") == "edit" and d.get(k)}})
-        return out
-
-    pkg, mod = types.ModuleType("lab.testset"), types.ModuleType("lab.testset.review")
-    pkg.__path__ = []
-    mod.reviewed_rows = reviewed_rows
-    mod.__spec__ = types.SimpleNamespace(name="lab.testset.review")
-    monkeypatch.setitem(sys.modules, "lab.testset", pkg)
-    monkeypatch.setitem(sys.modules, "lab.testset.review", mod)
-    return calls
-
-
-def test_the_reviewed_set_is_what_the_task_trains_and_answers(tmp_path, monkeypatch):
-    from lab.handoff import reviewed_set
+def test_the_reviewed_set_is_what_the_task_trains_and_answers(tmp_path):
     from lab.studies.finetune import domain_task
 
     _, csv = write_project(tmp_path)
     _review(csv, [{"id": "h2", "decision": "reject", "reason": "unsupported"},
                   {"id": "h3", "decision": "edit", "reason": "wording", "answer": "production cloud"}])
-    # a review exists and nothing here applies it: an error, never the unreviewed set in silence
-    monkeypatch.setattr(reviewed_set, "_reviewer", lambda: None)
-    with pytest.raises(DataError, match="review decisions exist .* lab.testset.review .* is not installed"):
-        domain_task(_cfg(), tmp_path)
-    monkeypatch.undo()
-    calls = _fake_review_module(monkeypatch)
     task = domain_task(_cfg(), tmp_path)
-    assert calls == [csv] and task.counts["reviewed"] == 1
+    assert task.counts["reviewed"] == 1
     assert {e.id for e in task.heldout} == {"h1", "h3", "h4", "m1"}
     assert next(e for e in task.heldout if e.id == "h3").answers == ("production cloud",)
+    # a malformed decisions file is an error naming it, never the unreviewed set in silence
+    _review(csv, [{"id": "h2", "decision": "maybe"}])
+    with pytest.raises(DataError, match="testset.review.json: decisions.0"):
+        domain_task(_cfg(), tmp_path)
 
 
 def test_every_study_reads_the_test_set_reviewed(tmp_path):
