@@ -249,3 +249,19 @@ def test_the_benchmark_writes_before_and_after_on_the_heldout_half(tmp_path):
     assert r["tuning"]["after"]["threshold"] in bench.THRESHOLDS and "presidio_set" not in r
     after = {row["type"]: row for row in r["compare"] if row["threshold_kind"] == "default"}
     assert after["all"]["before_threshold"] == after["all"]["after_threshold"] == 0.3
+
+
+def test_a_policy_picks_the_recogniser_set_and_the_config_knows_every_set():
+    """`options: {recognizers: presidio}` in a policy gives the check as it was before lab's types; the
+    typed options allow exactly the sets the check has, and refuse others naming the key."""
+    from typing import get_args
+
+    from lab.config.guardrails import PiiOptions
+    from lab.guardrails.base import make_check
+    from lab.guardrails.pii import RECOGNIZER_SETS
+
+    assert get_args(PiiOptions.model_fields["recognizers"].annotation)[0].__args__ == RECOGNIZER_SETS
+    assert make_check("pii", recognizers="presidio").recognizers == "presidio"
+    assert make_check("pii").recognizers == "lab"
+    with pytest.raises(Exception, match="recognizers"):
+        make_check("pii", recognizers="spacy")
