@@ -571,3 +571,19 @@ def test_a_policy_can_pick_a_stored_false_positive_capped_cut(injection_model):
     assert strict.threshold == meta["operating_points"][0]["threshold"] >= make_check("injection", model_dir=str(out)).threshold
     with pytest.raises(ConfigError, match=r"no operating point stored for max_fpr 0.3; stored: 0.01, 0.02, 0.05"):
         make_check("injection", model_dir=str(out), max_fpr=0.3)
+
+
+def test_guardrails_report_keeps_times_out_of_results(tmp_path):
+    """results.csv holds what must reproduce; this machine's seconds go to timings.csv beside it."""
+    import pandas as pd
+
+    from lab.studies.guardrails import GuardrailsReport
+
+    table = pd.DataFrame([{"check": "injection", "set": "heldout", "n": 4, "positives": 2, "negatives": 2,
+                           "precision": 1.0, "recall": 0.5, "f1": 2 / 3, "fpr": 0.0, "threshold": 0.4,
+                           "seconds": 1.234}])
+    GuardrailsReport(table, pd.DataFrame()).write(tmp_path)
+    results = pd.read_csv(tmp_path / "results.csv")
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert "seconds" not in results.columns and results.loc[0, "recall"] == 0.5
+    assert timings.to_dict("records") == [{"check": "injection", "set": "heldout", "seconds": 1.234}]
