@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -46,8 +47,12 @@ def load_script(rel: str) -> ModuleType:
     """A script of the repository that is not a package module (``benchmarks/x.py``, ``scripts/x.py``,
     ``docs/hooks.py``), imported from its path relative to the repository root."""
     path = REPO / rel
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    # registered under a name no package uses, before it runs: dataclasses and pickling look their
+    # module up in sys.modules, and a script named like a library module must not shadow it
+    name = "_lab_script_" + rel.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
