@@ -180,6 +180,150 @@ def test_dvc_push_to_the_bucket_and_pull_into_a_second_clone(stack, tmp_path):
     assert (second / "table.csv").read_text() == "id,text\n1,shared through S3\n"
 
 
+# -- the pipeline against the stack: a lab project (`lab init`), its stages tracked on the server --
+
+_DOCS = {
+    "notes/wal.md": "# Write-ahead log\n\nThe WAL file grows until a checkpoint copies its pages back into the "
+                    "database. A checkpoint runs automatically when the WAL reaches 1000 pages.\n",
+    "notes/locking.md": "# Locking\n\nA reader takes a SHARED lock. A writer takes a RESERVED lock first, then "
+                        "PENDING, then EXCLUSIVE while it writes the database file.\n",
+    "web/limits.html": "<html><head><title>Limits</title></head><body><h1>Limits</h1><p>The longest string is "
+                       "one billion bytes by default; SQLITE_MAX_LENGTH raises it.</p></body></html>",
+}
+
+
+def _git_env(env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **env, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def _sh(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{argv}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def project(stack):
+    """A `lab init` project of three small documents whose DVC remote is the stack's bucket."""
+    _, env = stack
+    run_env = _git_env(env)
+    base = Path(tempfile.mkdtemp(prefix="lab-team-project-"))
+    docs = base / "docs"
+    for rel, text in _DOCS.items():
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_text(text)
+    first = base / "first"
+    _sh([sys.executable, "-m", "lab.cli", "init", str(first), "--docs", str(docs), "--n", "2"], base, run_env)
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    _sh([dvc, "remote", "add", "-d", "team", f"{env['LAB_TEAM_DVC_URL']}/{base.name}"], first, run_env)
+    _sh([dvc, "remote", "modify", "team", "endpointurl", env["MLFLOW_S3_ENDPOINT_URL"]], first, run_env)
+    _sh(["git", "commit", "-qam", "the team's DVC remote"], first, run_env)
+    try:
+        yield first, run_env, dvc
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _server_runs(env: dict[str, str], stage: str) -> list[dict]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        exps = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(exps, filter_string=f"tags.`lab.stage` = '{stage}'", max_results=200)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return [{"id": r.info.run_id, "status": r.info.status, "params": r.data.params} for r in runs]
+
+
+@pytest.mark.slow
+def test_a_teammates_clone_restores_the_stages_from_the_run_cache(project, stack, tmp_path):
+    """One person runs the stages against the stack and pushes data and run cache; a teammate's fresh
+    clone pulls them and `dvc repro` restores every stage without running it."""
+    first, run_env, dvc = project
+    _, env = stack
+    before = {r["id"] for r in _server_runs(env, "ingest")}
+    out = _sh([dvc, "repro", "ingest", "data_quality"], first, run_env)
+    assert "Running stage 'ingest'" in out and "Running stage 'data_quality'" in out
+    landed = [r for r in _server_runs(env, "ingest") if r["id"] not in before]
+    assert [r["status"] for r in landed] == ["FINISHED"]   # the stage's run is on the team's server
+    _sh([dvc, "push", "--run-cache"], first, run_env)       # dvc.lock stays uncommitted: the run cache carries it
+
+    second = tmp_path / "second"
+    _sh(["git", "clone", "-q", str(first), str(second)], tmp_path, run_env)
+    assert not (second / "results" / "ingest" / "manifest.json").exists()
+    _sh([dvc, "pull", "--run-cache"], second, run_env)
+    out = _sh([dvc, "repro", "ingest", "data_quality"], second, run_env)
+    assert "Running stage" not in out, out
+    assert out.count("is cached - skipping run, checking out outputs") == 2, out
+    for rel in ("results/ingest/manifest.json", "results/data_quality/metrics.json"):
+        assert (second / rel).read_bytes() == (first / rel).read_bytes(), rel
+    assert [r for r in _server_runs(env, "ingest") if r["id"] not in before] == landed   # nothing ran again
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_run_at_once_and_both_land(project, stack):
+    """`dvc exp run --queue` twice, `dvc queue start -j 2`: both experiments complete, in
+    `dvc exp show` and as finished runs on the MLflow server with their own parameters."""
+    import time
+
+    first, run_env, dvc = project
+    _, env = stack
+    before = {r["id"] for r in _server_runs(env, "ingest")}
+    for dpi in (200, 250):
+        _sh([dvc, "exp", "run", "--queue", "-S", f"ingest.ocr_dpi={dpi}", "-n", f"dpi-{dpi}", "ingest"], first,
+            run_env)
+    _sh([dvc, "queue", "start", "-j", "2"], first, run_env)
+    deadline = time.monotonic() + 900
+    while True:
+        status = _sh([dvc, "queue", "status"], first, run_env)
+        if not any(w in status for w in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    done = subprocess.run([dvc, "exp", "show", "--json"], cwd=first, env=run_env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    names = json.dumps(shown)
+    assert "dpi-200" in names and "dpi-250" in names
+    runs = [r for r in _server_runs(env, "ingest") if r["id"] not in before]
+    dpis = sorted(v for r in runs for k, v in r["params"].items() if k.endswith("ocr_dpi"))
+    assert [r["status"] for r in runs] == ["FINISHED", "FINISHED"] and dpis == ["200", "250"], runs
+    _sh([dvc, "queue", "stop"], first, run_env)
+
+
+def test_two_registrations_at_once_give_two_versions(stack, tmp_path):
+    """Two stages registering the same model at the same moment: two versions, no error."""
+    _, env = stack
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text("{}")
+    name = f"race-{tmp_path.name}"[:60]
+    go = tmp_path / "go"
+    script = ("import pathlib, sys, time\n"
+              "from lab.export.registry import register\n"
+              "go = pathlib.Path(sys.argv[3])\n"
+              "while not go.exists(): time.sleep(0.01)\n"
+              "print(register(sys.argv[1], sys.argv[2], root=pathlib.Path(sys.argv[4])))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(bundle), name, str(go), str(REPO)], cwd=REPO,
+                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    go.write_text("now")
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    versions = sorted(int(o[0].strip().splitlines()[-1]) for o in outs)
+    assert versions == [1, 2]
+
+
 def test_a_port_in_use_is_an_error_naming_it(tmp_path):
     folder = tmp_path / "busy"
     with socket.socket() as s:

@@ -30,16 +30,32 @@ def register(bundle_dir: str | Path, name: str, *, tags: Mapping[str, str] | Non
 
     tracking.setup(root=root)
     client = mlflow.MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="lab serving bundles (lab.export)")
+    _ensure_registered_model(client, name)
     # a child of the stage's run (a top-level run tagged lab.parent=none outside a stage)
     run_id = tracking.child_run(f"export {name}", tags={"lab.kind": "export", **dict(tags or {})},
                                 artifacts={"bundle": Path(bundle_dir)}, root=root)
     source = f"{client.get_run(run_id).info.artifact_uri}/bundle"
     mv = client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags or {}))
     return str(mv.version)
+
+
+def _ensure_registered_model(client: Any, name: str) -> None:
+    """Create registered model ``name`` unless it exists. Two stages registering at once may both
+    find it missing: the loser of the create race gets RESOURCE_ALREADY_EXISTS and goes on (the
+    store numbers the versions, retrying on a clash, so each registration gets its own version)."""
+    import mlflow
+
+    try:
+        client.get_registered_model(name)
+        return
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    try:
+        client.create_registered_model(name, description="lab serving bundles (lab.export)")
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def version_of_bundle(name: str, bundle_id: str, *, root: Path | None = None) -> str:
