@@ -334,7 +334,8 @@ def dvc_deps(
 @handles_errors
 def judge_calibrate(
     labelled_file: Annotated[Path, typer.Argument(help="JSONL in a HaluEval format (general or grounded), exported feedback, "
-                                                        "or labelled answers (question, answer, context(s), label, spans?).")],
+                                                        "labelled answers (question, answer, context(s), label, spans?), "
+                                                        "or the labelling queue's labels file (`lab label`).")],
     judge: Annotated[str, typer.Option("--judge", help="default, majority, lexical, a trained or configured judge, prompted:MODEL, "
                                                       "or claims:SCORER (claim-level: claims:lexical, claims:TRAINED).")] = "default",
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (atomically).")] = None,
@@ -345,13 +346,20 @@ def judge_calibrate(
 ) -> None:
     """Agreement of a judge with the file's human labels (accuracy, F1, kappa with CIs, confusion
     matrix), its parse failures, and the majority and lexical baselines; span-level precision, recall
-    and F1 where the file labels hallucinated spans."""
+    and F1 where the file labels hallucinated spans; the judge's offline figures from the judge stage
+    beside them. On a labels file of `lab label`: faithful = 0, hallucinated = 1, wrong and
+    unanswerable left out and counted, and the online judges' verdicts on the labelled traces scored
+    too."""
     from lab.stage_outputs import calibrate_labelled_file
 
     result = calibrate_labelled_file(labelled_file, judge, _root(), params_file, skip_bad=skip_bad, sample=sample,
                                      seed=seed)
     if result["skipped"]:
         typer.secho(f"skipped {result['skipped']} malformed record(s) of {result['records']}", fg=typer.colors.YELLOW, err=True)
+    if "online_judges" in result:   # a labels file of the labelling queue: production beside offline
+        from lab.judge.production import production_table
+
+        typer.echo(production_table(result), err=True)
     _emit_json(result, out)
 
 
@@ -530,6 +538,61 @@ def review(
     command = [sys.executable, "-m", "marimo", "run", str(notebook), "--host", "127.0.0.1",
                "--port", str(port), "--headless", "--", "--testset", str(testset), "--corpus", str(corpus)]
     typer.echo(f"review of {testset} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)   # the app is this process from now on: Ctrl-C and SIGTERM reach it
+
+
+@app.command()
+@handles_errors
+def label(
+    source: Annotated[str | None, typer.Argument(help="A tracking URI (sqlite:///..., http://...) or a serving bundle folder (its passages fill the sources; traces from the project's store); default: the project's store (or MLFLOW_TRACKING_URI).")] = None,
+    experiment: Annotated[str, typer.Option(help="The MLflow experiment the gateway traced into.")] = "lab",
+    labels: Annotated[Path | None, typer.Option("--labels", help="The labels file (default results/serve/labels.jsonl under the project root).")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="A serving bundle whose passages fill source titles and texts the trace lacks.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Traces shown at most (newest first).")] = 200,
+    sample: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the traces in the queue (a seeded hash of the trace id).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    judged_only: Annotated[bool, typer.Option("--judged-only", help="Only traces an online judge assessed.")] = False,
+    labeller: Annotated[str | None, typer.Option(help="Your name on the labels (default $USER).")] = None,
+    port: Annotated[int, typer.Option(help="Port of the app (on 127.0.0.1).")] = 2720,
+) -> None:
+    """Label served answers in the browser: sampled gateway traces with their question, answer,
+    sources, judges' verdicts and thumbs; each label (faithful, hallucinated, wrong, unanswerable,
+    a comment, a corrected answer) goes to the labels file and onto the trace at once.
+    `lab judge calibrate LABELS_FILE` then reports the judges' agreement on them."""
+    import getpass
+    import os
+    import sys
+
+    from lab.errors import DataError
+    from lab.stage_outputs import SERVE_LABELS
+    from lab.tracking import tracking_uri
+
+    root = _root()
+    if source is not None and Path(source).is_dir():
+        bundle, source = bundle or Path(source), None
+    uri = source or tracking_uri(root)
+    if "://" not in uri and not uri.startswith(("sqlite:", "file:", "databricks")):
+        raise DataError(f"{source}: neither a tracking URI (sqlite:///FILE, http://HOST:PORT, file:///DIR) nor a bundle folder")
+    from lab.serve.label_queue import bundle_passages, experiment_id
+
+    experiment_id(uri, experiment)   # a store without the experiment fails here, not in the app
+    if bundle is not None:
+        bundle_passages(bundle)   # so does a folder that is not a bundle
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "label.py"   # the app of this checkout of lab
+    if not notebook.is_file():
+        raise DataError(f"{notebook}: the labelling app is not there; run lab from its source checkout")
+    labels_file = (labels or root / SERVE_LABELS).resolve()
+    args = {"tracking-uri": uri, "experiment": experiment, "labels": str(labels_file), "limit": limit,
+            "sample": sample, "seed": seed, "labeller": labeller if labeller is not None else getpass.getuser()}
+    if bundle is not None:
+        args["bundle"] = str(bundle.resolve())
+    if judged_only:
+        args["judged-only"] = "true"
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--host", "127.0.0.1", "--port", str(port),
+               "--headless", "--", *(f"--{k}={v}" for k, v in args.items())]
+    typer.echo(f"labelling queue of {uri} ({experiment}) at http://127.0.0.1:{port}/; labels in {labels_file} "
+               "(Ctrl-C stops it)", err=True)
     sys.stdout.flush()
     os.execv(sys.executable, command)   # the app is this process from now on: Ctrl-C and SIGTERM reach it
 

@@ -58,7 +58,7 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("export", "the winner picked from the studies' results, written as a serving bundle (index built by "
                "the studies' code), the MLflow model registry and its promotion alias", ("lab.export",)),
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
-              "retries and fallbacks, Prometheus metrics, feedback, the playground page", ("lab.serve",)),
+              "retries and fallbacks, Prometheus metrics, feedback, the playground page, the labelling queue", ("lab.serve",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
             "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
             "`lab init`'s project scaffold, the team stack's services (`lab team`: PostgreSQL, S3 API, "

@@ -10,6 +10,7 @@ naming the option to pass instead and the command that produces it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from lab.errors import ConfigError
 #: Where ``lab serve`` appends feedback by default, against the project root. Serving is not a DVC
 #: stage and has no params.yaml section, so this is the one place that names the file.
 SERVE_FEEDBACK = Path("results") / "serve" / "feedback.jsonl"
+#: Where ``lab label`` keeps the labelling queue's labels by default (as above: no stage owns it).
+SERVE_LABELS = Path("results") / "serve" / "labels.jsonl"
 #: The trained checks and the stage that trains each one's model.
 TRAINED_CHECKS = {"injection": "guardrails_eval", "jailbreak": "guardrails_eval", "toxicity": "guardrails_eval",
                   "grounding": "judge_eval"}
@@ -117,13 +120,49 @@ def judge_by_name(name: str, task: str, root: Path, params_file: str | Path = "p
 def calibrate_labelled_file(path: str | Path, judge_name: str, root: Path, params_file: str | Path = "params.yaml",
                             **options: Any) -> dict[str, Any]:
     """``lab judge calibrate``: :func:`lab.judge.catalog.calibrate_file` with the judge
-    :func:`judge_by_name` gives for the file's task (``options``: skip_bad, sample, seed)."""
+    :func:`judge_by_name` gives for the file's task (``options``: skip_bad, sample, seed), a labels
+    file of the labelling queue read by :func:`lab.judge.production.read_production`, and the
+    judge's offline figures (:func:`offline_agreement`) added as ``offline``."""
     from lab.config import load_section
+    from lab.data.trace_labels import is_labels_file
     from lab.judge.catalog import calibrate_file
 
     cfg = load_section("judge_eval", root / params_file, check_paths=False)
-    return calibrate_file(path, lambda task: judge_by_name(judge_name, task, root, params_file), cfg, root,
-                          **options)
+    reader: Callable[..., Any] | None = None
+    if is_labels_file(path):   # the labelling queue's labels: production keys beside the agreement
+        from lab.judge.production import read_production
+
+        reader = read_production
+    report = calibrate_file(path, lambda task: judge_by_name(judge_name, task, root, params_file), cfg, root,
+                            reader=reader, **options)
+    report["offline"] = offline_agreement(cfg.resolve(cfg.out_dir, root), report["task"], report["judge"])
+    return report
+
+
+#: What :func:`offline_agreement` keeps of a judge's entry in the judge stage's calibration report.
+OFFLINE_KEYS = ("n", "n_scored", "accuracy", "accuracy_ci", "f1", "kappa", "kappa_ci", "rubric", "below_bar")
+
+
+def offline_agreement(judge_eval_dir: Path, task: str, judge: str) -> dict[str, Any] | None:
+    """The judge's offline figures from the judge stage's ``calibration.json`` (its entries
+    ``"<task>/<judge>"`` on the evaluation items and ``"<task>/<judge>/diagnostic"``): per split,
+    :data:`OFFLINE_KEYS`, plus ``source``. None when the stage has not calibrated that judge on that
+    task; ``{"error": ...}`` when the report is there but unreadable (the calibration goes on)."""
+    import json
+
+    report = judge_eval_dir / "calibration.json"
+    if not report.is_file():
+        return None
+    try:
+        entries = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {"error": f"{report}: unreadable ({exc}); `dvc repro judge_eval` rewrites it", "source": str(report)}
+    out: dict[str, Any] = {}
+    for split, key in (("evaluation", f"{task}/{judge}"), ("diagnostic", f"{task}/{judge}/diagnostic")):
+        entry = entries.get(key) if isinstance(entries, dict) else None
+        if isinstance(entry, dict):
+            out[split] = {"split": split, **{k: entry[k] for k in OFFLINE_KEYS if k in entry}}
+    return {**out, "source": str(report)} if out else None
 
 
 def review_inputs(root: Path, params_file: str | Path = "params.yaml") -> tuple[Path, Path]:

@@ -200,9 +200,13 @@ def claim_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, model
 
 
 def calibrate_file(path: str | Path, judge_for: Callable[[str], Judge], cfg: JudgeEvalConfig, root: Path, *,
-                   skip_bad: bool = False, sample: int | None = None, seed: int = 0) -> dict[str, Any]:
+                   skip_bad: bool = False, sample: int | None = None, seed: int = 0,
+                   reader: Callable[..., tuple[Any, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """``lab judge calibrate``: read any labelled judgment file, judge it with ``judge_for(task)``
     (the file's task: :func:`task_of`), report (:func:`lab.judge.calibrate.calibrate`).
+    ``reader(path, skip_bad=, n_resamples=, seed=)`` reads a file of another kind into (a
+    :class:`~lab.data.halueval.JudgedSet`, keys added to the report): the labelling queue's labels
+    file (:func:`lab.judge.production.read_production`); default :func:`lab.data.halueval.read_judged`.
 
     The lexical baseline's threshold is fitted on the project's grounded TRAINING items
     (``judge_eval.data.grounded_train``), never on the file. ``sample`` judges a seeded sample of
@@ -211,7 +215,11 @@ def calibrate_file(path: str | Path, judge_for: Callable[[str], Judge], cfg: Jud
 
     from lab.data.halueval import read_judged
 
-    data = read_judged(path, skip_bad=skip_bad)
+    extra: dict[str, Any] = {}
+    if reader is not None:
+        data, extra = reader(path, skip_bad=skip_bad, n_resamples=cfg.n_resamples, seed=seed)
+    else:
+        data = read_judged(path, skip_bad=skip_bad)
     items = list(data.items)
     if sample is not None and sample < len(items):
         items = random.Random(seed).sample(items, sample)
@@ -222,5 +230,5 @@ def calibrate_file(path: str | Path, judge_for: Callable[[str], Judge], cfg: Jud
                        seed=seed)
     report.update({"file": str(path), "format": data.format, "task": task, "n_file_items": len(data.items),
                    "records": data.n_records, "skipped": len(data.skipped), "skipped_records": data.skipped[:50],
-                   "sampled": sample is not None and sample < len(data.items)})
+                   "sampled": sample is not None and sample < len(data.items), **extra})
     return report
