@@ -641,6 +641,42 @@ def promote(
         raise typer.Exit(1)
 
 
+@app.command()
+@handles_errors
+def monitor(
+    report_dir: Annotated[Path, typer.Argument(help="The folder the report goes to (report.json, report.html; created).")],
+    since: Annotated[str, typer.Option("--since", help="Start of the period: a duration before --until (90m, 24h, 7d) or an ISO 8601 time (UTC without a zone).")],
+    until: Annotated[str | None, typer.Option("--until", help="End of the period (default: now), a duration before now or an ISO 8601 time.")] = None,
+    bundle: Annotated[str | None, typer.Option("--bundle", help="The served bundle: a folder or models:/NAME@ALIAS (default: the export stage's, <export out_dir>/bundle).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML of thresholds and tests (drift:, limits:; docs: Health report).")] = None,
+    feedback: Annotated[Path | None, typer.Option("--feedback", help="The gateway's feedback file (default results/serve/feedback.jsonl under the project root, when there).")] = None,
+    metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="The gateway's /metrics (http://127.0.0.1:8080/metrics): its counters as a snapshot.")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file the export stage's out_dir comes from.")] = Path("params.yaml"),
+) -> None:
+    """The served bundle's health report over a period, from the gateway's MLflow traces: volume,
+    latency percentiles, errors, fallbacks, guardrail fire rates, judge flag rates and thumbs with
+    intervals, and drift against the bundle's offline evaluation (retrieval scores, questions with no
+    relevant source, question embeddings), each with its test and threshold. Exit code 1 when a
+    threshold is crossed (a scheduler alerts on it), 2 on bad input."""
+    from lab import stage_outputs
+    from lab.monitor.run import run_monitor
+    from lab.serve.app import resolve_bundle
+
+    root = _root()
+    bundle_dir = resolve_bundle(bundle, root) if bundle else stage_outputs.bundle_dir(root, params_file)
+    if feedback is None and (root / stage_outputs.SERVE_FEEDBACK).is_file():
+        feedback = root / stage_outputs.SERVE_FEEDBACK
+    result = run_monitor(report_dir, since, until, bundle_dir=bundle_dir, config=config, feedback=feedback,
+                         metrics_url=metrics_url, root=root)
+    rep = result.report
+    typer.echo(f"monitor: {rep['status'].upper()}: {rep['traffic']['requests']} request(s) from {rep['period']['start']} "
+               f"to {rep['period']['end']}; {len(rep['alerts'])} threshold(s) crossed")
+    for line in rep["alerts"]:
+        typer.echo(f"  alert: {line}")
+    typer.echo(f"report: {result.html_path} ({result.json_path.name} beside it)")
+    raise typer.Exit(result.exit_code)
+
+
 _TEAM_DIR = Annotated[Path | None, typer.Option("--dir", help="The stack's folder (default: .team in the project).")]
 
 

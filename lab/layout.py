@@ -59,6 +59,8 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
                "the studies' code), the MLflow model registry and its promotion alias", ("lab.export",)),
     ("serve", "the RAG gateway (OpenAI-compatible, streaming, sources), vLLM process control, upstream "
               "retries and fallbacks, Prometheus metrics, feedback, the playground page, the labelling queue", ("lab.serve",)),
+    ("monitor", "the served bundle's health report: the period's traces read back, rates with intervals, "
+                "drift tests against the offline evaluation, the verdict a scheduler alerts on", ("lab.monitor",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
             "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
             "`lab init`'s project scaffold, the team stack's services (`lab team`: PostgreSQL, S3 API, "

@@ -45,7 +45,7 @@ def load_yaml(text: str, source: str | Path = "<string>") -> Any:
         Malformed YAML; the message names ``source`` and PyYAML's line and column.
     """
     try:
-        return yaml.load(text, Loader=YAML12Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=YAML12Loader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
 
@@ -60,8 +60,13 @@ def read_yaml(path: str | Path) -> Any:
 
 def parse_value(raw: str) -> Any:
     """A command-line value (``-p key value``) read as YAML 1.2: ``20`` -> int, ``1e-4`` -> float,
-    ``[a, b]`` -> list; text that is not valid YAML stays the string it is."""
+    ``[a, b]`` -> list; text that is not valid YAML stays the string it is, and so does a date or
+    time (``2026-12-01T06:00Z``: YAML 1.2's core schema has no timestamps, and a notebook parameter
+    must be JSON)."""
+    import datetime
+
     try:
-        return load_yaml(raw)
+        value = load_yaml(raw)
     except ConfigError:
         return raw
+    return raw if isinstance(value, datetime.date) else value

@@ -229,7 +229,8 @@ class ChatService:
         history = [msg.model_dump() for msg in req.messages[:-1] if msg.role != "system"]
         if req.messages[-1].role != "user":
             raise ChatError(422, "messages: the last message must be the user's question", "invalid_request")
-        span = self.tracer.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream})
+        span = self.tracer.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream},
+                                 attributes={"lab.bundle_id": self.rag.bundle_id})
         return Turn(req, question, history, t0, span, route=route)
 
     async def prepare(self, turn: Turn) -> Answer | None:
@@ -297,8 +298,9 @@ class ChatService:
         tr = self.tracer
         span = tr.start("generation", "LLM", inputs={"messages": turn.messages, "max_tokens": turn.max_tokens},
                         parent=turn.span)
+        fell: dict[str, str] = {}   # lab.fallback: the upstream failure the fallback answered
         try:
-            text, usage, source = await self._generate(turn.messages, turn.max_tokens, turn.request.temperature)
+            text, usage, source = await self._generate(turn.messages, turn.max_tokens, turn.request.temperature, fell)
         except UpstreamError as exc:
             tr.end(span, error=str(exc))
             tr.end(turn.span, error=str(exc))
@@ -308,7 +310,7 @@ class ChatService:
             tr.end(span, error="timeout")
             tr.end(turn.span, error="timeout")
             raise ChatError(504, f"no answer within {self.settings.request_timeout_s:.0f} s", "timeout") from None
-        tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
+        tr.end(span, outputs=text, attributes={"generated_by": source, **usage, **fell})
         if self.policy is not None:
             span = tr.start("guardrails.output", "GUARDRAIL", inputs={"text": text}, parent=turn.span)
             out = await asyncio.to_thread(self.policy.apply, text, "output", context=turn.contexts, route=turn.route)
@@ -335,12 +337,11 @@ class ChatService:
         guard, gspan = self._guard(turn)
         parts: list[str] = []
         sent: list[str] = []
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        source, usage = "", {"prompt_tokens": 0, "completion_tokens": 0}
         first: float | None = None
-        source = ""
-        deadline = time.perf_counter() + self.settings.request_timeout_s
+        deadline, fell = time.perf_counter() + self.settings.request_timeout_s, {}
         try:
-            gen = self._deltas(turn.messages, turn.max_tokens, turn.request.temperature)
+            gen = self._deltas(turn.messages, turn.max_tokens, turn.request.temperature, fell)
             while True:
                 try:
                     src, d = await asyncio.wait_for(gen.__anext__(), max(0.01, deadline - time.perf_counter()))
@@ -366,7 +367,7 @@ class ChatService:
             yield ChatError(502, f"upstream failed ({kind})", f"upstream:{kind}", type=kind)
             return
         self._observe_tokens(turn.t0, first, usage)
-        tr.end(span, outputs="".join(parts), attributes={"generated_by": source, **usage})
+        tr.end(span, outputs="".join(parts), attributes={"generated_by": source, **usage, **fell})
         if guard is not None:
             rest = await guard.finish()
             if rest:
@@ -417,7 +418,7 @@ class ChatService:
                             f"last {s.remember} responses)", "unknown_response")
         rec = {"question": item.question, "answer": item.answer, "rating": req.rating, "contexts": item.contexts,
                "response_id": req.response_id, "comment": req.comment, "ts": time.time(), "trace_id": item.trace_id,
-               "bundle": self.rag.bundle.get("provenance", {}).get("bundle_id")}
+               "bundle": self.rag.bundle_id or None}
         async with self._feedback_lock:
             await asyncio.to_thread(append_line, s.feedback_path, rec)
             if s.mlflow_feedback:
@@ -444,16 +445,16 @@ class ChatService:
         return Answer(turn.id, turn.request.model or "lab", text, turn.sources,
                       _total(usage or {"prompt_tokens": 0, "completion_tokens": 0}), source, blocked, tid)
 
-    async def _generate(self, msgs: list[dict], max_tokens: int, temperature: float) -> tuple[str, dict[str, int], str]:
+    async def _generate(self, msgs: list[dict], max_tokens: int, temperature: float,
+                        fell: dict[str, str]) -> tuple[str, dict[str, int], str]:
         parts: list[str] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
-        source = ""
-        t0 = time.perf_counter()
+        source, t0 = "", time.perf_counter()
         first: float | None = None
 
         async def run() -> None:
             nonlocal source, first
-            async for src, d in self._deltas(msgs, max_tokens, temperature):
+            async for src, d in self._deltas(msgs, max_tokens, temperature, fell):
                 source = src
                 if d.text and first is None:
                     first = time.perf_counter()
@@ -464,7 +465,8 @@ class ChatService:
         self._observe_tokens(t0, first, usage)
         return "".join(parts), usage, source
 
-    async def _deltas(self, msgs: list[dict], max_tokens: int, temperature: float) -> AsyncIterator[tuple[str, Delta]]:
+    async def _deltas(self, msgs: list[dict], max_tokens: int, temperature: float,
+                      fell: dict[str, str]) -> AsyncIterator[tuple[str, Delta]]:
         m = self.metrics
         m.queue_depth.inc()
         async with self._slots:
@@ -475,7 +477,7 @@ class ChatService:
                         self.upstream, self.fallback, msgs, max_tokens=max_tokens, temperature=temperature,
                         retries=self.settings.retries, backoff_s=self.settings.backoff_s,
                         on_retry=lambda kind: m.retries.inc(),
-                        on_fallback=lambda kind: m.fallbacks.labels(kind).inc()):
+                        on_fallback=lambda kind: (m.fallbacks.labels(kind).inc(), fell.setdefault("lab.fallback", kind))):
                     yield pair
             finally:
                 m.in_flight.dec()

@@ -47,6 +47,8 @@ class RAG:
         self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
         self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
         self.rag = bool(self.bundle["prompt"]["rag"])
+        #: the bundle's identity (``provenance.bundle_id``; "" when it has none), on every request's trace
+        self.bundle_id = str(self.bundle.get("provenance", {}).get("bundle_id") or "")
 
     def search(self, questions: Sequence[str], k: int | None = None) -> list[list[tuple[str, float]]]:
         """Per question at most ``k`` (default the bundle's) ``(doc_id, score)``, best first."""
