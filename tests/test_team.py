@@ -259,8 +259,7 @@ def test_a_teammates_clone_restores_the_stages_from_the_run_cache(project, stack
     second = tmp_path / "second"
     _sh(["git", "clone", "-q", str(first), str(second)], tmp_path, run_env)
     assert not (second / "results" / "ingest" / "manifest.json").exists()
-    _sh([dvc, "pull", "--run-cache"], second, run_env)
-    out = _sh([dvc, "repro", "ingest", "data_quality"], second, run_env)
+    out = _sh([dvc, "repro", "--pull", "ingest", "data_quality"], second, run_env)   # pulls data and run cache
     assert "Running stage" not in out, out
     assert out.count("is cached - skipping run, checking out outputs") == 2, out
     for rel in ("results/ingest/manifest.json", "results/data_quality/metrics.json"):
@@ -277,9 +276,9 @@ def test_two_queued_experiments_run_at_once_and_both_land(project, stack):
     first, run_env, dvc = project
     _, env = stack
     before = {r["id"] for r in _server_runs(env, "ingest")}
-    for dpi in (200, 250):
-        _sh([dvc, "exp", "run", "--queue", "-S", f"ingest.ocr_dpi={dpi}", "-n", f"dpi-{dpi}", "ingest"], first,
-            run_env)
+    for suffix in ("md", "html"):   # two corpora: one without the Markdown notes, one without the web page
+        _sh([dvc, "exp", "run", "--queue", "-S", f'ingest.exclude=["*.{suffix}"]', "-n", f"no-{suffix}", "ingest"],
+            first, run_env)
     _sh([dvc, "queue", "start", "-j", "2"], first, run_env)
     deadline = time.monotonic() + 900
     while True:
@@ -294,10 +293,11 @@ def test_two_queued_experiments_run_at_once_and_both_land(project, stack):
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     names = json.dumps(shown)
-    assert "dpi-200" in names and "dpi-250" in names
+    assert "no-md" in names and "no-html" in names
     runs = [r for r in _server_runs(env, "ingest") if r["id"] not in before]
-    dpis = sorted(v for r in runs for k, v in r["params"].items() if k.endswith("ocr_dpi"))
-    assert [r["status"] for r in runs] == ["FINISHED", "FINISHED"] and dpis == ["200", "250"], runs
+    excluded = sorted(v for r in runs for k, v in r["params"].items() if k.endswith("exclude"))
+    assert [r["status"] for r in runs] == ["FINISHED", "FINISHED"], runs
+    assert excluded == ['["*.html"]', '["*.md"]'], runs
     _sh([dvc, "queue", "stop"], first, run_env)
 
 
