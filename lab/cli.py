@@ -490,13 +490,17 @@ def serve(
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = ANSWER_TIMEOUT_S,
     stream_window: Annotated[int | None, typer.Option("--stream-window", min=0, help="Characters of a streamed answer held back while the output guardrails check them (default 64; docs/serving.md).")] = None,
     stream_chunk: Annotated[int | None, typer.Option("--stream-chunk", min=1, help="New characters beyond the window before the output guardrails run again on a stream (default 32).")] = None,
+    judge_sample: Annotated[float, typer.Option("--judge-sample", min=0.0, max=1.0, help="Share of answered responses judged online after they went out (grounding, refusal, relevance, hallucination; docs/serving.md 'Online evaluation'); 0: off.")] = 0.0,
+    judge_sample_route: Annotated[list[str] | None, typer.Option("--judge-sample-route", help="ROUTE=SHARE: another share for one route (repeatable), e.g. /v1/chat/completions=0.5.")] = None,
+    judge_queue: Annotated[int | None, typer.Option("--judge-queue", min=1, help="Sampled responses waiting for the online judges; more are dropped and counted (default 64).")] = None,
+    judges: Annotated[Path | None, typer.Option("--judges", help="The judge stage's output folder (judges.json, calibration.json, models/): the default judges and their agreement; default: the judge_eval stage's out_dir when it has judges.json.")] = None,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
     Set LAB_API_KEY to require 'Authorization: Bearer KEY'."""
     from lab.errors import DataError
     from lab.serve.app import serve as run_serve
-    from lab.stage_outputs import SERVE_FEEDBACK, bundle_dir
+    from lab.stage_outputs import SERVE_FEEDBACK, bundle_dir, judges_dir, route_shares
 
     if bundle is None:
         default = bundle_dir(_root())
@@ -506,7 +510,9 @@ def serve(
         bundle = str(default)
     run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
               feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s,
-              stream_window=stream_window, stream_chunk=stream_chunk)
+              stream_window=stream_window, stream_chunk=stream_chunk, judge_sample=judge_sample,
+              judge_sample_routes=route_shares(judge_sample_route or []), judge_queue=judge_queue,
+              judges_dir=judges if judges is not None else judges_dir(_root()))
 
 
 @app.command()

@@ -73,6 +73,38 @@ def check_model_dir(check: str, root: Path, params_file: str | Path = "params.ya
     return folder
 
 
+def judges_dir(root: Path, params_file: str | Path = "params.yaml") -> Path | None:
+    """``lab serve --judges``' default: the judge stage's output folder when it holds the judges'
+    choice (:mod:`lab.handoff.judges`), else None (the online judges are then the rules only)."""
+    from lab.handoff import judges
+
+    try:
+        out = stage_dir("judge_eval", root, params_file)
+    except ConfigError:
+        return None
+    return out if judges.path(out).is_file() else None
+
+
+def route_shares(pairs: list[str]) -> dict[str, float]:
+    """``--judge-sample-route ROUTE=SHARE`` values as a mapping.
+
+    Raises
+    ------
+    ConfigError
+        A value that is not ``ROUTE=SHARE`` with a number for the share.
+    """
+    out: dict[str, float] = {}
+    for pair in pairs:
+        route, sep, share = pair.partition("=")
+        try:
+            out[route.strip()] = float(share)
+        except ValueError:
+            sep = ""
+        if not sep or not route.strip():
+            raise ConfigError(f"--judge-sample-route {pair!r}: expected ROUTE=SHARE, e.g. /v1/chat/completions=0.5")
+    return out
+
+
 def pii_ner_dir(root: Path, params_file: str | Path = "params.yaml") -> Path:
     """The guardrails stage's fine-tuned PII NER folder (it may not be trained yet)."""
     # the layout lab.studies.guardrails writes: <out_dir>/models/pii_ner

@@ -190,3 +190,26 @@ def test_promote_and_serve_defaults_come_from_the_export_out_dir(tmp_path, monke
     assert res.exit_code != 0 and "dvc repro export" in res.output.replace("\n", " ") and seen["served"] == "b"
     (root / "moved" / "export" / "bundle").mkdir(parents=True)
     assert runner.invoke(app, ["serve"]).exit_code == 0 and seen["served"] == str(root / "moved" / "export" / "bundle")
+
+
+def test_serve_takes_the_online_evaluation_flags_and_finds_the_judge_stage_s_choice(tmp_path, monkeypatch):
+    import lab.serve.app
+    from lab.handoff import judges
+
+    root = _project(tmp_path, monkeypatch, judge_eval={"out_dir": "moved/judges"})
+    seen: dict = {}
+    monkeypatch.setattr(lab.serve.app, "serve", lambda bundle, **kw: seen.update(served=bundle, **kw))
+    assert runner.invoke(app, ["serve", "b"]).exit_code == 0
+    assert seen["judge_sample"] == 0.0 and seen["judges_dir"] is None   # off; no choice written yet
+    judges.write(root / "moved" / "judges", {"default": {"grounded": "lexical"}})
+    res = runner.invoke(app, ["serve", "b", "--judge-sample", "0.25", "--judge-queue", "8",
+                              "--judge-sample-route", "/v1/chat/completions=0.5"])
+    assert res.exit_code == 0, res.output
+    assert (seen["judge_sample"], seen["judge_queue"]) == (0.25, 8)
+    assert seen["judge_sample_routes"] == {"/v1/chat/completions": 0.5}
+    assert seen["judges_dir"] == root / "moved" / "judges"
+    assert runner.invoke(app, ["serve", "b", "--judges", "elsewhere"]).exit_code == 0
+    assert seen["judges_dir"] == Path("elsewhere")
+    res = runner.invoke(app, ["serve", "b", "--judge-sample-route", "half"])
+    assert res.exit_code == 2 and "expected ROUTE=SHARE" in res.output
+    assert runner.invoke(app, ["serve", "b", "--judge-sample", "1.5"]).exit_code != 0

@@ -9,6 +9,11 @@ user feedback and the playground page. Reads an export bundle (:mod:`lab.handoff
 - :mod:`lab.serve.streamguard` a streamed answer through the output guardrails: released piece by piece
   behind a held-back window, whole-answer checks at the end, late verdicts recorded.
 - :mod:`lab.serve.feedback`  where user feedback is stored (a JSON-lines file, an MLflow run).
+- :mod:`lab.serve.settings`  the gateway's settings (what ``lab serve``'s flags fill).
+- :mod:`lab.serve.online_eval` online evaluation: a seeded sample of answered responses judged on a
+  background thread after they went out (bounded queue, drops counted), verdicts on the traces.
+- :mod:`lab.serve.online_judges` the judges it runs: claim-level grounding, the refusal and relevance
+  rules, the judge stage's default hallucination judge, each with its version and calibrated agreement.
 - :mod:`lab.serve.gateway`   the thin FastAPI routes over it: ``/v1/chat/completions``, ``/v1/feedback``,
   ``/healthz``, ``/readyz``, ``/metrics``, ``/`` (playground).
 """

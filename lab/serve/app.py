@@ -56,8 +56,11 @@ def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: in
 
 def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message", settings: Any = None,
           vllm_port: int = 8000, root: Path | None = None, store_dir: Path | None = None,
-          fallback_message: str = "The model is unavailable right now; please try again shortly.") -> tuple[Any, Any]:
-    """The :class:`~lab.serve.chat.ChatService` and the vLLM process it needs (or None).
+          fallback_message: str = "The model is unavailable right now; please try again shortly.",
+          judges_dir: Path | None = None) -> tuple[Any, Any]:
+    """The :class:`~lab.serve.chat.ChatService` and the vLLM process it needs (or None). When the
+    settings sample responses for online evaluation, its judges are
+    :func:`lab.serve.online_judges.default_judges` (``judges_dir``: the judge stage's output folder).
 
     Raises
     ------
@@ -111,17 +114,26 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
     settings = settings or Settings()
     if settings.api_key is None and os.environ.get("LAB_API_KEY"):
         settings = replace(settings, api_key=os.environ["LAB_API_KEY"])
-    return ChatService(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics), proc
+    judges: list[Any] = []
+    if settings.judging:
+        from lab.serve.online_judges import default_judges
+
+        judges = default_judges(settings, judges_dir=judges_dir, policy=policy, rag=rag)
+    return ChatService(rag, up, fallback=fb, settings=settings, policy=policy, metrics=metrics, judges=judges), proc
 
 
 def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
           fallback: str = "message", vllm_port: int = 8000, root: Path | None = None, trace: bool = True,
           timeout_s: float = ANSWER_TIMEOUT_S, stream_window: int | None = None,
-          stream_chunk: int | None = None) -> None:
+          stream_chunk: int | None = None, judge_sample: float = 0.0,
+          judge_sample_routes: dict[str, float] | None = None, judge_queue: int | None = None,
+          judges_dir: Path | None = None) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out. ``feedback``:
     the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``).
     ``stream_window``/``stream_chunk``: how a streamed answer passes the output rules
-    (:mod:`lab.serve.streamguard`; None: its defaults)."""
+    (:mod:`lab.serve.streamguard`; None: its defaults). ``judge_sample`` (per route
+    ``judge_sample_routes``), ``judge_queue``, ``judges_dir``: online evaluation
+    (:mod:`lab.serve.online_eval`; 0: off)."""
     import uvicorn
 
     from lab.serve.chat import Settings
@@ -130,9 +142,12 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
     stream = {k: v for k, v in (("stream_window", stream_window), ("stream_chunk", stream_chunk)) if v is not None}
-    settings = Settings(feedback_path=feedback, trace=trace, request_timeout_s=timeout_s, **stream)
+    online: dict[str, Any] = {"judge_sample": judge_sample, "judge_sample_routes": dict(judge_sample_routes or {})}
+    if judge_queue is not None:
+        online["judge_queue"] = judge_queue
+    settings = Settings(feedback_path=feedback, trace=trace, request_timeout_s=timeout_s, **stream, **online)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
-                     root=root)
+                     root=root, judges_dir=judges_dir)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it
     # started: this one turns it into a normal exit, so the finally below stops vLLM
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -142,6 +157,13 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
             proc.wait_healthy()
         print(f"[lab serve] gateway on http://{host}:{port} (upstream {gw.upstream.name}, "
               f"fallback {getattr(gw.fallback, 'name', 'none')})", flush=True)
+        if gw.online is not None:
+            from lab.serve.online_judges import describe
+
+            print(f"[lab serve] online evaluation: {settings.judge_sample:.0%} of answered responses "
+                  f"(routes {settings.judge_sample_routes or 'all alike'}), queue {settings.judge_queue}, judges "
+                  f"from {judges_dir or 'none (rules only)'}:\n  " + describe(gw.online.judges).replace("\n", "\n  "),
+                  flush=True)
         uvicorn.run(create_app(gw), host=host, port=port, log_level="warning")
     finally:
         if proc is not None:

@@ -18,6 +18,10 @@ tracing is on, is an ``apply_guardrail`` span (:func:`lab.serve.tracing.guardrai
 A streamed answer goes through the output rules as it is generated (:mod:`lab.serve.streamguard`):
 the rules that can judge a piece run on the stream behind a held-back window, the ones that need the
 whole answer after it, and their late verdicts come with the last chunk (``lab.verdicts``).
+
+With online judges and a sampling rate (``Settings.judge_sample``), the routes hand each answered
+response, once sent, to :meth:`ChatService.judge_later`: a sample of them goes to
+:class:`lab.serve.online_eval.OnlineEvaluator`, which judges them on its own thread.
 """
 
 from __future__ import annotations
@@ -26,46 +30,22 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from lab.config.generation import ANSWER_TIMEOUT_S
-from lab.errors import ConfigError, LabError
+from lab.errors import LabError
 from lab.serve.feedback import append_line, log_feedback_mlflow
 from lab.serve.metrics import GatewayMetrics
+from lab.serve.online_eval import OnlineEvaluator, Served
 from lab.serve.rag import RAG
 from lab.serve.requests import ChatRequest, FeedbackRequest, Message  # noqa: F401  (the request models live there)
-from lab.serve.streamguard import CHUNK, WINDOW, GuardedStream
-from lab.serve.upstream import Delta, Upstream, UpstreamError, generate_with_fallback
+from lab.serve.settings import Settings
+from lab.serve.streamguard import GuardedStream
+from lab.serve.upstream import Delta, MessageUpstream, Upstream, UpstreamError, generate_with_fallback
 
 
-# --------------------------------------------------------------------------- settings and results
-@dataclass
-class Settings:
-    """How the gateway behaves; ``lab serve`` fills it from flags and the environment."""
-
-    api_key: str | None = None           # required as ``Authorization: Bearer KEY`` when set
-    max_body_bytes: int = 1_000_000
-    max_concurrency: int = 64            # upstream calls at once; the rest wait (queue depth)
-    retries: int = 2
-    backoff_s: float = 0.2
-    request_timeout_s: float = ANSWER_TIMEOUT_S   # a whole answer (lab.config.generation says why)
-    default_max_tokens: int | None = None   # None: the bundle's generation.max_new_tokens (what was evaluated)
-    feedback_path: Path = Path("feedback.jsonl")
-    remember: int = 10_000               # recent responses kept for feedback
-    mlflow_feedback: bool = True         # also log feedback to MLflow (tracking store of the project)
-    trace: bool = False                  # an MLflow trace per request (lab serve turns it on)
-    stream_window: int = WINDOW          # characters of a streamed answer held back for the output checks
-    stream_chunk: int = CHUNK            # new characters beyond the window before they run again
-
-    def __post_init__(self) -> None:
-        if self.stream_window < 0 or self.stream_chunk < 1:
-            raise ConfigError(f"gateway settings: stream_window must be >= 0 and stream_chunk >= 1 characters, "
-                              f"got {self.stream_window} and {self.stream_chunk}")
-
-
+# --------------------------------------------------------------------------- results
 class ChatError(LabError):
     """A request the service cannot answer: ``status`` (the HTTP code), ``kind`` (the error type
     counted in ``lab_errors_total``) and a message naming the field or the cause."""
@@ -169,7 +149,7 @@ class ChatService:
 
     def __init__(self, rag: RAG, upstream: Upstream, *, fallback: Upstream | None = None,
                  settings: Settings | None = None, policy: Any = None,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, judges: Sequence[Any] = ()) -> None:
         self.rag, self.upstream, self.fallback = rag, upstream, fallback
         self.settings = settings or Settings()
         self.metrics = metrics or GatewayMetrics()
@@ -184,6 +164,12 @@ class ChatService:
         self._slots = asyncio.Semaphore(self.settings.max_concurrency)
         self._recent: OrderedDict[str, _Remembered] = OrderedDict()
         self._feedback_lock = asyncio.Lock()
+        s = self.settings
+        self.online: OnlineEvaluator | None = None   # online evaluation (lab.serve.online_eval): judges given, rate > 0
+        if judges and s.judging:
+            self.online = OnlineEvaluator(judges, rate=s.judge_sample, routes=s.judge_sample_routes, seed=s.judge_seed,
+                                          queue_size=s.judge_queue, metrics=self.metrics,
+                                          land=lambda served, v: self.tracer.assess(served.trace_id, v))
 
     def remember(self, rid: str, item: _Remembered) -> None:
         self._recent[rid] = item
@@ -386,6 +372,21 @@ class ChatService:
             answer.warnings, answer.correction = guard.warnings, guard.correction
             answer.verdicts = [v.public() for v in guard.verdicts]
         yield answer
+
+    def judge_later(self, turn: Turn, answer: Answer, *, streamed: bool) -> None:
+        """Hand an answered response in the sample to the online judges (never waits). Not drawn: a
+        response the policy blocked (input, or output withdrawn) and the fallback's canned message
+        (not a model's answer). The routes call it once the response is sent (:mod:`lab.serve.gateway`)."""
+        if self.online is None or answer.blocked or self._canned(answer) or not self.online.wants(turn.id, turn.route):
+            return
+        kept = [x for x in turn.sources if x.get("guardrail", {}).get("action") != "drop"]
+        self.online.submit(Served(turn.id, answer.trace_id, turn.route, turn.question, answer.text,
+                                  tuple(turn.contexts), tuple(float(x["score"]) for x in kept), streamed,
+                                  answer.generated_by, tuple(str(x["id"]) for x in kept)))
+
+    def _canned(self, answer: Answer) -> bool:
+        """Whether the fallback's fixed message answered (:class:`lab.serve.upstream.MessageUpstream`)."""
+        return isinstance(self.fallback, MessageUpstream) and answer.generated_by == self.fallback.name
 
     def _guard(self, turn: Turn) -> tuple[GuardedStream | None, Any]:
         """The stream's output guard and its ``guardrails.output`` span (None, None without output rules)."""

@@ -13,17 +13,20 @@ JSON or not UTF-8, 413 for a body over ``max_body_bytes``, 401 without the key w
 a failing upstream is retried, then answered by the fallback and counted; an unexpected error is
 a 500 counted by type (mid-stream: an error event, then ``[DONE]``), never a hung request (every
 upstream call has a timeout). The routes count requests, errors and durations; the service counts
-what happens inside a turn.
+what happens inside a turn. An answered response is handed to the online judges after it was sent
+(a background task; a stream's after ``[DONE]``); on shutdown they finish their queue (bounded) and stop.
 
 FastAPI + uvicorn: a well-kept ASGI stack with request validation from pydantic models.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from lab.serve.chat import (
@@ -56,8 +59,15 @@ def create_app(gw: ChatService) -> Any:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.background import BackgroundTask
 
-    app = FastAPI(title="lab RAG gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        if gw.online is not None:   # judge what is queued (bounded), then stop the judges' thread
+            await asyncio.to_thread(gw.online.close)
+
+    app = FastAPI(title="lab RAG gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     m = gw.metrics
     s = gw.settings
 
@@ -152,7 +162,11 @@ def create_app(gw: ChatService) -> Any:
         except ChatError as exc:
             return error(exc.status, exc.message, exc.kind, CHAT)
         answered(CHAT, turn.t0)
-        return JSONResponse(answer.body())
+
+        async def judge_later() -> None:   # a background task: runs once the response is sent
+            gw.judge_later(turn, answer, streamed=False)
+
+        return JSONResponse(answer.body(), background=BackgroundTask(judge_later))
 
     return app
 
@@ -193,6 +207,7 @@ async def _streamed(gw: ChatService, turn: Turn, answered: Any) -> AsyncIterator
                 answered(CHAT, turn.t0)
                 yield chunk({}, item.finish_reason, usage=item.usage, sources=item.sources, lab=item.lab())
                 yield DONE
+                gw.judge_later(turn, item, streamed=True)   # resumed after [DONE] was sent
     except Exception as exc:  # noqa: BLE001 (mid-stream the status is sent: end the stream with an error event)
         name = type(exc).__name__
         for event in failed(500, f"internal:{name}", f"internal error ({name})", "internal"):

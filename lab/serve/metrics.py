@@ -59,6 +59,25 @@ class GatewayMetrics:
                                  registry=r)
         self.retries = Counter("lab_upstream_retries", "Upstream attempts retried", registry=r)
         self.feedback = Counter("lab_feedback", "User feedback by rating", ["rating"], registry=r)
+        # online evaluation (lab.serve.online_eval)
+        self.online_sampled = Counter("lab_online_eval_sampled", "Answered responses drawn into the online "
+                                      "evaluation sample (judged or dropped)", registry=r)
+        self.online_judged = Counter("lab_online_eval_judged", "Sampled responses every online judge has seen",
+                                     registry=r)
+        self.online_dropped = Counter("lab_online_eval_dropped", "Sampled responses dropped unjudged: the "
+                                      "judges' queue was full (or the gateway was stopping)", registry=r)
+        self.online_queue_depth = Gauge("lab_online_eval_queue_depth", "Sampled responses waiting for the "
+                                        "online judges", registry=r)
+        self.online_verdicts = Counter("lab_online_eval_verdicts", "Online verdicts given, passed or flagged "
+                                       "(not the errors or the skipped), by judge", ["judge"], registry=r)
+        self.online_flagged = Counter("lab_online_eval_flagged", "Online verdicts that failed the response, "
+                                      "by judge", ["judge"], registry=r)
+        self.online_errors = Counter("lab_online_eval_errors", "Online judges that raised or gave no verdict, "
+                                     "by judge", ["judge"], registry=r)
+        self.online_skipped = Counter("lab_online_eval_skipped", "Online judges with nothing to judge on a "
+                                      "response (grounding without passages), by judge", ["judge"], registry=r)
+        self.online_latency = Histogram("lab_online_eval_judge_duration_seconds", "Time one online judge took "
+                                        "on one response, by judge", ["judge"], buckets=_LATENCY, registry=r)
 
     def add_gauges(self, name: str, doc: str, read: Callable[[], float | None]) -> None:
         """A gauge read at scrape time (e.g. the embedding store's hit rate); None leaves it out."""

@@ -1,6 +1,7 @@
 """Per-request traces of the gateway in MLflow (retrieval, generation, guardrails as spans of one
 ``chat`` trace), so a slow or wrong answer can be followed in the MLflow UI's Traces tab; user
-feedback is attached to its trace as a human assessment (``mlflow.log_feedback``). Each guardrail
+feedback is attached to its trace as a human assessment (``mlflow.log_feedback``), the online judges'
+verdicts as ``LLM_JUDGE``/``CODE`` assessments (:meth:`Tracer.assess`). Each guardrail
 rule applied is an ``apply_guardrail`` span under its side's span (``guardrails.input``,
 ``guardrails.context``, ``guardrails.output``), with the attributes of :func:`guardrail_attributes`.
 
@@ -73,6 +74,40 @@ class Tracer:
         self._safe(lambda: mlflow.log_feedback(
             trace_id=trace_id, name="user_rating", value=rating == "up", rationale=comment,
             source=AssessmentSource(source_type="HUMAN", source_id="lab-gateway")))
+
+    def assess(self, trace_id: str | None, verdict: Any) -> None:
+        """An online judge's :class:`~lab.serve.online_eval.Verdict` as an assessment on the trace:
+        name ``online/<aspect>``, value ``passed`` (or an assessment error when the judge failed),
+        source ``LLM_JUDGE``/``CODE`` with id ``judge@version``, the rationale and the verdict's metadata.
+        Called on the online judges' thread, never on a request's."""
+        if trace_id is None:
+            return
+        from mlflow.entities import AssessmentError, AssessmentSource
+
+        error = None if verdict.error is None else AssessmentError(error_code="JUDGE_ERROR",
+                                                                   error_message=verdict.error)
+        self._safe(lambda: _log_when_written(
+            trace_id=trace_id, name=f"online/{verdict.aspect}", value=verdict.passed, error=error,
+            rationale=verdict.rationale or None, metadata=verdict.metadata(),
+            source=AssessmentSource(source_type=verdict.source_type, source_id=verdict.source_id)))
+
+
+def _log_when_written(attempts: int = 3, **feedback: Any) -> Any:
+    """``mlflow.log_feedback`` on a trace that may not be in the store yet: MLflow writes traces from
+    a batching exporter seconds after they end, so a verdict that follows its response closely finds
+    no trace; then the pending traces are written (``flush_trace_async_logging``, about a second,
+    every trace ended by then) and it tries again."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            return mlflow.log_feedback(**feedback)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST" or attempt == attempts - 1:
+                raise
+            mlflow.flush_trace_async_logging()
+    return None
 
 
 #: ``gen_ai.guardrail.result`` of each policy action. The OpenTelemetry GenAI semantic conventions

@@ -226,7 +226,7 @@ class JudgeReport:
         files = {"metrics.json": json.dumps(self.metrics(), indent=2, sort_keys=True, default=float) + "\n",
                  "run_stats.json": json.dumps(self.run_stats(), indent=2, sort_keys=True) + "\n",
                  "calibration.csv": self.table.drop(columns=["cache_hits"], errors="ignore").to_csv(index=False),
-                 "calibration.json": json.dumps(self.reports, indent=2, sort_keys=True, default=float) + "\n",
+                 judges.CALIBRATION: json.dumps(self.reports, indent=2, sort_keys=True, default=float) + "\n",
                  judges.FILE: judges.dumps(self.choices),
                  "training.json": json.dumps(self.training, indent=2, sort_keys=True) + "\n",
                  "judgments.jsonl": "".join(json.dumps(j, sort_keys=True) + "\n" for j in self.judgments)}
