@@ -19,9 +19,8 @@ A streamed answer goes through the output rules as it is generated (:mod:`lab.se
 the rules that can judge a piece run on the stream behind a held-back window, the ones that need the
 whole answer after it, and their late verdicts come with the last chunk (``lab.verdicts``).
 
-With online judges and a sampling rate (``Settings.judge_sample``), the routes hand each answered
-response, once sent, to :meth:`ChatService.judge_later`: a sample of them goes to
-:class:`lab.serve.online_eval.OnlineEvaluator`, which judges them on its own thread.
+With online judges (``Settings.judge_sample``), each answered response, once sent, goes to
+:meth:`ChatService.judge_later`; :class:`lab.serve.online_eval.OnlineEvaluator` judges a sample.
 """
 
 from __future__ import annotations
