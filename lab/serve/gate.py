@@ -22,7 +22,6 @@ from typing import Any
 from lab.io import read_jsonl
 
 
-
 def read_eval(bundle_dir: str | Path) -> list[dict[str, Any]]:
     return read_jsonl(Path(bundle_dir) / "eval.jsonl")
 
