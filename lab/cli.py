@@ -515,6 +515,46 @@ def serve(
               judges_dir=judges if judges is not None else judges_dir(_root()))
 
 
+@app.command("redteam")
+@handles_errors
+def redteam_cmd(
+    target: Annotated[str | None, typer.Argument(help="A bundle folder (served in process, its policy on and off) or the URL of a gateway on 127.0.0.1; default: the redteam section's target (the export stage's bundle).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report: results.csv, benign.csv, successful.csv, exchanges.jsonl, report.md, metrics.json.")] = ...,  # type: ignore[assignment]
+    max_attacks: Annotated[int | None, typer.Option("--max-attacks", min=1, help="Attacks in all at most (the categories in turn).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds the whole run may take: no probe starts after them.")] = None,
+    per_category: Annotated[int | None, typer.Option("--per-category", min=1, help="Attacks per category at most.")] = None,
+    categories: Annotated[str | None, typer.Option("--categories", help="Comma-separated attack categories (default: all seven).")] = None,
+    upstream: Annotated[str | None, typer.Option(help="For a bundle: transformers, vllm, auto, or http(s)://host:port/v1#name.")] = None,
+    off_url: Annotated[str | None, typer.Option("--off-url", help="For a URL target: the same bundle served without a policy (arm 'off').")] = None,
+    judge: Annotated[str | None, typer.Option(help="The grounded judge for off-topic answers: default, a trained judge's name or folder, or none.")] = None,
+    benign: Annotated[int | None, typer.Option("--benign", min=0, help="Benign canary questions of the bundle (and of --benign-file) at most.")] = None,
+    benign_file: Annotated[Path | None, typer.Option("--benign-file", help="More benign questions: JSONL or CSV with a 'question' column.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the attacks, canaries and planted documents.")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="The params file whose redteam section gives the defaults.")] = Path("params.yaml"),
+) -> None:
+    """Red-team a served bundle through the gateway: attacks per category (injection, jailbreaks and their
+    mutations, multi-turn escalation, PII extraction, system-prompt leaks, off-topic abuse, indirect injection
+    through planted documents), with the policy on and off; success rates with Wilson CIs, the policy's false
+    blocks on benign questions, and every successful attack. Loopback only; bounded by --max-attacks and --timeout."""
+    from lab.redteam.stage import cli_config, redteam
+
+    root = _root()
+    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories is not None else None
+    if target is not None and not target.startswith(("http://", "https://")):
+        target = str(Path(target).resolve())   # as the shell named it, from the working directory
+    options = {"target": target, "off_target": off_url, "upstream": upstream, "categories": cats,
+               "per_category": per_category, "max_attacks": max_attacks, "benign": benign,
+               "benign_file": str(benign_file.resolve()) if benign_file is not None else None,
+               "timeout_s": timeout, "seed": seed}
+    cfg = cli_config(options, params_file if params_file.is_absolute() else root / params_file)
+    if judge is not None:
+        cfg = cfg.model_copy(update={"judge": None if judge.lower() == "none" else judge})
+    report = redteam(cfg, root)
+    report.write(out)
+    typer.echo(report.finding())
+    typer.echo(f"report: {out / 'report.md'}")
+
+
 @app.command()
 @handles_errors
 def review(

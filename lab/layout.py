@@ -1,13 +1,13 @@
 """The floors of the ``lab`` package and the rules between them.
 
 Data flows one way (params -> config -> data and models -> chunks -> embeddings -> indexes ->
-retrieval -> generation and fine-tuning -> sweeps -> studies -> the runner and CLI); a module may
-import its own floor and the floors below, never one above, and no study imports another study
-(:func:`violations`). The import graph has no circles (:func:`import_circles`). A floor below the
-studies never names a stage's output folder: it receives paths from config or the bundle, so no
-string in its code holds a ``results/`` path (:func:`output_path_literals`). ``tests/test_layout.py``
-checks every module of the package with these, so the README's Layout table (generated from
-:data:`FLOORS`) cannot drift from the code.
+retrieval -> generation and fine-tuning -> sweeps -> studies -> export -> serving -> the red team ->
+the runner and CLI); a module may import its own floor and the floors below, never one above, and no
+study imports another study (:func:`violations`). The import graph has no circles
+(:func:`import_circles`). A floor below the studies never names a stage's output folder: it receives
+paths from config or the bundle, so no string in its code holds a ``results/`` path
+(:func:`output_path_literals`). ``tests/test_layout.py`` checks every module of the package with
+these, so the README's Layout table (generated from :data:`FLOORS`) cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
               "retries and fallbacks, Prometheus metrics, feedback, the playground page, the labelling queue", ("lab.serve",)),
     ("monitor", "the served bundle's health report: the period's traces read back, rates with intervals, "
                 "drift tests against the offline evaluation, the verdict a scheduler alerts on", ("lab.monitor",)),
+    ("redteam", "the red team: attacks generated from seeds and strategies, sent to the served bundle through "
+                "the gateway with its policy on and off, judged by rules and a calibrated judge, success rates "
+                "with CIs and the policy's cost on benign traffic", ("lab.redteam",)),
     ("app", "the notebook runner and its interrupt handling, stage dependencies, doctor, the run "
             "explorer's tables, the stages found and run, the stages' output folders as CLI defaults, "
             "`lab init`'s project scaffold, the team stack's services (`lab team`: PostgreSQL, S3 API, "
@@ -80,6 +83,7 @@ PATH_LITERAL_EXEMPT = {
     # configured, and every floor reads it from the loaded config object, never from a literal
     "lab.config.sections": "the params models, where the pipeline's paths are configured",
     "lab.config.own_docs": "the params models of the own-documents stages (ingest, testset), as above",
+    "lab.config.redteam": "the params model of the red team's stage, as above",
 }
 _RESULTS_PATH = re.compile(rf"(?<![\w.-]){RESULTS_DIR}[/\\]")
 

@@ -20,7 +20,7 @@ from lab.paths import project_root
 from lab.stage import STAGES, StagePaths, StageResult
 
 #: Packages whose modules define stages (each module registers its own with ``@stage``).
-PACKAGES = ("lab.studies", "lab.export")
+PACKAGES = ("lab.studies", "lab.export", "lab.redteam")
 
 
 def load_all() -> list[str]:

@@ -101,6 +101,7 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
                  "sample": 8}],
         ragas=None, n_resamples=200)
     params["judge_eval"]["trained"].update(epochs=1, max_length=128)
+    params["redteam"].update(per_category=1, max_attacks=7, benign=4)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_MLFLOW_DIR", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -133,7 +134,7 @@ def test_repro_produces_outputs_and_tracked_run(reproduced):
         assert line in repro.stderr, (line, repro.stderr[-2000:])
     assert "without encryption" not in repro.stderr + repro.stdout
     for stage in ("data_quality", "chunking_study", "retrieval_sweep", "finetune_comparison", "guardrails_eval",
-                  "judge_eval", "export"):
+                  "judge_eval", "export", "redteam"):
         out = root / (MOVED if stage == "retrieval_sweep" else f"results/{stage}")
         nb = json.loads((out / f"{stage}.ipynb").read_text())
         noise = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]

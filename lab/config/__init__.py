@@ -9,6 +9,7 @@
 :mod:`lab.config.guardrails`  the guardrail policy: a typed rule per check
 :mod:`lab.config.datasets`  an experiment's retrieval dataset spec: a typed model per kind
 :mod:`lab.config.own_docs`  the sections of the stages for your own documents (ingest, testset)
+:mod:`lab.config.redteam`   the red team's section (attacks on the served bundle)
 ==========================  =====================================================================
 
 Each stage reads its own section (``data_quality`` -> :class:`DataQualityConfig`). Validation is
@@ -40,6 +41,7 @@ from lab.config.generation import (
 from lab.config.guardrails import GuardrailPolicySpec
 from lab.config.loader import YAML12Loader, load_yaml, parse_value, read_yaml
 from lab.config.own_docs import IngestConfig, TestsetConfig, TestsetFilters
+from lab.config.redteam import RedteamConfig
 from lab.config.sections import (
     Arm,
     BenchmarkSource,
@@ -70,7 +72,7 @@ __all__ = [
     "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "IngestConfig", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
-    "QAFormat", "QASetSource", "RagasJudgeSpec", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",
+    "QAFormat", "QASetSource", "RagasJudgeSpec", "RedteamConfig", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",
     "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",
 ]
