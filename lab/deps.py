@@ -12,7 +12,7 @@ A stage ``lab run notebooks/<stage>.ipynb`` depends on
   experiment's ``dataset`` reads;
 - the review decisions beside a named test set CSV (``testset.csv`` -> ``testset.review.json``),
   where that file exists: the studies read a test set with its review applied
-  (:func:`lab.handoff.reviewed_set.read_testset_items`), so a reviewer's decision reruns the stages
+  (:func:`lab.data.qa.load_reviewed_testset`), so a reviewer's decision reruns the stages
   that read it. ``lab init`` writes an empty decisions file, so a project's edge exists from the start.
 
 :func:`stage_deps` computes that list; ``lab dvc-deps --write`` rewrites the ``deps:`` of every
@@ -30,7 +30,7 @@ from typing import Any
 
 from lab.config.loader import load_yaml, read_yaml
 from lab.errors import ConfigError
-from lab.handoff.reviewed_set import review_path
+from lab.data.review_file import review_path
 from lab.imports import LAB_DIR, closure, notebook_imports
 
 #: Modules every stage runs besides its notebook's imports.

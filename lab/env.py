@@ -28,10 +28,20 @@ QUIET: dict[str, str] = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
 }
 
+#: Worker counts sized for the embedded MLflow store (sqlite: a pool of 5 connections plus 10
+#: overflow). MLflow's defaults, 10 evaluation workers whose traces 10 async writers export, exhaust
+#: that pool on a 2-core machine and traces are dropped ("QueuePool limit of size 5 overflow 10
+#: reached" in judge_eval's log of a `lab init` project, 57 times). A team server takes more: export
+#: larger values.
+BOUNDED: dict[str, str] = {
+    "MLFLOW_GENAI_EVAL_MAX_WORKERS": "2",
+    "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS": "2",
+}
+
 
 def apply_defaults() -> None:
-    """Set telemetry-off and quiet defaults without overriding anything already exported."""
-    for key, value in {**TELEMETRY_OFF, **QUIET}.items():
+    """Set telemetry-off, quiet and bounded defaults without overriding anything already exported."""
+    for key, value in {**TELEMETRY_OFF, **QUIET, **BOUNDED}.items():
         os.environ.setdefault(key, value)
 
 

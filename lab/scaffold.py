@@ -212,7 +212,7 @@ def start_review(root: Path) -> Path | None:
     the reviewer's first decision reruns the fine-tune arms on the reviewed split and the judges'
     agreement with the review, and nothing else."""
     from lab.config import load_section
-    from lab.handoff.reviewed_set import REVIEW_FORMAT, REVIEW_VERSION, review_path
+    from lab.data.review_file import FORMAT, VERSION, review_path
     from lab.versioned import write_versioned
 
     cfg = load_section("judge_eval", root / "params.yaml", check_paths=False)
@@ -221,7 +221,7 @@ def start_review(root: Path) -> Path | None:
     path = review_path(cfg.resolve(cfg.reviewed.questions, root))
     path.parent.mkdir(parents=True, exist_ok=True)
     # testset_sha256 "": made on no version of the test set (the review app writes the hash it decides on)
-    return write_versioned(path, REVIEW_FORMAT, REVIEW_VERSION, {"testset_sha256": "", "decisions": []})
+    return write_versioned(path, FORMAT, VERSION, {"testset_sha256": "", "decisions": []})
 
 
 def _build(root: Path, src: Path, qfile: Path | None, ref: Path, *, link: bool, git: bool,

@@ -29,8 +29,8 @@ def _():
     mo.stop(not testset.is_file(), mo.callout(mo.md(
         f"**No test set at `{testset}`.** Generate one (`dvc repro testset`) or pass `--testset FILE`."), kind="danger"))
     rows = review.read_testset(testset)
-    manifest = review.read_manifest(corpus)
-    return DataError, corpus, manifest, mo, review, rows, testset
+    maps = review.document_maps(corpus)
+    return DataError, corpus, maps, mo, review, rows, testset
 
 
 @app.cell
@@ -54,7 +54,7 @@ def _(get_pos, get_saved, only_open, review, rows, testset):
 
 
 @app.cell
-def _(corpus, counts, decisions, get_note, manifest, mo, only_open, pos, set_pos, shown, testset):
+def _(corpus, counts, decisions, get_note, maps, mo, only_open, pos, set_pos, shown, testset):
     prev_button = mo.ui.button(label="&larr; previous", disabled=pos == 0, on_click=lambda _: set_pos(pos - 1))
     next_button = mo.ui.button(label="next &rarr;", disabled=pos >= len(shown) - 1, on_click=lambda _: set_pos(pos + 1))
     counter = (f"**{counts['items'] - counts['unreviewed']} of {counts['items']} reviewed**: "
@@ -65,7 +65,7 @@ def _(corpus, counts, decisions, get_note, manifest, mo, only_open, pos, set_pos
     note = [mo.md(f"_{get_note()}_")] if get_note() else []
     mo.vstack([
         mo.md(f"# Test set review\n\n`{testset}` on the corpus `{corpus}`"
-              + ("" if manifest else " (no ingest manifest: sections and pages unknown)")
+              + ("" if maps else " (no ingest manifest: sections and pages unknown)")
               + f"; decisions in `{decisions.path.name}`"),
         *warnings,
         mo.md(counter),
@@ -76,10 +76,10 @@ def _(corpus, counts, decisions, get_note, manifest, mo, only_open, pos, set_pos
 
 
 @app.cell
-def _(DataError, corpus, decisions, item, manifest, mo, review):
+def _(DataError, corpus, decisions, item, maps, mo, review):
     mo.stop(item is None, mo.md("**Every item is reviewed.** Untick _unreviewed only_ to see them again."))
     try:
-        card = review.item_html(item, review.item_excerpts(item, corpus, manifest), decisions.decisions.get(item["id"]))
+        card = review.item_html(item, review.item_excerpts(item, corpus, maps), decisions.decisions.get(item["id"]))
     except DataError as exc:
         card = review.item_html(item, [], decisions.decisions.get(item["id"])) + f"<p><b>{exc}</b></p>"
     mo.Html(card)

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from lab.versioned import write_versioned
+import manifest_fixture
 
 PAGE1 = "Security controls are selected by the system owner. "
 PAGE2 = "The authorizing official accepts the residual risk <b>in writing</b> & signs. "
@@ -24,15 +24,13 @@ def make(tmp_path: Path) -> tuple[Path, Path]:
     (docs / "notes.md.txt").write_text(NOTES, encoding="utf-8")
     a, b = len(PAGE1), len(PAGE1) + len(PAGE2)
     scope = NOTES.index("## Scope")
-    write_versioned(tmp_path / "ingest" / "manifest.json", "lab.ingest-manifest", 1, {
-        "documents": [
-            {"id": "notes.md", "format": "markdown", "text_file": "docs/notes.md.txt", "chars": len(NOTES), "pages": [],
-             "sections": [{"title": "Intro", "level": 1, "start": 0, "end": len(NOTES)},
-                          {"title": "Scope", "level": 2, "start": scope, "end": len(NOTES)}]},
-            {"id": "pdf/guide.pdf", "format": "pdf", "text_file": "docs/pdf/guide.pdf.txt", "chars": len(pdf),
-             "pages": [{"page": 1, "start": 0, "end": a}, {"page": 2, "start": a, "end": b},
-                       {"page": 3, "start": b, "end": len(pdf)}], "sections": []}],
-        "failed": [], "changes": {}, "options": {}, "extractors": {}})
+    manifest_fixture.write(tmp_path / "ingest", [
+        manifest_fixture.record("notes.md", chars=len(NOTES), pages=[],
+                                sections=[{"title": "Intro", "level": 1, "start": 0, "end": len(NOTES)},
+                                          {"title": "Scope", "level": 2, "start": scope, "end": len(NOTES)}]),
+        manifest_fixture.record("pdf/guide.pdf", chars=len(pdf), sections=[],
+                                pages=[{"page": 1, "start": 0, "end": a}, {"page": 2, "start": a, "end": b},
+                                       {"page": 3, "start": b, "end": len(pdf)}])])
 
     def ref(text: str, content: str, doc: str | None = None) -> dict:
         start = text.index(content)

@@ -7,27 +7,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import manifest_fixture
 import pytest
 
 from lab.chunking import make_chunker
 from lab.errors import DataError
-from lab.ingest.provenance import (
-    MANIFEST_FORMAT,
-    MANIFEST_VERSION,
-    DocumentMap,
-    PageSpan,
-    SectionSpan,
-    citation,
-    document_map,
-    read_document_maps,
-)
+from lab.ingest.manifest import FORMAT, VERSION, DocumentRecord, PageSpan, Section
+from lab.ingest.provenance import DocumentMap, citation, document_map, read_document_maps
 from lab.retrieval.sets import folder_corpus
 from lab.versioned import write_versioned
+
+
+def _page(page: int, start: int, end: int) -> PageSpan:
+    return PageSpan(page=page, start=start, end=end)
+
+
+def _section(title: str, level: int, start: int, end: int) -> Section:
+    return Section(title=title, level=level, start=start, end=end)
+
 
 # --------------------------------------------------------------------------- the mapping
 
 PDF = DocumentMap("pdf/guide.pdf", "pdf/guide.pdf", "Guide", 30,
-                  pages=(PageSpan(1, 0, 10), PageSpan(2, 10, 20), PageSpan(3, 20, 30)))
+                  pages=(_page(1, 0, 10), _page(2, 10, 20), _page(3, 20, 30)))
 
 
 @pytest.mark.parametrize("span,pages", [
@@ -48,7 +50,7 @@ def test_a_span_off_every_page_or_a_document_without_pages_has_none():
     assert PDF.locate(30, 35).pages is None
     assert DocumentMap("a.md", "a.md").locate(0, 5).pages is None
     # a blank (scanned) page has no characters: a span across it still runs first..last
-    blank = DocumentMap("s.pdf", "s.pdf", pages=(PageSpan(1, 0, 10), PageSpan(2, 10, 10), PageSpan(3, 10, 20)))
+    blank = DocumentMap("s.pdf", "s.pdf", pages=(_page(1, 0, 10), _page(2, 10, 10), _page(3, 10, 20)))
     assert blank.locate(5, 15).pages == (1, 3) and blank.locate(10, 15).pages == (3, 3)
     with pytest.raises(ValueError, match="not a span"):
         PDF.locate(5, 4)
@@ -60,8 +62,8 @@ def test_a_span_off_every_page_or_a_document_without_pages_has_none():
 #                      [Agency  )                                                            level 3, 20..30
 #                                                    [Continuous Monitoring                  ) level 2, 50..100
 HTML = DocumentMap("html/faq.html", "html/faq.html", sections=(
-    SectionSpan("Guide", 1, 0, 100), SectionSpan("Authorization", 2, 10, 50), SectionSpan("Agency", 3, 20, 30),
-    SectionSpan("Continuous Monitoring", 2, 50, 100)))
+    _section("Guide", 1, 0, 100), _section("Authorization", 2, 10, 50), _section("Agency", 3, 20, 30),
+    _section("Continuous Monitoring", 2, 50, 100)))
 
 
 @pytest.mark.parametrize("start,section", [
@@ -69,17 +71,28 @@ HTML = DocumentMap("html/faq.html", "html/faq.html", sections=(
     (50, "Continuous Monitoring"), (99, "Continuous Monitoring"), (100, None),
 ])
 def test_a_span_is_in_the_innermost_section_holding_its_first_character(start, section):
-    assert HTML.locate(start, start + 1).section == section
+    where = HTML.locate(start, start + 1)
+    assert where.section == section
+    assert where.section_path[-1:] == ((section,) if section else ())   # the innermost is the path's last
+
+
+def test_the_section_path_holds_every_section_outermost_first():
+    assert HTML.locate(25, 26).section_path == ("Guide", "Authorization", "Agency")
+    assert HTML.locate(60, 61).section_path == ("Guide", "Continuous Monitoring")
+    assert HTML.locate(100, 100).section_path == () and PDF.locate(3, 4).section_path == ()
 
 
 def test_a_span_running_into_the_next_heading_is_cited_where_it_begins():
     assert HTML.locate(25, 60).section == "Agency"
     # text before the first heading is in no section; the order of the records does not matter
-    late = DocumentMap("b.md", "b.md", sections=(SectionSpan("Sub", 2, 20, 30), SectionSpan("Top", 1, 10, 40)))
+    late = DocumentMap("b.md", "b.md", sections=(_section("Sub", 2, 20, 30), _section("Top", 1, 10, 40)))
     assert late.locate(0, 5).section is None and late.locate(25, 26).section == "Sub"
-    assert document_map({"id": "b.md", "sections": [{"title": "Sub", "level": 2, "start": 20, "end": 30},
-                                                     {"title": "Top", "level": 1, "start": 10, "end": 40}]}
-                        ).locate(25, 26).section == "Sub"
+    record = DocumentRecord.model_validate(manifest_fixture.record(
+        "b.md", title="B", chars=40, sections=[{"title": "Sub", "level": 2, "start": 20, "end": 30},
+                                               {"title": "Top", "level": 1, "start": 10, "end": 40}]))
+    doc = document_map(record)
+    assert (doc.id, doc.source, doc.title, doc.chars) == ("b.md", "b.md", "B", 40)
+    assert [s.title for s in doc.sections] == ["Top", "Sub"] and doc.locate(25, 26).section == "Sub"
 
 
 def test_the_citation_names_the_file_and_the_page_or_section():
@@ -92,15 +105,44 @@ def test_the_citation_names_the_file_and_the_page_or_section():
     assert citation("a.md", None, "x" * 300).endswith("...") and len(citation("a.md", None, "x" * 300)) < 120
 
 
-def test_a_malformed_manifest_record_is_named():
-    with pytest.raises(DataError, match=r"m.json \(d.pdf\): pages\[0\]: 'start' must be a non-negative integer"):
-        document_map({"id": "d.pdf", "pages": [{"page": 1, "start": "0", "end": 5}]}, "m.json")
-    with pytest.raises(DataError, match="pages 1 .* and 2 .* overlap"):
-        document_map({"id": "d.pdf", "pages": [{"page": 1, "start": 0, "end": 6}, {"page": 2, "start": 5, "end": 9}]})
-    with pytest.raises(DataError, match=r"sections\[0\]: start 9 is after end 3"):
-        document_map({"id": "d.md", "sections": [{"title": "T", "level": 1, "start": 9, "end": 3}]})
-    with pytest.raises(DataError, match="needs a non-empty 'id'"):
-        document_map({"source": "x"})
+@pytest.mark.parametrize("records,message", [
+    ([manifest_fixture.record("d.pdf", pages=[{"page": 1, "start": "0", "end": 5}])],
+     r"documents\.0\.pages\.0\.start: Input should be a valid integer \(document 'd\.pdf'"),
+    ([manifest_fixture.record("d.pdf", pages=[{"page": 1, "start": 0, "end": 6}, {"page": 2, "start": 5, "end": 9}])],
+     r"documents\.0\.pages: Value error, pages 1 \(0\.\.6\) and 2 \(5\.\.9\) overlap"),
+    ([manifest_fixture.record("d.md", sections=[{"title": "T", "level": 1, "start": 9, "end": 3}])],
+     r"documents\.0\.sections\.0: Value error, start 9 is after end 3"),
+    ([{k: v for k, v in manifest_fixture.record("x").items() if k != "id"}], r"documents\.0\.id: Field required"),
+    ([manifest_fixture.record("a"), manifest_fixture.record("a")], r"documents: Value error, document id 'a' occurs twice"),
+    (["not a record"], r"documents\.0: Input should be a valid dictionary"),
+])
+def test_a_malformed_manifest_record_is_named(tmp_path: Path, records, message):
+    """The manifest is read by the one typed reader: a malformed record (skipped or half-read by the
+    raw readers before) is a DataError naming the file, the key and the document."""
+    path = tmp_path / "manifest.json"
+    write_versioned(path, FORMAT, VERSION, {"documents": records})
+    with pytest.raises(DataError, match=rf"manifest\.json: {message}.*write it again"):
+        read_document_maps(path)
+
+
+def test_reading_a_manifest_does_not_import_the_extractors():
+    """lab.ingest's __init__ is lazy: the readers of an ingested corpus load lab.ingest.manifest and
+    lab.ingest.provenance only; ``from lab.ingest import ingest`` is still the function."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import lab.ingest.provenance, lab.testset.review, lab.testset.excerpts, lab.data.benchmarks, "
+            "lab.retrieval.sets\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('lab.ingest.'))\n"
+            "assert loaded == ['lab.ingest.manifest', 'lab.ingest.provenance'], loaded\n"
+            "import lab.ingest.ingest\n"
+            "from lab.ingest import IngestOptions, Manifest, ingest, read_manifest\n"
+            "assert ingest is sys.modules['lab.ingest.ingest'].ingest and callable(ingest)\n"
+            "assert Manifest.__module__ == 'lab.ingest.manifest'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
 
 
 # --------------------------------------------------------------------------- an ingested corpus folder
@@ -146,7 +188,7 @@ def ingested_corpus(root: Path) -> Path:
         "failed": [], "changes": {"added": ["html/faq.html", "pdf/guide.pdf"], "changed": [], "removed": [],
                                   "unchanged": []},
         "options": {}, "extractors": {}}
-    write_versioned(root / "manifest.json", MANIFEST_FORMAT, MANIFEST_VERSION, body)
+    write_versioned(root / "manifest.json", FORMAT, VERSION, body)
     return docs
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import config as lab_config
+from lab.errors import DataError
 from lab.generate import Generation
 from lab.testset import generate_testset, read_meta, read_rows
 from lab.testset.excerpts import Passage, all_passages, load_corpus, pairs, seeded_order
@@ -151,14 +152,15 @@ def test_passages_are_exact_prose_spans_spread_over_documents(tmp_path):
 
 
 def test_manifest_beside_the_corpus_gives_page_and_section(tmp_path):
-    from lab.versioned import write_versioned
+    import manifest_fixture
 
     docs = _corpus(tmp_path / "ingest" / "docs")
     text = (docs / "storage.txt").read_text()
     cut = len(text) // 2
-    write_versioned(tmp_path / "ingest" / "manifest.json", "lab.ingest-manifest", 1, {"documents": [
-        {"id": "storage", "pages": [{"page": 1, "start": 0, "end": cut}, {"page": 2, "start": cut, "end": len(text)}],
-         "sections": [{"title": "Storage", "level": 1, "start": 0, "end": len(text)}]}]})
+    manifest_fixture.write(tmp_path / "ingest", [manifest_fixture.record(
+        "storage", chars=len(text),
+        pages=[{"page": 1, "start": 0, "end": cut}, {"page": 2, "start": cut, "end": len(text)}],
+        sections=[{"title": "Storage", "level": 1, "start": 0, "end": len(text)}])])
     corpus = load_corpus(docs)
     assert corpus.manifest_sha256 and corpus.place("storage", cut + 1) == (2, "Storage")
     ps = all_passages(corpus, min_chars=120, max_chars=400)
@@ -166,6 +168,15 @@ def test_manifest_beside_the_corpus_gives_page_and_section(tmp_path):
     assert ps["identity"][0].page is None
     ref = ps["storage"][0].reference()
     assert ref["page"] == 1 and ref["section"] == "Storage" and ref["corpus_id"] == "storage"
+    # the manifest is read by the typed reader: a malformed record is named, not skipped
+    manifest = tmp_path / "ingest" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    del data["documents"][0]["title"]
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DataError, match=r"manifest\.json: documents\.0\.title: Field required \(document 'storage'"):
+        load_corpus(docs)
+    manifest.unlink()
+    assert load_corpus(docs).manifest is None and load_corpus(docs).place("storage", cut + 1) == (None, None)
 
 
 def test_locate_exact_then_normalised():

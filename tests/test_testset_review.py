@@ -9,6 +9,8 @@ import pytest
 import review_fixture
 
 from lab.errors import DataError
+from lab.ingest.manifest import PageSpan
+from lab.ingest.provenance import DocumentMap
 from lab.testset import review
 from lab.versioned import read_versioned
 
@@ -112,9 +114,9 @@ def test_decisions_on_another_version_of_the_test_set_are_reported_not_dropped(t
 
 def test_the_excerpt_is_shown_in_its_document_with_its_page_and_escaped(testset, tmp_path):
     corpus = tmp_path / "ingest" / "docs"
-    manifest = review.read_manifest(corpus)
+    maps = review.document_maps(corpus)
     rows = {r["id"]: r for r in review.read_testset(testset)}
-    [single] = review.item_excerpts(rows["q-single"], corpus, manifest)
+    [single] = review.item_excerpts(rows["q-single"], corpus, maps)
     assert single.location == "page 2" and single.matches
     assert single.before.endswith(review_fixture.PAGE1) and single.excerpt.startswith("The authorizing official")
     assert single.before + single.excerpt + single.after == (review_fixture.PAGE1 + review_fixture.PAGE2
@@ -122,25 +124,48 @@ def test_the_excerpt_is_shown_in_its_document_with_its_page_and_escaped(testset,
     page = single.html()
     assert "<b>in writing</b>" not in page and "&lt;b&gt;in writing&lt;/b&gt;</mark> &amp; signs" in page
     assert '<mark style="background: #ffe066">The authorizing official' in page
-    pdf, notes = review.item_excerpts(rows["q-multi"], corpus, manifest)
+    pdf, notes = review.item_excerpts(rows["q-multi"], corpus, maps)
     assert pdf.location == "page 1" and notes.location == "section Intro > Scope" and notes.doc_id == "notes.md"
     assert "<script>" not in review.item_html(rows["q-multi"], [pdf, notes])
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in notes.html()
-    assert review.item_excerpts(rows["q-none"], corpus, manifest) == []
+    assert review.item_excerpts(rows["q-none"], corpus, maps) == []
     assert "unanswerable" in review.item_html(rows["q-none"], [])
     # no manifest: no location; a reference that is not the text at its offsets is flagged
     assert review.item_excerpts(rows["q-single"], corpus, {})[0].location == ""
     text = "x" * 2000 + " the excerpt " + "y " * 1000
     window = review.excerpt_window(text, 2001, 2012, content="other text", context=100,
-                                   record={"pages": [{"page": 1, "start": 0, "end": 2005},
-                                                     {"page": 2, "start": 2005, "end": len(text)}]})
+                                   doc=DocumentMap("t", "t", pages=(PageSpan(page=1, start=0, end=2005),
+                                                                    PageSpan(page=2, start=2005, end=len(text)))))
     assert window.location == "pages 1-2" and not window.matches and window.excerpt == "the excerpt"
     assert len(window.after) <= 100 and window.html().endswith(" ...</div>")
     assert window.html().count("... ") >= 1 and window.window_start > 0
     with pytest.raises(DataError, match=r"q-none: references\[0\] is not"):
-        review.item_excerpts({**rows["q-none"], "references": '[{"content": "x"}]'}, corpus, manifest)
+        review.item_excerpts({**rows["q-none"], "references": '[{"content": "x"}]'}, corpus, maps)
     with pytest.raises(DataError, match="outside the text"):
         review.excerpt_window("abc", 2, 9)
+
+
+def test_the_excerpt_location_comes_from_the_manifest_read_by_the_typed_reader(testset, tmp_path):
+    """The app's pages and sections are provenance's lookup (DocumentMap.locate): the first and last
+    page, or every section holding the excerpt's start; no manifest: none; a malformed record is an
+    error naming the file, the key and the document (it was skipped before)."""
+    corpus = tmp_path / "ingest" / "docs"
+    maps = review.document_maps(corpus)
+    assert sorted(maps) == ["notes.md", "pdf/guide.pdf"]
+    pdf = (corpus / "pdf" / "guide.pdf.txt").read_text(encoding="utf-8")
+    at = len(review_fixture.PAGE1) - 5
+    across = review.excerpt_window(pdf, at, len(pdf) - 1, doc=maps["pdf/guide.pdf"])
+    assert across.pages == (1, 3) and across.location == "pages 1-3"
+    intro = review.excerpt_window(review_fixture.NOTES, 0, 5, doc=maps["notes.md"])
+    assert intro.sections == ("Intro",) and intro.location == "section Intro"
+    manifest = tmp_path / "ingest" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["documents"][1]["pages"][1]["start"] = "10"
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DataError, match=r"manifest\.json: documents\.1\.pages\.1\.start: .*'pdf/guide\.pdf'"):
+        review.document_maps(corpus)
+    manifest.unlink()
+    assert review.document_maps(corpus) == {}
 
 
 def test_a_test_set_without_ids_or_with_repeated_ids_is_refused(tmp_path):

@@ -7,8 +7,6 @@ folder laid out as the ingest stage writes it); generation is a deterministic fa
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -69,16 +67,16 @@ def _multi() -> dict:
 
 def write_project(root: Path, *, manifest: bool = True, rows: list[dict] | None = None) -> tuple[Path, Path]:
     """The ingest stage's folder (docs + manifest.json) and the testset stage's CSV under ``root``."""
-    from lab.versioned import write_versioned
+    import manifest_fixture
 
     docs = root / "results" / "ingest" / "docs"
     for doc_id, text in DOCS.items():
         (docs / f"{doc_id}.txt").parent.mkdir(parents=True, exist_ok=True)
         (docs / f"{doc_id}.txt").write_text(text, encoding="utf-8")
     if manifest:
-        write_versioned(root / "results" / "ingest" / "manifest.json", "lab.ingest-manifest", 1,
-                        {"documents": [{"id": "pdf/controls.pdf", "title": "Security Controls"},
-                                       {"id": "html/boundary.html", "title": "Authorization Boundary"}]})
+        manifest_fixture.write(root / "results" / "ingest",
+                               [manifest_fixture.record("pdf/controls.pdf", title="Security Controls"),
+                                manifest_fixture.record("html/boundary.html", title="Authorization Boundary")])
     csv = root / "results" / "testset" / "testset.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows if rows is not None else [*(_row(*r) for r in ROWS), _multi()]).to_csv(csv, index=False)
@@ -158,56 +156,28 @@ def test_a_missing_test_set_or_corpus_names_the_file_and_the_stage_that_writes_i
 
 
 def _review(csv: Path, decisions: list[dict]) -> Path:
-    from lab.handoff.reviewed_set import review_path
+    from lab.data.review_file import file_sha256, review_path
     from lab.versioned import write_versioned
 
-    return write_versioned(review_path(csv), "lab.testset-review", 1, {"testset_sha256": "x", "decisions": decisions})
+    decisions = [{"decided_at": "2026-12-07T00:00:00+00:00", **d} for d in decisions]
+    return write_versioned(review_path(csv), "lab.testset-review", 1,
+                           {"testset_sha256": file_sha256(csv), "decisions": decisions})
 
 
-def _fake_review_module(monkeypatch) -> list[Path]:
-    """A stand-in for lab.testset.review (another slice of issue 30): drops rejected rows, applies edits."""
-    calls: list[Path] = []
-
-    def reviewed_rows(path):
-        from lab.handoff.reviewed_set import review_path
-
-        calls.append(Path(path))
-        rows = pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
-        decided = {d["id"]: d for d in json.loads(review_path(path).read_text())["decisions"]}
-        out = []
-        for r in rows:
-            d = decided.get(r["id"], {})
-            if d.get("decision") == "reject":
-                continue
-            out.append({**r, **{k: d[k] for k in ("question", "answer") if d.get("decision") == "edit" and d.get(k)}})
-        return out
-
-    pkg, mod = types.ModuleType("lab.testset"), types.ModuleType("lab.testset.review")
-    pkg.__path__ = []
-    mod.reviewed_rows = reviewed_rows
-    mod.__spec__ = types.SimpleNamespace(name="lab.testset.review")
-    monkeypatch.setitem(sys.modules, "lab.testset", pkg)
-    monkeypatch.setitem(sys.modules, "lab.testset.review", mod)
-    return calls
-
-
-def test_the_reviewed_set_is_what_the_task_trains_and_answers(tmp_path, monkeypatch):
-    from lab.handoff import reviewed_set
+def test_the_reviewed_set_is_what_the_task_trains_and_answers(tmp_path):
     from lab.studies.finetune import domain_task
 
     _, csv = write_project(tmp_path)
     _review(csv, [{"id": "h2", "decision": "reject", "reason": "unsupported"},
                   {"id": "h3", "decision": "edit", "reason": "wording", "answer": "production cloud"}])
-    # a review exists and nothing here applies it: an error, never the unreviewed set in silence
-    monkeypatch.setattr(reviewed_set, "_reviewer", lambda: None)
-    with pytest.raises(DataError, match="review decisions exist .* lab.testset.review .* is not installed"):
-        domain_task(_cfg(), tmp_path)
-    monkeypatch.undo()
-    calls = _fake_review_module(monkeypatch)
     task = domain_task(_cfg(), tmp_path)
-    assert calls == [csv] and task.counts["reviewed"] == 1
+    assert task.counts["reviewed"] == 1
     assert {e.id for e in task.heldout} == {"h1", "h3", "h4", "m1"}
     assert next(e for e in task.heldout if e.id == "h3").answers == ("production cloud",)
+    # a malformed decisions file is an error naming it, never the unreviewed set in silence
+    _review(csv, [{"id": "h2", "decision": "maybe"}])
+    with pytest.raises(DataError, match="testset.review.json: decisions.0"):
+        domain_task(_cfg(), tmp_path)
 
 
 def test_every_study_reads_the_test_set_reviewed(tmp_path):
@@ -229,6 +199,17 @@ def test_every_study_reads_the_test_set_reviewed(tmp_path):
     assert [r.content for r in after["h1"].references] == ["tested each quarter"]
     clear_decision(csv, "h2")
     assert "h2" in {q.id for q in load_chroma(csv)}
+
+
+def test_the_review_app_s_grounding_reasons_are_unsupported_labels_for_the_judges():
+    """A reviewer who rejects with the app's "not answerable from the excerpt" gives judge_eval an
+    unsupported label (a mismatch of the two lists left every reject out of the agreement)."""
+    from lab.config.sections import UNSUPPORTED_REASONS
+    from lab.handoff.reviewed_set import reason_key
+    from lab.testset.review import REASONS, UNSUPPORTED
+
+    assert {reason_key(r) for r in UNSUPPORTED} <= set(UNSUPPORTED_REASONS)
+    assert not {reason_key(r) for r in REASONS if r not in UNSUPPORTED} & set(UNSUPPORTED_REASONS)
 
 
 # --------------------------------------------------------------------------- the RAG corpus
@@ -407,6 +388,25 @@ def _reviewed_project(tmp_path: Path) -> Path:
                   {"id": "hu1", "decision": "accept", "reason": ""},
                   {"id": "gone", "decision": "accept", "reason": ""}])
     return csv
+
+
+def test_corpus_titles_come_from_the_typed_manifest_or_the_file_name(tmp_path):
+    """corpus_documents reads the manifest with lab.ingest.manifest.read_manifest: no manifest, the
+    file names; a malformed record (skipped before) is a DataError naming the file and the key."""
+    from lab.data.benchmarks import corpus_documents
+
+    docs, _ = write_project(tmp_path)
+    titles = {d: v["title"] for d, v in corpus_documents(docs).items()}
+    assert titles == {"guide.md": "guide", "html/boundary.html": "Authorization Boundary",
+                      "pdf/controls.pdf": "Security Controls"}
+    manifest = tmp_path / "results" / "ingest" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["documents"].append("pdf/other.pdf")
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DataError, match=r"manifest\.json: documents\.2: Input should be a valid dictionary"):
+        corpus_documents(docs)
+    manifest.unlink()
+    assert {v["title"] for v in corpus_documents(docs).values()} == {"guide", "boundary", "controls"}
 
 
 def test_review_decisions_become_grounding_labels_and_the_rest_is_counted(tmp_path):

@@ -78,6 +78,9 @@ class PiiOptions(CheckOptions):
     threshold: float | None = Field(None, ge=0, le=1)
     nlp_model: str | None = None               # a spaCy pipeline: model-store name or folder
     max_chars: int | None = Field(None, ge=1)
+    # "lab": Presidio's recognisers plus lab.guardrails.pii_types (addresses, ZIP/post codes, ages; places,
+    # nationalities and ages only when tied to a person); "presidio": Presidio's alone (the check before them)
+    recognizers: Literal["lab", "presidio"] | None = None
 
 
 class JsonSchemaOptions(CheckOptions):
@@ -285,9 +288,9 @@ class GuardrailPolicySpec(StrictModel):
                                      f"(it applies to: {', '.join(sorted(stages))})")
         names = [e.name for e in self.exceptions]
         for i, e in enumerate(self.exceptions):
-            if names.count(e.name) > 1:
-                raise ValueError(f"exceptions[{i}].name: {e.name!r} names two exceptions; names are what the "
-                                 "logs and counters report, so each must be unique")
+            if names.index(e.name) < i:
+                raise ValueError(f"exceptions[{i}].name: {e.name!r} already names exceptions[{names.index(e.name)}]; "
+                                 "names are what the logs and counters report, so each must be unique")
             used = sorted({r.check for side in e.sides for r in getattr(self, side)})
             for c in e.checks:
                 if c not in used:

@@ -350,7 +350,9 @@ class RagasJudgeSpec(StrictModel):
 #: are no grounding label, and their items are left out of the agreement and counted.
 UNSUPPORTED_REASONS = ("unsupported", "not_supported", "not_in_excerpt", "not_in_context", "not_in_source",
                        "not_grounded", "ungrounded", "wrong_answer", "incorrect_answer", "hallucinated",
-                       "hallucination", "not_answerable_from_excerpt")
+                       "hallucination", "not_answerable_from_excerpt",
+                       # the review app's own grounding reasons (lab.testset.review.UNSUPPORTED; a test keeps them here)
+                       "not_answerable_from_the_excerpt", "answer_not_supported_by_the_excerpt")
 
 
 class ReviewedLabels(StrictModel):

@@ -47,34 +47,26 @@ def load_corpus_folder(corpus_dir: str | Path, glob: str = "**/*") -> dict[str, 
     return {d.id: d.text for d in loaded.documents}
 
 
-#: The file an ingested corpus folder's provenance is in (CONTRACT: ``OUT/manifest.json`` beside ``OUT/docs``).
-INGEST_MANIFEST = "manifest.json"
-
-
 def corpus_documents(corpus_dir: str | Path) -> dict[str, dict[str, str]]:
     """Doc id -> ``{"title", "text"}`` of every file under ``corpus_dir`` (subfolders too; ids as
     :func:`load_corpus_folder` makes them: the relative path minus its last suffix), in id order.
 
     A document's title is the one the ingestion recorded (``manifest.json`` beside the folder, written
-    by the ``ingest`` stage) and otherwise its file name without suffixes (``pdf/sp800-37r2.pdf`` ->
-    ``sp800-37r2``).
+    by the ``ingest`` stage, read by :func:`lab.ingest.manifest.read_manifest_beside`) and otherwise
+    its file name without suffixes (``pdf/sp800-37r2.pdf`` -> ``sp800-37r2``).
 
     Raises
     ------
     DataError
         A missing or empty folder, a bad file (:func:`load_corpus_folder`), or a manifest beside it of
-        another format or version.
+        another format or version or with a malformed record (the message names the file and key).
     """
+    from lab.ingest.manifest import read_manifest_beside
+
     folder = Path(corpus_dir)
     texts = load_corpus_folder(folder, glob="**/*")
-    titles: dict[str, str] = {}
-    manifest = folder.parent / INGEST_MANIFEST
-    if manifest.is_file():
-        from lab.versioned import read_versioned
-
-        body = read_versioned(manifest, "lab.ingest-manifest", 1, "dvc repro ingest")
-        titles = {str(d.get("id")): str(d.get("title") or "") for d in body.get("documents") or []
-                  if isinstance(d, dict)}
+    manifest = read_manifest_beside(folder)
+    titles = {d.id: d.title for d in manifest.documents} if manifest is not None else {}
     return {doc_id: {"title": titles.get(doc_id) or Path(doc_id).name.split(".")[0] or doc_id, "text": texts[doc_id]}
             for doc_id in sorted(texts)}
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from lab.config import QASetSource
 from lab.data.corpus import read_text
 from lab.data.halueval import YES_NO
+from lab.data.review_file import review_path, reviewed_rows
 from lab.errors import DataError
 from lab.io import iter_jsonl
 from lab.paths import resolve_path
@@ -225,11 +226,12 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
     reference may carry ``corpus_id`` (the document it points into, when not the row's). An empty
     ``references`` list is read as it is: :func:`lab.data.benchmarks.answerable` sorts those rows out.
 
-    A test set with a review beside it (:func:`review_path`) is read reviewed, as every study reads
-    it: rejected items gone, edits applied, items named by their ids (:func:`_reviewed_chroma`).
+    A test set with a review beside it is read reviewed (:func:`load_reviewed_testset`), named by item ids.
     """
     if review_path(path).is_file():
-        return _reviewed_chroma(path, limit)
+        return [ChromaItem(it.id, it.question, it.doc_id, it.source, tuple(
+            Span(r.start, r.end, r.content, d) for r, d in zip(it.references, it.reference_docs, strict=True)))
+            for it in load_reviewed_testset(path)[0][: limit or None]]
     df = _csv(path, ["question", "references", "corpus_id"])
     items: list[ChromaItem] = []
     for i, row in enumerate(df.itertuples(index=False), start=1):
@@ -254,27 +256,23 @@ def load_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
     return items
 
 
-def review_path(testset_csv: str | Path) -> Path:
-    """The review decisions file of a test set: ``FILE`` minus ``.csv`` plus ``.review.json`` (the
-    review app writes it; :mod:`lab.testset.review`)."""
-    p = Path(testset_csv)
-    return p.with_name(p.name.removesuffix(".csv") + ".review.json")
+def load_reviewed_testset(path: Path) -> tuple[list[TestsetItem], bool]:
+    """A test set's items with its review applied where a decisions file sits beside it
+    (:func:`lab.data.review_file.reviewed_rows`: rejected items gone, edits in), and whether one did;
+    without one, :func:`load_testset`. Rows are named ``path: item ID``.
 
-
-def _reviewed_chroma(path: Path, limit: int = 0) -> list[ChromaItem]:
-    """A reviewed test set as Chroma items, each reference naming its document.
-
-    The one reader of a reviewed set is :func:`lab.handoff.reviewed_set.read_testset_items` (it
-    applies the review through the review module, or refuses where that is not installed), imported
-    here when called: that module reads this one's row parser.
+    Raises
+    ------
+    DataError
+        A malformed row or decisions file (the message names the file and the item or entry).
     """
-    from lab.handoff.reviewed_set import read_testset_items
-
-    items = read_testset_items(path).items
-    return [ChromaItem(it.id, it.question, it.doc_id, it.source,
-                       tuple(Span(r.start, r.end, r.content, d) for r, d in zip(it.references, it.reference_docs,
-                                                                                 strict=True)))
-            for it in (items[:limit] if limit else items)]
+    if not review_path(path).is_file():
+        return load_testset(path), False
+    # a short CSV row reads None for its missing cells: "" as in load_testset
+    items = [testset_item({k: v or "" for k, v in rec.items()}, f"{path}: item {rec.get('id')}")
+             for rec in reviewed_rows(path)]
+    check_unique_ids(items, str(path))
+    return items, True
 
 
 def testset_item(rec: Any, where: str) -> TestsetItem:

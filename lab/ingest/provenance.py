@@ -13,61 +13,50 @@ offsets into that text (:mod:`lab.chunking`), so its provenance is a lookup (:me
   cited from its first page); None before the first heading;
 - :func:`citation`: ``"guide.pdf, p. 4"``, ``"guide.pdf, p. 4-5"``, ``"faq.html, § Continuous Monitoring"``.
 
-The manifest is read here by a small reader of the keys provenance needs
-(:func:`read_document_maps`); the full typed model of the manifest is :mod:`lab.ingest.manifest`.
+The manifest is read by the ingest floor's one typed reader (:func:`lab.ingest.manifest.read_manifest`,
+which checks every record: types, ``start <= end``, pages that do not overlap, unique ids); a
+:class:`DocumentMap` is built from a :class:`lab.ingest.manifest.DocumentRecord`
+(:func:`document_map`) and holds its typed page and section spans.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from lab.errors import DataError
+from lab.ingest.manifest import (
+    FORMAT,
+    DocumentRecord,
+    Manifest,
+    PageSpan,
+    Section,
+    manifest_path,
+    read_manifest,
+)
 
-MANIFEST_FORMAT = "lab.ingest-manifest"
-MANIFEST_VERSION = 1
-MANIFEST_FILE = "manifest.json"   # beside the corpus folder: OUT/manifest.json for OUT/docs
-REGENERATE = "lab ingest SRC... --out OUT"
 #: Section titles longer than this are cut (with "...") in a citation label.
 MAX_SECTION_CHARS = 100
 
 
 @dataclass(frozen=True)
-class PageSpan:
-    """Page ``page`` (1-based) is ``text[start:end]``."""
-
-    page: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class SectionSpan:
-    """A heading's section: ``text[start:end]``, subsections included; ``level`` 1 is the outermost."""
-
-    title: str
-    level: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
 class Located:
     """The provenance of one span: ``pages`` ``(first, last)`` (None: the document has no page map
-    or the span is on no page) and ``section`` (None: no section holds its first character)."""
+    or the span is on no page), ``section`` (None: no section holds its first character) and
+    ``section_path``: the titles of every section holding that character, outermost first (its last
+    is ``section``; empty where ``section`` is None)."""
 
     pages: tuple[int, int] | None
     section: str | None
+    section_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class DocumentMap:
-    """The page and section maps of one ingested document (its manifest record).
+    """The page and section maps of one ingested document (its manifest record, :func:`document_map`).
 
     Attributes
     ----------
@@ -78,7 +67,7 @@ class DocumentMap:
     title:
         The document's title ("" when the extractor found none).
     chars:
-        Length of the extracted text (None when the record does not say): a text of another length
+        Length of the extracted text (None when not known): a text of another length
         means the manifest is stale and its offsets wrong.
     pages, sections:
         In document order (pages by start, sections by start then outermost first).
@@ -89,7 +78,7 @@ class DocumentMap:
     title: str = ""
     chars: int | None = None
     pages: tuple[PageSpan, ...] = ()
-    sections: tuple[SectionSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
 
     def locate(self, start: int, end: int) -> Located:
         """The pages ``text[start:end]`` overlaps and the innermost section holding ``text[start]``
@@ -102,11 +91,13 @@ class DocumentMap:
         """
         if start < 0 or end < start:
             raise ValueError(f"{self.id}: span {start}..{end} is not a span (0 <= start <= end)")
-        return Located(self._pages(start, max(end, start + 1)), self._section(start))
+        path = self._sections(start)
+        return Located(self._pages(start, max(end, start + 1)), path[-1] if path else None, path)
 
     @cached_property
     def _bounds(self) -> tuple[list[int], list[int]]:
-        # pages are sorted and do not overlap (document_map checks), so starts and ends never decrease
+        # pages are sorted (document_map) and do not overlap (the manifest model checks), so starts and
+        # ends never decrease
         return [p.start for p in self.pages], [p.end for p in self.pages]
 
     def _pages(self, start: int, end: int) -> tuple[int, int] | None:
@@ -117,12 +108,12 @@ class DocumentMap:
             return None
         return self.pages[first].page, self.pages[last].page
 
-    def _section(self, at: int) -> str | None:
-        holding = [s for s in self.sections if s.start <= at < s.end]
-        if not holding:
-            return None
-        # the deepest; among equals (a map whose sections overlap) the one starting last, then the shortest
-        return max(holding, key=lambda s: (s.level, s.start, -s.end)).title
+    def _sections(self, at: int) -> tuple[str, ...]:
+        holding = [(i, s) for i, s in enumerate(self.sections) if s.start <= at < s.end]
+        # outermost first, the deepest last; among equals (a map whose sections overlap) the one
+        # starting last, then the shortest, then the first in the map, is the innermost
+        ordered = sorted(holding, key=lambda x: (x[1].level, x[1].start, -x[1].end, -x[0]))
+        return tuple(s.title for _, s in ordered)
 
 
 def citation(document: str, pages: Sequence[int] | None = None, section: str | None = None) -> str:
@@ -158,73 +149,34 @@ def span_fields(doc: DocumentMap, start: int, end: int) -> dict[str, Any]:
 
 
 def manifest_beside(corpus_dir: str | Path) -> Path | None:
-    """``<corpus_dir>/../manifest.json`` when the folder was ingested, else None. A ``manifest.json``
-    of another tool there (JSON whose ``format`` is not ``lab.ingest-manifest``) is not ours and is
-    ignored; one that is not JSON is returned, so that reading it fails loudly."""
+    """``<corpus_dir>/../manifest.json`` (:func:`lab.ingest.manifest.manifest_path`) when the folder was
+    ingested, else None. A ``manifest.json`` of another tool there (JSON whose ``format`` is not
+    ``lab.ingest-manifest``) is not ours and is ignored; one that is not JSON is returned, so that
+    reading it fails loudly."""
     import json
 
-    path = Path(corpus_dir).resolve().parent / MANIFEST_FILE
+    path = manifest_path(corpus_dir)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return path
-    return path if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+    return path if isinstance(data, dict) and data.get("format") == FORMAT else None
 
 
-def _int(rec: Mapping[str, Any], key: str, where: str) -> int:
-    value = rec.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DataError(f"{where}: {key!r} must be a non-negative integer, got {value!r:.80}; "
-                        f"ingest again (`{REGENERATE}`)")
-    return value
+def document_map(record: DocumentRecord) -> DocumentMap:
+    """The :class:`DocumentMap` of one manifest record: its id, source, title, length, and its page and
+    section spans in document order (pages by start; sections by start, then outermost first).
+    The record was checked when the manifest was read (:func:`lab.ingest.manifest.read_manifest`)."""
+    pages = sorted(record.pages, key=lambda p: (p.start, p.end))
+    sections = sorted(record.sections, key=lambda s: (s.start, -s.end))
+    return DocumentMap(record.id, record.source, record.title, record.chars, tuple(pages), tuple(sections))
 
 
-def document_map(record: Mapping[str, Any], where: str = "manifest") -> DocumentMap:
-    """The :class:`DocumentMap` of one manifest record (``documents[i]``: ``id``, ``source``, ``title``,
-    ``chars``, ``pages``, ``sections``; other keys ignored).
-
-    Raises
-    ------
-    DataError
-        A key missing or of the wrong type, a page or section with ``start > end``, or pages that
-        overlap; the message names ``where`` (file and record) and the key.
-    """
-    if not isinstance(record, Mapping) or not isinstance(record.get("id"), str) or not record["id"]:
-        raise DataError(f"{where}: a document record needs a non-empty 'id'; ingest again (`{REGENERATE}`)")
-    doc_id = record["id"]
-    where = f"{where} ({doc_id})"
-    source = record.get("source", doc_id)
-    title = record.get("title") or ""
-    if not isinstance(source, str) or not isinstance(title, str):
-        raise DataError(f"{where}: 'source' and 'title' must be strings; ingest again (`{REGENERATE}`)")
-    chars = _int(record, "chars", where) if record.get("chars") is not None else None
-    pages, sections = [], []
-    for i, p in enumerate(record.get("pages") or []):
-        at = f"{where}: pages[{i}]"
-        if not isinstance(p, Mapping):
-            raise DataError(f"{at}: not a mapping {{page, start, end}}; ingest again (`{REGENERATE}`)")
-        page = PageSpan(_int(p, "page", at), _int(p, "start", at), _int(p, "end", at))
-        if page.start > page.end:
-            raise DataError(f"{at}: start {page.start} is after end {page.end}; ingest again (`{REGENERATE}`)")
-        pages.append(page)
-    pages.sort(key=lambda p: (p.start, p.end))
-    for a, b in itertools.pairwise(pages):
-        if b.start < a.end:
-            raise DataError(f"{where}: pages {a.page} ({a.start}..{a.end}) and {b.page} ({b.start}..{b.end}) "
-                            f"overlap; ingest again (`{REGENERATE}`)")
-    for i, s in enumerate(record.get("sections") or []):
-        at = f"{where}: sections[{i}]"
-        if not isinstance(s, Mapping) or not isinstance(s.get("title"), str):
-            raise DataError(f"{at}: not a mapping {{title, level, start, end}} with a string title; "
-                            f"ingest again (`{REGENERATE}`)")
-        section = SectionSpan(s["title"], _int(s, "level", at), _int(s, "start", at), _int(s, "end", at))
-        if section.start > section.end:
-            raise DataError(f"{at}: start {section.start} is after end {section.end}; ingest again (`{REGENERATE}`)")
-        sections.append(section)
-    sections.sort(key=lambda s: (s.start, -s.end))
-    return DocumentMap(doc_id, source, title, chars, tuple(pages), tuple(sections))
+def document_maps(manifest: Manifest | None) -> dict[str, DocumentMap]:
+    """Doc id -> :class:`DocumentMap` of every document of ``manifest`` (none without one)."""
+    return {} if manifest is None else {d.id: document_map(d) for d in manifest.documents}
 
 
 def read_document_maps(path: str | Path) -> dict[str, DocumentMap]:
@@ -233,19 +185,7 @@ def read_document_maps(path: str | Path) -> dict[str, DocumentMap]:
     Raises
     ------
     DataError
-        The file is missing, not JSON, not a ``lab.ingest-manifest`` version 1, has no ``documents``
-        list, or holds a malformed record (:func:`document_map`) or one id twice.
+        The file is missing, not JSON, not a ``lab.ingest-manifest`` version 1, or holds a record
+        that does not validate (:func:`lab.ingest.manifest.read_manifest` names the file and key).
     """
-    from lab.versioned import read_versioned
-
-    data = read_versioned(path, MANIFEST_FORMAT, MANIFEST_VERSION, REGENERATE)
-    docs = data.get("documents")
-    if not isinstance(docs, list):
-        raise DataError(f"{path}: 'documents' must be a list of records; ingest again (`{REGENERATE}`)")
-    out: dict[str, DocumentMap] = {}
-    for i, rec in enumerate(docs):
-        doc = document_map(rec, f"{path}: documents[{i}]")
-        if doc.id in out:
-            raise DataError(f"{path}: documents[{i}]: id {doc.id!r} occurs twice; ingest again (`{REGENERATE}`)")
-        out[doc.id] = doc
-    return out
+    return document_maps(read_manifest(path))

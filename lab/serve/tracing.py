@@ -75,8 +75,15 @@ class Tracer:
             source=AssessmentSource(source_type="HUMAN", source_id="lab-gateway")))
 
 
-#: ``gen_ai.guardrail.result`` of each policy action: the decision as the OpenTelemetry GenAI
-#: guardrail draft words it (allow, deny, modify, warn); ``exempt`` is an allow.
+#: ``gen_ai.guardrail.result`` of each policy action. The OpenTelemetry GenAI semantic conventions
+#: have no stable guardrail span yet: open-telemetry/semantic-conventions PR #3233 (closed) proposed
+#: the ``apply_guardrail`` operation (``gen_ai.operation.name``) with a decision of ``allow``,
+#: ``deny`` or ``modify`` and targets ``llm_input`` / ``llm_output``; its successor,
+#: open-telemetry/semantic-conventions-genai PR #427 (open), splits the guardrail's verdict from the
+#: action the caller enforced. We keep the span name and the decision values (plus ``warn``) under
+#: ``gen_ai.guardrail.*``: the result is the verdict (a ``block`` of a request and a ``drop`` of a
+#: passage are both ``deny``), the action taken is ``lab.guardrail.action``; ``exempt`` (an allow-list
+#: exception let a fired check pass) is an ``allow`` that names the exception.
 GUARDRAIL_RESULT = {"none": "allow", "exempt": "allow", "block": "deny", "drop": "deny", "redact": "modify",
                     "repair": "modify", "fallback": "modify", "neutralise": "modify", "warn": "warn"}
 #: What each side of a policy guards, as ``gen_ai.guardrail.target``.
@@ -85,8 +92,16 @@ GUARDRAIL_TARGET = {"input": "llm_input", "context": "retrieved_context", "outpu
 
 def guardrail_attributes(stage: str, outcome: Any, policy_id: str | None) -> dict[str, Any]:
     """The attributes of one ``apply_guardrail`` span (one rule's decision on one text), after the
-    OpenTelemetry GenAI guardrail draft (span name ``apply_guardrail``, ``gen_ai.guardrail.*``;
-    the convention is not stable yet, so the ``lab.guardrail.*`` keys carry what it has no name for)."""
+    OpenTelemetry GenAI guardrail drafts (see :data:`GUARDRAIL_RESULT`; not a stable convention yet):
+
+    - ``gen_ai.operation.name``: ``apply_guardrail``;
+    - ``gen_ai.guardrail.name``: the check; ``gen_ai.guardrail.result``: :data:`GUARDRAIL_RESULT`;
+      ``gen_ai.guardrail.target``: :data:`GUARDRAIL_TARGET`; ``gen_ai.guardrail.policy.id``: the
+      policy's version (``sha256:...``); ``gen_ai.guardrail.reason`` and ``gen_ai.guardrail.score``:
+      the check's reason and score;
+    - ``lab.guardrail.*`` for what the drafts have no name for: ``action`` (the policy's action,
+      ``none`` when the check did not fire), ``threshold``, ``stage``, ``exception`` (the allow-list
+      exception that exempted it) and ``passage`` (its position among the retrieved passages)."""
     d = outcome.decision
     out: dict[str, Any] = {
         "gen_ai.operation.name": "apply_guardrail", "gen_ai.guardrail.name": d.check,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.ingest import Ingestion, IngestOptions, Manifest, collect
+from lab.ingest.ingest import Ingestion, IngestOptions, collect
+from lab.ingest.manifest import Manifest
 from lab.io import write_json
 from lab.stage import StagePaths, stage
 

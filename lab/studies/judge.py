@@ -389,7 +389,8 @@ def reviewed_labels(cfg: Any, root: Path) -> tuple[Any, str | None]:
     """
     from lab.data.benchmarks import corpus_documents
     from lab.errors import DataError
-    from lab.handoff.reviewed_set import review_labels, review_path
+    from lab.data.review_file import review_path
+    from lab.handoff.reviewed_set import review_labels
 
     spec = cfg.reviewed
     corpus = cfg.resolve(spec.corpus_dir, root)

@@ -14,8 +14,9 @@ the documents taken round-robin in hash order, so any prefix of the order spread
 documents. ``salt`` gives each question type its own order, so the types ask about different
 passages.
 
-When the ingest manifest (``manifest.json`` beside the corpus folder, :mod:`lab.ingest.manifest`)
-is there, each passage carries the page (PDF) and section title it lies in.
+When the ingest manifest (``manifest.json`` beside the corpus folder, read by
+:func:`lab.ingest.manifest.read_manifest`) is there, each passage carries the page (PDF) and section
+title it lies in (:meth:`lab.ingest.provenance.DocumentMap.locate` of its first character).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 from lab.data.split import hash_order
 from lab.errors import DataError
+from lab.ingest.manifest import Manifest, manifest_path, read_manifest
+from lab.ingest.provenance import DocumentMap, document_maps
 from lab.testset.text import content_words, jaccard
 
 #: A passage has at least this many words.
@@ -39,9 +42,6 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _MARKUP = re.compile(r"https?://|\]\(|\{\{|\{%|<[a-zA-Z/!][^>]*>|```|\|\s*-{3}|\\[a-z]+\{")
 _PROSE = re.compile(r"[\w\s.,;:!?'\"()\-–—’‘“”%$&/]", re.UNICODE)
 _LINE_START_SKIP = ("#", "|", "!!!", "```", "<", "---", "===", ">")
-
-#: Format name and version of the ingest manifest this module reads (CONTRACT.md, lab.ingest).
-MANIFEST_FORMAT, MANIFEST_VERSION = "lab.ingest-manifest", 1
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,9 @@ class Corpus:
 
     folder: Path
     documents: dict[str, str]
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     manifest_sha256: str | None = None
-    _records: dict[str, Mapping[str, Any]] | None = field(default=None, repr=False)
+    _maps: dict[str, DocumentMap] | None = field(default=None, repr=False)
 
     def identity(self) -> dict[str, Any]:
         """What the test set's meta records about the corpus: folder, counts, a sha256 of its ids and
@@ -93,24 +93,16 @@ class Corpus:
                 "chars": sum(len(t) for t in self.documents.values()), "sha256": h.hexdigest(),
                 "manifest_sha256": self.manifest_sha256}
 
-    def _record(self, doc_id: str) -> Mapping[str, Any] | None:
-        if not self.manifest:
-            return None
-        if self._records is None:
-            self._records = {str(d.get("id")): d for d in self.manifest.get("documents", []) if isinstance(d, Mapping)}
-        return self._records.get(doc_id)
-
     def place(self, doc_id: str, offset: int) -> tuple[int | None, str | None]:
-        """``(page, section title)`` holding character ``offset`` of ``doc_id`` (None where unknown)."""
-        rec = self._record(doc_id)
-        if rec is None:
+        """``(page, section title)`` holding character ``offset`` of ``doc_id``: the page it is on and
+        the innermost section holding it (:meth:`DocumentMap.locate`; None where unknown)."""
+        if self._maps is None:
+            self._maps = document_maps(self.manifest)
+        doc = self._maps.get(doc_id)
+        if doc is None:
             return None, None
-        page = next((int(p["page"]) for p in rec.get("pages") or []
-                     if int(p.get("start", 0)) <= offset < int(p.get("end", 0))), None)
-        sections = [s for s in rec.get("sections") or [] if int(s.get("start", 0)) <= offset < int(s.get("end", 0))]
-        # the innermost section (highest level) holding the offset
-        section = max(sections, key=lambda s: (int(s.get("level", 0)), int(s.get("start", 0))), default=None)
-        return page, (str(section.get("title")) if section is not None else None)
+        where = doc.locate(offset, offset)
+        return (where.pages[0] if where.pages else None), where.section
 
 
 def load_corpus(corpus_dir: str | Path) -> Corpus:
@@ -121,7 +113,8 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
     ------
     DataError
         The folder is missing or holds no document, a file is not UTF-8, or the manifest is not an
-        ingest manifest of the version this code reads.
+        ingest manifest of the version this code reads or holds a malformed record (the message
+        names the file and the key).
     """
     from lab.data.benchmarks import load_corpus_folder
 
@@ -132,12 +125,10 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
     documents = load_corpus_folder(folder)
     if not documents:
         raise DataError(f"{folder}: no documents")
-    manifest_file = folder.parent / "manifest.json"
+    manifest_file = manifest_path(folder)
     manifest, digest = None, None
     if manifest_file.is_file():
-        from lab.versioned import read_versioned
-
-        manifest = read_versioned(manifest_file, MANIFEST_FORMAT, MANIFEST_VERSION, "lab ingest")
+        manifest = read_manifest(manifest_file)
         digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
     return Corpus(folder, documents, manifest, digest)
 

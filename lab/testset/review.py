@@ -1,5 +1,6 @@
-"""Human review of a generated test set: the decisions file, the reviewed set, and what the review
-app (``notebooks/review.py``, ``lab review``) shows for one item.
+"""Human review of a generated test set: recording decisions, counting them, and what the review
+app (``notebooks/review.py``, ``lab review``) shows for one item. The decisions file's format and the
+reviewed set are :mod:`lab.data.review_file`'s (re-exported here).
 
 The decisions live beside the test set: ``testset.csv`` -> ``testset.review.json``, a versioned file
 (``format`` ``lab.testset-review``, version 1) holding ``{testset_sha256, decisions: [{id, decision,
@@ -17,175 +18,32 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import html
 import json
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ValidationError
-
-from lab.config import StrictModel
-from lab.data.qa import review_path as decisions_path  # noqa: F401  (``testset.csv`` -> ``testset.review.json``)
+from lab.data.review_file import (  # noqa: F401  (the file format, re-exported: lab.testset.review is its API)
+    DECISIONS, FORMAT, REGENERATE, REQUIRED_COLUMNS, STATUS, VERSION, Decision, ReviewFile, file_sha256, load_decisions,
+    load_review, read_testset, reviewed_rows)
+from lab.data.review_file import review_path as decisions_path  # noqa: F401
 from lab.errors import DataError
-from lab.versioned import read_versioned, write_versioned
+from lab.ingest.manifest import read_manifest_beside
+from lab.ingest.provenance import DocumentMap
+from lab.ingest.provenance import document_maps as provenance_maps
+from lab.versioned import write_versioned
 
-FORMAT = "lab.testset-review"
-VERSION = 1
-#: How a decisions file gets written.
-REGENERATE = "lab review --testset FILE"
-#: The ingest manifest's header (written by ``lab ingest``).
-MANIFEST_FORMAT, MANIFEST_VERSION = "lab.ingest-manifest", 1
-DECISIONS = ("accept", "edit", "reject")
-#: What a row of :func:`reviewed_rows` says about itself, by decision.
-STATUS = {"accept": "accepted", "edit": "edited", None: "unreviewed"}
+#: The app's reasons that say the excerpt does not support the item: judge_eval counts a reject with
+#: one of them as an "unsupported" human label (``judge_eval.reviewed.unsupported_reasons``), any
+#: other reason says nothing about grounding and leaves the item out of the judges' agreement.
+UNSUPPORTED = ("not answerable from the excerpt", "answer not supported by the excerpt")
 #: Reasons offered by the app (any text is allowed).
-REASONS = ("not answerable from the excerpt", "answer wrong or incomplete", "question ambiguous",
-           "question trivial or leaks the answer", "excerpt boilerplate or garbled", "duplicate")
-REQUIRED_COLUMNS = ("id", "question", "answer", "references", "corpus_id", "question_type")
-
-
-class Decision(StrictModel):
-    """One reviewer decision on one item."""
-
-    id: str
-    decision: Literal["accept", "edit", "reject"]
-    reason: str = ""
-    question: str | None = None   # edit only: the new question
-    answer: str | None = None     # edit only: the new answer
-    decided_at: str
-
-    def record(self) -> dict[str, Any]:
-        """The decision as the file holds it (no null question/answer keys)."""
-        return self.model_dump(exclude_none=True)
-
-
-class _Body(StrictModel):
-    testset_sha256: str
-    decisions: list[Decision]
-
-
-@dataclass(frozen=True)
-class ReviewFile:
-    """The decisions on a test set, as :func:`load_decisions` found them.
-
-    Attributes
-    ----------
-    path:
-        The decisions file (it need not exist yet).
-    testset_sha256:
-        sha256 of the test set as it is now.
-    reviewed_sha256:
-        sha256 of the test set the file was last written against ("" when there is no file).
-    decisions:
-        Item id -> decision, for the items of the test set.
-    orphaned:
-        Decisions whose item id is not in the test set (it was regenerated): kept in the file,
-        listed here and in :func:`review_counts`.
-    """
-
-    path: Path
-    testset_sha256: str
-    reviewed_sha256: str
-    decisions: dict[str, Decision] = field(default_factory=dict)
-    orphaned: list[Decision] = field(default_factory=list)
-
-    @property
-    def stale(self) -> bool:
-        """The file was written against another version of the test set."""
-        return bool(self.reviewed_sha256) and self.reviewed_sha256 != self.testset_sha256
-
-    def problems(self) -> list[str]:
-        """What a reader should be told: another test set version, decisions without an item."""
-        out = []
-        if self.stale:
-            out.append(f"{self.path}: decisions made on another version of the test set (sha256 "
-                       f"{self.reviewed_sha256[:12]}, now {self.testset_sha256[:12]}); decisions apply by item id")
-        if self.orphaned:
-            out.append(f"{self.path}: {len(self.orphaned)} decision(s) for items no longer in the test set: "
-                       + ", ".join(f"{d.id} ({d.decision})" for d in self.orphaned))
-        return out
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_testset(testset_csv: str | Path) -> list[dict[str, str]]:
-    """The test set's rows, in file order, as dicts of strings.
-
-    Raises
-    ------
-    DataError
-        The file is missing, not UTF-8, lacks a column of :data:`REQUIRED_COLUMNS`, or has an empty
-        or repeated ``id`` (the message names the row).
-    """
-    p = Path(testset_csv)
-    if not p.is_file():
-        raise DataError(f"{p}: test set not found; `lab testset generate CORPUS --out {p}` writes it")
-    try:
-        with open(p, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = [dict(r) for r in reader]
-            columns = reader.fieldnames or []
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise DataError(f"{p}: column(s) {missing} missing (columns present: {columns}); not a lab test set")
-    seen: dict[str, int] = {}
-    for i, row in enumerate(rows, start=2):   # line 1 is the header
-        rid = row["id"]
-        if not rid:
-            raise DataError(f"{p}: row at line {i} has an empty id")
-        if rid in seen:
-            raise DataError(f"{p}: id {rid!r} at line {i} repeats line {seen[rid]}")
-        seen[rid] = i
-    return rows
-
-
-def load_decisions(testset_csv: str | Path) -> ReviewFile:
-    """The decisions on ``testset_csv`` (none when its decisions file does not exist yet).
-
-    Raises
-    ------
-    DataError
-        The test set is unreadable, or the decisions file is not JSON, not a ``lab.testset-review``
-        file at version 1, or holds a malformed decision (the message names the file and entry).
-    """
-    rows = read_testset(testset_csv)
-    return _load(Path(testset_csv), {r["id"] for r in rows})
-
-
-def _load(testset_csv: Path, ids: set[str]) -> ReviewFile:
-    path, sha = decisions_path(testset_csv), file_sha256(testset_csv)
-    if not path.exists():
-        return ReviewFile(path, sha, "")
-    data = read_versioned(path, FORMAT, VERSION, REGENERATE)
-    data.pop("format"), data.pop("version")
-    try:
-        body = _Body.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise DataError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s)); fix or delete "
-                        f"the entry, or review again with `{REGENERATE}`") from None
-    by_id: dict[str, Decision] = {}
-    for d in body.decisions:
-        if d.id in by_id:
-            raise DataError(f"{path}: two decisions for item {d.id!r}; keep one")
-        by_id[d.id] = d
-    orphaned = [d for i, d in by_id.items() if i not in ids]
-    return ReviewFile(path, sha, body.testset_sha256, {i: d for i, d in by_id.items() if i in ids}, orphaned)
+REASONS = (*UNSUPPORTED, "answer incomplete", "question ambiguous", "question trivial or leaks the answer",
+           "excerpt boilerplate or garbled", "duplicate")
 
 
 @contextlib.contextmanager
@@ -248,7 +106,7 @@ def record_decision(testset_csv: str | Path, item_id: str, decision: str, *, rea
                 raise ValueError(f"item {item_id}: an edited question cannot be empty; reject the item instead")
         elif question is not None or answer is not None:
             raise ValueError(f"item {item_id}: question/answer text goes with an edit, not with {decision!r}")
-        review = _load(p, set(rows))
+        review = load_review(p, set(rows))
         made = Decision(id=item_id, decision=decision,  # type: ignore[arg-type]
                         reason=reason.strip(), question=question, answer=answer,
                         decided_at=decided_at or datetime.now(UTC).isoformat(timespec="seconds"))
@@ -272,37 +130,6 @@ def clear_decision(testset_csv: str | Path, item_id: str) -> ReviewFile:
         return ReviewFile(review.path, review.testset_sha256, review.testset_sha256, decisions, review.orphaned)
 
 
-def reviewed_rows(testset_csv: str | Path, *,
-                  on_problem: Literal["warn", "error", "ignore"] = "warn") -> list[dict[str, Any]]:
-    """The reviewed test set: rejected items removed, edits applied, file order kept; each row (the
-    CSV's columns) gets ``review``: ``accepted``, ``edited`` or ``unreviewed``. Without a decisions
-    file every row is unreviewed.
-
-    ``on_problem``: what a stale decisions file (another test set version) or decisions on items no
-    longer in the test set do: a :class:`UserWarning` naming them (default), a :class:`DataError`,
-    or nothing.
-    """
-    rows = read_testset(testset_csv)
-    review = _load(Path(testset_csv), {r["id"] for r in rows})
-    problems = review.problems()
-    if problems and on_problem == "error":
-        raise DataError("; ".join(problems))
-    if problems and on_problem == "warn":
-        warnings.warn("; ".join(problems), stacklevel=2)
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        d = review.decisions.get(row["id"])
-        if d is not None and d.decision == "reject":
-            continue
-        new: dict[str, Any] = dict(row)
-        if d is not None and d.decision == "edit":
-            new["question"] = row["question"] if d.question is None else d.question
-            new["answer"] = row["answer"] if d.answer is None else d.answer
-        new["review"] = STATUS[d.decision if d else None]
-        out.append(new)
-    return out
-
-
 def write_reviewed_csv(testset_csv: str | Path, out_csv: str | Path) -> Path:
     """Write :func:`reviewed_rows` as a CSV of the test set's format (plus ``review``), for readers
     that take a file (``chroma_excerpts``); stale or orphaned decisions are an error here."""
@@ -323,7 +150,7 @@ def review_counts(testset_csv: str | Path) -> dict[str, Any]:
     ``question_type``; reasons given per decision (``{decision: {reason: n}}``, "" = none given);
     ``stale`` and the ``orphaned`` decisions' ids."""
     rows = read_testset(testset_csv)
-    review = _load(Path(testset_csv), {r["id"] for r in rows})
+    review = load_review(Path(testset_csv), {r["id"] for r in rows})
     keys = ("accepted", "edited", "rejected", "unreviewed")
     status = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
     total: Counter[str] = Counter()
@@ -362,8 +189,8 @@ class Excerpt:
     window_start: int
     window_end: int
     doc_chars: int
-    pages: tuple[int, ...] = ()
-    sections: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()       # (first, last) page the excerpt overlaps; () where unknown
+    sections: tuple[str, ...] = ()    # the sections holding its first character, outermost first
     matches: bool = True
 
     @property
@@ -387,11 +214,11 @@ class Excerpt:
 
 
 def excerpt_window(text: str, start: int, end: int, *, doc_id: str = "", content: str | None = None,
-                   record: Mapping[str, Any] | None = None, context: int = 700) -> Excerpt:
+                   doc: DocumentMap | None = None, context: int = 700) -> Excerpt:
     """The excerpt ``text[start:end]`` with up to ``context`` characters either side (cut at a
-    whitespace when one is near), and its page(s) from the ingest manifest ``record`` of the
-    document (``pages``: ``[{page, start, end}]``), or else the headings of the sections holding it
-    (``sections``: ``[{title, level, start, end}]``).
+    whitespace when one is near), and where it is in the document's page and section map ``doc``
+    (:meth:`lab.ingest.provenance.DocumentMap.locate`): its first and last page, or else the
+    headings of the sections holding its first character.
 
     Raises
     ------
@@ -409,30 +236,30 @@ def excerpt_window(text: str, start: int, end: int, *, doc_id: str = "", content
         hi = cut if cut > hi - 80 else hi
     pages: tuple[int, ...] = ()
     sections: tuple[str, ...] = ()
-    if record:
-        stop = max(end, start + 1)   # an empty excerpt is on the page of its offset
-        pages = tuple(sorted(int(p["page"]) for p in record.get("pages") or ()
-                             if p["start"] < stop and start < p["end"]))
-        holding = [s for s in record.get("sections") or () if s["start"] <= start < s["end"]]
-        sections = tuple(str(s["title"]) for s in sorted(holding, key=lambda s: (s["level"], s["start"])))
+    if doc is not None:
+        where = doc.locate(start, end)
+        pages, sections = where.pages or (), where.section_path
     return Excerpt(doc_id, start, end, text[lo:start], text[start:end], text[end:hi], lo, hi, len(text),
                    pages, sections, content is None or content == text[start:end])
 
 
-def read_manifest(corpus_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Doc id -> its record in the ingest manifest ``corpus_dir/../manifest.json``; ``{}`` when the
-    corpus folder was not written by ``lab ingest`` (no manifest)."""
-    path = Path(corpus_dir).parent / "manifest.json"
-    if not path.is_file():
-        return {}
-    data = read_versioned(path, MANIFEST_FORMAT, MANIFEST_VERSION, "lab ingest SRC --out OUT")
-    return {str(d["id"]): d for d in data.get("documents", [])}
+def document_maps(corpus_dir: str | Path) -> dict[str, DocumentMap]:
+    """Doc id -> its page and section map from the ingest manifest ``corpus_dir/../manifest.json``
+    (:func:`lab.ingest.manifest.read_manifest_beside`); ``{}`` when the corpus folder was not written
+    by ``lab ingest`` (no manifest).
+
+    Raises
+    ------
+    DataError
+        The manifest is there but malformed (the message names the file and the key).
+    """
+    return provenance_maps(read_manifest_beside(corpus_dir))
 
 
 def item_excerpts(row: Mapping[str, str], corpus_dir: str | Path,
-                  manifest: Mapping[str, Mapping[str, Any]] | None = None, *, context: int = 700) -> list[Excerpt]:
+                  maps: Mapping[str, DocumentMap] | None = None, *, context: int = 700) -> list[Excerpt]:
     """Each reference of test set ``row`` in its document of ``corpus_dir`` (``<doc_id>.txt``), with
-    the page(s) from ``manifest`` (:func:`read_manifest`). An unanswerable item has none.
+    its page(s) or section from ``maps`` (:func:`document_maps`). An unanswerable item has none.
 
     Raises
     ------
@@ -459,7 +286,7 @@ def item_excerpts(row: Mapping[str, str], corpus_dir: str | Path,
                 raise DataError(f"item {row['id']}: document {doc!r} not in the corpus ({f} missing)")
             texts[doc] = f.read_text(encoding="utf-8")
         out.append(excerpt_window(texts[doc], ref["start_index"], ref["end_index"], doc_id=doc,
-                                  content=ref.get("content"), record=(manifest or {}).get(doc), context=context))
+                                  content=ref.get("content"), doc=(maps or {}).get(doc), context=context))
     return out
 
 
