@@ -10,6 +10,20 @@ figures). Trained checks (injection, jailbreak, toxicity, the fine-tuned PII NER
 
     python benchmarks/guardrails_latency.py --models results/guardrails_eval/models \
         --out benchmarks/results/guardrails_latency.json
+
+``--long-inputs`` measures the trained classifiers on long texts instead (1,000 to 20,000 words of
+benign scientific prose, each also with one held-out attack planted at a random position): the
+false-positive rate, the recall by position quintile and the latency per check, with the check's
+default windows against the whole text at once in the same run (``benchmarks/_long_inputs.py``
+says how the texts are made and what the JSON holds):
+
+    python benchmarks/guardrails_latency.py --long-inputs [--n 20 | --n 10 5 2] \
+        --out benchmarks/results/guardrails_long_inputs.json
+
+``--window-effect`` scores the guardrails stage's own labelled sets with the default windows and
+whole, to show what windows change on them (``benchmarks/_window_effect.py``):
+
+    python benchmarks/guardrails_latency.py --window-effect --out benchmarks/results/guardrails_window_effect.json
 """
 
 from __future__ import annotations
@@ -19,8 +33,11 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +73,70 @@ class _Grounded:
         return self.check_.check(text[:300], context=[self.contexts[len(text) % len(self.contexts)]])
 
 
-def main() -> None:
+def long_inputs(args: argparse.Namespace, argv: Sequence[str] | None) -> dict:
+    """The ``--long-inputs`` report (:mod:`_long_inputs`), with the machine and the command."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchmarks/ (already first when run as a script)
+    from _long_inputs import run
+    from guardrails_benign import classifier_training_files
+
+    training = (classifier_training_files(ROOT / "params.yaml") if args.training_files is None
+                else list(args.training_files))
+    report = run(corpus=args.corpus, models=args.models, lengths=args.lengths, n=args.n, seed=args.seed,
+                 training_files=training, calibration=args.calibration,
+                 calibration_windows_max=args.calibration_windows,
+                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    report.update(cores_shared=bool(args.shared), cpu_count=os.cpu_count(), platform=platform.platform(),
+                  command=shlex.join(["python", "benchmarks/guardrails_latency.py",
+                                      *(argv if argv is not None else sys.argv[1:])]))
+    return report
+
+
+def window_effect(args: argparse.Namespace, argv: Sequence[str] | None) -> dict:
+    """The ``--window-effect`` report (:mod:`_window_effect`), with the command."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _window_effect import run
+
+    report = run(params=ROOT / "params.yaml", models=args.models)
+    report["command"] = shlex.join(["python", "benchmarks/guardrails_latency.py",
+                                    *(argv if argv is not None else sys.argv[1:])])
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", type=Path, default=ROOT / "data/guardrails/prompt_injection/deepset_train.jsonl")
     ap.add_argument("--pii", type=Path, default=ROOT / "data/guardrails/pii/presidio_generated_small.json")
     ap.add_argument("--models", type=Path, default=ROOT / "results/guardrails_eval/models")
     ap.add_argument("--limit", type=int, default=200, help="texts per set")
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+    long = ap.add_argument_group("long inputs (--long-inputs)")
+    long.add_argument("--long-inputs", action="store_true",
+                      help="measure the classifiers on long texts, windowed against whole (nothing else runs)")
+    long.add_argument("--n", type=int, nargs="+", default=[20],
+                      help="benign long texts per length, each with a planted copy: one count, or one per length")
+    long.add_argument("--lengths", type=int, nargs="+", default=[1000, 5000, 20000], help="words per long text")
+    long.add_argument("--corpus", type=Path, default=ROOT / "data/chroma_chunking/corpora/pubmed.md",
+                      help="benign paragraphs: a text/Markdown file (one per line) or JSONL with 'text'")
+    long.add_argument("--calibration", type=Path, nargs="*", default=[
+        ROOT / f"data/chroma_chunking/corpora/{name}.md" for name in ("wikitexts", "finance", "state_of_the_union")],
+                      help="benign prose of other domains whose windows set the calibrated cut (none: no such cut)")
+    long.add_argument("--calibration-windows", type=int, default=200, help="at most this many calibration windows")
+    long.add_argument("--seed", type=int, default=0)
+    long.add_argument("--training-files", nargs="*", type=Path, default=None,
+                      help="paragraphs found in these labelled files are left out (default: the classifiers' "
+                           "training files of params.yaml guardrails_eval)")
+    long.add_argument("--shared", action="store_true", help="record that other work shared the cores")
+    ap.add_argument("--window-effect", action="store_true",
+                    help="score the guardrails stage's labelled sets windowed and whole (nothing else runs)")
+    args = ap.parse_args(argv)
+    if args.long_inputs or args.window_effect:
+        report = long_inputs(args, argv) if args.long_inputs else window_effect(args, argv)
+        print(json.dumps(report, indent=2))
+        if args.out:
+            from lab.io import write_json
+
+            write_json(args.out, report, indent=2)
+        return
 
     from lab.guardrails import make_check
     from lab.guardrails.evaluate import read_labelled

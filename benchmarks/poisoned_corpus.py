@@ -107,7 +107,7 @@ ARMS = ("off", "drop", "neutralise")
 #: The context policies measured: name -> the injection check's options (model folder added where needed).
 DETECTORS: dict[str, dict[str, Any]] = {
     "rules": {"classifier": False},
-    "classifier": {},
+    "classifier": {"window_words": None},   # the whole passage at once (windows are the check's default now)
     "windowed": {"window_words": 64, "stride_words": 32},
 }
 CANARY_PREFIX = "ZX"

@@ -179,8 +179,8 @@ def test_each_decision_is_an_apply_guardrail_span_with_the_genai_attributes(tmp_
 
 
 def test_evaluate_context_counts_caught_planted_and_dropped_clean_passages(fake_model):
-    policy = Policy.from_config({"context": [{"check": "injection", "action": "drop",
-                                              "options": {"model_dir": str(fake_model), "rules": False}}]})
+    policy = Policy.from_config({"context": [{"check": "injection", "action": "drop", "options": {
+        "model_dir": str(fake_model), "rules": False, "window_words": None}}]})   # the whole passage at once
     passages = [PLANTED, "IGNORE this.", "Warsaw is on the Vistula.", "A market square.", " ".join(["river"] * 400)]
     labels = [1, 1, 0, 0, 0]
     got = evaluate_context(policy, passages, labels)
@@ -188,9 +188,10 @@ def test_evaluate_context_counts_caught_planted_and_dropped_clean_passages(fake_
     assert got["caught"] == 2 and got["caught_share"] == 1.0
     assert got["clean_dropped"] == 1 and got["clean_dropped_share"] == pytest.approx(1 / 3)   # the long one
     assert got["actions"] == {"planted": {"drop": 2}, "clean": {"keep": 2, "drop": 1}}
-    windowed = Policy.from_config({"context": [{"check": "injection", "action": "drop", "options": {
-        "model_dir": str(fake_model), "rules": False, "window_words": 64}}]})
-    assert evaluate_context(windowed, passages, labels)["clean_dropped"] == 0   # windows remove that false positive
+    for options in ({}, {"window_words": 64}):   # windows (the default, or set) remove that false positive
+        windowed = Policy.from_config({"context": [{"check": "injection", "action": "drop", "options": {
+            "model_dir": str(fake_model), "rules": False, **options}}]})
+        assert evaluate_context(windowed, passages, labels)["clean_dropped"] == 0, options
     with pytest.raises(ValueError, match="2 passages but 1 labels"):
         evaluate_context(policy, passages[:2], [1])
 
@@ -218,7 +219,7 @@ def test_windows_fire_exactly_when_the_trigger_is_inside_and_return_its_window(t
     model = TextClassifier(FakeIgnore(), 0.5, {"name": check}).save(tmp_path / check)
     opts = {"model_dir": str(model), **({"rules": False} if check == "injection" else {})}
     windowed = make_check(check, **opts, window_words=64, stride_words=32)
-    whole = make_check(check, **opts)
+    whole = make_check(check, **opts, window_words=None)
     rng = random.Random(32)
     benign = _benign(5000, rng)
     text = " ".join(benign)
@@ -231,8 +232,9 @@ def test_windows_fire_exactly_when_the_trigger_is_inside_and_return_its_window(t
         start = sum(len(w) + 1 for w in words[:pos])
         d = windowed.check(planted)
         assert d.fired, pos
-        (span,) = d.spans
-        assert span.label == "window" and span.start <= start and start + len(TRIGGER) <= span.end, pos
+        assert d.spans and all(s.label == "window" for s in d.spans), pos   # every window holding it fired
+        span = max(d.spans, key=lambda s: s.score)
+        assert span.start <= start and start + len(TRIGGER) <= span.end, pos
         assert TRIGGER in planted[span.start:span.end].split()
         assert len(planted[span.start:span.end].split()) == 64
     # batched decisions equal one text at a time, and a short text is scored whole as before

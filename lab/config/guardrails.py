@@ -100,7 +100,9 @@ class RefusalOptions(CheckOptions):
 
 class WindowOptions(CheckOptions):
     """Windows over a long text for a trained classifier (:func:`lab.guardrails.classifier.word_windows`):
-    unset (the default), the classifier scores the whole text, as it always has."""
+    unset (the default), the check derives the window from its classifier's training lengths
+    (:func:`lab.guardrails.classifier.default_window_words`); ``window_words: null`` scores every
+    text whole (the behaviour before windows were the default)."""
 
     window_words: int | None = Field(None, ge=8)   # words per window; a text this long or shorter is one window
     stride_words: int | None = Field(None, ge=1)   # words between window starts (default: half a window)

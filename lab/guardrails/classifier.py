@@ -14,17 +14,21 @@ the folder and the command that trains a current one (:mod:`lab.versioned`).
 
 Long texts (:func:`word_windows`, :func:`windowed_scores`): the classifiers were trained on short
 prompts (the deepset injection prompts: a median of 10 words) and a retrieved passage or a pasted
-document is far longer, so a check may split it into overlapping windows of words, score each and
-keep the maximum. Words, not the embedder's tokens: the TF-IDF blocks see words and character
+document is far longer, so a check splits it into overlapping windows of words, scores each and
+keeps the maximum. Words, not the embedder's tokens: the TF-IDF blocks see words and character
 n-grams (no tokenizer of their own), a window cut at whitespace keeps exact character offsets, and
 a window of a few dozen words stays well inside MiniLM's 256-token input, so the embedding block
-sees all of it too.
+sees all of it too. A window is as long as the benign texts the classifier trained on
+(:func:`default_window_words`: the 95th percentile recorded in ``meta.json`` as ``train_words``,
+else :data:`DEFAULT_WINDOW_WORDS`), so each window is a text of a length its threshold was chosen
+for; a text no longer than one window is scored whole, exactly as without windows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +59,60 @@ def heldout_split(n: int, fraction: float = 0.25, seed: int = 0, keys: Sequence[
 
 _WORD = re.compile(r"\S+")
 
+#: Window length (words) for a classifier whose ``meta.json`` records no training lengths (one
+#: trained before ``train_words`` was recorded): about the 95th percentile of the benign training
+#: texts of the shipped classifiers (the deepset prompts: 33 words; the Davidson tweets: 26).
+DEFAULT_WINDOW_WORDS = 32
+#: The shortest window a default derives (the policy config's lower bound for ``window_words``):
+#: fewer words leave a planted sentence no window of its own.
+MIN_WINDOW_WORDS = 8
+
+
+def word_count(text: str) -> int:
+    """Words of ``text`` as the windows count them: runs of non-space."""
+    return sum(1 for _ in _WORD.finditer(text))
+
+
+def length_profile(texts: Sequence[str], labels: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Word counts of training texts per class (``benign``: label 0, ``positive``: label 1): ``n``,
+    ``p50``, ``p95``, ``max``. Stored in ``meta.json`` as ``train_words``; the checks derive their
+    default window from it (:func:`default_window_words`)."""
+    import numpy as np
+
+    out: dict[str, dict[str, float]] = {}
+    for name, want in (("benign", 0), ("positive", 1)):
+        counts = np.asarray([word_count(t) for t, y in zip(texts, labels, strict=True) if int(y) == want])
+        if counts.size:
+            out[name] = {"n": int(counts.size), "p50": float(np.percentile(counts, 50)),
+                         "p95": float(np.percentile(counts, 95)), "max": int(counts.max())}
+    return out
+
+
+def default_window_words(meta: dict[str, Any] | None) -> tuple[int, str]:
+    """The window length a check uses unless told otherwise, and where it came from.
+
+    The 95th percentile of the classifier's benign training texts (``meta["train_words"]``,
+    rounded up, at least :data:`MIN_WINDOW_WORDS`); without that record, :data:`DEFAULT_WINDOW_WORDS`.
+    Why the benign texts: the shipped classifiers learnt length as a cue (the deepset attacks are a
+    median of 20 words against 7 for its benign prompts; the jailbreak classifier's benign texts are
+    those prompts, at most 47 words, against jailbreaks of a median of 258), so a benign window
+    longer than the benign texts they saw scores high for its length alone. A window no longer than
+    the benign training texts is a text of the kind the threshold was chosen on."""
+    p95 = ((meta or {}).get("train_words") or {}).get("benign", {}).get("p95")
+    if p95 is None:
+        return DEFAULT_WINDOW_WORDS, (f"default {DEFAULT_WINDOW_WORDS} words (meta.json records no training "
+                                      "lengths: a classifier trained before they were recorded)")
+    words = max(MIN_WINDOW_WORDS, math.ceil(float(p95)))
+    return words, f"{words} words: the 95th percentile of the benign training texts (meta.json train_words)"
+
 
 def word_windows(text: str, window_words: int, stride_words: int | None = None) -> list[tuple[int, int]]:
     """Character ranges ``(start, end)`` of overlapping windows of ``window_words`` words (runs of
     non-space), ``stride_words`` words apart (default half a window, so each word lies in two
     windows and a phrase up to half a window long lies whole inside one); the last window ends at
     the last word. A text of at most ``window_words`` words is one window: the whole text, as
-    unwindowed scoring sees it."""
+    unwindowed scoring sees it. Nothing is cut: every word lies in some window, however long the
+    text (a text of n > w words has ``ceil((n - w) / stride) + 1`` windows)."""
     if window_words < 1 or (stride_words is not None and not 1 <= stride_words <= window_words):
         raise LabError(f"windows: need 1 <= stride_words <= window_words, got {stride_words} and {window_words}")
     words = [m.span() for m in _WORD.finditer(text)]
@@ -74,25 +125,57 @@ def word_windows(text: str, window_words: int, stride_words: int | None = None) 
     return [(words[s][0], words[s + window_words - 1][1]) for s in starts]
 
 
-def windowed_scores(score: Callable[[list[str]], Sequence[float]], texts: Sequence[str], window_words: int,
-                    stride_words: int | None = None) -> list[tuple[float, tuple[int, int]]]:
-    """Per text, the maximum of ``score`` over its windows (:func:`word_windows`) and the window
-    that gave it (the first of equal maxima). All windows of all texts go to ``score`` in one call.
+@dataclass(frozen=True)
+class WindowScores:
+    """One text's windows (character ranges) and the classifier's score of each, in text order."""
 
-    The rule is the maximum because one window holding a planted instruction makes the whole text
-    an attack, however benign the rest; a mean would dilute it with the text's length. The price:
-    a text of n windows gives a benign-text false positive n chances, so a long text's false-positive
-    rate exceeds the one-prompt rate its threshold was chosen for (measure it on your passages with
-    :func:`lab.guardrails.context.evaluate_context`)."""
+    windows: list[tuple[int, int]]
+    scores: list[float]
+
+    @property
+    def score(self) -> float:
+        """The text's score: the maximum over its windows (see :func:`windowed_scores`)."""
+        return self.scores[self.best]
+
+    @property
+    def best(self) -> int:
+        """Index of the window that gave the score (the first of equal maxima)."""
+        return max(range(len(self.scores)), key=lambda j: (self.scores[j], -j))
+
+    @property
+    def split(self) -> bool:
+        """More than one window: the text was longer than a window."""
+        return len(self.windows) > 1
+
+    def at_or_above(self, threshold: float) -> list[tuple[int, int, float]]:
+        """``(start, end, score)`` of every window scoring at least ``threshold``, in text order."""
+        return [(a, b, s) for (a, b), s in zip(self.windows, self.scores, strict=True) if s >= threshold]
+
+
+def windowed_scores(score: Callable[[list[str]], Sequence[float]], texts: Sequence[str], window_words: int,
+                    stride_words: int | None = None) -> list[WindowScores]:
+    """Per text, its windows (:func:`word_windows`) and ``score`` of each; all windows of all texts
+    go to ``score`` in one call. A text of one window is passed as itself, so it scores exactly as
+    unwindowed scoring would.
+
+    The aggregation rule is the maximum (:attr:`WindowScores.score`), compared with the classifier's
+    own threshold. The maximum, because one window holding a planted instruction makes the whole
+    text an attack, however benign the rest; a mean (or the whole text at once) dilutes it with the
+    text's length, so the planted instruction is missed or, for a classifier that learnt that long
+    texts are attacks, every long text fires. The stored threshold, because a window is as long as
+    the texts it was chosen on (:func:`default_window_words`). The price: a text of n windows gives
+    a benign-text false positive n chances, so a long text's false-positive rate exceeds the
+    one-prompt rate its threshold was chosen for. Measure it on your own documents
+    (``benchmarks/guardrails_latency.py --long-inputs``,
+    :func:`lab.guardrails.context.evaluate_context`) and raise the rule's ``threshold`` (or use a
+    stored ``max_fpr`` operating point) where it is too high."""
     spans = [word_windows(t, window_words, stride_words) for t in texts]
-    flat = [t[a:b] for t, ws in zip(texts, spans, strict=True) for a, b in ws]
-    scores = list(score(flat)) if flat else []
+    flat = [t if ws == [(0, len(t))] else t[a:b] for t, ws in zip(texts, spans, strict=True) for a, b in ws]
+    scores = [float(x) for x in score(flat)] if flat else []
     out, i = [], 0
     for ws in spans:
-        part = scores[i:i + len(ws)]
+        out.append(WindowScores(ws, scores[i:i + len(ws)]))
         i += len(ws)
-        best = max(range(len(ws)), key=lambda j: (part[j], -j))
-        out.append((float(part[best]), ws[best]))
     return out
 
 
@@ -235,6 +318,7 @@ def train_text_classifier(texts: Sequence[str], labels: Sequence[int], *, name: 
             "threshold_rule": "best F1 of out-of-fold training probabilities",
             "oof_f1": f1, "oof_auc": float(roc_auc_score(y, oof)), "oof_average_precision":
             float(average_precision_score(y, oof)), "train_data_sha256": digest, "sources": list(sources),
-            "operating_points": operating, "features": list(features), **({"embedding_model": embedding_model} if "embedding" in features else {}),
+            "operating_points": operating, "train_words": length_profile(list(texts), y.tolist()),
+            "features": list(features), **({"embedding_model": embedding_model} if "embedding" in features else {}),
             "sklearn": sklearn.__version__}
     return TextClassifier(pipe, threshold, meta)

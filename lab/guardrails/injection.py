@@ -6,10 +6,15 @@ the rules below matches (a rule is a floor: it catches the textbook phrasings ev
 classifier has not been trained or misses). The reason names every signal that fired: the
 classifier's score against its threshold and each rule by name.
 
-With ``window_words`` set, the classifier scores a long text window by window and takes the
-maximum (:func:`lab.guardrails.classifier.windowed_scores`); the decision's ``spans`` then hold the
-window where it fired (label ``window``). Unset (the default), it scores the whole text as before.
-The rules always read the whole text: a regular expression does not drift with length.
+Long texts: the classifier scores a text longer than ``window_words`` words window by window and
+takes the maximum (:func:`lab.guardrails.classifier.windowed_scores`, which says why that rule);
+the decision's ``spans`` then hold every window at or above the threshold (label ``window``, its
+score) and the reason names the highest one and how many of the text's windows fired. The window
+length defaults to the classifier's benign training length
+(:func:`lab.guardrails.classifier.default_window_words`); ``window_words=None`` scores the whole
+text at once (the behaviour before windows were the default). A text of at most one window is
+scored whole either way, exactly as before, with no span. The rules always read the whole text: a
+regular expression does not drift with length.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from lab.data.instructions import rule_hits   # the rule floor, defined once (the corpus scan reads it too)
+from lab.data.instructions import rule_hits  # the rule floor, defined once (the corpus scan reads it too)
 from lab.errors import ConfigError
 from lab.guardrails.base import CHECKS, Decision, Span, safe_text
+
+if TYPE_CHECKING:
+    from lab.guardrails.classifier import WindowScores
+
+#: ``window_words`` of a check that derives its window from its classifier (the default).
+AUTO = "auto"
+WindowWords = int | Literal["auto"] | None
+
 
 def stored_threshold(model: Any, max_fpr: float | None = None) -> float:
     """The classifier's cut: its best-F1 threshold, or (``max_fpr``) the stored operating point
@@ -57,8 +70,86 @@ def load_classifier(check: str, model_dir: str | Path | None) -> Any:
     return TextClassifier.load(model_dir)
 
 
+class WindowedClassifier:
+    """What the classifier checks share: the windows over a long text and the scores over them.
+
+    ``window_words``: ``"auto"`` (the default) takes the classifier's benign training length
+    (:func:`lab.guardrails.classifier.default_window_words`; :data:`DEFAULT_WINDOW_WORDS
+    <lab.guardrails.classifier.DEFAULT_WINDOW_WORDS>` for a check without a classifier, whose rules
+    only need windows to say where they matched); an int sets it; None scores every text whole.
+    ``stride_words``: words between window starts (default half a window). ``window_source`` says
+    where the window length came from."""
+
+    model: Any
+    threshold: float
+    window_words: int | None
+    stride_words: int | None
+    window_source: str
+
+    def _set_windows(self, window_words: WindowWords, stride_words: int | None) -> None:
+        from lab.guardrails.classifier import DEFAULT_WINDOW_WORDS, default_window_words
+
+        name = getattr(self, "name", type(self).__name__)
+        if window_words == AUTO and self.model is None:
+            window_words = DEFAULT_WINDOW_WORDS
+            self.window_source = f"default {window_words} words (no classifier: the windows only place a rule's match)"
+        elif window_words == AUTO:
+            window_words, self.window_source = default_window_words(self.model.meta)
+        elif window_words is None:
+            self.window_source = "none: every text is scored whole"
+        elif isinstance(window_words, bool) or not isinstance(window_words, int) or window_words < 1:
+            raise ConfigError(f"{name} check: window_words must be a positive number of words, {AUTO!r} or None; "
+                              f"got {window_words!r}")
+        else:
+            self.window_source = f"{window_words} words: set"
+        if stride_words is not None and (window_words is None or not 1 <= stride_words <= window_words):
+            raise ConfigError(f"{name} check: stride_words {stride_words} needs 1 <= stride_words <= window_words "
+                              f"({window_words})")
+        self.window_words, self.stride_words = window_words, stride_words
+
+    def windows(self, text: str) -> list[tuple[int, int]]:
+        """The character ranges the classifier scores for ``text``: one window (the whole text) when
+        it is no longer than ``window_words`` words or windows are off."""
+        from lab.guardrails.classifier import word_windows
+
+        clean = safe_text(text)
+        if self.window_words is None:
+            return [(0, len(clean))]
+        return word_windows(clean, self.window_words, self.stride_words)
+
+    def window_scores(self, texts: Sequence[str]) -> list[WindowScores | None]:
+        """Per text, its windows and the classifier's score of each
+        (:class:`lab.guardrails.classifier.WindowScores`; one window, the whole text, when windows
+        are off); None per text without a classifier."""
+        return self._scored([safe_text(t) for t in texts])
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        """The classifier's probability for each text: the maximum over its windows (rules not
+        applied); 0 without a classifier."""
+        return [w.score if w is not None else 0.0 for w in self.window_scores(texts)]
+
+    def _scored(self, clean: list[str]) -> list[WindowScores | None]:
+        from lab.guardrails.classifier import WindowScores, windowed_scores
+
+        if self.model is None:
+            return [None] * len(clean)
+        if self.window_words is None:
+            return [WindowScores([(0, len(t))], [p]) for t, p in zip(clean, self.model.scores(clean), strict=True)]
+        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
+
+    def _window_spans(self, ws: WindowScores | None) -> tuple[list[Span], str]:
+        """The spans of the windows at or above the threshold and the words for the reason; nothing
+        for a text of one window (the whole text: as before windows, no span)."""
+        if ws is None or not ws.split:
+            return [], ""
+        a, b = ws.windows[ws.best]
+        fired = ws.at_or_above(self.threshold)
+        return ([Span(x, y, "window", s) for x, y, s in fired],
+                f" (window at characters {a}-{b}; {len(fired)} of {len(ws.windows)} windows fired)")
+
+
 @CHECKS.register("injection")
-class Injection:
+class Injection(WindowedClassifier):
     """Prompt injection in a user's input.
 
     Parameters
@@ -72,9 +163,12 @@ class Injection:
     max_fpr : float or None
         Fire at the stored operating point with this out-of-fold false-positive cap (0.01, 0.02,
         0.05) instead of the best-F1 cut: fewer benign prompts blocked, fewer attacks caught.
-    window_words, stride_words : int or None
-        Score a text longer than ``window_words`` words window by window (``stride_words`` apart,
-        default half a window) and keep the maximum; None (the default): the whole text at once.
+    window_words : int, "auto" or None
+        Score a text longer than ``window_words`` words window by window and keep the maximum
+        (:class:`WindowedClassifier`); "auto" (the default): the classifier's benign training
+        length; None: the whole text at once.
+    stride_words : int or None
+        Words between window starts (default half a window).
     """
 
     name = "injection"
@@ -83,47 +177,34 @@ class Injection:
     rule_hits = staticmethod(rule_hits)   # the floor; a subclass names its own rules
 
     def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True,
-                 max_fpr: float | None = None, window_words: int | None = None,
+                 max_fpr: float | None = None, window_words: WindowWords = AUTO,
                  stride_words: int | None = None) -> None:
         self.rules = rules
         self.model = None
         if classifier:
             self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr) if self.model is not None else 0.5
-        self.window_words, self.stride_words = window_words, stride_words
-
-    def scores(self, texts: Sequence[str]) -> list[float]:
-        """The classifier's probability for each text (rules not applied; the maximum over its
-        windows when ``window_words`` is set); 0 without a classifier."""
-        return [p for p, _ in self._scored([safe_text(t) for t in texts])]
-
-    def _scored(self, clean: list[str]) -> list[tuple[float, tuple[int, int] | None]]:
-        if self.model is None:
-            return [(0.0, None)] * len(clean)
-        if self.window_words is None:
-            return [(p, None) for p in self.model.scores(clean)]
-        from lab.guardrails.classifier import windowed_scores
-
-        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
+        self._set_windows(window_words, stride_words)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
         return self.check_many([text])[0]
 
     def check_many(self, texts: Sequence[str]) -> list[Decision]:
-        """:meth:`check` on each text, the classifier scoring all of them in one batch."""
+        """:meth:`check` on each text, the classifier scoring all of them (all their windows) in one batch."""
         clean = [safe_text(t) for t in texts]
-        return [self._decide(t, p, w) for t, (p, w) in zip(clean, self._scored(clean), strict=True)]
+        return [self._decide(t, w) for t, w in zip(clean, self._scored(clean), strict=True)]
 
     def _rule_window(self, text: str) -> tuple[int, int] | None:
-        """The first window holding a rule's match whole (None: a match across windows)."""
-        from lab.guardrails.classifier import word_windows
+        """The first window holding a rule's match whole (None: a text of one window, or a match
+        across windows)."""
+        wins = self.windows(text)
+        if len(wins) < 2:
+            return None
+        return next((w for w in wins if type(self).rule_hits(text[w[0]:w[1]])), None)
 
-        assert self.window_words is not None
-        return next((w for w in word_windows(text, self.window_words, self.stride_words)
-                     if type(self).rule_hits(text[w[0]:w[1]])), None)
-
-    def _decide(self, text: str, p: float, window: tuple[int, int] | None = None) -> Decision:
+    def _decide(self, text: str, ws: WindowScores | None) -> Decision:
+        p = ws.score if ws is not None else 0.0
         hits = type(self).rule_hits(text) if self.rules else []
         signals = []
         by_model = self.model is not None and p >= self.threshold
@@ -131,12 +212,15 @@ class Injection:
             signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
         signals += [f"rule {h}" for h in hits]
         score = max(p, 1.0 if hits else 0.0)
-        spans = []
-        if self.window_words is not None and signals:
-            where = window if by_model else self._rule_window(text)
-            if where is not None:
-                spans.append(Span(where[0], where[1], "window", score if not by_model else p))
-                signals[0] += f" (window at characters {where[0]}-{where[1]})"
+        spans: list[Span] = []
+        if by_model:
+            spans, where = self._window_spans(ws)
+            signals[0] += where
+        elif hits and self.window_words is not None:
+            at = self._rule_window(text)   # None for a text of one window: no span, as before windows
+            if at is not None:
+                spans.append(Span(at[0], at[1], "window", score))
+                signals[0] += f" (window at characters {at[0]}-{at[1]})"
         return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals), spans=spans)
 
 
@@ -171,7 +255,7 @@ class Jailbreak(Injection):
 
 
 @CHECKS.register("toxicity")
-class Toxicity:
+class Toxicity(WindowedClassifier):
     """Toxic or offensive text (inputs, or outputs before they reach a user): a classifier trained on
     labelled comments (:mod:`lab.guardrails.classifier`; the shared Davidson et al. tweets, hate
     speech and offensive language counted as toxic). No rules: a word list would flag quotations,
@@ -183,7 +267,7 @@ class Toxicity:
         The trained classifier's folder (required).
     max_fpr : float or None
         As for :class:`Injection`: the stored operating point with this false-positive cap.
-    window_words, stride_words : int or None
+    window_words, stride_words : int, "auto" or None
         As for :class:`Injection`: windows over a long text, the maximum kept.
     """
 
@@ -192,22 +276,10 @@ class Toxicity:
     model_name = "toxicity"
 
     def __init__(self, model_dir: str | None = None, max_fpr: float | None = None,
-                 window_words: int | None = None, stride_words: int | None = None) -> None:
+                 window_words: WindowWords = AUTO, stride_words: int | None = None) -> None:
         self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr)
-        self.window_words, self.stride_words = window_words, stride_words
-
-    def scores(self, texts: Sequence[str]) -> list[float]:
-        """The classifier's probability of toxic for each text (the maximum over its windows when
-        ``window_words`` is set)."""
-        return [p for p, _ in self._scored([safe_text(t) for t in texts])]
-
-    def _scored(self, clean: list[str]) -> list[tuple[float, tuple[int, int] | None]]:
-        if self.window_words is None:
-            return [(p, None) for p in self.model.scores(clean)]
-        from lab.guardrails.classifier import windowed_scores
-
-        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
+        self._set_windows(window_words, stride_words)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
@@ -215,13 +287,14 @@ class Toxicity:
 
     def check_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`check` on each text, scored in one batch."""
-        return [self._decide(p, w) for p, w in self._scored([safe_text(t) for t in texts])]
+        return [self._decide(w) for w in self._scored([safe_text(t) for t in texts])]
 
-    def _decide(self, p: float, window: tuple[int, int] | None = None) -> Decision:
+    def _decide(self, ws: WindowScores | None) -> Decision:
+        assert ws is not None   # toxicity always has a classifier
+        p = ws.score
         fired = p >= self.threshold   # compared once: the verdict and its reason cannot disagree
-        reason = f"classifier {p:.2f} >= {self.threshold:.2f}" if fired else ""
-        spans = []
-        if fired and window is not None:
-            spans.append(Span(window[0], window[1], "window", p))
-            reason += f" (window at characters {window[0]}-{window[1]})"
+        reason, spans = "", []
+        if fired:
+            spans, where = self._window_spans(ws)
+            reason = f"classifier {p:.2f} >= {self.threshold:.2f}" + where
         return Decision(self.name, fired, p, self.threshold, reason, spans=spans)
