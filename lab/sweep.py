@@ -19,6 +19,10 @@ Resumability does not rely on Ray's experiment state: every finished trial write
 atomically to ``<out_dir>/trials/<trial id>.json`` (the id is a hash of the configuration) from
 inside the worker. A rerun, after a crash or ``kill -9``, skips every configuration that has a
 result and runs only the rest, so finished trials are never recomputed and none is lost.
+
+Each result records where it ran (``placement``: the host and process, and on Ray the node's id,
+IP and name), so a sweep on a cluster shows how its trials spread over the nodes
+(:func:`placement_counts`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import itertools
 import json
 import os
 import random
+import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,12 +131,47 @@ class ResultStore:
         return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.dir.glob("*.json"))]
 
 
+def placement() -> dict[str, Any]:
+    """Where this process runs: ``host`` and ``pid``; inside a Ray worker also ``node_id``,
+    ``node_ip`` and ``node_name`` (the name given with ``ray start --node-name``, else its IP).
+
+    Never raises: what cannot be found out is left out (a trial must not fail over its record)."""
+    out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")   # imported in every Ray worker; never imported here for a local run
+    if ray is None:
+        return out
+    try:
+        if not ray.is_initialized():
+            return out
+        node_id = ray.get_runtime_context().get_node_id()
+        out["node_id"] = node_id
+        for node in ray.nodes():
+            if node.get("NodeID") == node_id:
+                out["node_ip"] = node.get("NodeManagerAddress")
+                out["node_name"] = node.get("NodeName")
+                break
+    except Exception:  # noqa: BLE001, S110 - a record without the node is better than a failed trial
+        pass
+    return out
+
+
+def placement_counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials per node (``node_name``, else ``node_id``, else ``host``) of results that record it."""
+    counts: dict[str, int] = {}
+    for r in results:
+        where = r.get("placement") or {}
+        key = where.get("node_name") or where.get("node_id") or where.get("host")
+        if key:
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _run_and_store(config: dict[str, Any], trial_fn: TrialFn, out_dir: str) -> dict[str, Any]:
-    """Inside a worker: evaluate, then persist the result before reporting it."""
+    """Inside a worker: evaluate, then persist the result (with where it ran) before reporting it."""
     t0 = time.time()
     metrics = trial_fn(config)
     metrics = {**metrics, "trial_wall_s": round(time.time() - t0, 3)}
-    ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid())
+    ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid(), placement=placement())
     return metrics
 
 
