@@ -27,6 +27,15 @@ autoscaler monitor and log monitor (two fewer Python processes starting alongsid
 node whose raylet aborts this way is stopped at once and started again (:data:`START_ATTEMPTS` in
 all), the error naming the raylet's own message when every attempt failed.
 
+Half of the CPU time of ``import ray`` (about 2 of 4.5 s here) goes to ``rfc3987_syntax``, which
+builds some thirty Earley parsers at import; jsonschema imports it, when installed (its
+``format-nongpl`` extra, which Jupyter's packages ask for), for the ``iri`` formats that Ray's
+runtime-env schemas never use. Every Python process of a node (``ray start``, the agents, the
+workers that run trials) starts with ``DIR/ray/pythonpath`` first on ``PYTHONPATH``, where a
+package of that name raises ``ImportError``, which jsonschema handles by leaving those two formats
+unchecked (:data:`SKIPPED_IMPORTS`). On a loaded 2-core machine this turns the agent's start from
+about 15 s into about 7 s, inside the raylet's limit.
+
 Stopping a node sends SIGTERM to its ``ray start`` process only (draining is off:
 ``RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0``), which stops its Ray processes in order; whatever is
 left of its process group afterwards gets SIGKILL (:func:`lab.team.daemons.stop`).
@@ -60,6 +69,12 @@ MAX_WORKERS = 8                 # node blocks of 10 ports must stay below the wo
 STARTED_LINE = "Ray runtime started"
 #: What the raylet writes to raylet.err when its agents were too slow (ray-project/ray#65983).
 AGENT_TIMEOUT_MARK = "Timed out waiting for file"
+#: The longest AF_UNIX socket path (bytes), and what Ray adds below a node's temp dir for its
+#: plasma store's socket: ``/session_<date>_<time>_<us>_<pid>/sockets/plasma_store`` (+ a suffix).
+SOCKET_PATH_MAX = 107
+SOCKET_SUFFIX = len("/session_2026-12-07_04-17-45_882938_4194304/sockets/plasma_store.9")
+#: Modules the nodes' Python processes do without (slow to import, unused by Ray): see the module docstring.
+SKIPPED_IMPORTS = ("rfc3987_syntax",)
 
 
 @dataclass(frozen=True)
@@ -178,20 +193,58 @@ def cluster_status(d: Path, settings: RaySettings, services: dict[str, dict[str,
     return {"nodes": listed}
 
 
+def import_shims(d: Path) -> Path:
+    """``DIR/ray/pythonpath``: a package for each of :data:`SKIPPED_IMPORTS` that raises ``ImportError``."""
+    folder = d / "ray" / "pythonpath"
+    for module in SKIPPED_IMPORTS:
+        init = folder / module / "__init__.py"
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.write_text(f"raise ImportError({module!r} ' is left out on lab team Ray nodes (slow to import, "
+                        "unused by Ray): lab.team.raynodes')\n", encoding="utf-8")
+    return folder
+
+
 def _node_env(d: Path, settings: RaySettings) -> dict[str, str]:
     from lab.env import TELEMETRY_OFF
 
     env = {**os.environ, **TELEMETRY_OFF, **client_env(d, settings),
            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}   # SIGTERM stops the node now, not after 30 s
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(import_shims(d)), os.environ.get("PYTHONPATH")]))
     for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):   # a node is told its head on the command line
         env.pop(var, None)
     return env
 
 
-def _argv(d: Path, settings: RaySettings, index: int, name: str) -> list[str]:
+def node_temp_dir(d: Path, name: str) -> Path:
+    """Node ``name``'s ``--temp-dir``: ``DIR/ray/<name>``, or a short link to it when that path is too
+    long for the sockets Ray puts below it (AF_UNIX paths: :data:`SOCKET_PATH_MAX` bytes), which
+    happens from a DIR of about 25 characters: ``<tmp>/lab-ray-<hash of DIR>/<name>`` (the folder
+    private to this user). The data stays in DIR. Raises :class:`TeamError` when even that is too long."""
+    import hashlib
+    import tempfile
+
+    folder = d / "ray" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(str(folder)) + SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+        return folder
+    short = Path(tempfile.gettempdir()) / f"lab-ray-{hashlib.sha256(str(d).encode()).hexdigest()[:10]}"
+    link = short / name
+    if len(str(link)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
+        raise TeamError(f"the Ray nodes' socket paths under {folder} (and under {short}) exceed "
+                        f"{SOCKET_PATH_MAX} bytes: use a shorter --dir (or TMPDIR)")
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.is_symlink() or short.stat().st_uid != os.getuid():
+        raise TeamError(f"{short} is not a folder of this user: remove it, or use a shorter --dir")
+    if not (link.is_symlink() and os.readlink(link) == str(folder)):
+        link.unlink(missing_ok=True)
+        link.symlink_to(folder, target_is_directory=True)
+    return link
+
+
+def _argv(d: Path, settings: RaySettings, index: int, name: str, temp_dir: Path) -> list[str]:
     p = settings.node_ports(index)
     argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
-            f"--node-name={name}", f"--node-ip-address={settings.host}", f"--temp-dir={d / 'ray' / name}",
+            f"--node-name={name}", f"--node-ip-address={settings.host}", f"--temp-dir={temp_dir}",
             f"--num-cpus={settings.cpus}", "--num-gpus=0", f"--object-store-memory={settings.object_store_mb * 2**20}",
             "--include-log-monitor=false",
             f"--node-manager-port={p['node_manager']}", f"--object-manager-port={p['object_manager']}",
@@ -233,13 +286,13 @@ def start_node(d: Path, settings: RaySettings, index: int) -> Proc:
     name = settings.names()[index]
     log = d / "logs" / f"{name}.log"
     folder = d / "ray" / name
-    folder.mkdir(parents=True, exist_ok=True)
+    temp_dir = node_temp_dir(d, name)
     what = "the Ray head" if index == 0 else f"Ray worker node {index}"
     reasons = []
     for attempt in range(1, START_ATTEMPTS + 1):
         since = time.time()
         offset = log.stat().st_size if log.exists() else 0
-        proc = spawn(name, _argv(d, settings, index, name), log, env=_node_env(d, settings))
+        proc = spawn(name, _argv(d, settings, index, name, temp_dir), log, env=_node_env(d, settings))
         outcome = _wait_started(proc, log, offset, folder, since)
         if outcome is None:
             return proc
