@@ -18,12 +18,19 @@ the machine's load weighs on both arms alike; one discarded warm-up run on 2 nod
 (files into the page cache). The nodes are stopped at the end, and the script fails if a process of
 theirs is left.
 
-Figures per run: the sweep's wall time (``run_sweep``: joining the cluster, Ray Tune, every trial;
-the same ``sweep.wall_s`` a stage reports), the driver process's wall time, trials per node, and
-every trial's own time (and their sum: the work that can spread over nodes; the rest of a sweep's
+Each driver joins the cluster first and waits until every CPU of it is free (the previous driver's
+trial actors are torn down asynchronously). Figures per run: the sweep's wall time (``run_sweep``:
+Ray Tune and every trial, the ``sweep.wall_s`` a stage reports, here without joining the cluster),
+the driver process's wall time, trials per node (``nodes_used``: a 2-node run may leave a node
+idle, see below), when each node's first trial started, and every trial's own time (and their sum: the work that can spread over nodes; the rest of a sweep's
 wall is the cost of joining the cluster, starting the trials' worker processes and Ray Tune's
 bookkeeping). Per arm the median; ``ratio_1_over_2``: median 1-node wall / median 2-node wall
-(2.0 would be perfect scaling). ``--cores-shared`` marks figures measured while other work
+(2.0 would be perfect scaling); ``ratio_1_over_2_spread``: the same over the 2-node runs whose
+trials ran on both nodes. A 2-node run need not use both: Ray Tune reuses a finished trial's worker
+(``reuse_actors``, so that workers keep loaded models) for the next pending trial, even one whose
+worker is still starting on the other node (it cancels that start), so a node slow to start its
+worker can be left without trials. An earlier version of this script, without the wait for free
+CPUs, saw that in 2 of 3 two-node runs on the loaded machine; why it did is not established. ``--cores-shared`` marks figures measured while other work
 ran on the machine: both nodes then compete with it (and each other) for the same cores.
 """
 
@@ -74,15 +81,33 @@ def experiment_yaml(titles: list[str], max_queries: int, sizes: list[int]) -> st
 
 def drive(folder: Path) -> dict:
     """Run the sweep of ``folder/experiment.yaml`` on the cluster of ``RAY_ADDRESS``; what it measured."""
+    import ray
+
     from lab.config.sections import RetrievalSweepConfig
+    from lab.raycluster import ensure_ray
     from lab.studies.retrieval import run_retrieval_sweep
 
+    ensure_ray(address="auto")   # joined here as the sweep would; the sweep then finds Ray initialised
+    t0 = time.monotonic()
+    # a CPU still held by the previous driver's trial actor (being torn down) would skew placement
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+        if time.monotonic() - t0 > 120:
+            break
+        time.sleep(0.5)
+    settle = time.monotonic() - t0
     cfg = RetrievalSweepConfig(experiment=str(folder / "experiment.yaml"), metric="hit_rate@5", backend="ray",
                                address="auto", cpus_per_trial=1, max_concurrent=2, n_resamples=100,
                                out_dir=str(folder / "out"))
+    start = time.time()
     outcome = run_retrieval_sweep(cfg, REPO, store_dir=folder / "store", progress=False)
+    first: dict[str, float] = {}   # per node: when its first trial started, from the sweep's start
+    for r in outcome["results"]:
+        node = (r.get("placement") or {}).get("node_name", "?")
+        began = r["finished_at"] - r["metrics"]["trial_wall_s"] - start
+        first[node] = round(min(first.get(node, began), began), 1)
     return {"sweep_wall_s": outcome["sweep"]["wall_s"], "ran": outcome["sweep"]["ran"],
-            "placement": outcome["sweep"]["placement"],
+            "placement": outcome["sweep"]["placement"], "nodes_used": len(outcome["sweep"]["placement"]),
+            "first_trial_start_s": dict(sorted(first.items())), "wait_free_cpus_s": round(settle, 1),
             "trial_wall_s": sorted(r["metrics"]["trial_wall_s"] for r in outcome["results"]),
             "trials_sum_s": round(sum(r["metrics"]["trial_wall_s"] for r in outcome["results"]), 2)}
 
@@ -210,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             run = run_driver(work, env, f"{arm}node")
             runs.append(run)
             print(f"{arm} node(s): sweep {run['sweep_wall_s']} s (driver {run['driver_wall_s']} s), "
-                  f"trials per node {run['placement']}, load {run['load_average_1m']}", flush=True)
+                  f"trials per node {run['placement']}, first trial per node at {run['first_trial_start_s']} s, "
+                  f"load {run['load_average_1m']}", flush=True)
     finally:
         for name in reversed(list(procs)):   # workers before the head, as `lab team down`
             left += stop_and_check(procs[name])
@@ -226,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                      "trials_sum_s_median": statistics.median(r["trials_sum_s"] for r in mine),
                      "trial_wall_s_median": statistics.median(trials), "trial_wall_s_mean": round(statistics.mean(trials), 3)}
     ratio = arms["1node"]["sweep_wall_s_median"] / arms["2node"]["sweep_wall_s_median"]
+    spread = [r["sweep_wall_s"] for r in runs if r["arm"] == "2node" and r["nodes_used"] == 2]
+    ratio_spread = arms["1node"]["sweep_wall_s_median"] / statistics.median(spread) if spread else None
     result = {
         "what": "one retrieval sweep (BM25, grid chunker x size) on a Ray cluster from lab's team nodes: "
                 "1 node of 1 CPU vs 2 nodes of 1 CPU each, both nodes as separate `ray start` processes on this machine",
@@ -236,10 +264,13 @@ def main(argv: list[str] | None = None) -> int:
                   "cpus_per_trial": 1, "max_concurrent": 2},
         "node_start_s": starts, "warmup": warm, "runs": runs, "arms": arms,
         "ratio_1_over_2": round(ratio, 2),
+        "ratio_1_over_2_spread": round(ratio_spread, 2) if ratio_spread else None,
+        "two_node_runs_on_both_nodes": f"{len(spread)} of {sum(r['arm'] == '2node' for r in runs)}",
         "command": "python benchmarks/ray_sweep_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(f"median sweep wall: 1 node {arms['1node']['sweep_wall_s_median']} s, 2 nodes "
-          f"{arms['2node']['sweep_wall_s_median']} s; ratio {ratio:.2f}")
+          f"{arms['2node']['sweep_wall_s_median']} s; ratio {ratio:.2f} (2-node runs on both nodes: "
+          f"{result['two_node_runs_on_both_nodes']}, ratio over those {result['ratio_1_over_2_spread']})")
     if args.out:
         write_json(args.out, result)
         print(f"wrote {args.out}")
