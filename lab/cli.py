@@ -480,6 +480,8 @@ def serve(
     feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL (default results/serve/feedback.jsonl under the project root).")] = None,
     trace: Annotated[bool, typer.Option(help="An MLflow trace per request (retrieval, generation, guardrails spans).")] = True,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds one answer may take (upstream read timeout too).")] = ANSWER_TIMEOUT_S,
+    stream_window: Annotated[int | None, typer.Option("--stream-window", min=0, help="Characters of a streamed answer held back while the output guardrails check them (default 64; docs/serving.md).")] = None,
+    stream_chunk: Annotated[int | None, typer.Option("--stream-chunk", min=1, help="New characters beyond the window before the output guardrails run again on a stream (default 32).")] = None,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
@@ -495,7 +497,8 @@ def serve(
                             "lab serve BUNDLE_DIR (or models:/NAME@ALIAS)")
         bundle = str(default)
     run_serve(bundle, host=host, port=port, upstream=upstream, fallback=fallback, vllm_port=vllm_port,
-              feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s)
+              feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s,
+              stream_window=stream_window, stream_chunk=stream_chunk)
 
 
 @app.command()

@@ -78,6 +78,9 @@ class PiiOptions(CheckOptions):
     threshold: float | None = Field(None, ge=0, le=1)
     nlp_model: str | None = None               # a spaCy pipeline: model-store name or folder
     max_chars: int | None = Field(None, ge=1)
+    # "lab": Presidio's recognisers plus lab.guardrails.pii_types (addresses, ZIP/post codes, ages; places,
+    # nationalities and ages only when tied to a person); "presidio": Presidio's alone (the check before them)
+    recognizers: Literal["lab", "presidio"] | None = None
 
 
 class JsonSchemaOptions(CheckOptions):

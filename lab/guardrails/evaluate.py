@@ -43,6 +43,10 @@ from lab.io import iter_jsonl
 #: counterpart (TITLE, PREFIX) are left out of scoring, as presidio-research's evaluation does.
 PRESIDIO_DATASET_MAP = {"ADDRESS": "LOCATION", "GPE": "LOCATION", "DOMAIN_NAME": "URL", "NORP": "NRP",
                         "TITLE": None, "PREFIX": None}
+#: The PII check's own types -> those of presidio-research's sets, for its predictions: those sets
+#: label a whole postal address (street, town, code) ADDRESS, scored as LOCATION, where the check
+#: reports STREET_ADDRESS (:mod:`lab.guardrails.pii_types`).
+PRESIDIO_PREDICTION_MAP = {"STREET_ADDRESS": "LOCATION", "US_ZIP_CODE": "LOCATION", "UK_POSTCODE": "LOCATION"}
 
 
 @dataclass
@@ -227,10 +231,21 @@ def _fbeta(p: float | None, r: float | None, beta: float) -> float | None:
     return (1 + b2) * p * r / (b2 * p + r) if (b2 * p + r) > 0 else 0.0
 
 
+def _map_pred(pred: Sequence[Sequence[tuple[int, int, str]]], mapping: Mapping[str, str | None] | None
+              ) -> list[list[tuple[int, int, str]]]:
+    mapping = PRESIDIO_PREDICTION_MAP if mapping is None else mapping
+    out = [[(a, b, mapping.get(t, t)) for a, b, t in spans] for spans in pred]
+    return [[s for s in spans if s[2] is not None] for spans in out]
+
+
 def span_metrics(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
-                 *, mapping: Mapping[str, str | None] | None = None, min_iou: float = 0.5) -> dict[str, Any]:
-    """Span-level precision, recall and F2, overall and per (mapped) entity type."""
+                 *, mapping: Mapping[str, str | None] | None = None, min_iou: float = 0.5,
+                 pred_mapping: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Span-level precision, recall and F2, overall and per (mapped) entity type. ``mapping``
+    maps the gold types (default :data:`PRESIDIO_DATASET_MAP`), ``pred_mapping`` the predicted
+    ones (default :data:`PRESIDIO_PREDICTION_MAP`); ``{}`` keeps types as they are."""
     mapping = PRESIDIO_DATASET_MAP if mapping is None else mapping
+    pred = _map_pred(pred, pred_mapping)
     tp: Counter[str] = Counter()
     n_gold: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
@@ -278,14 +293,17 @@ def _token_types(text: str, spans: Sequence[tuple[int, int, str]]) -> list[str |
 
 def token_metrics(texts: Sequence[str], gold: Sequence[Sequence[tuple[int, int, str]]],
                   pred: Sequence[Sequence[tuple[int, int, str]]], *,
-                  mapping: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+                  mapping: Mapping[str, str | None] | None = None,
+                  pred_mapping: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Token-level precision, recall and F2 (IO scheme), overall and per entity type: the way
     presidio-research's evaluator scores (its published figures are token-level), so that the
     figures compare with those. Tokens are words and single punctuation marks; a token is correct
     when its predicted type equals its gold type. As with presidio-research's ``entities_to_keep``,
     predicted types that the file never labels (NRP, UK_NHS... in a set without them) are not
-    scored: the set cannot say whether they are right."""
+    scored: the set cannot say whether they are right. ``mapping`` and ``pred_mapping`` as in
+    :func:`span_metrics`."""
     mapping = PRESIDIO_DATASET_MAP if mapping is None else mapping
+    pred = _map_pred(pred, pred_mapping)
     g_all = [[(a, b, mapping.get(t, t)) for a, b, t in spans] for spans in gold]
     g_all = [[s for s in spans if s[2] is not None] for spans in g_all]
     kept = {t for spans in g_all for _, _, t in spans}

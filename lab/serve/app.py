@@ -116,9 +116,12 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
 
 def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8080, upstream: str = "auto",
           fallback: str = "message", vllm_port: int = 8000, root: Path | None = None, trace: bool = True,
-          timeout_s: float = ANSWER_TIMEOUT_S) -> None:
+          timeout_s: float = ANSWER_TIMEOUT_S, stream_window: int | None = None,
+          stream_chunk: int | None = None) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out. ``feedback``:
-    the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``)."""
+    the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``).
+    ``stream_window``/``stream_chunk``: how a streamed answer passes the output rules
+    (:mod:`lab.serve.streamguard`; None: its defaults)."""
     import uvicorn
 
     from lab.serve.chat import Settings
@@ -126,8 +129,8 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
 
     root = root or Path.cwd()
     bundle_dir = resolve_bundle(bundle, root)
-    settings = Settings(feedback_path=feedback, trace=trace,
-                        request_timeout_s=timeout_s)
+    stream = {k: v for k, v in (("stream_window", stream_window), ("stream_chunk", stream_chunk)) if v is not None}
+    settings = Settings(feedback_path=feedback, trace=trace, request_timeout_s=timeout_s, **stream)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
                      root=root)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it

@@ -14,12 +14,15 @@ passage the policy acted on carries ``guardrail: {action, checks, exceptions, po
 decision is counted (``lab_guardrail_decisions_total``; passages by action in
 ``lab_guardrail_passages_total``; exemptions in ``lab_guardrail_exceptions_total``) and, when
 tracing is on, is an ``apply_guardrail`` span (:func:`lab.serve.tracing.guardrail_attributes`).
+
+A streamed answer goes through the output rules as it is generated (:mod:`lab.serve.streamguard`):
+the rules that can judge a piece run on the stream behind a held-back window, the ones that need the
+whole answer after it, and their late verdicts come with the last chunk (``lab.verdicts``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -29,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from lab.config.generation import ANSWER_TIMEOUT_S
-from lab.errors import LabError
+from lab.errors import ConfigError, LabError
+from lab.serve.feedback import append_line, log_feedback_mlflow
 from lab.serve.metrics import GatewayMetrics
 from lab.serve.rag import RAG
 from lab.serve.requests import ChatRequest, FeedbackRequest, Message  # noqa: F401  (the request models live there)
+from lab.serve.streamguard import CHUNK, WINDOW, GuardedStream
 from lab.serve.upstream import Delta, Upstream, UpstreamError, generate_with_fallback
 
 
@@ -52,6 +57,13 @@ class Settings:
     remember: int = 10_000               # recent responses kept for feedback
     mlflow_feedback: bool = True         # also log feedback to MLflow (tracking store of the project)
     trace: bool = False                  # an MLflow trace per request (lab serve turns it on)
+    stream_window: int = WINDOW          # characters of a streamed answer held back for the output checks
+    stream_chunk: int = CHUNK            # new characters beyond the window before they run again
+
+    def __post_init__(self) -> None:
+        if self.stream_window < 0 or self.stream_chunk < 1:
+            raise ConfigError(f"gateway settings: stream_window must be >= 0 and stream_chunk >= 1 characters, "
+                              f"got {self.stream_window} and {self.stream_chunk}")
 
 
 class ChatError(LabError):
@@ -78,6 +90,8 @@ class Answer:
     trace_id: str | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     warnings: list[dict[str, Any]] = field(default_factory=list)   # output rules whose action is warn
+    verdicts: list[dict[str, Any]] = field(default_factory=list)   # a stream's (StreamVerdict.public)
+    correction: str | None = None        # a stream's answer as the late verdicts made it
 
     @property
     def finish_reason(self) -> str:
@@ -86,10 +100,16 @@ class Answer:
     def lab(self) -> dict[str, Any]:
         """The ``lab`` field of a response; ``warnings`` (when an output rule with action ``warn`` fired):
         each ``{check, reason, score, spans}``, spans as ``{start, end, label, score}`` offsets into the
-        answer (a claim-level grounding check's unsupported claims)."""
-        out = {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
+        answer (a claim-level grounding check's unsupported claims). A stream's last chunk adds
+        ``verdicts`` (:class:`lab.serve.streamguard.StreamVerdict`: the rules that stopped or judged
+        the answer after text was sent, each with ``shown_chars``) and ``correction``."""
+        out: dict[str, Any] = {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
         if self.warnings:
             out["warnings"] = self.warnings
+        if self.verdicts:
+            out["verdicts"] = self.verdicts
+        if self.correction is not None:
+            out["correction"] = self.correction
         return out
 
     def body(self) -> dict[str, Any]:
@@ -100,7 +120,7 @@ class Answer:
                 "usage": self.usage, "sources": self.sources, "lab": self.lab()}
 
     def chunk(self) -> dict[str, Any]:
-        """The whole answer as one ``chat.completion.chunk`` (a stream whose output was checked first)."""
+        """The whole answer as one ``chat.completion.chunk`` (a streamed request whose input was blocked)."""
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text},
                              "finish_reason": self.finish_reason}],
@@ -176,16 +196,19 @@ class ChatService:
         if o.exception is not None:
             self.metrics.guardrail_exceptions.labels(o.exception, o.decision.check, stage).inc()
 
-    def _trace_rules(self, parent: Any, stage: str, outcomes: list[Any]) -> None:
-        """One ``apply_guardrail`` span per rule applied, under its side's span, timed as it ran."""
+    def _trace_rules(self, parent: Any, stage: str, outcomes: list[Any],
+                     extra: list[dict[str, Any]] | None = None) -> None:
+        """One ``apply_guardrail`` span per rule applied, under its side's span, timed as it ran
+        (``extra``: more attributes per outcome)."""
         if not self.tracer.enabled or parent is None:
             return
         from lab.serve.tracing import guardrail_attributes
 
-        for o in outcomes:
+        for i, o in enumerate(outcomes):
             start = o.started_ns or None
+            attrs = {**guardrail_attributes(stage, o, self.policy.id), **(extra[i] if extra else {})}
             span = self.tracer.start("apply_guardrail", "GUARDRAIL", parent=parent, start_time_ns=start,
-                                     attributes=guardrail_attributes(stage, o, self.policy.id))
+                                     attributes=attrs)
             self.tracer.end(span, end_time_ns=start + int(o.latency_ms * 1e6) if start else None)
 
     def start(self, req: ChatRequest, route: str | None = None) -> Turn:
@@ -259,9 +282,9 @@ class ChatService:
                 [sources[i] for i in kept + dropped])
 
     def streams(self, turn: Turn) -> bool:
-        """Whether the answer is streamed as it is generated: output checks need the whole answer,
-        so with output rules a stream is sent after them, in one chunk."""
-        return turn.request.stream and (self.policy is None or not self.policy.rules["output"])
+        """Whether the answer is streamed as it is generated (:meth:`stream`; with output rules, through
+        :class:`lab.serve.streamguard.GuardedStream`)."""
+        return turn.request.stream
 
     async def generate(self, turn: Turn) -> Answer:
         """The whole answer, its output checked.
@@ -301,13 +324,17 @@ class ChatService:
 
     async def stream(self, turn: Turn) -> AsyncIterator[str | Answer | ChatError]:
         """The answer as it is generated: text deltas, then the :class:`Answer` (with the usage and
-        sources), or a :class:`ChatError` (502) when the upstream fails or times out mid-way."""
+        sources), or a :class:`ChatError` (502) when the upstream fails or times out mid-way. With
+        output rules the deltas are what :class:`~lab.serve.streamguard.GuardedStream` released: a
+        rule that stops the answer ends the stream early, with the policy's fallback message."""
         from lab.serve.tracing import trace_id
 
         tr = self.tracer
         span = tr.start("generation", "LLM", inputs={"messages": turn.messages, "max_tokens": turn.max_tokens},
                         parent=turn.span)
+        guard, gspan = self._guard(turn)
         parts: list[str] = []
+        sent: list[str] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         first: float | None = None
         source = ""
@@ -325,22 +352,55 @@ class ChatService:
                     if first is None:
                         first = time.perf_counter()
                     parts.append(d.text)
-                    yield d.text
+                    out = d.text if guard is None else await guard.feed(d.text)
+                    if out:
+                        sent.append(out)
+                        yield out
+                    if guard is not None and guard.stopped:
+                        await gen.aclose()   # the answer was withdrawn: stop generating it
+                        break
         except (UpstreamError, TimeoutError) as exc:
             kind = exc.kind if isinstance(exc, UpstreamError) else "timeout"
-            tr.end(span, error=str(exc) or kind)
-            tr.end(turn.span, error=str(exc) or kind)
+            for s in (gspan, span, turn.span):
+                tr.end(s, error=str(exc) or kind)
             yield ChatError(502, f"upstream failed ({kind})", f"upstream:{kind}", type=kind)
             return
         self._observe_tokens(turn.t0, first, usage)
-        text = "".join(parts)
-        tr.end(span, outputs=text, attributes={"generated_by": source, **usage})
+        tr.end(span, outputs="".join(parts), attributes={"generated_by": source, **usage})
+        if guard is not None:
+            rest = await guard.finish()
+            if rest:
+                sent.append(rest)
+                yield rest
+            self._end_guard(gspan, guard)
+        text = "".join(sent)
+        blocked = guard is not None and guard.blocked
         tr.end(turn.span, outputs={"answer": text, "sources": [x["id"] for x in turn.sources]},
-               attributes={"response_id": turn.id})
+               attributes={"response_id": turn.id, "blocked": blocked})
         tid = trace_id(turn.span)
         self.remember(turn.id, _Remembered(turn.question, text, turn.contexts, turn.sources, tid))
-        yield Answer(turn.id, turn.request.model or "lab", text, turn.sources, _total(usage), source, trace_id=tid,
-                     created=turn.created)
+        answer = Answer(turn.id, turn.request.model or "lab", text, turn.sources, _total(usage), source, blocked,
+                        tid, created=turn.created)
+        if guard is not None:
+            answer.warnings, answer.correction = guard.warnings, guard.correction
+            answer.verdicts = [v.public() for v in guard.verdicts]
+        yield answer
+
+    def _guard(self, turn: Turn) -> tuple[GuardedStream | None, Any]:
+        """The stream's output guard and its ``guardrails.output`` span (None, None without output rules)."""
+        s = self.settings
+        guard = GuardedStream.of(self.policy, window=s.stream_window, chunk=s.stream_chunk, context=turn.contexts,
+                                 route=turn.route, response_id=turn.id)
+        if guard is None:
+            return None, None
+        return guard, self.tracer.start("guardrails.output", "GUARDRAIL", parent=turn.span,
+                                        inputs={"stream": True, "window": guard.window, "chunk": guard.chunk})
+
+    def _end_guard(self, span: Any, guard: GuardedStream) -> None:
+        """A stream's ``guardrails.output`` span: each rule applied, the text sent, the late verdicts."""
+        self._trace_rules(span, "output", [o for o, _ in guard.outcomes], [a for _, a in guard.outcomes])
+        outputs, attributes = guard.span_record()
+        self.tracer.end(span, outputs=outputs, attributes=attributes)
 
     async def feedback(self, req: FeedbackRequest) -> None:
         """Store a rating of a recent answer (file, MLflow, its trace).
@@ -359,9 +419,9 @@ class ChatService:
                "response_id": req.response_id, "comment": req.comment, "ts": time.time(), "trace_id": item.trace_id,
                "bundle": self.rag.bundle.get("provenance", {}).get("bundle_id")}
         async with self._feedback_lock:
-            await asyncio.to_thread(_append_line, s.feedback_path, rec)
+            await asyncio.to_thread(append_line, s.feedback_path, rec)
             if s.mlflow_feedback:
-                await asyncio.to_thread(_log_feedback_mlflow, rec)
+                await asyncio.to_thread(log_feedback_mlflow, rec)
         await asyncio.to_thread(self.tracer.feedback, item.trace_id, req.rating, req.comment)
         self.metrics.feedback.labels(req.rating).inc()
 
@@ -436,38 +496,3 @@ def _add_usage(usage: dict[str, int], d: Delta) -> None:
         usage["prompt_tokens"] = d.prompt_tokens
     if d.completion_tokens is not None:
         usage["completion_tokens"] = d.completion_tokens
-
-
-def _append_line(path: Path, rec: dict[str, Any]) -> None:
-    """Append one JSON line and fsync: feedback already acknowledged is never lost."""
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _log_feedback_mlflow(rec: dict[str, Any]) -> None:
-    """Feedback lands in ONE ``gateway feedback`` run of the project's tracking store (tag
-    ``lab.kind=feedback``), as rows of its ``feedback.json`` table (``log_table`` appends) and the
-    running counts ``feedback_up`` / ``feedback_down``. Client API only: safe from worker threads."""
-    import mlflow
-
-    from lab import tracking
-
-    tracking.setup()
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name("lab")
-    found = client.search_runs([exp.experiment_id], filter_string="tags.`lab.kind` = 'feedback'", max_results=1)
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        run_id = client.create_run(exp.experiment_id, run_name="gateway feedback",
-                                   tags={"lab.kind": "feedback"}).info.run_id
-    row = {k: [json.dumps(v) if isinstance(v, list) else v] for k, v in rec.items()}
-    client.log_table(run_id, row, artifact_file="feedback.json")
-    key = f"feedback_{rec['rating']}"
-    n = len(client.get_metric_history(run_id, key))
-    client.log_metric(run_id, key, n + 1, step=n + 1)

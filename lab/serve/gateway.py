@@ -3,14 +3,17 @@ an OpenAI-compatible ``/v1/chat/completions`` that answers with the bundle's ret
 prompt and the upstream (vLLM), with the answer's sources.
 
 Routes: ``POST /v1/chat/completions`` (``stream: true`` gives server-sent events, the sources in
-the last chunk), ``POST /v1/feedback``, ``GET /healthz`` (the process lives), ``GET /readyz``
-(index loaded and the upstream answers), ``GET /metrics`` (Prometheus), ``GET /`` (playground).
+the last chunk; with output guardrails the text is released as it passes them and late verdicts
+come in the last chunk's ``lab`` field: :mod:`lab.serve.streamguard`), ``POST /v1/feedback``,
+``GET /healthz`` (the process lives), ``GET /readyz`` (index loaded and the upstream answers),
+``GET /metrics`` (Prometheus), ``GET /`` (playground).
 
 Bad input is a 4xx with a message naming the field (422 from validation, 400 for a body that is not
 JSON or not UTF-8, 413 for a body over ``max_body_bytes``, 401 without the key when one is set);
 a failing upstream is retried, then answered by the fallback and counted; an unexpected error is
-a 500 counted by type, never a hung request (every upstream call has a timeout). The routes count
-requests, errors and durations; the service counts what happens inside a turn.
+a 500 counted by type (mid-stream: an error event, then ``[DONE]``), never a hung request (every
+upstream call has a timeout). The routes count requests, errors and durations; the service counts
+what happens inside a turn.
 
 FastAPI + uvicorn: a well-kept ASGI stack with request validation from pydantic models.
 """
@@ -140,6 +143,8 @@ def create_app(gw: ChatService) -> Any:
             blocked = await gw.prepare(turn)
             if blocked is not None:
                 answered(CHAT, turn.t0)
+                if req.stream:
+                    return StreamingResponse(_one_chunk(blocked), media_type="text/event-stream")
                 return JSONResponse(blocked.body())
             if gw.streams(turn):
                 return StreamingResponse(_streamed(gw, turn, answered), media_type="text/event-stream")
@@ -147,21 +152,21 @@ def create_app(gw: ChatService) -> Any:
         except ChatError as exc:
             return error(exc.status, exc.message, exc.kind, CHAT)
         answered(CHAT, turn.t0)
-        if not req.stream:
-            return JSONResponse(answer.body())
-        return StreamingResponse(_one_chunk(answer), media_type="text/event-stream")
+        return JSONResponse(answer.body())
 
     return app
 
 
 async def _one_chunk(answer: Answer) -> AsyncIterator[str]:
+    """A whole answer as one chunk (a streamed request whose input the policy blocked)."""
     yield _sse(answer.chunk())
     yield DONE
 
 
 async def _streamed(gw: ChatService, turn: Turn, answered: Any) -> AsyncIterator[str]:
-    """Server-sent events of a streamed answer: the deltas, then a last chunk with the usage and the
-    sources (or an error event when the upstream fails mid-way)."""
+    """Server-sent events of a streamed answer: the deltas, then a last chunk with the usage, the
+    sources and the ``lab`` field (its ``finish_reason`` ``content_filter`` when the output rules
+    withdrew the answer), or an error event when the upstream fails mid-way."""
     m = gw.metrics
     first = True
 
@@ -170,17 +175,25 @@ async def _streamed(gw: ChatService, turn: Turn, answered: Any) -> AsyncIterator
                      "model": turn.request.model or "lab",
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
 
-    async for item in gw.stream(turn):
-        if isinstance(item, str):
-            yield chunk({"role": "assistant", "content": item} if first else {"content": item})
-            first = False
-        elif isinstance(item, ChatError):
-            m.errors.labels(item.kind).inc()
-            m.requests.labels(CHAT, str(item.status)).inc()
-            yield _sse({"error": {"message": item.message, "type": item.type}})
-            yield DONE
-            return
-        else:
-            answered(CHAT, turn.t0)
-            yield chunk({}, "stop", usage=item.usage, sources=item.sources, lab=item.lab())
-            yield DONE
+    def failed(status: int, kind: str, message: str, type: str) -> list[str]:
+        m.errors.labels(kind).inc()
+        m.requests.labels(CHAT, str(status)).inc()
+        return [_sse({"error": {"message": message, "type": type}}), DONE]
+
+    try:
+        async for item in gw.stream(turn):
+            if isinstance(item, str):
+                yield chunk({"role": "assistant", "content": item} if first else {"content": item})
+                first = False
+            elif isinstance(item, ChatError):
+                for event in failed(item.status, item.kind, item.message, item.type):
+                    yield event
+                return
+            else:
+                answered(CHAT, turn.t0)
+                yield chunk({}, item.finish_reason, usage=item.usage, sources=item.sources, lab=item.lab())
+                yield DONE
+    except Exception as exc:  # noqa: BLE001 (mid-stream the status is sent: end the stream with an error event)
+        name = type(exc).__name__
+        for event in failed(500, f"internal:{name}", f"internal error ({name})", "internal"):
+            yield event

@@ -1,6 +1,11 @@
 """The playground page the gateway serves at ``/``: a question box, the streamed answer, its
 sources, thumbs up/down (posted to ``/v1/feedback``). One static page, no external assets (it
-works offline), the API key typed in by the user when the gateway requires one."""
+works offline), the API key typed in by the user when the gateway requires one.
+
+The answer grows chunk by chunk as the gateway releases it. The last chunk's ``lab`` field is shown
+under it: each warning (yellow), and each verdict of the output guardrails (red) with how many
+characters had been shown before it; when a late check withdrew or corrected the answer, the text
+shown before its verdict is struck through and what follows it (the fallback message) stays."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lab playground</title>
@@ -11,12 +16,14 @@ PAGE = """<!doctype html>
  #answer{white-space:pre-wrap;border:1px solid #ccc;border-radius:6px;padding:.75rem;min-height:2rem}
  .src{font-size:.9rem;border-left:3px solid #89a;padding:.25rem .5rem;margin:.5rem 0;color:#444}
  button{font:inherit;padding:.3rem .9rem;margin-right:.4rem} #status{color:#666;font-size:.9rem}
+ #answer del{color:#888} .note{border-radius:6px;padding:.4rem .6rem;margin:.4rem 0;font-size:.9rem}
+ .warn{background:#fff4d6;border:1px solid #e8c15a} .verdict{background:#fde2e2;border:1px solid #d77}
 </style></head><body>
 <h1>lab playground</h1>
 <p><label>API key (if the gateway needs one) <input id="key" type="password" size="30"></label></p>
 <textarea id="q" placeholder="Ask a question about the corpus"></textarea>
 <p><button id="ask">Ask</button> <span id="status"></span></p>
-<h2>Answer</h2><div id="answer"></div>
+<h2>Answer</h2><div id="answer"></div><div id="notes"></div>
 <p id="rate" hidden><button id="up" title="thumbs up: a good answer">Helpful (thumbs up)</button>
 <button id="down" title="thumbs down: a bad answer">Not helpful (thumbs down)</button> <span id="rated"></span></p>
 <h2>Sources</h2><div id="sources"></div>
@@ -30,9 +37,20 @@ function showSources(srcs){ $("sources").innerHTML = "";
     const name = s.citation || s.title;
     d.textContent = "[" + (i + 1) + "] " + (name ? name + ": " : "") + s.text.slice(0, 400) +
       "  (id " + s.id + ", score " + s.score.toFixed(3) + ")"; $("sources").appendChild(d); }); }
+function note(cls, msg){ const d = document.createElement("div"); d.className = "note " + cls;
+  d.textContent = msg; $("notes").appendChild(d); }
+function showVerdicts(lab, text){
+  (lab.warnings || []).forEach(w => note("warn", "Warning (" + w.check + "): " + (w.reason || "the check fired")));
+  (lab.verdicts || []).filter(v => v.action !== "warn").forEach(v => note("verdict",
+    (v.phase === "end" ? "After the answer was shown, " : "While streaming, ") + v.check + " (" + v.action +
+    ") ruled on it with " + v.shown_chars + " characters shown: " + (v.reason || "the check fired")));
+  const late = (lab.verdicts || []).find(v => v.phase === "end" && v.replacement !== null);
+  if (late) { const a = $("answer"); a.textContent = ""; const del = document.createElement("del");
+    del.textContent = text.slice(0, late.shown_chars); a.appendChild(del);
+    a.appendChild(document.createTextNode(text.slice(late.shown_chars))); } }
 $("ask").onclick = async () => {
   $("answer").textContent = ""; $("sources").innerHTML = ""; $("rate").hidden = true; $("rated").textContent = "";
-  $("status").textContent = "asking..."; rid = null;
+  $("notes").innerHTML = ""; $("status").textContent = "asking..."; rid = null; let text = "";
   const body = {messages: [{role: "user", content: $("q").value}], stream: true};
   const resp = await fetch("/v1/chat/completions", {method: "POST", headers: headers(), body: JSON.stringify(body)});
   if (!resp.ok) { const e = await resp.json().catch(() => ({})); $("status").textContent =
@@ -44,8 +62,9 @@ $("ask").onclick = async () => {
       if (!ev.startsWith("data:")) continue; const data = ev.slice(5).trim(); if (data === "[DONE]") continue;
       const c = JSON.parse(data); if (c.error) { $("status").textContent = "error: " + c.error.message; continue; }
       rid = c.id; const d = (c.choices && c.choices[0] && c.choices[0].delta) || {};
-      if (d.content) $("answer").textContent += d.content;
-      if (c.sources) showSources(c.sources); } }
+      if (d.content) { text += d.content; $("answer").textContent = text; }
+      if (c.sources) showSources(c.sources);
+      if (c.lab) showVerdicts(c.lab, text); } }
   $("status").textContent = rid ? "done (" + rid + ")" : "no answer"; if (rid) $("rate").hidden = false; };
 async function rate(r){ if (!rid) return;
   const resp = await fetch("/v1/feedback", {method: "POST", headers: headers(),
