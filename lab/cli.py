@@ -30,7 +30,7 @@ app.add_typer(judge_app, name="judge")
 testset_app = typer.Typer(help="Test sets over your own documents: generate questions, import your own.",
                           no_args_is_help=True)
 app.add_typer(testset_app, name="testset")
-team_app = typer.Typer(help="The team stack: PostgreSQL-backed MLflow with basic auth and an S3 API.",
+team_app = typer.Typer(help="The team stack: PostgreSQL-backed MLflow with basic auth, an S3 API, a Ray cluster.",
                        no_args_is_help=True)
 app.add_typer(team_app, name="team")
 
@@ -732,7 +732,14 @@ def _print_team_status(result: dict) -> None:
         return
     for name, svc in result["services"].items():
         state = "running" if svc["running"] else "NOT RUNNING"
-        typer.echo(f"{name:<11} pid {svc['pid']:<8} {state:<12} {svc['at']}")
+        typer.echo(f"{name:<13} pid {svc['pid']:<8} {state:<12} {svc['at']}")
+    ray = result.get("ray")
+    if ray and "error" in ray:
+        typer.echo(f"ray nodes: {ray['error']}")
+    elif ray:
+        typer.echo(f"ray nodes ({sum(n['alive'] for n in ray['nodes'])} alive):")
+        for n in ray["nodes"]:
+            typer.echo(f"  {n['name']:<13} {'ALIVE' if n['alive'] else 'DEAD':<6} {n['node_id']}  {n['address']}")
     if result["env"]:
         typer.echo(f"env: . {result['env']}")
 
@@ -745,13 +752,21 @@ def team_up(
     pg_port: Annotated[int, typer.Option("--pg-port", help="PostgreSQL's port.")] = 5433,
     s3_port: Annotated[int, typer.Option("--s3-port", help="The S3 emulator's port.")] = 9000,
     mlflow_port: Annotated[int, typer.Option("--mlflow-port", help="The MLflow server's port.")] = 5000,
+    ray_port: Annotated[int, typer.Option("--ray-port", help="The Ray head's GCS port; the nodes use the "
+                                                              "ports above it (docs/team.md).")] = 6380,
+    ray_workers: Annotated[int, typer.Option("--ray-workers", help="Ray worker nodes besides the head.")] = 1,
+    ray_cpus: Annotated[int, typer.Option("--ray-cpus", help="CPUs each Ray node offers.")] = 1,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Start only this part: 'tracking' (PostgreSQL, S3, MLflow) or 'ray' (head and "
+                       "worker nodes); repeatable; default both.")] = None,
 ) -> None:
     """Start the stack (what is not running yet); the first `up` of a DIR fixes its ports.
-    Then `. DIR/env` points MLflow, DVC and boto3 at it."""
+    Then `. DIR/env` points MLflow, DVC, boto3 and Ray (`address: auto`) at it."""
     from lab.team import TeamSettings, up
 
-    settings = TeamSettings(host=host, pg_port=pg_port, s3_port=s3_port, mlflow_port=mlflow_port)
-    _print_team_status(up(folder, settings))
+    settings = TeamSettings(host=host, pg_port=pg_port, s3_port=s3_port, mlflow_port=mlflow_port,
+                            ray_port=ray_port, ray_workers=ray_workers, ray_cpus=ray_cpus)
+    _print_team_status(up(folder, settings, only))
 
 
 @team_app.command("down")
@@ -768,7 +783,8 @@ def team_down(folder: _TEAM_DIR = None) -> None:
 @handles_errors
 def team_status(folder: _TEAM_DIR = None,
                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Each service's PID, whether it runs, and its address (exit code 1 when one is down)."""
+    """Each service's PID, whether it runs, and its address; the Ray cluster's nodes as its head
+    knows them (exit code 1 when a service or a Ray node is down)."""
     from lab.team import status
 
     result = status(folder)
@@ -776,7 +792,9 @@ def team_status(folder: _TEAM_DIR = None,
         typer.echo(json.dumps(result, indent=2))
     else:
         _print_team_status(result)
-    if any(not s["running"] for s in result["services"].values()):
+    ray = result.get("ray")
+    if any(not s["running"] for s in result["services"].values()) or (ray and "error" in ray) or any(
+            "node_id" in s and s["node_id"] is None for s in result["services"].values()):
         raise typer.Exit(1)
 
 

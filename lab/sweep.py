@@ -19,6 +19,10 @@ Resumability does not rely on Ray's experiment state: every finished trial write
 atomically to ``<out_dir>/trials/<trial id>.json`` (the id is a hash of the configuration) from
 inside the worker. A rerun, after a crash or ``kill -9``, skips every configuration that has a
 result and runs only the rest, so finished trials are never recomputed and none is lost.
+
+Each result records where it ran (``placement``: the host and process, and on Ray the node's id,
+IP and name), so a sweep on a cluster shows how its trials spread over the nodes
+(:func:`placement_counts`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import itertools
 import json
 import os
 import random
+import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,12 +131,47 @@ class ResultStore:
         return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.dir.glob("*.json"))]
 
 
+def placement() -> dict[str, Any]:
+    """Where this process runs: ``host`` and ``pid``; inside a Ray worker also ``node_id``,
+    ``node_ip`` and ``node_name`` (the name given with ``ray start --node-name``, else its IP).
+
+    Never raises: what cannot be found out is left out (a trial must not fail over its record)."""
+    out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")   # imported in every Ray worker; never imported here for a local run
+    if ray is None:
+        return out
+    try:
+        if not ray.is_initialized():
+            return out
+        node_id = ray.get_runtime_context().get_node_id()
+        out["node_id"] = node_id
+        for node in ray.nodes():
+            if node.get("NodeID") == node_id:
+                out["node_ip"] = node.get("NodeManagerAddress")
+                out["node_name"] = node.get("NodeName")
+                break
+    except Exception:  # noqa: BLE001, S110 - a record without the node is better than a failed trial
+        pass
+    return out
+
+
+def placement_counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials per node (``node_name``, else ``node_id``, else ``host``) of results that record it."""
+    counts: dict[str, int] = {}
+    for r in results:
+        where = r.get("placement") or {}
+        key = where.get("node_name") or where.get("node_id") or where.get("host")
+        if key:
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _run_and_store(config: dict[str, Any], trial_fn: TrialFn, out_dir: str) -> dict[str, Any]:
-    """Inside a worker: evaluate, then persist the result before reporting it."""
+    """Inside a worker: evaluate, then persist the result (with where it ran) before reporting it."""
     t0 = time.time()
     metrics = trial_fn(config)
     metrics = {**metrics, "trial_wall_s": round(time.time() - t0, 3)}
-    ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid())
+    ResultStore(out_dir).write(config, metrics, worker_pid=os.getpid(), placement=placement())
     return metrics
 
 
@@ -170,6 +211,7 @@ def run_sweep(
     address: str | None = None,
     max_concurrent: int | None = None,
     progress: bool = True,
+    node_failure_retries: int = 1,
 ) -> SweepRun:
     """Run every configuration without a stored result; return all results (old and new), in
     :func:`config_order`.
@@ -177,6 +219,9 @@ def run_sweep(
     ``backend="ray"`` runs the pending trials as a Ray Tune experiment (``address``: ``None`` starts
     a local Ray with ``num_cpus``; ``"auto"`` or ``"ray://host:10001"`` joins a cluster).
     ``backend="local"`` runs them in this process, one after another (no Ray start-up cost).
+    A Ray trial that fails because its worker process or node went away (a node of a cluster
+    stopped or lost, a crashed worker; not an exception of ``trial_fn``) is run again on the nodes
+    left, up to ``node_failure_retries`` times; finished trials are never run again.
     ``trial_fn`` must be picklable (a module-level function or a ``functools.partial`` of one).
     """
     t0 = time.time()
@@ -193,7 +238,8 @@ def run_sweep(
     elif pending:
         _run_ray(trial_fn, pending, Path(out_dir), metric=metric, mode=mode, num_cpus=num_cpus,
                  cpus_per_trial=cpus_per_trial, memory_per_trial_gb=memory_per_trial_gb, address=address,
-                 max_concurrent=max_concurrent, progress=progress, resumed=skipped)
+                 max_concurrent=max_concurrent, progress=progress, resumed=skipped,
+                 node_failure_retries=node_failure_retries)
     wanted = {trial_id(c) for c in configs}
     results = sorted((r for r in store.all() if r["trial_id"] in wanted), key=config_order)
     missing = wanted - {r["trial_id"] for r in results}
@@ -203,11 +249,28 @@ def run_sweep(
     return SweepRun(results=results, ran=len(pending), skipped=skipped, wall_s=round(time.time() - t0, 2))
 
 
+#: Ray errors of a trial that lost its worker process or node (not an exception of the trial's own
+#: code, which arrives as ``RayTaskError``): such a trial is run again (``node_failure_retries``).
+_LOST_WORKER_ERRORS = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "NodeDiedError",
+                       "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError")
+
+
+def _lost_worker(error: BaseException) -> bool:
+    """True when ``error`` (or an exception it wraps) says the trial's worker or node went away."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if any(c.__name__ in _LOST_WORKER_ERRORS for c in type(error).__mro__):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *, metric: str, mode: str,
              num_cpus: int | None, cpus_per_trial: float, memory_per_trial_gb: float | None,
-             address: str | None, max_concurrent: int | None, progress: bool = True, resumed: int = 0) -> None:
+             address: str | None, max_concurrent: int | None, progress: bool = True, resumed: int = 0,
+             node_failure_retries: int = 1) -> None:
     try:
-        import ray
         from ray import tune
         from ray.tune import Callback
     except ImportError as exc:  # pragma: no cover - ray is a core dependency
@@ -243,23 +306,37 @@ def _run_ray(trial_fn: TrialFn, pending: list[dict[str, Any]], out_dir: Path, *,
             def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
                 shown.write(f"trial failed: {trial.config.get('cfg')}")
 
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
-            param_space={"cfg": tune.grid_search(pending)},
-            tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=max_concurrent,
-                                        reuse_actors=True),  # workers keep loaded models
-            run_config=tune.RunConfig(name=f"sweep-{int(time.time())}", storage_path=str((out_dir / "ray").resolve()),
-                                      verbose=0, callbacks=[_Progress()],
-                                      failure_config=tune.FailureConfig(max_failures=0)),
-        )
+        store, name = ResultStore(out_dir), f"sweep-{int(time.time())}"
         try:
-            grid = tuner.fit()
+            for attempt in range(node_failure_retries + 1):
+                # a trial whose worker died after writing its result is done: only the rest run again
+                todo = [c for c in pending if not store.has(c)]
+                if not todo:
+                    break
+                tuner = tune.Tuner(
+                    tune.with_resources(trainable, resources),
+                    param_space={"cfg": tune.grid_search(todo)},
+                    tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=max_concurrent,
+                                                reuse_actors=True),  # workers keep loaded models
+                    run_config=tune.RunConfig(name=name if attempt == 0 else f"{name}-retry{attempt}",
+                                              storage_path=str((out_dir / "ray").resolve()), verbose=0,
+                                              callbacks=[_Progress()],
+                                              failure_config=tune.FailureConfig(max_failures=0)),
+                )
+                grid = tuner.fit()
+                if not grid.errors:
+                    break
+                lost = [e for e in grid.errors if _lost_worker(e)]
+                if len(lost) < len(grid.errors) or attempt == node_failure_retries:
+                    # surface the first worker error instead of Ray's log lines only
+                    first = next((e for e in grid.errors if not _lost_worker(e)), grid.errors[0])
+                    raise LabError(f"{len(grid.errors)} of {len(todo)} trial(s) failed; first error: "
+                                   f"{str(first).strip()[-1500:]}\nFinished trials are kept; rerun to retry "
+                                   "only the failed ones")
+                shown.write(f"{len(lost)} trial(s) lost their Ray worker or node ({type(lost[0]).__name__}); "
+                            "running them again on the nodes left")
         finally:
             shown.close()
-        if grid.errors:  # surface the first worker error instead of Ray's log lines only
-            raise LabError(f"{len(grid.errors)} of {len(pending)} trial(s) failed; first error: "
-                           f"{str(grid.errors[0]).strip()[-1500:]}\nFinished trials are kept; rerun to retry "
-                           "only the failed ones")
     finally:
         if started_here:
             from lab.raycluster import shutdown

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lab.errors import ConfigError, LabError
-from lab.sweep import ResultStore, best, expand, load_experiment, run_sweep, trial_id
+from lab.sweep import ResultStore, best, expand, load_experiment, placement_counts, run_sweep, trial_id
 
 EXP = """
 version: 1
@@ -64,6 +64,19 @@ def test_local_sweep_and_best(tmp_path):
     assert best(out.results, "score", "min")["metrics"]["score"] == 1
     again = run_sweep(square, configs, tmp_path / "out", metric="score", mode="max", backend="local", progress=False)
     assert again.ran == 0 and again.skipped == 6
+
+
+def test_each_result_records_where_it_ran(tmp_path):
+    configs = expand(load_experiment(_exp(tmp_path)))[:2]
+    out = run_sweep(square, configs, tmp_path / "out", metric="score", mode="max", backend="local", progress=False)
+    for r in out.results:   # in this process, no Ray: host and pid only
+        assert r["placement"]["pid"] == os.getpid() and r["placement"]["host"]
+        assert "node_id" not in r["placement"]
+    on_disk = json.loads(ResultStore(tmp_path / "out").path(out.results[0]["trial_id"]).read_text())
+    assert on_disk["placement"] == out.results[0]["placement"]
+    spread = [{"placement": {"node_name": "ray-head", "node_id": "a"}}, {"placement": {"node_id": "b"}},
+              {"placement": {"node_name": "ray-head"}}, {"metrics": {}}]
+    assert placement_counts(spread) == {"b": 1, "ray-head": 2}
 
 
 class Flaky:
@@ -145,6 +158,7 @@ def test_ray_backend_runs_trials_in_workers(tmp_path, monkeypatch):
                     cpus_per_trial=1, progress=False)
     assert out.ran == 4 and len(out.results) == 4
     assert all(r["worker_pid"] != os.getpid() for r in out.results)
+    assert all(len(r["placement"]["node_id"]) == 56 and r["placement"]["node_ip"] for r in out.results)
 
 
 def test_ties_go_to_the_configuration_not_the_trial_id():

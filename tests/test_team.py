@@ -59,8 +59,8 @@ def stack():
     folder = Path(tempfile.mkdtemp(prefix="lab-team-"))
     folder.chmod(0o755)
     ports = [str(_free_port()) for _ in range(3)]
-    done = _lab("team", "up", "--dir", str(folder), "--pg-port", ports[0], "--s3-port", ports[1],
-                "--mlflow-port", ports[2])
+    done = _lab("team", "up", "--only", "tracking", "--dir", str(folder), "--pg-port", ports[0],
+                "--s3-port", ports[1], "--mlflow-port", ports[2])   # Ray: tests/test_team_ray.py
     try:
         assert done.returncode == 0, done.stdout + done.stderr
         yield folder, _read_env(folder / "env")
@@ -94,7 +94,7 @@ def test_up_writes_private_env_and_a_second_up_starts_nothing(stack):
         assert (folder / name).stat().st_mode & 0o777 == 0o600, name
     before = {p.name: p.pid for p in _procs(folder)}
     assert set(before) == {"postgres", "s3", "mlflow"}
-    again = _lab("team", "up", "--dir", str(folder), timeout=120)
+    again = _lab("team", "up", "--only", "tracking", "--dir", str(folder), timeout=120)
     assert again.returncode == 0, again.stderr
     assert {p.name: p.pid for p in _procs(folder)} == before
     assert _lab("team", "status", "--dir", str(folder)).returncode == 0
@@ -334,8 +334,8 @@ def test_a_port_in_use_is_an_error_naming_it(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        done = _lab("team", "up", "--dir", str(folder), "--mlflow-port", str(port), "--pg-port", str(_free_port()),
-                    "--s3-port", str(_free_port()), timeout=120)
+        done = _lab("team", "up", "--only", "tracking", "--dir", str(folder), "--mlflow-port", str(port),
+                    "--pg-port", str(_free_port()), "--s3-port", str(_free_port()), timeout=120)
     assert done.returncode == 2
     assert f"port {port}" in done.stderr and "mlflow" in done.stderr and "--mlflow-port" in done.stderr
     assert not (folder / "pg").exists()   # nothing was started

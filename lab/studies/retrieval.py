@@ -208,7 +208,7 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
 
     from lab.metrics.ir import parse_metric
     from lab.metrics.stats import bootstrap_ci, paired_comparison
-    from lab.sweep import best, load_experiment, run_sweep
+    from lab.sweep import best, load_experiment, placement_counts, run_sweep
 
     exp = load_experiment(root / cfg.experiment)
     if exp.study != "retrieval":
@@ -266,7 +266,8 @@ def run_retrieval_sweep(cfg: Any, root: Path, *, store_dir: str | Path | None = 
               "experiment": {"file": cfg.experiment, "name": exp.name, "version": exp.version,
                              "dataset": exp.dataset.as_written() if exp.dataset else {}}}
     return {"table": table, "winner": winner, "comparison": comparison, "prepare": prepare,
-            "sweep": {"configs": len(configs), "ran": sweep.ran, "resumed": sweep.skipped, "wall_s": sweep.wall_s},
+            "sweep": {"configs": len(configs), "ran": sweep.ran, "resumed": sweep.skipped, "wall_s": sweep.wall_s,
+                      "placement": placement_counts(sweep.results)},
             "results": sweep.results, "searched": searched}
 
 
@@ -346,7 +347,8 @@ class SweepResult:
                          f"{o['sweep']['resumed']} resumed from disk. Embedded before the trials: "
                          f"{o['prepare']['embeddings_computed']} chunk vectors for "
                          f"{o['prepare']['distinct_chunks']} distinct chunk texts, and "
-                         f"{o['prepare']['query_embeddings_computed']} question vectors."),
+                         f"{o['prepare']['query_embeddings_computed']} question vectors."
+                         + _placement_sentence(o["sweep"].get("placement") or {})),
         ]
 
     def log_runs(self) -> list[str]:
@@ -358,6 +360,13 @@ class SweepResult:
 def run(cfg: Any, paths: StagePaths, *, store_dir: str | Path | None = None, progress: bool = True) -> SweepResult:
     """The retrieval sweep of ``cfg`` (see :func:`run_retrieval_sweep`)."""
     return SweepResult(run_retrieval_sweep(cfg, paths.root, store_dir=store_dir, progress=progress), cfg.metric)
+
+
+def _placement_sentence(counts: dict[str, int]) -> str:
+    """The report's sentence on how many trials each node ran, when they ran on more than one (a cluster)."""
+    if len(counts) < 2:
+        return ""
+    return " Trials per node: " + ", ".join(f"{node} {n}" for node, n in counts.items()) + "."
 
 
 def log_trial_runs(results: Sequence[dict[str, Any]], searched: Sequence[str]) -> list[str]:

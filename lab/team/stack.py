@@ -1,14 +1,18 @@
-"""The team stack: PostgreSQL, an S3 API (moto's server) and an MLflow server with basic auth, each
-a separate process bound to 127.0.0.1, all data in one folder.
+"""The team stack: PostgreSQL, an S3 API (moto's server) and an MLflow server with basic auth (the
+``tracking`` group), and a Ray cluster of a head and worker nodes (the ``ray`` group,
+:mod:`lab.team.raynodes`), each a separate process on 127.0.0.1, all data in one folder.
 
 ``DIR`` (default ``<project>/.team``, ignored by git) holds::
 
     pg/              the PostgreSQL cluster (initdb; owned by user 'postgres' when run as root)
     s3/              the buckets' objects, saved by `down` (moto keeps objects in memory only)
     logs/NAME.log    each service's output
-    secrets.json     generated credentials (mode 0600): MLflow admin, PostgreSQL, S3 keys
+    ray/NODE/        each Ray node's temp folder (sessions, Ray's own logs, sockets)
+    ray/auth_token   the Ray cluster's token (mode 0600)
+    secrets.json     generated credentials (mode 0600): MLflow admin, PostgreSQL, S3 keys, Ray token
     mlflow-auth.ini  the basic-auth app's configuration (mode 0600)
-    env              what a user sources (mode 0600): MLFLOW_TRACKING_URI, credentials, S3 endpoint
+    env              what a user sources (mode 0600): MLFLOW_TRACKING_URI, credentials, S3 endpoint,
+                     RAY_ADDRESS and the Ray token's path
     state.json       ports, and the PID + start time of every process started
 
 Everything the clients use is plain: a tracking URI with basic auth, and S3 through an endpoint URL,
@@ -32,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lab.team import raynodes
 from lab.team import s3 as s3ops
 from lab.team.daemons import (
     Proc,
@@ -48,7 +53,8 @@ from lab.team.daemons import (
 SETUP_HINT = "bash scripts/setup.sh --with team"
 PG_DB_USER = "lab"
 DATABASES = ("mlflow", "mlflow_auth")   # runs and models; the basic-auth app's users and permissions
-ORDER = ("postgres", "s3", "mlflow")   # start order; stop is the reverse
+TRACKING = ("postgres", "s3", "mlflow")   # start order; stop is the reverse
+GROUPS = ("tracking", "ray")               # what `up --only` chooses from; both by default
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class TeamSettings:
     pg_port: int = 5433            # not 5432: leave a system PostgreSQL alone
     s3_port: int = 9000
     mlflow_port: int = 5000
+    ray_port: int = 6380           # the Ray head's GCS; the nodes use a block of ports above it (raynodes)
+    ray_workers: int = 1           # worker nodes besides the head
+    ray_cpus: int = 1              # CPUs each Ray node offers
     region: str = "us-east-1"
     artifacts_bucket: str = "lab-mlflow"
     dvc_bucket: str = "lab-dvc"
@@ -71,6 +80,15 @@ class TeamSettings:
     def mlflow_uri(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
 
+    @property
+    def ray(self) -> raynodes.RaySettings:
+        return raynodes.RaySettings(host=self.host, port=self.ray_port, workers=self.ray_workers,
+                                    cpus=self.ray_cpus)
+
+    def order(self, groups: tuple[str, ...] = GROUPS) -> list[str]:
+        """The services of ``groups`` in start order (stop is the reverse)."""
+        return [*(TRACKING if "tracking" in groups else ()), *(self.ray.names() if "ray" in groups else ())]
+
 
 def team_dir(folder: Path | None = None) -> Path:
     """``folder`` (absolute), or ``<project>/.team``."""
@@ -79,16 +97,21 @@ def team_dir(folder: Path | None = None) -> Path:
     return (folder or project_root() / ".team").resolve()
 
 
-def missing() -> list[str]:
-    """What the stack needs and this machine lacks (empty when ready), each with what provides it."""
+def missing(groups: tuple[str, ...] = GROUPS) -> list[str]:
+    """What the stack's ``groups`` need and this machine lacks (empty when ready), each with what
+    provides it."""
     import importlib.util
 
-    out = [f"Python package {mod} (extra 'team')" for mod in ("psycopg2", "moto", "boto3", "dvc_s3", "flask_wtf")
-           if importlib.util.find_spec(mod) is None]
-    try:
-        pg_bin()
-    except TeamError:
-        out.append("PostgreSQL server binaries (initdb, postgres: Debian package postgresql)")
+    out = []
+    if "tracking" in groups:
+        out += [f"Python package {mod} (extra 'team')" for mod in ("psycopg2", "moto", "boto3", "dvc_s3", "flask_wtf")
+                if importlib.util.find_spec(mod) is None]
+        try:
+            pg_bin()
+        except TeamError:
+            out.append("PostgreSQL server binaries (initdb, postgres: Debian package postgresql)")
+    if "ray" in groups:
+        out += raynodes.missing()
     return out
 
 
@@ -130,7 +153,11 @@ def load_secrets(d: Path) -> dict[str, str]:
     password in its own database from its first start; change it there with the update-password API)."""
     path = d / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
+        values = json.loads(path.read_text(encoding="utf-8"))
+        if "ray_auth_token" not in values:   # a DIR from before the stack had Ray
+            values["ray_auth_token"] = raynodes.new_token()
+            _write_private(path, json.dumps(values, indent=2) + "\n")
+        return values
     env = os.environ
     values = {
         "admin_username": env.get("LAB_TEAM_ADMIN_USERNAME") or "admin",
@@ -139,6 +166,7 @@ def load_secrets(d: Path) -> dict[str, str]:
         "flask_secret_key": secrets.token_hex(32),
         "s3_access_key": env.get("LAB_TEAM_S3_ACCESS_KEY") or "lab" + secrets.token_hex(8),
         "s3_secret_key": env.get("LAB_TEAM_S3_SECRET_KEY") or secrets.token_urlsafe(24),
+        "ray_auth_token": raynodes.new_token(),
     }
     _write_private(path, json.dumps(values, indent=2) + "\n")
     return values
@@ -172,7 +200,7 @@ def _locked(d: Path) -> Iterator[None]:
 
 
 def client_env(settings: TeamSettings, sec: dict[str, str]) -> dict[str, str]:
-    """The variables a client of the stack needs (what ``DIR/env`` exports)."""
+    """The variables a client of the tracking services needs (what ``DIR/env`` exports for them)."""
     return {
         "MLFLOW_TRACKING_URI": settings.mlflow_uri,
         "MLFLOW_TRACKING_USERNAME": sec["admin_username"],
@@ -185,12 +213,16 @@ def client_env(settings: TeamSettings, sec: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _write_env(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Path:
-    lines = [f"# lab team stack in {d}: `. {d / 'env'}`; `lab team status` shows what runs",
-             *(f"export {k}={shlex.quote(v)}" for k, v in client_env(settings, sec).items()),
-             "# DVC remote on the stack's bucket (credentials come from the AWS_* variables above):",
-             f"#   dvc remote add -d team s3://{settings.dvc_bucket}/lab",
-             f"#   dvc remote modify team endpointurl {settings.s3_endpoint}"]
+def _write_env(d: Path, settings: TeamSettings, sec: dict[str, str], names: set[str]) -> Path:
+    """``DIR/env``: the variables of the services in ``names`` (those the stack has started)."""
+    lines = [f"# lab team stack in {d}: `. {d / 'env'}`; `lab team status` shows what runs"]
+    if names & set(TRACKING):
+        lines += [*(f"export {k}={shlex.quote(v)}" for k, v in client_env(settings, sec).items()),
+                  "# DVC remote on the stack's bucket (credentials come from the AWS_* variables above):",
+                  f"#   dvc remote add -d team s3://{settings.dvc_bucket}/lab",
+                  f"#   dvc remote modify team endpointurl {settings.s3_endpoint}"]
+    if names & set(settings.ray.names()):
+        lines += raynodes.env_lines(d, settings.ray)
     _write_private(d / "env", "\n".join(lines) + "\n")
     return d / "env"
 
@@ -348,6 +380,13 @@ def _start_mlflow(d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
 _STARTERS = {"postgres": _start_pg, "s3": _start_s3, "mlflow": _start_mlflow}
 
 
+def _start(name: str, d: Path, settings: TeamSettings, sec: dict[str, str]) -> Proc:
+    if name in _STARTERS:
+        return _STARTERS[name](d, settings, sec)
+    raynodes.token_file(d, sec)
+    return raynodes.start_node(d, settings.ray, settings.ray.names().index(name))
+
+
 def _ports(settings: TeamSettings) -> dict[str, tuple[int, str]]:
     return {"postgres": (settings.pg_port, "--pg-port"), "s3": (settings.s3_port, "--s3-port"),
             "mlflow": (settings.mlflow_port, "--mlflow-port")}
@@ -356,14 +395,24 @@ def _ports(settings: TeamSettings) -> dict[str, tuple[int, str]]:
 # --------------------------------------------------------------------------- commands
 
 
-def up(folder: Path | None = None, settings: TeamSettings | None = None) -> dict:
+def _groups(only: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(only or GROUPS))
+    unknown = [g for g in chosen if g not in GROUPS]
+    if unknown:
+        raise TeamError(f"--only {unknown[0]}: not a part of the stack; choose from {', '.join(GROUPS)}")
+    return chosen
+
+
+def up(folder: Path | None = None, settings: TeamSettings | None = None,
+       only: tuple[str, ...] | list[str] | None = None) -> dict:
     """Start what is not running yet (a second ``up`` only checks); returns :func:`status`.
 
-    The settings of the first ``up`` are kept in ``state.json``; later ones use them (``down``
-    first, or a new DIR, to change ports). Raises :class:`TeamError` when something is missing, a
-    port is taken, or a service does not come up (with the last lines of its log).
-    """
-    lacking = missing()
+    ``only``: parts of the stack (``tracking``: PostgreSQL, S3, MLflow; ``ray``: the Ray head and
+    worker nodes), all by default. The settings of the first ``up`` are kept in ``state.json``;
+    later ones use them. Raises :class:`TeamError` when something is missing, a port is taken, or a
+    service does not come up (with the last lines of its log)."""
+    groups = _groups(only)
+    lacking = missing(groups)
     if lacking:
         raise TeamError("the team stack needs: " + "; ".join(lacking) + f". Install them with `{SETUP_HINT}`")
     d = team_dir(folder)
@@ -371,16 +420,19 @@ def up(folder: Path | None = None, settings: TeamSettings | None = None) -> dict
         saved, procs = _load_state(d)
         settings = saved or settings or TeamSettings()
         sec = load_secrets(d)
-        names = list(ORDER)
+        names = settings.order(groups)
         ports = _ports(settings)
+        running = {n for n in procs if alive(procs[n])}
         for name in names:   # every port first: fail before starting anything
-            if name in ports and not (name in procs and alive(procs[name])):
+            if name in ports and name not in running:
                 check_port(name, settings.host, *ports[name])
+        if "ray" in groups:
+            raynodes.check_ports(settings.ray, running)
         try:
             for name in names:
                 if name in procs and alive(procs[name]):
                     continue
-                procs[name] = _STARTERS[name](d, settings, sec)
+                procs[name] = _start(name, d, settings, sec)
                 _save_state(d, settings, procs)   # recorded at once: a later failure can still be stopped
         except TeamError as exc:
             started = [n for n in procs if alive(procs[n])]
@@ -390,15 +442,14 @@ def up(folder: Path | None = None, settings: TeamSettings | None = None) -> dict
             raise
         finally:
             _save_state(d, settings, procs)
-        _write_env(d, settings, sec)
+        _write_env(d, settings, sec, set(procs))
     return status(d)
 
 
 def down(folder: Path | None = None) -> list[dict]:
-    """Stop every process ``up`` started (last started first), saving the S3 buckets into ``DIR/s3``
-    before the emulator stops; the data stays. Returns what was stopped.
-
-    Raises :class:`TeamError` when a process (or a child of it) is still there afterwards.
+    """Stop every process ``up`` started (Ray's worker nodes, its head, then the tracking services
+    in reverse), saving the S3 buckets into ``DIR/s3`` before the emulator stops; the data stays.
+    Returns what was stopped. Raises :class:`TeamError` when a process (or a child of it) is still there afterwards.
     """
     d = team_dir(folder)
     stopped = []
@@ -406,7 +457,8 @@ def down(folder: Path | None = None) -> list[dict]:
         settings, procs = _load_state(d)
         if settings is None:
             return []
-        for name in reversed(ORDER):
+        ray_names = [n for n in procs if n not in TRACKING]
+        for name in [*reversed(ray_names), *reversed(TRACKING)]:
             proc = procs.get(name)
             if proc is None:
                 continue
@@ -414,8 +466,11 @@ def down(folder: Path | None = None) -> list[dict]:
                 s3 = _s3_client(settings, load_secrets(d))
                 buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
                 s3ops.save(s3, buckets, d / "s3")
-            # PostgreSQL: SIGINT is its fast shutdown (SIGTERM waits for every client to leave)
-            stop(proc, signal.SIGINT if name == "postgres" else signal.SIGTERM, timeout=60)
+            if name in TRACKING:
+                # PostgreSQL: SIGINT is its fast shutdown (SIGTERM waits for every client to leave)
+                stop(proc, signal.SIGINT if name == "postgres" else signal.SIGTERM, timeout=60)
+            else:
+                raynodes.stop_node(proc)
             stopped.append(proc.to_dict())
             del procs[name]
             _save_state(d, settings, procs)
@@ -425,14 +480,19 @@ def down(folder: Path | None = None) -> list[dict]:
     return stopped
 
 
-def status(folder: Path | None = None) -> dict:
-    """What runs: each service's PID, whether it is alive, and where it listens; the env file."""
+def status(folder: Path | None = None, ask_ray: bool = True) -> dict:
+    """What runs: each service's PID, whether it is alive, and where it listens; the env file; and,
+    when the Ray head runs (and ``ask_ray``), the cluster's nodes as its GCS knows them (``ray``:
+    node id, name, alive, address; or ``error``)."""
     d = team_dir(folder)
     settings, procs = _load_state(d)
     if settings is None:
         return {"dir": str(d), "services": {}, "env": None}
     where = {"postgres": f"postgresql://{PG_DB_USER}@{settings.host}:{settings.pg_port}/mlflow",
-             "s3": settings.s3_endpoint, "mlflow": settings.mlflow_uri}
-    services = {name: {"pid": p.pid, "running": alive(p), "at": where[name]} for name, p in procs.items()}
+             "s3": settings.s3_endpoint, "mlflow": settings.mlflow_uri, **raynodes.addresses(settings.ray)}
+    services = {name: {"pid": p.pid, "running": alive(p), "at": where.get(name, "?")} for name, p in procs.items()}
     env = d / "env"
-    return {"dir": str(d), "services": services, "env": str(env) if env.exists() else None}
+    out: dict = {"dir": str(d), "services": services, "env": str(env) if env.exists() else None}
+    if ask_ray and services.get("ray-head", {}).get("running"):
+        out["ray"] = raynodes.cluster_status(d, settings.ray, services)
+    return out
