@@ -20,7 +20,8 @@ sources' figures stand without them.
 ``query``, ``user_query``, ``text``) column; each file is a source named by its stem.
 Blank rows are skipped; questions are deduplicated (case and spacing ignored; a question in two
 sources is kept in the first); a question that occurs in any classifier's training file
-(``--training-files``, default those of ``guardrails_eval.classifiers``) is left out and counted.
+(``--training-files``, default those of ``guardrails_eval.classifiers`` and the prompts their
+``generated`` parts make) is left out and counted.
 Then at most ``--per-source`` per source (0: all), a seeded sample kept in file order.
 
 What is measured:
@@ -219,6 +220,21 @@ def classifier_training_files(params: Path) -> list[Path]:
             if p not in files:
                 files.append(p)
     return files
+
+
+def generated_training_texts(params: Path) -> set[str]:
+    """The prompts :mod:`lab.guardrails.intent_data` makes for the classifiers of
+    ``guardrails_eval.classifiers`` that name a ``generated`` part (with its questions files), normalised."""
+    from lab.config import load_section
+    from lab.guardrails.intent_data import from_spec
+    from lab.paths import resolve_path
+
+    out: set[str] = set()
+    for spec in load_section("guardrails_eval", params, check_paths=False).classifiers:
+        if spec.generated is not None:
+            records = from_spec(spec.generated.kwargs(), lambda f: resolve_path(f, params.parent))
+            out |= {_norm(r.text) for r in records}
+    return out
 
 
 class BenignSet:
@@ -524,6 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     training_files = (classifier_training_files(ROOT / "params.yaml") if args.training_files is None
                       else list(args.training_files))
     training = training_texts(training_files)
+    if args.training_files is None:   # and the classifiers' generated training prompts
+        training |= generated_training_texts(ROOT / "params.yaml")
     if args.questions:
         stems = Counter(p.stem for p in args.questions)
         sources = [(p.stem if stems[p.stem] == 1 else f"{p.stem}#{i}", p, "given with --questions")

@@ -23,6 +23,10 @@ option, its type and its bounds; an option left out takes the check's own defaul
 constructor in :mod:`lab.guardrails`, whose parameters ``tests/test_config.py`` keeps equal to these
 fields). A plugin check, registered in the entry-point group :data:`CHECK_PLUGIN_GROUP`, is a valid
 ``check`` too; its ``options`` are checked against its constructor when the policy is built.
+
+The models of the injection and jailbreak classifiers' training that decide their thresholds, and so
+what a policy's ``operating_point: intent`` means, live here too: :class:`GeneratedPart` (generated
+training prompts) and :class:`IntentThreshold` (the intent rule's caps).
 """
 
 from __future__ import annotations
@@ -123,6 +127,13 @@ class InjectionOptions(WindowOptions):
     rules: bool | None = None
     classifier: bool | None = None
     max_fpr: float | None = Field(None, gt=0, lt=1)
+    operating_point: str | None = None         # a stored operating point by name: intent, best_f1, fpr<=0.01...
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> InjectionOptions:
+        if self.max_fpr is not None and self.operating_point is not None:
+            raise ValueError("give max_fpr or operating_point, not both")
+        return self
 
 
 class JailbreakOptions(InjectionOptions):
@@ -326,3 +337,40 @@ class GuardrailPolicySpec(StrictModel):
     def to_config(self) -> dict[str, Any]:
         """The policy as plain data, as it was written (the keys the config set): what a bundle carries."""
         return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
+
+
+# --------------------------------------------------------------------------- classifier training
+class GeneratedPart(StrictModel):
+    """Training prompts made by :mod:`lab.guardrails.intent_data` from its templates and ``seed``
+    (how many of each part), and the questions of training ``questions`` files: added to the
+    classifier's TRAINING part only (never held out, never evaluated)."""
+
+    seed: int = 0
+    everyday: int = Field(0, ge=0)     # everyday instructions and questions (benign)
+    trigger: int = Field(0, ge=0)      # benign prompts using trigger words innocently
+    roleplay: int = Field(0, ge=0)     # benign personas, scenarios, operator rules, long prompts
+    attack: int = Field(0, ge=0)       # override/exfiltration intent around the same tasks (label 1)
+    questions: list[str] = []          # training files of benign questions (a `question` field per record)
+    weight: float = Field(1.0, gt=0)   # sample weight of each generated record (a labelled file's record: 1)
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class IntentThreshold(StrictModel):
+    """The intent threshold rule (:func:`lab.guardrails.classifier.capped_cut`): on out-of-fold
+    training scores, the lowest cut whose false-positive rate on each named benign training part
+    stays within its cap (``all``: every benign record; ``file``: the labelled file's; a generated
+    part), maximising recall on the labelled file's attacks. Stored as the model's threshold and as
+    its operating point ``intent``."""
+
+    max_fpr: dict[Literal["all", "file", "everyday", "trigger", "roleplay"], float] = Field(min_length=1)
+    group_folds: bool = True   # cross-validate with each template family in one fold
+
+    @field_validator("max_fpr")
+    @classmethod
+    def _caps(cls, caps: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in caps.items() if not 0 <= v < 1}
+        if bad:
+            raise ValueError(f"each cap must be in [0, 1): {bad}")
+        return caps

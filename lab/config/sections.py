@@ -10,7 +10,7 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_
 
 from lab.config.base import SECTIONS, StageConfig, StrictModel
 from lab.config.generation import BackendSpec, GenerationSpec
-from lab.config.guardrails import GuardrailPolicySpec
+from lab.config.guardrails import GeneratedPart, GuardrailPolicySpec, IntentThreshold
 from lab.config.tasks import (
     SQUAD_KEYS,
     AnswersSource,
@@ -273,6 +273,22 @@ class GuardrailClassifierSpec(StrictModel):
     # feature blocks before the logistic regression: word and character TF-IDF, a sentence embedding
     features: list[Literal["word", "char", "embedding"]] = Field(["word", "char"], min_length=1)
     embedding_model: str = "all-minilm-l6-v2"
+    generated: GeneratedPart | None = None       # template prompts added to the training part only
+    threshold_rule: IntentThreshold | None = None   # None: the best out-of-fold F1 cut
+
+    @model_validator(mode="after")
+    def _rule(self) -> GuardrailClassifierSpec:
+        if self.threshold_rule is not None and self.generated is None:
+            parts = set(self.threshold_rule.max_fpr) - {"all", "file"}
+            if parts:
+                raise ValueError(f"threshold_rule caps generated part(s) {sorted(parts)} but `generated` is not set")
+        return self
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """The generated-data and threshold-rule arguments of :func:`lab.guardrails.training.train_check`."""
+        rule = self.threshold_rule
+        return {"generated": self.generated.kwargs() if self.generated else None,
+                "caps": dict(rule.max_fpr) if rule else None, "group_folds": rule.group_folds if rule else True}
 
 
 class GuardrailExtraEval(StrictModel):
@@ -311,6 +327,8 @@ class GuardrailsEvalConfig(StageConfig):
         out = {f"classifiers[{i}].data": c.data for i, c in enumerate(self.classifiers)}
         out.update({f"classifiers[{i}].extra[{j}].data": e.data for i, c in enumerate(self.classifiers)
                     for j, e in enumerate(c.extra)})
+        out.update({f"classifiers[{i}].generated.questions[{j}]": q for i, c in enumerate(self.classifiers)
+                    if c.generated for j, q in enumerate(c.generated.questions)})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
         if self.pii_ner is not None:

@@ -30,7 +30,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,38 @@ def operating_points(labels: Sequence[int], scores: Sequence[float],
     return out
 
 
+def capped_cut(labels: Sequence[int], scores: Sequence[float], parts: Sequence[str], caps: Mapping[str, float],
+               recall_parts: Sequence[str] = ("file",)) -> dict[str, Any]:
+    """The threshold rule that weighs over-defence against recall: the lowest score cut at which the
+    out-of-fold false-positive rate of every benign part named in ``caps`` (``part -> cap``; ``all``:
+    every benign record) stays within its cap, which keeps the most recall there. Recall is counted
+    on the positives of ``recall_parts`` only (the labelled file, not generated attacks, which are
+    easy). Returns the point: ``threshold``, ``oof_recall``, ``oof_fpr`` (all benign) and per capped
+    part its ``n``, cap and ``oof_fpr``. A part with no benign records is refused (a typo in a cap)."""
+    import numpy as np
+
+    y, s, part = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float), np.asarray(parts)
+    bound = -np.inf   # the cut must lie above this score
+    for name, cap in caps.items():
+        neg = np.sort(s[(y == 0) & ((part == name) if name != "all" else True)])[::-1]
+        if not len(neg):
+            raise LabError(f"threshold rule: no benign training records in part {name!r} "
+                           f"(parts: {', '.join(sorted(set(part.tolist())))})")
+        k = int(cap * len(neg) + 1e-9)   # false positives allowed in this part (cap * n, rounded down)
+        if k < len(neg):
+            bound = max(bound, float(neg[k]))
+    above = s[s > bound]
+    cut = float(above.min()) if len(above) else float(np.nextafter(bound, np.inf))
+    cut = min(max(cut, 0.0), 1.0)
+    pos = (y == 1) & np.isin(part, list(recall_parts))
+    per = {}
+    for name, cap in caps.items():
+        neg = s[(y == 0) & ((part == name) if name != "all" else True)]
+        per[name] = {"n": len(neg), "max_fpr": float(cap), "oof_fpr": float((neg >= cut).mean())}
+    return {"name": "intent", "threshold": cut, "oof_recall": float((s[pos] >= cut).mean()) if pos.any() else None,
+            "recall_parts": list(recall_parts), "oof_fpr": float((s[y == 0] >= cut).mean()), "parts": per}
+
+
 @dataclass
 class TextClassifier:
     """A fitted pipeline, its threshold and where it came from."""
@@ -293,32 +325,56 @@ class TextClassifier:
 def train_text_classifier(texts: Sequence[str], labels: Sequence[int], *, name: str, seed: int = 0,
                           folds: int = 5, sources: Sequence[str] = (),
                           features: Sequence[str] = ("word", "char"),
-                          embedding_model: str = "all-minilm-l6-v2") -> TextClassifier:
+                          embedding_model: str = "all-minilm-l6-v2", parts: Sequence[str] | None = None,
+                          groups: Sequence[str] | None = None, caps: Mapping[str, float] | None = None,
+                          weights: Sequence[float] | None = None) -> TextClassifier:
     """Fit the pipeline (the ``features`` blocks of :data:`FEATURES`, then logistic regression) on
-    all of ``texts``; the threshold is the out-of-fold best-F1 cut."""
+    all of ``texts``; the threshold is the out-of-fold best-F1 cut, or with ``caps`` the
+    :func:`capped_cut` over ``parts`` (each text's part: ``file`` for the labelled file, a generated
+    part of :mod:`lab.guardrails.intent_data`). ``groups``: texts of one group share a fold
+    (template families), so out-of-fold scores are those of families the fold did not train on.
+    ``weights``: a sample weight per text for the logistic regression (None: all 1)."""
     import numpy as np
     import sklearn
     from sklearn.metrics import average_precision_score, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
     y = np.asarray(labels, dtype=int)
     if len(set(y.tolist())) != 2:
         raise LabError(f"{name}: training needs both classes; got labels {sorted(set(y.tolist()))}")
     folds = max(2, min(folds, int(np.bincount(y).min())))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    cv = (StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed) if groups is not None
+          else StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed))
     def make() -> Any:
         return _pipeline(seed, features, embedding_model)
 
-    oof = cross_val_predict(make(), list(texts), y, cv=cv, method="predict_proba")[:, 1]
+    fit = {"logisticregression__sample_weight": np.asarray(weights, dtype=float)} if weights is not None else {}
+    oof = cross_val_predict(make(), list(texts), y, cv=cv, method="predict_proba",
+                            groups=list(groups) if groups is not None else None, params=fit)[:, 1]
     threshold, f1 = best_f1_threshold(y, oof)
-    pipe = make().fit(list(texts), y)
-    digest = hashlib.sha256(json.dumps([list(texts), y.tolist()]).encode()).hexdigest()[:16]
+    rule = "best F1 of out-of-fold training probabilities"
     operating = operating_points(y, oof)
+    extra: dict[str, Any] = {}
+    if caps:
+        part_of = list(parts) if parts is not None else ["file"] * len(y)
+        point = capped_cut(y, oof, part_of, caps)
+        operating = [{"name": f"fpr<={p['max_fpr']:g}", **p} for p in operating]
+        operating += [{"name": "best_f1", "threshold": threshold, "oof_f1": f1}, point]
+        threshold = point["threshold"]
+        rule = ("intent: the lowest out-of-fold cut whose false-positive rate on each benign training part stays "
+                "within its cap (" + ", ".join(f"{k} <= {v:g}" for k, v in caps.items()) + "), recall counted on "
+                "the labelled file's positives")
+        extra = {"parts": {p: int(c) for p, c in zip(*np.unique(part_of, return_counts=True), strict=True)},
+                 "cv_groups": groups is not None}
+    if weights is not None:
+        extra["sample_weights"] = sorted({float(w) for w in weights})
+    pipe = make().fit(list(texts), y, **fit)
+    digest = hashlib.sha256(json.dumps([list(texts), y.tolist()]).encode()).hexdigest()[:16]
     meta = {"name": name, "n_train": len(y), "positives": int(y.sum()), "seed": seed, "folds": folds,
-            "threshold_rule": "best F1 of out-of-fold training probabilities",
+            "threshold_rule": rule,
             "oof_f1": f1, "oof_auc": float(roc_auc_score(y, oof)), "oof_average_precision":
             float(average_precision_score(y, oof)), "train_data_sha256": digest, "sources": list(sources),
             "operating_points": operating, "train_words": length_profile(list(texts), y.tolist()),
             "features": list(features), **({"embedding_model": embedding_model} if "embedding" in features else {}),
-            "sklearn": sklearn.__version__}
+            **extra, "sklearn": sklearn.__version__}
     return TextClassifier(pipe, threshold, meta)

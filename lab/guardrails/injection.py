@@ -36,16 +36,27 @@ AUTO = "auto"
 WindowWords = int | Literal["auto"] | None
 
 
-def stored_threshold(model: Any, max_fpr: float | None = None) -> float:
-    """The classifier's cut: its best-F1 threshold, or (``max_fpr``) the stored operating point
-    whose out-of-fold false-positive rate is within that cap; both were chosen on training data."""
+def stored_threshold(model: Any, max_fpr: float | None = None, operating_point: str | None = None) -> float:
+    """The classifier's cut: its own threshold (the rule it was trained with, ``threshold_rule`` of
+    its meta: best F1, or the intent rule), the stored operating point whose out-of-fold
+    false-positive rate is within ``max_fpr``, or the stored point named ``operating_point``
+    (``intent``, ``best_f1``, ``fpr<=0.01`` ...); all were chosen on training data."""
+    if max_fpr is not None and operating_point is not None:
+        raise ConfigError("give max_fpr or operating_point, not both")
+    points = model.meta.get("operating_points") or []
+    if operating_point is not None:
+        for p in points:
+            if p.get("name") == operating_point:
+                return float(p["threshold"])
+        have = ", ".join(str(p["name"]) for p in points if "name" in p) or "none (retrain it with a threshold_rule)"
+        raise ConfigError(f"{model.meta.get('name', 'classifier')}: no operating point named {operating_point!r}; "
+                          f"stored: {have}")
     if max_fpr is None:
         return float(model.threshold)
-    points = model.meta.get("operating_points") or []
     for p in points:
-        if abs(float(p["max_fpr"]) - float(max_fpr)) < 1e-12:
+        if "max_fpr" in p and abs(float(p["max_fpr"]) - float(max_fpr)) < 1e-12:
             return float(p["threshold"])
-    have = ", ".join(f"{p['max_fpr']:g}" for p in points) or "none (retrain it)"
+    have = ", ".join(f"{p['max_fpr']:g}" for p in points if "max_fpr" in p) or "none (retrain it)"
     raise ConfigError(f"{model.meta.get('name', 'classifier')}: no operating point stored for max_fpr {max_fpr:g}; "
                       f"stored: {have}")
 
@@ -162,13 +173,17 @@ class Injection(WindowedClassifier):
         Use the classifier (False: rules only, for a deployment without the trained model).
     max_fpr : float or None
         Fire at the stored operating point with this out-of-fold false-positive cap (0.01, 0.02,
-        0.05) instead of the best-F1 cut: fewer benign prompts blocked, fewer attacks caught.
+        0.05) instead of the model's threshold: fewer benign prompts blocked, fewer attacks caught.
     window_words : int, "auto" or None
         Score a text longer than ``window_words`` words window by window and keep the maximum
         (:class:`WindowedClassifier`); "auto" (the default): the classifier's benign training
         length; None: the whole text at once.
     stride_words : int or None
         Words between window starts (default half a window).
+    operating_point : str or None
+        Fire at the stored operating point of this name (``intent``: the cut of the intent rule,
+        capped false positives on benign training parts; ``best_f1``); an error when the model has
+        none of that name, so a policy that names one never runs a model trained without it.
     """
 
     name = "injection"
@@ -178,12 +193,12 @@ class Injection(WindowedClassifier):
 
     def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True,
                  max_fpr: float | None = None, window_words: WindowWords = AUTO,
-                 stride_words: int | None = None) -> None:
+                 stride_words: int | None = None, operating_point: str | None = None) -> None:
         self.rules = rules
         self.model = None
         if classifier:
             self.model = load_classifier(self.model_name, model_dir)
-        self.threshold = stored_threshold(self.model, max_fpr) if self.model is not None else 0.5
+        self.threshold = stored_threshold(self.model, max_fpr, operating_point) if self.model is not None else 0.5
         self._set_windows(window_words, stride_words)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
