@@ -301,6 +301,11 @@ def test_the_judge_s_agreement_is_read_from_the_judge_stage_or_said_to_be_missin
     with pytest.raises(ConfigError, match="one of faithfulness-cross-encoder"):
         load_judge("nope", tmp_path / "judge_eval")
     assert load_judge(None, None) == (None, JudgeInfo(None))
+    # the stage chose a rule as its default (the e2e profile's lexical): the rules decide, and say why
+    judges.write(tmp_path / "judge_eval", {"default": {"grounded": "lexical"}})
+    judge, info = load_judge("default", tmp_path / "judge_eval")
+    assert judge is None and info.agreement().startswith("no judge (rules only): the judge stage's default grounded "
+                                                         "judge is 'lexical', not a trained model")
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.5:8080", "http://example.com", "ftp://127.0.0.1:21"])

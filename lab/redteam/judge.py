@@ -43,7 +43,7 @@ class JudgeInfo:
     def agreement(self) -> str:
         """The agreement in words (``"not calibrated"`` when the judge stage did not measure it)."""
         if self.name is None:
-            return "no judge (rules only)"
+            return "no judge (rules only)" + (f": {self.source}" if self.source else "")
         if self.kappa is None:
             return f"{self.name}: not calibrated"
         below = self.bar is not None and self.kappa < self.bar
@@ -89,6 +89,11 @@ def load_judge(spec: str | None, judge_dir: Path | None) -> tuple[Any, JudgeInfo
         if not name:
             raise ConfigError(f"{choice.path}: no default {TASK} judge; `{judges.REGENERATE}` chooses it")
     models = judges.models_dir(judge_dir) if judge_dir is not None else None
+    if spec == "default" and not _trained(models / name if models is not None else Path(name)):
+        # the stage chose a rule (e.g. lexical, its threshold fitted inside the stage) over the
+        # trained judges: the red team's rules already judge by exact evidence, so it says so
+        return None, JudgeInfo(None, source=f"the judge stage's default {TASK} judge is {name!r}, not a trained "
+                                            f"model ({choice.path.name}); the rules decide alone")
     folder = Path(name)
     if not _trained(folder) and models is not None:
         folder = models / name
