@@ -375,6 +375,9 @@ def judge_make_data(
                                                                  "rules, or off.")] = "generator",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for generation.")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Answers generated at once (transformers: one batch).")] = 1,
+    min_claim_support: Annotated[float, typer.Option("--min-claim-support", help="Drop an answer with a claim that has "
+                                                                              "less than this share of its content "
+                                                                              "words in the passages (0: off).")] = 0.5,
 ) -> None:
     """Judge training data from training sources only: faithful 60-150 word answers written by a local
     generator from passages, and the same answers with one planted error each (labels by construction,
@@ -387,7 +390,8 @@ def judge_make_data(
     found = sources(source, _root(), part=part, seed=seed)
     chosen = tuple(k.strip() for k in kinds.split(",")) if kinds else KINDS
     writer = writer_for(generator, backend=backend, threads=threads, seed=seed, batch=batch)
-    stats = make_data(found, writer, out, n=n, seed=seed, kinds=chosen, paraphrase=paraphrase, batch=batch)
+    stats = make_data(found, writer, out, n=n, seed=seed, kinds=chosen, paraphrase=paraphrase, batch=batch,
+                      min_claim_support=min_claim_support)
     typer.echo(json.dumps(stats, indent=2))
 
 

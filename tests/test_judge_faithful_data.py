@@ -175,6 +175,10 @@ def test_clean_and_checks_say_why_an_answer_cannot_be_labelled_faithful(perturbe
     assert check_answer(ANSWER, PASSAGES, nlp, min_words=5, max_words=30) == "too_long"
     assert check_answer(ANSWER.replace("7,000", "9,000"), PASSAGES, nlp, min_words=20) == "unsupported_fact"
     assert check_answer(ANSWER.replace("Rollo", "Napoleon"), PASSAGES, nlp, min_words=20) == "unsupported_fact"
+    added = ANSWER + " The dynasty is a charitable foundation that funds scholarships for young musicians."
+    assert check_answer(added, PASSAGES, nlp, min_words=20) is None, "claims are not checked by default"
+    assert check_answer(added, PASSAGES, nlp, min_words=20, min_claim_support=0.5) == "unsupported_claim"
+    assert check_answer(ANSWER, PASSAGES, nlp, min_words=20, min_claim_support=0.5) is None
 
 
 PARAPHRASE = ("In the 10th and 11th centuries the Normans lent their name to Normandy, a region of France. Their "

@@ -5,8 +5,12 @@ For each training :class:`~lab.judge.faithful_sources.Source` (question + passag
 1. the local generator writes a 60-150 word answer from the passages (:data:`ANSWER_PROMPT`); an
    answer is DROPPED, with its reason counted, when generation fails, it is blank, outside
    ``[min_words, max_words]`` (an answer cut by ``max_new_tokens`` is first cut back to its last
-   whole sentence), has fewer than 3 claims, is a list or markup, or holds a number, year or named
-   entity that the passages do not (:func:`check_answer`): its label "faithful" would be a guess;
+   whole sentence), has fewer than 3 claims, is a list or markup, holds a number, year or named
+   entity that the passages do not, or a claim with under ``min_claim_support`` (0.5) of its content
+   words in the passages (:func:`check_answer`): its label "faithful" would be a guess. (The last
+   check caught Qwen2.5-Coder 0.5B mixing up two organisations and adding "a non-profit organization
+   that provides information about education"; it also means faithful answers stay lexically close to
+   their passages, while paraphrases, checked for facts only, need not);
 2. a second faithful version in other words (paraphrase is not evidence): with ``paraphrase="generator"``
    the generator rewrites the answer (:data:`PARAPHRASE_PROMPT`), checked the same way and required to
    keep the answer's numbers, stay within 30% of its length and reuse at most half of its word trigrams
@@ -173,8 +177,11 @@ def unsupported_facts(answer: str, passages: Sequence[str], nlp: Any) -> list[st
 
 
 def check_answer(text: str, passages: Sequence[str], nlp: Any, *, min_words: int = 50, max_words: int = 170,
-                 min_claims: int = 3) -> str | None:
-    """Why ``text`` (cleaned) cannot be a faithful answer, or None (see the module docstring)."""
+                 min_claims: int = 3, min_claim_support: float = 0.0) -> str | None:
+    """Why ``text`` (cleaned) cannot be a faithful answer, or None (see the module docstring);
+    ``min_claim_support``: every claim needs at least that share of its content words in the passages
+    (:func:`lab.judge.baselines.lexical_support`; 0: not checked)."""
+    from lab.judge.baselines import lexical_support
     from lab.judge.claims import split_claims
 
     if not text.strip():
@@ -190,6 +197,9 @@ def check_answer(text: str, passages: Sequence[str], nlp: Any, *, min_words: int
         return "few_claims"
     if unsupported_facts(text, passages, nlp):
         return "unsupported_fact"
+    context = "\n\n".join(passages)
+    if min_claim_support and any(lexical_support(c.text, context) < min_claim_support for c in split_claims(text)):
+        return "unsupported_claim"
     return None
 
 
@@ -331,8 +341,8 @@ def summarize(out: Path) -> dict[str, Any]:
 
 def make_data(sources: Sequence[Source], writer: Writer, out: str | Path, *, n: int, seed: int = 0,
               kinds: Sequence[str] = KINDS, per_version: int = 1, paraphrase: str = "generator",
-              perturber: Perturber | None = None, min_words: int = 50, max_words: int = 170, batch: int = 1,
-              progress: bool = True) -> dict[str, Any]:
+              perturber: Perturber | None = None, min_words: int = 50, max_words: int = 170,
+              min_claim_support: float = 0.5, batch: int = 1, progress: bool = True) -> dict[str, Any]:
     """Append the records of sources (seeded order; ``batch`` answers generated at once) to ``out``
     until it holds ``n`` faithful answers or the sources run out; return (and write to
     ``<out>.stats.json``) :func:`summarize` plus this run's counts and seconds per source (see the
@@ -369,7 +379,7 @@ def make_data(sources: Sequence[Source], writer: Writer, out: str | Path, *, n: 
         while kept < n and order:
             chunk, order = order[:min(batch, n - kept)], order[min(batch, n - kept):]
             run["tried"] += len(chunk)
-            firsts = _checked(chunk, [None] * len(chunk), writer.answers, check)
+            firsts = _checked(chunk, [None] * len(chunk), writer.answers, {**check, "min_claim_support": min_claim_support})
             good = [(s, text) for s, (why, text) in zip(chunk, firsts, strict=True) if why is None]
             bad = [{"source_id": s.id, "what": "answer", "reason": why, "text": text[:2000], **meta}
                    for s, (why, text) in zip(chunk, firsts, strict=True) if why is not None]
@@ -426,8 +436,7 @@ def _checked(sources: Sequence[Source], originals: Sequence[str | None], write: 
         text = clean(raw)
         if finish == "length":
             text = cut_to_sentence(text)
-        why = check_answer(text, source.passages, check["nlp"], min_words=check["min_words"],
-                           max_words=check["max_words"])
+        why = check_answer(text, source.passages, **check)
         if why is None and original is not None:
             why = paraphrase_problem(text, original)
         out.append((why, text or raw))
