@@ -363,6 +363,46 @@ def judge_calibrate(
     _emit_json(result, out)
 
 
+@judge_app.command("make-data")
+@handles_errors
+def judge_make_data(
+    out: Annotated[Path, typer.Option("--out", help="The records file (JSON lines, labelled-answers format); appended to, "
+                                                   "sources already in it skipped: rerun the same command to resume.")],
+    n: Annotated[int, typer.Option("--n", help="Faithful answers to have in the file (each with its planted errors).")] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    generator: Annotated[str, typer.Option("--generator", help="The model that writes the answers (built-in name, folder "
+                                                             "or endpoint).")] = "qwen2.5-coder-0.5b-instruct",
+    backend: Annotated[str, typer.Option("--backend", help="Generation backend: transformers, llama-cpp, openai...")] = "transformers",
+    source: Annotated[str, typer.Option("--source", help="squad (data/squad_v1.1_dev) or a JSON-lines file of "
+                                                       "{id, question, passages, others?}.")] = "squad",
+    part: Annotated[str, typer.Option("--part", help="SQuAD articles: train (default) or heldout (kept for validation).")] = "train",
+    kinds: Annotated[str | None, typer.Option("--kinds", help="Comma-separated planted errors (default all: number, entity, "
+                                                            "date, other_passage, addition, negation).")] = None,
+    paraphrase: Annotated[str, typer.Option("--paraphrase", help="A faithful paraphrase of each answer, with its own "
+                                                                 "planted error: generator (rules where it fails), "
+                                                                 "rules, or off.")] = "generator",
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for generation.")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Answers generated at once (transformers: one batch).")] = 1,
+    min_claim_support: Annotated[float, typer.Option("--min-claim-support", help="Drop an answer with a claim that has "
+                                                                              "less than this share of its content "
+                                                                              "words in the passages (0: off).")] = 0.5,
+) -> None:
+    """Judge training data from training sources only: faithful 60-150 word answers written by a local
+    generator from passages, and the same answers with one planted error each (labels by construction,
+    spans of the changed claim). Counts and lengths go to <out>.stats.json, dropped answers to
+    <out>.drops.jsonl."""
+    from lab.judge.faithful_data import make_data, writer_for
+    from lab.judge.faithful_sources import sources
+    from lab.judge.perturb import KINDS
+
+    found = sources(source, _root(), part=part, seed=seed)
+    chosen = tuple(k.strip() for k in kinds.split(",")) if kinds else KINDS
+    writer = writer_for(generator, backend=backend, threads=threads, seed=seed, batch=batch)
+    stats = make_data(found, writer, out, n=n, seed=seed, kinds=chosen, paraphrase=paraphrase, batch=batch,
+                      min_claim_support=min_claim_support)
+    typer.echo(json.dumps(stats, indent=2))
+
+
 def _testset_settings(params_file: Path | None, judge: str | None) -> Any:
     """The ``testset`` section of ``params_file`` (its defaults without one), ``judge`` overriding."""
     from lab.config import TestsetConfig, load_section

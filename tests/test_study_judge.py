@@ -16,6 +16,23 @@ def _jsonl(path: Path, records) -> str:
     return str(path)
 
 
+def _shortcut_records(facts) -> list[dict]:
+    """A small file of `lab judge make-data`'s shape: per fact a faithful answer, its paraphrase and
+    the answer with the country swapped (the same length)."""
+    out = []
+    for n, (city, country) in enumerate(facts):
+        other = facts[(n + 1) % len(facts)][1]
+        base = {"question": f"Tell me about {city}.", "contexts": [f"{city} is the capital of {country}. It lies on a river."]}
+        ok = f"{city} is the capital of {country}. It lies on a river."
+        wrong = f"{city} is the capital of {other}. It lies on a river."
+        out += [{**base, "id": f"{n}/faithful", "kind": "faithful", "answer": ok, "label": "faithful", "spans": []},
+                {**base, "id": f"{n}/paraphrase", "kind": "paraphrase", "base": f"{n}/faithful", "label": "faithful",
+                 "answer": f"The capital of {country} is {city}. A river runs through it.", "spans": []},
+                {**base, "id": f"{n}/faithful/entity", "kind": "entity", "base": f"{n}/faithful", "answer": wrong,
+                 "label": "hallucinated", "spans": [{"start": 0, "end": wrong.index(".") + 1}]}]
+    return out
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch, isolated_mlflow):
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
@@ -52,6 +69,7 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
                                                     "batch_size": 1, "threads": 1}, "sample": 3, "max_new_tokens": 16},
         "answers": _jsonl(d / "preds.jsonl", preds), "paragraphs": _jsonl(d / "paragraphs.jsonl", paragraphs),
         "qa": _jsonl(d / "qa.jsonl", qa), "n_resamples": 200, "out_dir": "results/judge_eval",
+        "shortcuts": _jsonl(d / "shortcuts.jsonl", _shortcut_records(facts)),
         "reviewed": {"questions": "results/testset/testset.csv", "corpus_dir": "results/ingest/docs"}}
     import yaml
 
@@ -81,11 +99,15 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     assert set(diag["task"]) == {"grounded"} and set(diag["judge"]) >= {"length", "lexical", "faithfulness-cross-encoder"}
     whole = diag[diag["judge"] != "tiny-prompted"]      # the prompted judge runs on its sample of 6
     assert (whole["n"] > ev[(ev["task"] == "grounded") & (ev["judge"] == "lexical")]["n"].iloc[0]).all()
-    assert report.choices["chosen_on"] == {"grounded": "validation, guarded by diagnostic_validation",
-                                           "general": "validation"}
+    assert report.choices["chosen_on"] == {
+        "grounded": "validation, guarded by diagnostic_validation and the length/paraphrase veto (shortcuts)",
+        "general": "validation"}
     guard = report.choices["diagnostic_guard"]["grounded"]
     assert "faithfulness-cross-encoder" in guard and "lexical" not in guard
     assert all(isinstance(g["admissible"], bool) for g in guard.values())
+    # the length and paraphrase veto (judge_eval.shortcuts) beside the length-balanced guard
+    assert all("shortcuts" in g for g in guard.values()) and "grounded/lexical/shortcuts" in report.reports
+    assert all(g["admissible"] <= g["shortcuts"]["admissible"] for g in guard.values())
     assert "length" not in report.choices["validation_kappa"]["grounded"]
     assert "tiny-prompted" in report.choices["thresholds"]      # chosen on validation items from P(positive)
     assert set(report.arms["arm"]) == {"zero_shot", "rag"} and set(report.arms["against"]) == {

@@ -399,6 +399,9 @@ class JudgeEvalConfig(StageConfig):
     # the default) or its test set question's reference excerpts (task: {kind: testset, ...})
     task: AnswersSource = SquadSource()
     reviewed: ReviewedLabels | None = None    # human labels from a reviewed test set: each judge's agreement
+    # a file of `lab judge make-data` (faithful answers, paraphrases, planted errors): the length and
+    # paraphrase veto of the grounded default (lab.judge.shortcuts); None: not applied
+    shortcuts: str | None = None
     n_resamples: int = Field(2000, ge=100)
     seed: int = 0
     out_dir: str = "results/judge_eval"
@@ -414,8 +417,9 @@ class JudgeEvalConfig(StageConfig):
     @model_serializer(mode="wrap")
     def _dump_flat(self, handler: Any) -> dict[str, Any]:
         out = unfold_squad_task(handler(self))
-        if out.get("reviewed") is None:   # absent, as before the key existed (the params hash)
-            out.pop("reviewed", None)
+        for key in ("reviewed", "shortcuts"):
+            if out.get(key) is None:   # absent, as before the key existed (the params hash)
+                out.pop(key, None)
         return out
 
     @model_validator(mode="after")
@@ -433,6 +437,8 @@ class JudgeEvalConfig(StageConfig):
             out.update({"answers": self.answers, **task_paths(self.task)})
         if self.reviewed is not None:
             out.update({"reviewed.questions": self.reviewed.questions, "reviewed.corpus_dir": self.reviewed.corpus_dir})
+        if self.shortcuts:
+            out["shortcuts"] = self.shortcuts
         return out
 
 

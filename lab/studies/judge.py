@@ -21,7 +21,10 @@ hallucination in a response with no context, on HaluEval general's human labels)
 6. the default judge of the task: the best validation kappa among the judges that are not baselines
    of nothing (majority, length); for grounded, only among those whose kappa on the length-balanced
    validation set is not significantly below the lexical baseline's (:func:`diagnostic_guard`):
-   agreement on the plain items decides, the diagnostic set vetoes a length shortcut.
+   agreement on the plain items decides, the diagnostic set vetoes a length shortcut. With
+   ``shortcuts`` set (a file of ``lab judge make-data``), a grounded judge is also vetoed when its
+   verdict tracks answer length, flags faithful paraphrases, or does not tell a planted error from
+   its faithful twin of the same length (:mod:`lab.judge.shortcuts`, :func:`shortcut_veto`).
 
 With ``reviewed`` set, every grounded judge is also measured on the human labels of a reviewed test
 set (:func:`lab.handoff.reviewed_set.review_labels`: accepted and edited items supported, items rejected
@@ -131,6 +134,11 @@ class JudgeReport:
                         line += f"; {base} {diag.loc[base, 'accuracy']:.3f} (kappa {diag.loc[base, 'kappa']:.3f})"
                 line += _vs_lexical(self.reports.get(f"{task}/{name}/diagnostic", {}), ("accuracy",))
                 lines.append(line + ".")
+            vetoed = {j: g["shortcuts"]["why"] for j, g in self.choices.get("diagnostic_guard", {}).get(task, {}).items()
+                      if "shortcuts" in g and not g["shortcuts"]["admissible"]}
+            if vetoed:
+                lines.append("Vetoed by the length and paraphrase diagnostic (lab.judge.shortcuts): " + "; ".join(
+                    f"{j} ({', '.join(w.split(':')[0] for w in why)})" for j, why in vetoed.items()) + ".")
         rev = self.table[self.table["split"] == "reviewed"].set_index("judge")
         name = self.choices.get("default", {}).get("grounded")
         if self.reviewed is not None and name in rev.index:
@@ -186,7 +194,7 @@ class JudgeReport:
         """The confusion matrix of every (task, judge) on the evaluation items."""
         import matplotlib.pyplot as plt
 
-        reports = {k: r for k, r in self.reports.items() if not k.endswith(("/diagnostic", "/reviewed"))}
+        reports = {k: r for k, r in self.reports.items() if not k.endswith(("/diagnostic", "/reviewed", "/shortcuts"))}
         fig, axes = plt.subplots(1, len(reports), figsize=(2.6 * len(reports), 2.8), squeeze=False)
         for ax, (key, rep) in zip(axes[0], reports.items(), strict=True):
             cm = rep.get("confusion") or [[0, 0], [0, 0]]
@@ -317,6 +325,11 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     grounded = task_sets(cfg, root, "grounded")
     lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
     reviewed, reviewed_note = reviewed_labels(cfg, root) if cfg.reviewed is not None else (None, None)
+    shortcuts = None
+    if cfg.shortcuts:
+        from lab.judge.shortcuts import read_shortcut_set
+
+        shortcuts = read_shortcut_set(cfg.resolve(cfg.shortcuts, root))
     for task in bar(TASKS, desc="judge tasks", enable=progress):
         sets = grounded if task == "grounded" else task_sets(cfg, root, task)
         train_in, train_labels = [as_input(i) for i in sets.train], [i.label for i in sets.train]
@@ -346,6 +359,11 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
                 reports[f"{task}/{judge.name}/diagnostic"] = diag
                 if judge.kind not in ("majority", "length", "lexical"):
                     guard[judge.name] = diagnostic_guard(dval, lexical_dval(lexical, sets, cfg, sample), cfg)
+            if task == "grounded" and shortcuts is not None and judge.kind not in ("majority", "length"):
+                veto = shortcut_veto(judge, shortcuts, cfg, sample=sample)
+                reports[f"{task}/{judge.name}/shortcuts"] = veto
+                if judge.kind != "lexical":   # the baseline is admitted, as by the length-balanced guard
+                    guard[judge.name] = with_shortcuts(guard.get(judge.name), veto)
             if task == "grounded" and reviewed is not None:
                 rep, got = on_reviewed(judge, reviewed, cfg, sample=sample, lexical=lexical)
                 rows.append(_row(task, judge, "reviewed", rep, sample is not None and sample < len(reviewed.items)))
@@ -360,6 +378,8 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
         choices["validation_kappa"][task] = val_kappa
         choices.setdefault("chosen_on", {})[task] = "validation, guarded by diagnostic_validation" \
             if sets.diagnostic_validation else "validation"
+        if task == "grounded" and shortcuts is not None:
+            choices["chosen_on"][task] += " and the length/paraphrase veto (shortcuts)"
         if guard:
             choices.setdefault("diagnostic_guard", {})[task] = guard
         choices["default"][task] = choose_default(val_kappa, guard)
@@ -516,6 +536,32 @@ def diagnostic_guard(judge_dval: dict[str, Any], lexical_dval: dict[str, Any], c
     d = paired_difference(judge_dval["labels"], a, b, statistic="kappa", n_resamples=cfg.n_resamples, seed=cfg.seed)
     ok = d["diff_ci"] is not None and d["diff_ci"][1] >= 0
     return {"admissible": bool(ok), "kappa_minus_lexical": d["diff"], "ci": d["diff_ci"], "n": d["n"]}
+
+
+def shortcut_veto(judge: Any, shortcuts: Any, cfg: Any, *, sample: int | None = None) -> dict[str, Any]:
+    """``judge`` on the equal-length and paraphrase pairs (:func:`lab.judge.shortcuts.shortcut_report`;
+    a seeded sample of ``sample`` pairs of each kind for a sampled judge): the figures and the veto."""
+    from dataclasses import replace
+
+    from lab.judge.shortcuts import VetoRule, shortcut_report
+
+    if sample is not None:
+        shortcuts = replace(shortcuts, equal_length=_sample(shortcuts.equal_length, sample, cfg.seed),
+                            paraphrase=_sample(shortcuts.paraphrase, sample, cfg.seed))
+    report = shortcut_report(judge, shortcuts, VetoRule(n_resamples=cfg.n_resamples, seed=cfg.seed))
+    report["sources"] = {"evaluation": f"{cfg.shortcuts} (lab judge make-data: faithful answers, paraphrases, "
+                                       f"planted errors)"}
+    return report
+
+
+def with_shortcuts(entry: dict[str, Any] | None, veto: dict[str, Any]) -> dict[str, Any]:
+    """A judge's guard entry with the shortcut veto added: admissible only if both admit it."""
+    from lab.judge.shortcuts import guard_entry
+
+    new = guard_entry(veto)
+    if entry is None:
+        return {"admissible": new["admissible"], "shortcuts": new}
+    return {**entry, "admissible": bool(entry["admissible"] and new["admissible"]), "shortcuts": new}
 
 
 def choose_default(val_kappa: dict[str, float], guard: dict[str, dict[str, Any]]) -> str:
