@@ -169,7 +169,7 @@ def test_repro_produces_outputs_and_tracked_run(reproduced):
     runs = _runs(root)
     stages = {r.data.tags["lab.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     assert set(stages) == {"ingest", "data_quality", "testset", "chunking_study", "retrieval_sweep",
-                           "finetune_comparison", "guardrails_eval", "judge_eval", "export"}
+                           "finetune_comparison", "guardrails_eval", "judge_eval", "export", "redteam"}
     ingested = json.loads((root / "results" / "ingest" / "metrics.json").read_text())
     assert ingested["documents"] == len(list((root / "data" / "own_docs" / "markdown").glob("*.md")))
     testset = json.loads((root / "results" / "testset" / "metrics.json").read_text())
