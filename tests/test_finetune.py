@@ -351,6 +351,7 @@ def test_log_to_mlflow(tmp_path, isolated_mlflow):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_finetune_ray_two_workers_matches_one_process(tmp_path):
     c = cfg(method="full", max_steps=4, learning_rate=3e-3, eval_every=2, save_every=2)
     r = finetune_ray(DATA, EVAL, c, tmp_path / "ray", num_workers=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_data
+from conftest import REPO, require_data
 
 INJECTION = "data/guardrails/prompt_injection/deepset_train.jsonl"
 JAILBREAK = "data/guardrails/jailbreak/jailbreak_prompts_2023_05_07.csv"
@@ -49,7 +49,7 @@ def _evaluation_texts() -> dict[str, list[str]]:
     set and each classifier's held-out split (as train_check draws it)."""
     from lab.guardrails.classifier import heldout_split
     from lab.guardrails.evaluate import read_labelled
-    from tests.conftest import load_script
+    from conftest import load_script
 
     gb = load_script("benchmarks/guardrails_benign.py")
     out = {s.name: gb.read_questions(REPO / s.path)[0] for s in gb.SOURCES if (REPO / s.path).is_file()}

@@ -270,6 +270,7 @@ print("ran", res.ran, "skipped", res.skipped)
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_ctrl_c_stops_a_ray_sweep_and_its_ray_processes_and_the_rerun_resumes(tmp_path):
     out = tmp_path / "out"
     script = tmp_path / "sweep_job.py"
@@ -353,6 +354,7 @@ print("finished", finished, "took", round(time.time() - t0, 1), "left", sum(p.is
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_a_hung_ray_shutdown_is_cut_off_and_its_processes_stopped(tmp_path):
     script = tmp_path / "hung.py"
     script.write_text(HUNG_SHUTDOWN, encoding="utf-8")

@@ -359,6 +359,7 @@ def test_squad_sources_split_articles_and_keep_the_gold_paragraph_among_the_pass
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_local_generator_writes_an_answer_the_checks_accept(tmp_path):
     """Qwen2.5-Coder 0.5B (transformers, CPU) on one SQuAD source of the repository: a faithful
     answer or a counted drop, never a crash."""

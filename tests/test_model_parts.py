@@ -84,6 +84,7 @@ def _need_qwen05() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_qwen05_assembles_verified_converts_and_answers(tmp_path, monkeypatch):
     _need_qwen05()
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))

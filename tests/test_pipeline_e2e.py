@@ -19,8 +19,8 @@ import pytest
 import yaml
 from conftest import REPO, require_data
 
-# `make test` runs `pytest -n 2 --dist loadfile`: one worker runs this module, so the project is built once
-pytestmark = pytest.mark.slow
+# `make test-e2e` runs `pytest -n 2 --dist loadfile -m e2e`: one worker runs this module, so the project is built once
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 #: The retrieval sweep's out_dir in this profile (params.yaml's is results/retrieval_sweep).
 MOVED = "moved/sweep"

@@ -244,6 +244,7 @@ def _server_runs(env: dict[str, str], stage: str) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_a_teammates_clone_restores_the_stages_without_running_them(project, stack, tmp_path):
     """One person runs the stages against the stack, commits dvc.lock and the git-tracked tables and
     pushes data and run cache; a teammate's fresh clone gets every output with `dvc repro --pull`
@@ -272,6 +273,7 @@ def test_a_teammates_clone_restores_the_stages_without_running_them(project, sta
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_two_queued_experiments_run_at_once_and_both_land(project, stack):
     """`dvc exp run --queue` twice, `dvc queue start -j 2`: both experiments complete, in
     `dvc exp show` and as finished runs on the MLflow server with their own parameters."""
