@@ -393,3 +393,23 @@ def test_lab_judge_make_data_runs_end_to_end_and_counts_what_a_random_model_writ
     assert run["tried"] == run["kept"] + run["dropped"] and sum(stats["dropped"].values()) == run["dropped"]
     assert run["kept"] == stats["sources"] and stats["sources_exhausted"] == (run["kept"] == 0)
     assert run["generator"] == "tiny-random-llama" and run["batch"] == 2
+
+
+def test_a_stopped_run_still_counts_what_it_did_and_resumes(tmp_path, perturber):
+    class Stops(ScriptedBackend):
+        def generate(self, prompts, params):
+            if len(self.asked) >= 2 and "Question: " in prompts[0][-1]["content"]:
+                raise KeyboardInterrupt   # Ctrl-C in the middle of the second batch
+            return super().generate(prompts, params)
+
+    out = tmp_path / "stopped.jsonl"
+    answers = {f"Who were the Normans {i}?": ANSWER for i in range(6)}
+    with pytest.raises(KeyboardInterrupt):
+        make_data(_sources(6), GeneratorWriter(Stops(answers), name="scripted"), out, n=6, batch=2,
+                  perturber=Perturber(nlp=perturber.nlp), min_words=20, progress=False)
+    stats = json.loads(sidecars(out)[1].read_text())
+    assert stats["sources"] == 2 and stats["runs"][0]["completed"] is False and stats["runs"][0]["tried"] == 2
+    again = make_data(_sources(6), GeneratorWriter(ScriptedBackend(answers), name="scripted"), out, n=6, batch=2,
+                      perturber=Perturber(nlp=perturber.nlp), min_words=20, progress=False)
+    assert again["sources"] == 6 and [r["completed"] for r in again["runs"]] == [False, True]
+    assert again["runs"][1]["tried"] == 4

@@ -286,7 +286,7 @@ def _read_lines(path: Path) -> list[tuple[int, dict[str, Any] | None]]:
 
 def resume_state(out: Path) -> tuple[set[str], int, int]:
     """``(done source ids, faithful answers kept, records rewritten away)``: the sources in the records
-    file with all their records, and those in the drops file. A source with fewer records than its
+    file with all their records, and those whose answer was dropped. A source with fewer records than its
     ``source_records`` (an append cut short) is removed from the file (rewritten atomically), to be
     made again."""
     from lab.io import write_lines
@@ -299,7 +299,7 @@ def resume_state(out: Path) -> tuple[set[str], int, int]:
     if bad:
         write_lines(out, [json.dumps(r, ensure_ascii=False) + "\n" for _, r in rows
                           if r is not None and r["source_id"] in whole])
-    done = whole | {r["source_id"] for _, r in _read_lines(drops) if r is not None}
+    done = whole | {r["source_id"] for _, r in _read_lines(drops) if r is not None and r.get("what") == "answer"}
     return done, len(whole), bad
 
 
@@ -320,7 +320,8 @@ def summarize(out: Path) -> dict[str, Any]:
 
     drops_path, _ = sidecars(out)
     recs = [r for _, r in _read_lines(out) if r is not None]
-    drops = [r for _, r in _read_lines(drops_path) if r is not None]
+    # one drop per source and step (a source redone after a stop may have been counted twice)
+    drops = list({(r["source_id"], r.get("what")): r for _, r in _read_lines(drops_path) if r is not None}.values())
     by_id = {r["id"]: r for r in recs}
     length = {lab: [r["words"] for r in recs if r["label"] == lab] for lab in ("faithful", "hallucinated")}
     gaps = [abs(r["words"] - by_id[r["base"]]["words"]) for r in recs if r["label"] == "hallucinated"
@@ -375,49 +376,64 @@ def make_data(sources: Sequence[Source], writer: Writer, out: str | Path, *, n: 
     started = time.perf_counter()
     meta = {"generator": writer.name, "seed": seed}
     check = {"nlp": perturber.nlp, "min_words": min_words, "max_words": max_words}
-    with bar(total=n, initial=min(kept, n), desc="faithful answers", enable=progress) as pbar:
-        while kept < n and order:
-            chunk, order = order[:min(batch, n - kept)], order[min(batch, n - kept):]
-            run["tried"] += len(chunk)
-            firsts = _checked(chunk, [None] * len(chunk), writer.answers, {**check, "min_claim_support": min_claim_support})
-            good = [(s, text) for s, (why, text) in zip(chunk, firsts, strict=True) if why is None]
-            bad = [{"source_id": s.id, "what": "answer", "reason": why, "text": text[:2000], **meta}
-                   for s, (why, text) in zip(chunk, firsts, strict=True) if why is not None]
-            paras = _checked([s for s, _ in good], [t for _, t in good], writer.paraphrases, check) \
-                if paraphrase == "generator" and good else [("off", "")] * len(good)
-            bad += [{"source_id": s.id, "what": "paraphrase", "reason": why, "text": text[:2000], **meta}
-                    for (s, _), (why, text) in zip(good, paras, strict=True) if why not in (None, "off")]
-            if bad:
-                _append(drops_path, bad)
-            run["dropped"] += len(chunk) - len(good)
-            for (source, text), (why, para) in zip(good, paras, strict=True):
-                by = "generator" if why is None else None
-                if by is None and paraphrase != "off":
-                    para = rule_paraphrase(text, random.Random(f"{seed}/{source.id}/paraphrase")) or ""
-                    by = "rules" if para and check_answer(para, source.passages, **check) is None else None
-                versions = [("faithful", text)] + ([("paraphrase", para)] if by else [])
-                run["paraphrases"] += by is not None
-                records, skipped = source_records(source, versions, perturber, kinds=kinds, per_version=per_version,
-                                                  seed=seed)
-                records[0]["not_applicable"] = skipped
-                for r in records:
-                    r.update(meta, source_records=len(records))
-                    if r["kind"] == "paraphrase":
-                        r["paraphrased_by"] = by
-                _append(out, records)
-                kept += 1
-                run["kept"] += 1
-                pbar.update(1)
-            pbar.set_postfix(dropped=run["dropped"], refresh=False)
-    seconds_run = time.perf_counter() - started
-    stats = summarize(out)
-    previous = json.loads(stats_path.read_text(encoding="utf-8")).get("runs", []) if stats_path.is_file() else []
-    stats["runs"] = [*previous, {**dict(run), "seconds": round(seconds_run, 1), "rewritten_records": rewritten,
-                                 "batch": batch, "seconds_per_source_tried":
-                                 round(seconds_run / run["tried"], 2) if run["tried"] else None, **meta}]
-    stats["sources_exhausted"] = kept < n
-    write_json(stats_path, stats)
+    finished = started   # when the last whole chunk was written: an interrupted chunk is not timed
+    complete = False
+    try:
+        with bar(total=n, initial=min(kept, n), desc="faithful answers", enable=progress) as pbar:
+            while kept < n and order:
+                chunk, order = order[:min(batch, n - kept)], order[min(batch, n - kept):]
+                kept += _one_chunk(chunk, writer, perturber, out, drops_path, run, check, meta,
+                                   paraphrase=paraphrase, kinds=kinds, per_version=per_version, seed=seed,
+                                   min_claim_support=min_claim_support, pbar=pbar)
+                finished = time.perf_counter()
+        complete = True
+    finally:   # written also when the run is stopped: what it did is counted
+        stats = summarize(out)
+        previous = json.loads(stats_path.read_text(encoding="utf-8")).get("runs", []) if stats_path.is_file() else []
+        seconds = finished - started
+        stats["runs"] = [*previous, {**dict(run), "seconds": round(seconds, 1), "rewritten_records": rewritten,
+                                     "batch": batch, "completed": complete, "seconds_per_source_tried":
+                                     round(seconds / run["tried"], 2) if run["tried"] else None, **meta}]
+        stats["sources_exhausted"] = complete and kept < n
+        write_json(stats_path, stats)
     return stats
+
+
+def _one_chunk(chunk: Sequence[Source], writer: Writer, perturber: Perturber, out: Path, drops_path: Path,
+               run: Counter[str], check: dict[str, Any], meta: dict[str, Any], *, paraphrase: str,
+               kinds: Sequence[str], per_version: int, seed: int, min_claim_support: float, pbar: Any) -> int:
+    """One batch of sources: answers, checks, paraphrases, planted errors, appended; how many were kept."""
+    firsts = _checked(chunk, [None] * len(chunk), writer.answers, {**check, "min_claim_support": min_claim_support})
+    good = [(s, text) for s, (why, text) in zip(chunk, firsts, strict=True) if why is None]
+    bad = [{"source_id": s.id, "what": "answer", "reason": why, "text": text[:2000], **meta}
+           for s, (why, text) in zip(chunk, firsts, strict=True) if why is not None]
+    paras = _checked([s for s, _ in good], [t for _, t in good], writer.paraphrases, check) \
+        if paraphrase == "generator" and good else [("off", "")] * len(good)
+    bad += [{"source_id": s.id, "what": "paraphrase", "reason": why, "text": text[:2000], **meta}
+            for (s, _), (why, text) in zip(good, paras, strict=True) if why not in (None, "off")]
+    blocks = []
+    for (source, text), (why, para) in zip(good, paras, strict=True):
+        by = "generator" if why is None else None
+        if by is None and paraphrase != "off":
+            para = rule_paraphrase(text, random.Random(f"{seed}/{source.id}/paraphrase")) or ""
+            by = "rules" if para and check_answer(para, source.passages, **check) is None else None
+        versions = [("faithful", text)] + ([("paraphrase", para)] if by else [])
+        records, skipped = source_records(source, versions, perturber, kinds=kinds, per_version=per_version, seed=seed)
+        records[0]["not_applicable"] = skipped
+        for r in records:
+            r.update(meta, source_records=len(records))
+            if r["kind"] == "paraphrase":
+                r["paraphrased_by"] = by
+        blocks.append(records)
+        run["paraphrases"] += by is not None
+    if bad:
+        _append(drops_path, bad)
+    for records in blocks:
+        _append(out, records)
+        pbar.update(1)
+    run.update(tried=len(chunk), kept=len(good), dropped=len(chunk) - len(good))
+    pbar.set_postfix(dropped=run["dropped"], refresh=False)
+    return len(good)
 
 
 def _checked(sources: Sequence[Source], originals: Sequence[str | None], write: Any, check: dict[str, Any]
