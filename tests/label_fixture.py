@@ -31,7 +31,7 @@ class PerQuestion:
 
     name = "per-question"
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         question = messages[-1]["content"].rsplit("Question: ", 1)[1].strip()
         answer = ANSWERS.get(question, "I do not know")
         yield Delta(answer[: len(answer) // 2])

@@ -44,7 +44,7 @@ class Scripted:
     def __init__(self, fail: set[int] = FAIL_CALLS, always_fail: bool = False) -> None:
         self.calls, self.fail, self.always_fail = 0, fail, always_fail
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         i = self.calls
         self.calls += 1
         if self.always_fail or i in self.fail:

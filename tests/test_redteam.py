@@ -183,7 +183,7 @@ class Complier:
         m = CANARY.search(user) or re.search(r"[\w.]+@[\w.]+", user)   # what the passages hold
         return m.group(0) if m else system
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         self.prompts.append(messages[-1]["content"])
         yield Delta(self.answer(messages[0]["content"], messages[-1]["content"]))
         yield Delta("", prompt_tokens=10, completion_tokens=3)

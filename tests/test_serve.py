@@ -60,7 +60,7 @@ class Echo:
     def __init__(self) -> None:
         self.calls: list[list[dict]] = []
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         self.calls.append(list(messages))
         for piece in ("the ", "answer ", "Warsaw"):
             yield Delta(piece)
@@ -79,7 +79,7 @@ class Broken:
     def __init__(self) -> None:
         self.attempts = 0
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         self.attempts += 1
         raise UpstreamError("connection", "refused")
         yield  # pragma: no cover
@@ -146,7 +146,7 @@ def test_the_bundle_holds_k_and_the_generation_settings_once_and_the_gateway_use
     seen: list[int] = []
 
     class Recorder(Echo):
-        async def stream(self, messages, *, max_tokens, temperature):
+        async def stream(self, messages, *, max_tokens, temperature, stop=()):
             seen.append(max_tokens)
             async for d in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
                 yield d
@@ -410,6 +410,7 @@ class FakeServer:
         self.port = port
         self.server = None
         self.thread = None
+        self.bodies: list[dict] = []   # what the gateway sent
 
     def app(self):
         from fastapi import FastAPI
@@ -423,6 +424,8 @@ class FakeServer:
 
         @app.post("/v1/chat/completions")
         async def chat(body: dict):
+            self.bodies.append(body)
+
             async def gen():
                 for w in ("Warsaw", " it", " is"):
                     await asyncio.sleep(0.01)
@@ -486,6 +489,8 @@ def test_upstream_dies_under_load_fallbacks_are_counted_and_the_gateway_recovers
     assert {r["choices"][0]["message"]["content"] for r in down} == {"fallback"}
     assert {r["choices"][0]["message"]["content"] for r in back} == {"Warsaw it is"}
     assert 'lab_fallbacks_total{reason="connection"} 16.0' in metrics
+    # the bundle's answers were evaluated cut at its stop string: the served ones are cut there too
+    assert fake.bodies and all(b["stop"] == GENERATION["stop"] for b in fake.bodies)
     assert 'lab_requests_total{route="/v1/chat/completions",status="200"} 48.0' in metrics
 
 
@@ -518,7 +523,7 @@ class Replay:
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         text = messages[-1]["content"]
         q = text.rsplit("Question: ", 1)[1].strip()
         yield Delta(self.answers[q], prompt_tokens=5, completion_tokens=1)
@@ -566,7 +571,8 @@ def test_promotion_gate_refuses_a_bundle_with_the_wrong_index_and_promotes_the_r
     assert str(mlflow.MlflowClient().get_model_version_by_alias("gate-test", "champion").version) == v_good
 
 
-def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Path):
+def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Path, monkeypatch):
+    from lab.guardrails import pii
     from lab.guardrails.policy import Policy
 
     policy_cfg = {"input": [{"check": "limits", "action": "block", "options": {"max_chars": 200}},
@@ -576,7 +582,9 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
                      k=2, guardrails=policy_cfg)
     echo = Echo()
     gw = ChatService(RAG(b), echo, settings=Settings(mlflow_feedback=False), policy=Policy.from_config(read_bundle(b)["guardrails"]))
-    c = _client(gw)
+    monkeypatch.setattr(pii, "_anonymizer", None)
+    c = _client(gw).__enter__()   # start-up (lifespan) without a request: the redaction engine is built there
+    assert pii._anonymizer is not None, "the secrets rule's anonymizer should load at start-up, not in a request"
     long = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x " * 300}]}).json()
     assert long["lab"]["blocked"] and long["choices"][0]["finish_reason"] == "content_filter" and not echo.calls
     key = "AKIAIOSFODNN7EXAMPLE"
@@ -585,6 +593,7 @@ def test_the_bundles_guardrail_policy_blocks_redacts_and_is_counted(tmp_path: Pa
     text = c.get("/metrics").text
     assert 'lab_guardrail_decisions_total{action="block",check="limits"} 1.0' in text
     assert 'lab_guardrail_decisions_total{action="redact",check="secrets"} 1.0' in text
+    c.__exit__(None, None, None)
 
 
 def test_a_warn_rule_s_unsupported_claims_come_back_with_the_answer(tmp_path: Path):

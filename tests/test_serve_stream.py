@@ -52,7 +52,7 @@ class Scripted:
         self.gate_opened: bool | None = None
         self.closed_early = False
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         try:
             for i, piece in enumerate(self.pieces):
                 if self.gate is not None and i == self.hold_after:
@@ -329,7 +329,7 @@ def test_a_value_longer_than_the_window_is_redacted_from_where_it_was_found_and_
 class Paced(Scripted):
     """Scripted, a little time between deltas (the playground renders them as they come)."""
 
-    async def stream(self, messages, *, max_tokens, temperature):
+    async def stream(self, messages, *, max_tokens, temperature, stop=()):
         async for d in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
             await asyncio.sleep(0.05)
             yield d

@@ -69,7 +69,8 @@ class Decision:
 
 @runtime_checkable
 class Check(Protocol):
-    """A guardrail check: ``name``, the ``stages`` it applies to, and :meth:`check`."""
+    """A guardrail check: ``name``, the ``stages`` it applies to, and :meth:`check`; a check that
+    loads something on first use may also have ``warm()`` (:meth:`lab.guardrails.policy.Policy.warm`)."""
 
     name: str
     stages: frozenset[str]

@@ -188,6 +188,11 @@ class PII:
         self.entities, self.threshold, self.nlp_model = entities, threshold, nlp_model
         self.max_chars, self.recognizers = max_chars, recognizers
 
+    def warm(self) -> None:
+        """Load the analyzer's spaCy pipeline and the anonymizer now (what the first check would)."""
+        analyzer(self.nlp_model)
+        anonymizer()
+
     def analyze(self, text: str) -> list[Span]:
         """Presidio's results on ``text`` (any score), as spans, before :meth:`resolve`: the
         expensive part of :meth:`find`, for callers that resolve them at several thresholds."""
@@ -247,16 +252,25 @@ def redact(text: str, spans: Sequence[Span]) -> str:
     """``text`` with each span replaced by ``<LABEL>``, through Presidio's anonymizer (its
     ``replace`` operator; overlapping spans are resolved as Presidio resolves them). Used for PII
     and for secrets alike."""
-    try:
-        from presidio_anonymizer import AnonymizerEngine
-        from presidio_anonymizer.entities import RecognizerResult
-    except ImportError as e:
-        raise LabError(PRESIDIO_MISSING) from e
-    global _anonymizer
-    if _anonymizer is None:
-        _anonymizer = AnonymizerEngine()
+    engine = anonymizer()   # first: a clear error when Presidio is missing
+    from presidio_anonymizer.entities import RecognizerResult
+
     results = [RecognizerResult(s.label, s.start, s.end, s.score) for s in spans]
-    return _anonymizer.anonymize(text=text, analyzer_results=results).text
+    return engine.anonymize(text=text, analyzer_results=results).text
+
+
+def anonymizer() -> Any:
+    """Presidio's ``AnonymizerEngine``, built once per process (its import and set-up take seconds:
+    the gateway builds it at start-up, :meth:`lab.guardrails.policy.Policy.warm`, not in a request)."""
+    global _anonymizer
+    with _lock:
+        if _anonymizer is None:
+            try:
+                from presidio_anonymizer import AnonymizerEngine
+            except ImportError as e:
+                raise LabError(PRESIDIO_MISSING) from e
+            _anonymizer = AnonymizerEngine()
+    return _anonymizer
 
 
 _anonymizer: Any = None

@@ -280,6 +280,18 @@ class Policy:
         self.allowlist = Allowlist(exceptions)
         self.id = policy_id
 
+    def warm(self) -> None:
+        """Load now what the checks load on first use (a check's optional ``warm``: the PII check's
+        spaCy pipeline, Presidio's anonymizer), so that no request pays for it; the gateway calls
+        this at start-up."""
+        seen: set[int] = set()
+        for rules in self.rules.values():
+            for r in rules:
+                warm = getattr(r.check, "warm", None)
+                if warm is not None and id(r.check) not in seen:
+                    seen.add(id(r.check))
+                    warm()
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | GuardrailPolicySpec, **kwargs: Any) -> Policy:
         """Build from the typed policy (:class:`lab.config.GuardrailPolicySpec`) or its plain form

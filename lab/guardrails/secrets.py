@@ -53,6 +53,12 @@ class Secrets:
     def __init__(self, entropy: bool = False) -> None:
         self.entropy = entropy
 
+    def warm(self) -> None:
+        """Build Presidio's anonymizer now (what the first redaction would)."""
+        from lab.guardrails.pii import anonymizer
+
+        anonymizer()
+
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
         from lab.guardrails.pii import redact

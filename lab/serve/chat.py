@@ -474,7 +474,7 @@ class ChatService:
             m.in_flight.inc()
             try:
                 async for pair in generate_with_fallback(
-                        self.upstream, self.fallback, msgs, max_tokens=max_tokens, temperature=temperature,
+                        self.upstream, self.fallback, msgs, max_tokens=max_tokens, temperature=temperature, stop=self.rag.stop,
                         retries=self.settings.retries, backoff_s=self.settings.backoff_s,
                         on_retry=lambda kind: m.retries.inc(),
                         on_fallback=lambda kind: (m.fallbacks.labels(kind).inc(), fell.setdefault("lab.fallback", kind))):

@@ -63,6 +63,8 @@ def create_app(gw: ChatService) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        if gw.policy is not None:   # models the checks load on first use: at start-up, not in a request
+            await asyncio.to_thread(gw.policy.warm)
         yield
         if gw.online is not None:   # judge what is queued (bounded), then stop the judges' thread
             await asyncio.to_thread(gw.online.close)

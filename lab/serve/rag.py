@@ -46,6 +46,8 @@ class RAG:
                                         **_provenance(rec, row.where)}
         self.k = int(self.bundle["retrieval"]["k"])                    # passages per question
         self.max_new_tokens = int(self.bundle["generation"]["max_new_tokens"])   # the arm's answer length
+        #: where the arm's answers were cut when they were evaluated (``generation.stop``), applied when serving
+        self.stop: tuple[str, ...] = tuple(self.bundle["generation"].get("stop") or ())
         self.rag = bool(self.bundle["prompt"]["rag"])
         #: the bundle's identity (``provenance.bundle_id``; "" when it has none), on every request's trace
         self.bundle_id = str(self.bundle.get("provenance", {}).get("bundle_id") or "")

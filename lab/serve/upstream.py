@@ -36,7 +36,8 @@ class Delta:
 class Upstream(Protocol):
     name: str
 
-    def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float) -> AsyncIterator[Delta]: ...
+    def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float,
+               stop: Sequence[str] = ()) -> AsyncIterator[Delta]: ...
 
     async def ready(self) -> bool: ...
 
@@ -57,12 +58,13 @@ class OpenAIUpstream:
                                         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
                                         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
 
-    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float
-                     ) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float,
+                     stop: Sequence[str] = ()) -> AsyncIterator[Delta]:
         import httpx
 
         body = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens,
-                "temperature": temperature, "stream": True, "stream_options": {"include_usage": True}}
+                "temperature": temperature, "stream": True, "stream_options": {"include_usage": True},
+                **({"stop": list(stop)} if stop else {})}
         try:
             async with self.client.stream("POST", "/chat/completions", json=body) as resp:
                 if resp.status_code >= 400:
@@ -110,11 +112,11 @@ class BackendUpstream:
         self.name = name or f"backend:{getattr(backend, 'name', type(backend).__name__)}"
         self._lock = asyncio.Lock()
 
-    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float
-                     ) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float,
+                     stop: Sequence[str] = ()) -> AsyncIterator[Delta]:
         from lab.generate.base import GenParams
 
-        params = GenParams(max_new_tokens=max_tokens, temperature=temperature, seed=0)
+        params = GenParams(max_new_tokens=max_tokens, temperature=temperature, seed=0, stop=tuple(stop))
         async with self._lock:
             try:
                 gen = (await asyncio.to_thread(self.backend.generate, [list(messages)], params))[0]
@@ -137,8 +139,8 @@ class MessageUpstream:
     def __init__(self, message: str) -> None:
         self.name, self.message = "message", message
 
-    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float
-                     ) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[dict], *, max_tokens: int, temperature: float,
+                     stop: Sequence[str] = ()) -> AsyncIterator[Delta]:
         yield Delta(self.message, 0, 0)
 
     async def ready(self) -> bool:
@@ -149,19 +151,21 @@ class MessageUpstream:
 
 
 async def generate_with_fallback(primary: Upstream, fallback: Upstream | None, messages: Sequence[dict], *,
-                                 max_tokens: int, temperature: float, retries: int = 2, backoff_s: float = 0.2,
+                                 max_tokens: int, temperature: float, stop: Sequence[str] = (),
+                                 retries: int = 2, backoff_s: float = 0.2,
                                  on_retry: Callable[[str], None] | None = None,
                                  on_fallback: Callable[[str], None] | None = None
                                  ) -> AsyncIterator[tuple[str, Delta]]:
     """``(source, delta)`` pairs: from ``primary``, retried up to ``retries`` times while nothing has
     been sent yet; then from ``fallback``. A failure after the first token cannot be retried
     invisibly (the client has part of an answer): it is raised. Without a fallback the last error is
-    raised."""
+    raised. ``stop``: the bundle's stop strings (``generation.stop``: the answers were evaluated cut
+    there), passed to both."""
     last: UpstreamError | None = None
     for attempt in range(retries + 1):
         sent = False
         try:
-            async for d in primary.stream(messages, max_tokens=max_tokens, temperature=temperature):
+            async for d in primary.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop):
                 sent = True
                 yield primary.name, d
             return
@@ -178,5 +182,5 @@ async def generate_with_fallback(primary: Upstream, fallback: Upstream | None, m
         raise last
     if on_fallback:
         on_fallback(last.kind)
-    async for d in fallback.stream(messages, max_tokens=max_tokens, temperature=temperature):
+    async for d in fallback.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop):
         yield fallback.name, d
