@@ -22,10 +22,10 @@ from lab.imports import LAB_DIR, direct_imports, module_name
 FLOORS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "errors, environment and telemetry switches, paths, registries, atomic IO, typed params, "
              "tokenizers, plots, report helpers, progress, MLflow tracking, Ray start-up, the import closure, "
-             "child processes that stop with their owner, the stage protocol, the versioned file header, the SQLite key-value store of the caches",
+             "child processes that stop with their owner, a coroutine run from plain code, the stage protocol, the versioned file header, the SQLite key-value store of the caches",
      ("lab", "lab.errors", "lab.env", "lab.paths", "lab.registry", "lab.io", "lab.config", "lab.tokens",
       "lab.viz", "lab.tracking", "lab.dvcparams", "lab.raycluster", "lab.imports", "lab.layout", "lab.progress",
-      "lab.report", "lab.procs", "lab.stage", "lab.versioned", "lab.kvstore")),
+      "lab.report", "lab.procs", "lab.aio", "lab.stage", "lab.versioned", "lab.kvstore")),
     ("metrics", "IR (hit/recall/precision/MRR/nDCG/MAP), chunk ranges (IoU, precision-Ω), QA (EM/F1), "
                 "bootstrap CIs and paired tests; numpy only", ("lab.metrics",)),
     ("models", "the offline model store: built-in names, GGUF part packages, local dirs, hub ids, endpoints",

@@ -18,13 +18,13 @@ verdict and its reason, counted as a parse failure.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lab.aio import run_sync
 from lab.config import BackendSpec
 from lab.errors import LabError
 from lab.generate import GenParams, make_backend
@@ -109,19 +109,6 @@ def make_ragas_llm(backend: BackendSpec | Mapping[str, Any] | Any, *, max_new_to
     return LabRagasLLM()
 
 
-def _run(coro: Any) -> Any:
-    """Run a coroutine to completion, also where an event loop is already running (a Jupyter
-    kernel, where ``asyncio.run`` refuses): then on a fresh loop in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def skeleton(schema: dict[str, Any], node: dict[str, Any] | None = None) -> Any:
     """An example instance of a JSON schema (``$ref``s resolved; one item per array): what a small
     model should imitate, where the schema itself is what it copies."""
@@ -186,7 +173,7 @@ class RagasFaithfulnessJudge:
         for item in items:
             t0 = time.perf_counter()
             try:
-                value = _run(metric.ascore(user_input=item.question or "-", response=item.answer or "-",
+                value = run_sync(metric.ascore(user_input=item.question or "-", response=item.answer or "-",
                                            retrieved_contexts=[item.context or ""]))
                 value = value.value
             except RagasParseFailure as exc:
@@ -218,6 +205,6 @@ def ragas_string_metrics(prediction: str, references: Sequence[str]) -> dict[str
 
     scores: dict[str, float] = {}
     for metric in (ExactMatch(), StringPresence(), NonLLMStringSimilarity()):
-        best = max(float(_run(metric.ascore(reference=r, response=prediction or "")).value) for r in references)
+        best = max(float(run_sync(metric.ascore(reference=r, response=prediction or "")).value) for r in references)
         scores[f"ragas_{metric.name}"] = best
     return scores

@@ -20,10 +20,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.aio import run_sync
 from lab.errors import ConfigError
 from lab.redteam.attacks import NEEDS_DOCUMENTS, generate
 from lab.redteam.report import RedteamReport, judge_exchanges
-from lab.redteam.runner import Probe, run_probes, run_sync
+from lab.redteam.runner import Probe, run_probes
 from lab.stage import StagePaths, stage
 
 
