@@ -104,3 +104,41 @@ def test_cli_calibrates_the_claim_level_judge_on_labelled_answers(tmp_path):
     assert res.exit_code == 0, res.output
     whole = json.loads(out.read_text())["span_level"]
     assert whole["recall"] == 1.0 and whole["precision"] < 1.0
+
+
+def _made(rid: str, kind: str, answer: str, label: int, spans: list) -> dict:
+    """A record as ``lab judge make-data`` writes it (its writer, with every extra key)."""
+    from lab.judge.faithful_data import _record
+    from lab.judge.faithful_sources import Source
+
+    source = Source("s1", "Tell me about the Eiffel Tower.", tuple(BAD["contexts"]), ("Other passage.",))
+    extra = {"base": "s1/faithful", "detail": {"before": "It opened in 1889."}} if label else {}
+    return _record(source, rid, kind, answer, label, spans, [{"start": 0, "end": len(answer), "label": label}],
+                   generator="scripted", seed=0, source_records=2, **extra)
+
+
+def test_cli_calibrates_a_file_that_make_data_wrote_and_names_its_bad_records(tmp_path):
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    good = _made("s1/faithful", "faithful", GOOD["answer"], 0, [])
+    bad = _made("s1/faithful/negation", "negation", BAD_ANSWER, 1, BAD["spans"])
+    assert {"id", "source_id", "kind", "claims", "words", "base", "detail"} <= bad.keys()
+    f = _write(tmp_path / "made.jsonl", [good, bad] * 3)
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(app, ["judge", "calibrate", str(f), "--judge", "claims:lexical", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    assert got["format"] == "answers" and got["n"] == 6 and got["skipped"] == 0
+    assert got["accuracy"] == 1.0 and got["span_level"]["recall"] == 1.0
+    # a make-data record broken by hand: the command stops, naming the file, the line and the fix
+    f = _write(tmp_path / "broken.jsonl", [good, bad | {"spans": []}, good | {"label": "Faithful"}])
+    res = CliRunner().invoke(app, ["judge", "calibrate", str(f), "--judge", "lexical"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert str(f) in text and "line 2: 'spans' is empty but 'label' is hallucinated" in text
+    assert "line 3: 'label' must be exactly" in text and "--skip-bad" in text
+    res = CliRunner().invoke(app, ["judge", "calibrate", str(f), "--judge", "lexical", "--skip-bad", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["skipped"] == 2 and json.loads(out.read_text())["n"] == 1
