@@ -156,12 +156,26 @@ def test_a_claim_longer_than_the_model_input_is_counted_not_silently_cut():
         ClaimLevelJudge(WordScorer(), max_tokens=20).judge([JudgeInput("q", "A claim with words.", CONTEXT)])
 
 
+def test_a_long_claim_does_not_shrink_the_windows_a_short_claim_is_scored_against():
+    scorer = WordScorer()
+    judge = ClaimLevelJudge(scorer, count_tokens=_words, max_tokens=60, overlap_tokens=0)
+    long_claim = "Eventually " + " ".join(f"word{i}" for i in range(40)) + "."
+    got = judge.judge([JudgeInput("q", "The Eiffel Tower opened in 1889. " + long_claim, CONTEXT)])[0]
+    short = [p for p, h in scorer.calls if h.startswith("The Eiffel")]
+    long = [p for p, h in scorer.calls if h.startswith("Eventually")]
+    # the short claim (6 words) gets windows of up to 54 words; the long one (41) of up to 19
+    assert max(map(_words, short)) > 40 and max(map(_words, long)) <= 19 and len(short) < len(long)
+    assert all(_words(p) + _words(h) <= 60 for p, h in scorer.calls) and judge.counts["truncated_inputs"] == 0
+    assert got.n_windows == len(set(short) | set(long))
+    assert got.claim_spans and got.claim_spans[0]["text"] == long_claim   # only the made-up claim is unsupported
+
+
 def test_claim_judge_is_a_judge_and_its_judgments_round_trip_through_the_cache(tmp_path):
     from lab.judge import JudgmentCache
 
     scorer = WordScorer()
     judge = ClaimLevelJudge(scorer, count_tokens=_words, max_tokens=60, cache=JudgmentCache(tmp_path / "j.sqlite"))
-    assert isinstance(judge, Judge) and judge.name == "claims:words" and judge.rubric_id == "claim-support@v1"
+    assert isinstance(judge, Judge) and judge.name == "claims:words" and judge.rubric_id == "claim-support@v2"
     info = judge.describe()
     assert info["kind"] == "claims" and info["threshold"] == 0.5 and info["max_tokens"] == 60
     item = JudgeInput("q", "The Eiffel Tower opened in 1889. It was built by aliens.", CONTEXT)

@@ -5,10 +5,12 @@ only its first ``max_length`` tokens. :class:`ClaimLevelJudge` instead
 
 1. splits the answer into claims (:func:`lab.judge.claims.split_claims`, exact offsets);
 2. cuts the context into evidence windows that fit the pair scorer's input together with the
-   longest claim, the question and the special tokens, measured with the scorer's own tokenizer
-   (:func:`lab.judge.windows.evidence_windows`); no input is cut silently: every claim is scored
-   against EVERY window, and an input that still exceeds ``max_tokens`` (a claim too long for the
-   model on its own) is counted (``truncated_inputs``), per judgment and in :meth:`describe`;
+   claim, the question and the special tokens, measured with the scorer's own tokenizer
+   (:func:`lab.judge.windows.evidence_windows`); each claim gets windows as large as ITS length
+   allows (claims of equal budget share one windowing), so one long claim does not shrink the
+   evidence every other claim sees; no input is cut silently: every claim is scored against EVERY
+   window of its windowing, and an input that still exceeds ``max_tokens`` (a claim too long for
+   the model on its own) is counted (``truncated_inputs``), per judgment and in :meth:`describe`;
 3. takes a claim's support as the MAX over windows of the pair scorer's support probability (one
    window holding the evidence is enough), and calls the answer hallucinated (verdict 1) when any
    claim's support is below ``threshold``. The unsupported claims come back as spans
@@ -41,9 +43,14 @@ from lab.judge.claims import split_claims
 from lab.judge.windows import Window, evidence_windows
 
 #: Bumped when claim splitting, windowing or aggregation change what a judgment says (cache keys).
-VERSION = 1
+VERSION = 2   # 2: windows sized per claim (1: one size for all, set by the longest claim)
 #: The smallest window budget: a claim longer than the model's input leaves at least this much context.
 MIN_WINDOW_TOKENS = 16
+
+
+def _distinct(windows: list[list[Window]]) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of every window any claim was scored against, in context order."""
+    return sorted({(w.start, w.end) for ws in windows for w in ws})
 
 
 @runtime_checkable
@@ -114,8 +121,8 @@ class ClaimLevelJudge:
         score = self.scorer.score if hasattr(self.scorer, "score") else self.scorer
         return [float(score(p, h)) for _, p, h in triples]
 
-    def _plan(self, item: JudgeInput) -> tuple[list[Any], list[Window], int] | str:
-        """(claims, windows, truncated inputs) of an item, or why it cannot be judged."""
+    def _plan(self, item: JudgeInput) -> tuple[list[Any], list[list[Window]], int] | str:
+        """(claims, each claim's windows, truncated inputs) of an item, or why it cannot be judged."""
         if not item.context or not item.context.strip():
             return "no context: claim-level judging needs grounding text"
         claims = split_claims(item.answer, min_words=self.min_claim_words)
@@ -125,13 +132,20 @@ class ClaimLevelJudge:
         if count is None or limit is None:
             text = item.context.strip()
             lead = len(item.context) - len(item.context.lstrip())
-            return claims, [Window(lead, lead + len(text), text)], 0
-        reserved = [self._reserved(count, item.question, c.text) for c in claims]
-        budget = max(MIN_WINDOW_TOKENS, limit - max(reserved))
-        windows = evidence_windows(item.context, count_tokens=count, max_tokens=budget,
-                                   overlap_tokens=min(self.overlap_tokens, budget // 2))
-        sizes = [count(w.text) for w in windows]
-        truncated = sum(r + s > limit for r in reserved for s in sizes)
+            return claims, [[Window(lead, lead + len(text), text)]] * len(claims), 0
+        by_budget: dict[int, tuple[list[Window], list[int]]] = {}
+        windows: list[list[Window]] = []
+        truncated = 0
+        for c in claims:
+            reserved = self._reserved(count, item.question, c.text)
+            budget = max(MIN_WINDOW_TOKENS, limit - reserved)
+            if budget not in by_budget:
+                ws = evidence_windows(item.context, count_tokens=count, max_tokens=budget,
+                                      overlap_tokens=min(self.overlap_tokens, budget // 2))
+                by_budget[budget] = (ws, [count(w.text) for w in ws])
+            ws, sizes = by_budget[budget]
+            windows.append(ws)
+            truncated += sum(reserved + size > limit for size in sizes)
         return claims, windows, truncated
 
     def _key(self, item: JudgeInput) -> str:
@@ -155,11 +169,12 @@ class ClaimLevelJudge:
             if isinstance(plan, str):
                 continue
             claims, windows, truncated = plan
+            distinct = _distinct(windows)
             self.counts["answers"] += 1
-            self.counts["windows"] += len(windows)
-            self.counts["multi_window_answers"] += len(windows) > 1
+            self.counts["windows"] += len(distinct)
+            self.counts["multi_window_answers"] += any(len(ws) > 1 for ws in windows)
             self.counts["truncated_inputs"] += truncated
-            triples += [(item.question, w.text, c.text) for c in claims for w in windows]
+            triples += [(item.question, w.text, c.text) for c, ws in zip(claims, windows, strict=True) for w in ws]
         scores = iter(self._score(triples))
         self.counts["pairs_scored"] += len(triples)
         out: list[Judgment] = []
@@ -173,7 +188,7 @@ class ClaimLevelJudge:
                 out.append(Judgment(None, None, None, "", self.name, self.rubric_id, error=plan, error_kind="n/a"))
                 continue
             claims, windows, truncated = plan
-            j = self._aggregate(claims, windows, [[next(scores) for _ in windows] for _ in claims], truncated)
+            j = self._aggregate(claims, windows, [[next(scores) for _ in ws] for ws in windows], truncated)
             out.append(j)
             if keys:
                 fresh[keys[n]] = j
@@ -181,19 +196,21 @@ class ClaimLevelJudge:
             self.cache.put_many(fresh)
         return out
 
-    def _aggregate(self, claims: list[Any], windows: list[Window], by_claim: list[list[float]],
+    def _aggregate(self, claims: list[Any], windows: list[list[Window]], by_claim: list[list[float]],
                    truncated: int) -> Judgment:
         support = [max(row) for row in by_claim]
-        best = [row.index(s) for row, s in zip(by_claim, support, strict=True)]
+        best = [ws[row.index(s)] for ws, row, s in zip(windows, by_claim, support, strict=True)]
         bad = [{"start": c.start, "end": c.end, "text": c.text, "support": round(s, 6)}
                for c, s in zip(claims, support, strict=True) if s < self.threshold]
-        raw = json.dumps({"claims": [{"start": c.start, "end": c.end, "support": round(s, 6), "window": w}
+        distinct = _distinct(windows)
+        raw = json.dumps({"claims": [{"start": c.start, "end": c.end, "support": round(s, 6),
+                                      "window": distinct.index((w.start, w.end))}
                                      for c, s, w in zip(claims, support, best, strict=True)],
-                          "windows": [[w.start, w.end] for w in windows], "truncated_inputs": truncated})
+                          "windows": [list(w) for w in distinct], "truncated_inputs": truncated})
         reason = (f"{len(bad)} of {len(claims)} claim(s) below support {self.threshold:g}" if bad
                   else f"all {len(claims)} claim(s) supported")
         return Judgment(int(bool(bad)), 1.0 - min(support), None, raw, self.name, self.rubric_id, reason=reason,
-                        spans=[b["text"] for b in bad] or None, claim_spans=bad, n_windows=len(windows))
+                        spans=[b["text"] for b in bad] or None, claim_spans=bad, n_windows=len(distinct))
 
     def describe(self) -> dict[str, Any]:
         identity = getattr(self.scorer, "identity", None)
