@@ -5,7 +5,8 @@ bundle's policy), all with the same RAG prompts of the bundle's held-out questio
 generation settings (max tokens, temperature 0, the bundle's stop strings).
 
     python benchmarks/serve_load.py --bundle results/export/bundle --requests 64 --concurrency 16 64 \
-        --vllm-python .venv-serve/bin/python --out benchmarks/results/serve_load.json
+        --vllm-python .venv-serve/bin/python --gateway-cpus 1 --client-cpus 1 \
+        --out benchmarks/results/serve_load.json --plot benchmarks/results/serve_load.png
 
 Each target runs every ``--concurrency`` in turn, each burst after one uncounted warm-up request.
 Per target and concurrency: ``requests``, ``concurrency``, ``errors``, ``tokens_per_s`` (completion
@@ -33,18 +34,20 @@ concurrency) and ``arrangement`` (who got which cores and threads).
 and is the upstream of both gateways, so they share its warm state; its prefix cache is reset
 before every burst (``VLLM_SERVER_DEV_MODE=1`` exposes ``/reset_prefix_cache``), so no target
 reads prompts another one cached. vLLM's CPU build binds its model's OpenMP threads itself
-(``VLLM_CPU_OMP_THREADS_BIND``, default ``auto``: one thread per physical core, less one core kept
-for its scheduler; ``--vllm-cpus 0-1`` names them) and holds ``VLLM_CPU_KVCACHE_SPACE`` GiB of KV
-cache (lab's default 2: about 90k tokens of SmolLM2-135M, enough for 64 RAG prompts). The gateway
-(``lab serve``) runs with ``OMP_NUM_THREADS`` = ``--gateway-threads`` (default 1), so its
-classifiers and embedder take one core at a time and leave vLLM's bound threads alone;
-``--gateway-cpus`` pins it (``os.sched_setaffinity``). Its CPU-bound steps run in asyncio's default
-worker pool (``min(32, cpus + 4)`` threads, 6 here), which the GIL makes about one core of Python.
-On 2 cores that is: vLLM's model on one core, its scheduler, the gateway and this client sharing the
-other. A deployment with more cores should give vLLM its own (``VLLM_CPU_OMP_THREADS_BIND`` to a
-list of them, or its own machine), pin the gateway to the rest with ``OMP_NUM_THREADS`` and
-torch's threads equal to their count, and raise ``VLLM_CPU_KVCACHE_SPACE`` to the concurrency times
-the prompt length.
+(``VLLM_CPU_OMP_THREADS_BIND``, default ``auto``: one per physical core, less one core it reserves
+for its scheduler and API server; ``--vllm-cpus`` names them) and holds ``VLLM_CPU_KVCACHE_SPACE``
+GiB of KV cache (lab's default 2: about 90k tokens of SmolLM2-135M in bf16, 23 KB a token, enough
+for 64 RAG prompts). On 2 cores ``auto`` gives the model one thread on core 0 and reserves core 1
+(its log: ``core ids=[0]``, ``reserved_cpus=[1]``); ``--gateway-cpus 1 --client-cpus 1`` put the
+gateway and this load generator on core 1 too, so nothing preempts the model's thread, and the
+gateway runs with ``OMP_NUM_THREADS`` = ``--gateway-threads`` (default 1), so its classifiers and
+embedder never spin a second OpenMP pool. Its CPU-bound steps run in asyncio's default worker pool
+(``min(32, cpus + 4)`` threads, 6 here), about one core of Python under the GIL. A deployment with
+more cores should give vLLM its own (``VLLM_CPU_OMP_THREADS_BIND`` to a list of them, or a GPU or
+machine of its own, with ``LD_PRELOAD`` of libiomp and tcmalloc as vLLM's CPU guide says), pin the
+gateway to the rest with ``OMP_NUM_THREADS`` and torch's threads equal to their count (one gateway
+process per few cores behind a load balancer rather than a bigger pool: the checks hold the GIL),
+and raise ``VLLM_CPU_KVCACHE_SPACE`` to the concurrency times the prompt length.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from _serve_stats import check_costs, pct, scrape, stage_breakdown, vllm_means
 
 TARGETS = ("vllm", "transformers", "gateway_guardrails_off", "gateway_guardrails_on")
 GATEWAYS = ("gateway_guardrails_off", "gateway_guardrails_on")
+ALL_CPUS = os.sched_getaffinity(0)
 #: the goals of issue 33: (key, bound, higher_is_better)
 GOALS = {"gateway_off_over_vllm_tokens_per_s": (0.9, True), "gateway_on_over_vllm_ttft_p50": (1.5, False)}
 
@@ -240,8 +244,8 @@ def gateway_target(name: str, bundle: Path, questions: list[dict], args: argpars
         if name == "gateway_guardrails_off":
             cmd.append("--no-guardrails")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        if pin:   # before it starts any thread (they inherit it)
-            os.sched_setaffinity(proc.pid, pin)
+        # before it starts any thread (they inherit it); unpinned, it has every CPU (not --client-cpus)
+        os.sched_setaffinity(proc.pid, pin or ALL_CPUS)
         url = f"http://127.0.0.1:{port}/v1"
     try:
         if proc is not None:
@@ -385,6 +389,7 @@ def _arrangement(args: argparse.Namespace) -> dict[str, Any]:
             "vllm_omp_threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
             "vllm_kvcache_space_gib": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
             "gateway_cpus": args.gateway_cpus or "all", "gateway_omp_threads": args.gateway_threads,
+            "client_cpus": args.client_cpus or "all",
             "gateway_to_thread_pool": min(32, (os.cpu_count() or 1) + 4), "gateway_args": args.gateway_arg}
 
 
@@ -426,6 +431,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--gateway-off-url", help="... and of one without it (lab serve --no-guardrails)")
     ap.add_argument("--gateway-threads", type=int, default=1, help="OMP_NUM_THREADS of the gateway started here")
     ap.add_argument("--gateway-cpus", help="CPUs the gateway started here is pinned to, e.g. 1 (default: not pinned)")
+    ap.add_argument("--client-cpus", help="CPUs this load generator is pinned to once vLLM has started, e.g. 1 "
+                    "(default: not pinned)")
     ap.add_argument("--gateway-arg", action="append", default=[], help="one more argument to lab serve (repeatable), "
                     "e.g. --gateway-arg=--no-trace")
     ap.add_argument("--upstream", default="auto", help="the gateways' upstream when no vLLM runs (auto: transformers)")
@@ -451,6 +458,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         if not args.vllm_url and any(t in wanted for t in ("vllm", *GATEWAYS)):
             server = _start_vllm(args.bundle, args)
+        if args.client_cpus:   # after vLLM started: it must not inherit the pin
+            os.sched_setaffinity(0, _cpus(args.client_cpus))
         if "vllm" in wanted:
             runs["vllm"] = (vllm_target(args.bundle, questions, args) if args.vllm_url
                             else _skipped(server, args))
@@ -461,6 +470,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         if server is not None and not isinstance(server, str):
             server.stop()
+        os.sched_setaffinity(0, ALL_CPUS)
     if "transformers" in wanted:   # after vLLM has stopped: it would share the cores
         runs["transformers"] = transformers_target(args.bundle, questions, args)
     rep = report(runs, args)
