@@ -534,6 +534,7 @@ def serve(
     judge_sample_route: Annotated[list[str] | None, typer.Option("--judge-sample-route", help="ROUTE=SHARE: another share for one route (repeatable), e.g. /v1/chat/completions=0.5.")] = None,
     judge_queue: Annotated[int | None, typer.Option("--judge-queue", min=1, help="Sampled responses waiting for the online judges; more are dropped and counted (default 64).")] = None,
     judges: Annotated[Path | None, typer.Option("--judges", help="The judge stage's output folder (judges.json, calibration.json, models/): the default judges and their agreement; default: the judge_eval stage's out_dir when it has judges.json.")] = None,
+    guardrails: Annotated[bool, typer.Option("--guardrails/--no-guardrails", help="Apply the bundle's guardrail policy (--no-guardrails: serve without it, e.g. to measure what it costs: benchmarks/serve_load.py).")] = True,
 ) -> None:
     """Serve a bundle: vLLM's OpenAI server (or the in-process transformers backend) behind the RAG
     gateway (/v1/chat/completions, /v1/feedback, /metrics, /healthz, /readyz, playground at /).
@@ -552,7 +553,7 @@ def serve(
               feedback=feedback or _root() / SERVE_FEEDBACK, trace=trace, timeout_s=timeout_s,
               stream_window=stream_window, stream_chunk=stream_chunk, judge_sample=judge_sample,
               judge_sample_routes=route_shares(judge_sample_route or []), judge_queue=judge_queue,
-              judges_dir=judges if judges is not None else judges_dir(_root()))
+              judges_dir=judges if judges is not None else judges_dir(_root()), guardrails=guardrails)
 
 
 @app.command("redteam")

@@ -201,6 +201,8 @@ def test_serve_takes_the_online_evaluation_flags_and_finds_the_judge_stage_s_cho
     monkeypatch.setattr(lab.serve.app, "serve", lambda bundle, **kw: seen.update(served=bundle, **kw))
     assert runner.invoke(app, ["serve", "b"]).exit_code == 0
     assert seen["judge_sample"] == 0.0 and seen["judges_dir"] is None   # off; no choice written yet
+    assert seen["guardrails"] is True   # the bundle's policy on unless --no-guardrails
+    assert runner.invoke(app, ["serve", "b", "--no-guardrails"]).exit_code == 0 and seen["guardrails"] is False
     judges.write(root / "moved" / "judges", {"default": {"grounded": "lexical"}})
     res = runner.invoke(app, ["serve", "b", "--judge-sample", "0.25", "--judge-queue", "8",
                               "--judge-sample-route", "/v1/chat/completions=0.5"])

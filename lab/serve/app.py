@@ -57,10 +57,11 @@ def transformers_upstream(bundle_dir: Path, meta: dict[str, Any], batch_size: in
 def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message", settings: Any = None,
           vllm_port: int = 8000, root: Path | None = None, store_dir: Path | None = None,
           fallback_message: str = "The model is unavailable right now; please try again shortly.",
-          judges_dir: Path | None = None) -> tuple[Any, Any]:
+          judges_dir: Path | None = None, guardrails: bool = True) -> tuple[Any, Any]:
     """The :class:`~lab.serve.chat.ChatService` and the vLLM process it needs (or None). When the
     settings sample responses for online evaluation, its judges are
     :func:`lab.serve.online_judges.default_judges` (``judges_dir``: the judge stage's output folder).
+    ``guardrails=False`` serves without the bundle's policy (what the policy costs is measured so).
 
     Raises
     ------
@@ -109,7 +110,7 @@ def build(bundle_dir: Path, *, upstream: str = "auto", fallback: str = "message"
         raise ConfigError(f"--fallback {fallback!r}: expected message, transformers or none")
     from lab.handoff.bundle import bundle_policy
 
-    policy_cfg = bundle_policy(bundle_dir, meta)
+    policy_cfg = bundle_policy(bundle_dir, meta) if guardrails else None
     policy = Policy.from_config(policy_cfg) if policy_cfg else None
     settings = settings or Settings()
     if settings.api_key is None and os.environ.get("LAB_API_KEY"):
@@ -127,13 +128,13 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
           timeout_s: float = ANSWER_TIMEOUT_S, stream_window: int | None = None,
           stream_chunk: int | None = None, judge_sample: float = 0.0,
           judge_sample_routes: dict[str, float] | None = None, judge_queue: int | None = None,
-          judges_dir: Path | None = None) -> None:
+          judges_dir: Path | None = None, guardrails: bool = True) -> None:
     """Run the gateway (and vLLM) until interrupted; both are stopped on the way out. ``feedback``:
     the JSONL file the gateway appends users' ratings to (the caller picks it: ``lab serve --feedback``).
     ``stream_window``/``stream_chunk``: how a streamed answer passes the output rules
     (:mod:`lab.serve.streamguard`; None: its defaults). ``judge_sample`` (per route
     ``judge_sample_routes``), ``judge_queue``, ``judges_dir``: online evaluation
-    (:mod:`lab.serve.online_eval`; 0: off)."""
+    (:mod:`lab.serve.online_eval`; 0: off). ``guardrails=False``: without the bundle's policy."""
     import uvicorn
 
     from lab.serve.chat import Settings
@@ -147,7 +148,7 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
         online["judge_queue"] = judge_queue
     settings = Settings(feedback_path=feedback, trace=trace, request_timeout_s=timeout_s, **stream, **online)
     gw, proc = build(bundle_dir, upstream=upstream, fallback=fallback, settings=settings, vllm_port=vllm_port,
-                     root=root, judges_dir=judges_dir)
+                     root=root, judges_dir=judges_dir, guardrails=guardrails)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before it
     # started: this one turns it into a normal exit, so the finally below stops vLLM
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -156,7 +157,8 @@ def serve(bundle: str, *, feedback: Path, host: str = "127.0.0.1", port: int = 8
             print(f"[lab serve] starting vLLM on {proc.url} (log: {proc.log}) ...", flush=True)
             proc.wait_healthy()
         print(f"[lab serve] gateway on http://{host}:{port} (upstream {gw.upstream.name}, "
-              f"fallback {getattr(gw.fallback, 'name', 'none')})", flush=True)
+              f"fallback {getattr(gw.fallback, 'name', 'none')}, guardrail policy "
+              f"{gw.policy.id if gw.policy is not None else 'off'})", flush=True)
         if gw.online is not None:
             from lab.serve.online_judges import describe
 

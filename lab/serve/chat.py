@@ -33,77 +33,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lab.errors import LabError
+from lab.serve.answer import Answer, ChatError, _total  # (what a turn gives: lab.serve.answer)
 from lab.serve.feedback import append_line, log_feedback_mlflow
 from lab.serve.metrics import GatewayMetrics
 from lab.serve.online_eval import OnlineEvaluator, Served
 from lab.serve.rag import RAG
 from lab.serve.requests import ChatRequest, FeedbackRequest, Message  # noqa: F401  (the request models live there)
 from lab.serve.settings import Settings
+from lab.serve.stages import StageTimes
 from lab.serve.streamguard import GuardedStream
 from lab.serve.upstream import Delta, MessageUpstream, Upstream, UpstreamError, generate_with_fallback
-
-
-# --------------------------------------------------------------------------- results
-class ChatError(LabError):
-    """A request the service cannot answer: ``status`` (the HTTP code), ``kind`` (the error type
-    counted in ``lab_errors_total``) and a message naming the field or the cause."""
-
-    def __init__(self, status: int, message: str, kind: str, type: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
-        self.type = type or kind   # the body's error type (a stream's names the upstream failure only)
-
-
-@dataclass
-class Answer:
-    """One answered turn: the text, its sources and how it was made."""
-
-    id: str
-    model: str
-    text: str
-    sources: list[dict[str, Any]]
-    usage: dict[str, int]
-    generated_by: str = ""
-    blocked: bool = False
-    trace_id: str | None = None
-    created: int = field(default_factory=lambda: int(time.time()))
-    warnings: list[dict[str, Any]] = field(default_factory=list)   # output rules whose action is warn
-    verdicts: list[dict[str, Any]] = field(default_factory=list)   # a stream's (StreamVerdict.public)
-    correction: str | None = None        # a stream's answer as the late verdicts made it
-
-    @property
-    def finish_reason(self) -> str:
-        return "content_filter" if self.blocked else "stop"
-
-    def lab(self) -> dict[str, Any]:
-        """The ``lab`` field of a response; ``warnings`` (when an output rule with action ``warn`` fired):
-        each ``{check, reason, score, spans}``, spans as ``{start, end, label, score}`` offsets into the
-        answer (a claim-level grounding check's unsupported claims). A stream's last chunk adds
-        ``verdicts`` (:class:`lab.serve.streamguard.StreamVerdict`: the rules that stopped or judged
-        the answer after text was sent, each with ``shown_chars``) and ``correction``."""
-        out: dict[str, Any] = {"generated_by": self.generated_by, "blocked": self.blocked, "trace_id": self.trace_id}
-        if self.warnings:
-            out["warnings"] = self.warnings
-        if self.verdicts:
-            out["verdicts"] = self.verdicts
-        if self.correction is not None:
-            out["correction"] = self.correction
-        return out
-
-    def body(self) -> dict[str, Any]:
-        """The ``chat.completion`` response."""
-        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text},
-                             "finish_reason": self.finish_reason}],
-                "usage": self.usage, "sources": self.sources, "lab": self.lab()}
-
-    def chunk(self) -> dict[str, Any]:
-        """The whole answer as one ``chat.completion.chunk`` (a streamed request whose input was blocked)."""
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.text},
-                             "finish_reason": self.finish_reason}],
-                "usage": self.usage, "sources": self.sources, "lab": self.lab()}
 
 
 @dataclass
@@ -121,6 +60,7 @@ class Turn:
     messages: list[dict[str, Any]] = field(default_factory=list)
     max_tokens: int = 0
     route: str | None = None             # the gateway route it came by (route exceptions match it)
+    times: StageTimes = field(default_factory=StageTimes)   # seconds per stage (lab.serve.stages)
 
     @property
     def contexts(self) -> list[str]:
@@ -136,10 +76,6 @@ class _Remembered:
     sources: list[dict[str, Any]]
     trace_id: str | None = None
     created: float = field(default_factory=time.time)
-
-
-def _total(usage: dict[str, int]) -> dict[str, int]:
-    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
 
 
 # --------------------------------------------------------------------------- the service
@@ -178,6 +114,7 @@ class ChatService:
     # ---------------------------------------------------------------- a turn, step by step
     def _count_decision(self, stage: str, o: Any) -> None:
         self.metrics.guardrails.labels(o.decision.check, o.action).inc()
+        self.metrics.guardrail_seconds.labels(o.decision.check, stage).observe(o.latency_ms / 1000)
         if o.exception is not None:
             self.metrics.guardrail_exceptions.labels(o.exception, o.decision.check, stage).inc()
 
@@ -216,14 +153,14 @@ class ChatService:
             raise ChatError(422, "messages: the last message must be the user's question", "invalid_request")
         span = self.tracer.start("chat", "CHAIN", inputs={"question": question, "k": req.k, "stream": req.stream},
                                  attributes={"lab.bundle_id": self.rag.bundle_id})
-        return Turn(req, question, history, t0, span, route=route)
+        return Turn(req, question, history, t0, span, route=route, times=StageTimes(t0))
 
     async def prepare(self, turn: Turn) -> Answer | None:
         """Guard the input, retrieve, build the prompt; an :class:`Answer` when the input is blocked."""
         tr, req = self.tracer, turn.request
         if self.policy is not None:
             span = tr.start("guardrails.input", "GUARDRAIL", inputs={"text": turn.question}, parent=turn.span)
-            checked = await asyncio.to_thread(self.policy.apply, turn.question, "input", route=turn.route)
+            checked = await turn.times.run("input_checks", self.policy.apply, turn.question, "input", route=turn.route)
             self._trace_rules(span, "input", checked.outcomes)
             tr.end(span, outputs=checked.to_dict())
             if not checked.allowed:
@@ -232,7 +169,7 @@ class ChatService:
         t_r = time.perf_counter()
         span = tr.start("retrieval", "RETRIEVER", inputs={"query": turn.question, "k": req.k or self.rag.k},
                         parent=turn.span)
-        hits = (await asyncio.to_thread(self.rag.search, [turn.question], req.k))[0]
+        hits = (await turn.times.run("retrieval", self.rag.search, [turn.question], req.k))[0]
         self.metrics.retrieval.observe(time.perf_counter() - t_r)
         tr.end(span, outputs=[{"id": d, "score": float(sc)} for d, sc in hits])
         texts = None
@@ -240,7 +177,9 @@ class ChatService:
             hits, texts, turn.sources = await self._guard_context(turn, hits)
         else:
             turn.sources = self.rag.sources(hits)
+        t_p = time.perf_counter()
         turn.messages = self.rag.messages(turn.question, hits, req.topic, turn.history, texts=texts)
+        turn.times.add("prompt", time.perf_counter() - t_p)
         turn.max_tokens = req.max_tokens or self.settings.default_max_tokens or self.rag.max_new_tokens
         return None
 
@@ -250,8 +189,8 @@ class ChatService:
         (dropped ones left out, neutralised ones fenced), and the sources (prompted first, then dropped)."""
         tr = self.tracer
         span = tr.start("guardrails.context", "GUARDRAIL", inputs={"passages": [d for d, _ in hits]}, parent=turn.span)
-        checked = await asyncio.to_thread(self.policy.apply_context, [self.rag.passages[d]["text"] for d, _ in hits],
-                                          route=turn.route)
+        checked = await turn.times.run("context_checks", self.policy.apply_context,
+                                       [self.rag.passages[d]["text"] for d, _ in hits], route=turn.route)
         for p in checked.passages:
             self._trace_rules(span, "context", p.outcomes)
             self.metrics.guardrail_passages.labels(p.action).inc()
@@ -285,7 +224,7 @@ class ChatService:
                         parent=turn.span)
         fell: dict[str, str] = {}   # lab.fallback: the upstream failure the fallback answered
         try:
-            text, usage, source = await self._generate(turn.messages, turn.max_tokens, turn.request.temperature, fell)
+            text, usage, source = await self._generate(turn, fell)
         except UpstreamError as exc:
             tr.end(span, error=str(exc))
             tr.end(turn.span, error=str(exc))
@@ -298,7 +237,8 @@ class ChatService:
         tr.end(span, outputs=text, attributes={"generated_by": source, **usage, **fell})
         if self.policy is not None:
             span = tr.start("guardrails.output", "GUARDRAIL", inputs={"text": text}, parent=turn.span)
-            out = await asyncio.to_thread(self.policy.apply, text, "output", context=turn.contexts, route=turn.route)
+            out = await turn.times.run("output_checks", self.policy.apply, text, "output", context=turn.contexts,
+                                       route=turn.route)
             self._trace_rules(span, "output", out.outcomes)
             tr.end(span, outputs=out.to_dict())
             text = out.text
@@ -326,7 +266,7 @@ class ChatService:
         first: float | None = None
         deadline, fell = time.perf_counter() + self.settings.request_timeout_s, {}
         try:
-            gen = self._deltas(turn.messages, turn.max_tokens, turn.request.temperature, fell)
+            gen = self._deltas(turn, fell)
             while True:
                 try:
                     src, d = await asyncio.wait_for(gen.__anext__(), max(0.01, deadline - time.perf_counter()))
@@ -336,7 +276,7 @@ class ChatService:
                 _add_usage(usage, d)
                 if d.text:
                     if first is None:
-                        first = time.perf_counter()
+                        first = turn.times.first_token()
                     parts.append(d.text)
                     out = d.text if guard is None else await guard.feed(d.text)
                     if out:
@@ -351,6 +291,7 @@ class ChatService:
                 tr.end(s, error=str(exc) or kind)
             yield ChatError(502, f"upstream failed ({kind})", f"upstream:{kind}", type=kind)
             return
+        turn.times.generated(first)
         self._observe_tokens(turn.t0, first, usage)
         tr.end(span, outputs="".join(parts), attributes={"generated_by": source, **usage, **fell})
         if guard is not None:
@@ -366,7 +307,7 @@ class ChatService:
         tid = trace_id(turn.span)
         self.remember(turn.id, _Remembered(turn.question, text, turn.contexts, turn.sources, tid))
         answer = Answer(turn.id, turn.request.model or "lab", text, turn.sources, _total(usage), source, blocked,
-                        tid, created=turn.created)
+                        tid, created=turn.created, timings=turn.times.done(self.metrics.stages))
         if guard is not None:
             answer.warnings, answer.correction = guard.warnings, guard.correction
             answer.verdicts = [v.public() for v in guard.verdicts]
@@ -391,7 +332,7 @@ class ChatService:
         """The stream's output guard and its ``guardrails.output`` span (None, None without output rules)."""
         s = self.settings
         guard = GuardedStream.of(self.policy, window=s.stream_window, chunk=s.stream_chunk, context=turn.contexts,
-                                 route=turn.route, response_id=turn.id)
+                                 route=turn.route, response_id=turn.id, run=turn.times.run)
         if guard is None:
             return None, None
         return guard, self.tracer.start("guardrails.output", "GUARDRAIL", parent=turn.span,
@@ -443,10 +384,10 @@ class ChatService:
                         attributes={"response_id": turn.id, "blocked": blocked})
         self.remember(turn.id, _Remembered(turn.question, text, turn.contexts, turn.sources, tid))
         return Answer(turn.id, turn.request.model or "lab", text, turn.sources,
-                      _total(usage or {"prompt_tokens": 0, "completion_tokens": 0}), source, blocked, tid)
+                      _total(usage or {"prompt_tokens": 0, "completion_tokens": 0}), source, blocked, tid,
+                      timings=turn.times.done(self.metrics.stages))
 
-    async def _generate(self, msgs: list[dict], max_tokens: int, temperature: float,
-                        fell: dict[str, str]) -> tuple[str, dict[str, int], str]:
+    async def _generate(self, turn: Turn, fell: dict[str, str]) -> tuple[str, dict[str, int], str]:
         parts: list[str] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         source, t0 = "", time.perf_counter()
@@ -454,27 +395,29 @@ class ChatService:
 
         async def run() -> None:
             nonlocal source, first
-            async for src, d in self._deltas(msgs, max_tokens, temperature, fell):
+            async for src, d in self._deltas(turn, fell):
                 source = src
                 if d.text and first is None:
-                    first = time.perf_counter()
+                    first = turn.times.first_token()
                 parts.append(d.text)
                 _add_usage(usage, d)
 
         await asyncio.wait_for(run(), self.settings.request_timeout_s)
+        turn.times.generated(first)
         self._observe_tokens(t0, first, usage)
         return "".join(parts), usage, source
 
-    async def _deltas(self, msgs: list[dict], max_tokens: int, temperature: float,
-                      fell: dict[str, str]) -> AsyncIterator[tuple[str, Delta]]:
-        m = self.metrics
+    async def _deltas(self, turn: Turn, fell: dict[str, str]) -> AsyncIterator[tuple[str, Delta]]:
+        m, t_q = self.metrics, time.perf_counter()
         m.queue_depth.inc()
         async with self._slots:
             m.queue_depth.dec()
+            turn.times.queued(t_q)
             m.in_flight.inc()
             try:
                 async for pair in generate_with_fallback(
-                        self.upstream, self.fallback, msgs, max_tokens=max_tokens, temperature=temperature, stop=self.rag.stop,
+                        self.upstream, self.fallback, turn.messages, max_tokens=turn.max_tokens,
+                        temperature=turn.request.temperature, stop=self.rag.stop,
                         retries=self.settings.retries, backoff_s=self.settings.backoff_s,
                         on_retry=lambda kind: m.retries.inc(),
                         on_fallback=lambda kind: (m.fallbacks.labels(kind).inc(), fell.setdefault("lab.fallback", kind))):

@@ -22,6 +22,8 @@ from prometheus_client.core import GaugeMetricFamily
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+_CHECK = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_STAGE = (0.0001, 0.0005, 0.001, 0.0025, *_LATENCY)
 
 
 class GatewayMetrics:
@@ -49,6 +51,13 @@ class GatewayMetrics:
                                    buckets=_LATENCY, registry=r)
         self.guardrails = Counter("lab_guardrail_decisions", "Guardrail decisions by check and action",
                                   ["check", "action"], registry=r)
+        self.guardrail_seconds = Histogram("lab_guardrail_check_duration_seconds", "Time one guardrail check "
+                                           "took on one text, by check and side (input, context, output)",
+                                           ["check", "stage"], buckets=_CHECK, registry=r)
+        self.stages = Histogram("lab_stage_duration_seconds", "Time a chat completion spent in each stage of the "
+                                "gateway (lab.serve.stages: queue, thread_wait, input_checks, retrieval, "
+                                "context_checks, prompt, upstream_ttft, decode, output_checks, other, total)",
+                                ["stage"], buckets=_STAGE, registry=r)
         self.guardrail_passages = Counter("lab_guardrail_passages", "Retrieved passages by what the policy's "
                                           "context side did with them (keep, warn, neutralise, drop)", ["action"],
                                           registry=r)

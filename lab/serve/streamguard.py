@@ -36,7 +36,7 @@ import asyncio
 import copy
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -146,16 +146,20 @@ class GuardedStream:
     """One answer streamed through a policy's output rules (see the module docstring).
 
     Feed it the upstream's text (:meth:`feed`), then :meth:`finish`; each returns the text to send
-    now. Checks run in a worker thread (they are CPU-bound). Afterwards: :attr:`shown` (the text
+    now. Checks run in a worker thread (they are CPU-bound): ``run(stage, fn, *args)`` awaits one
+    (default ``asyncio.to_thread``; the gateway's :meth:`lab.serve.stages.StageTimes.run` also times
+    it as ``output_checks``). Afterwards: :attr:`shown` (the text
     sent), :attr:`blocked`, :attr:`stopped`, :attr:`verdicts`, :attr:`warnings`, :attr:`correction`,
     and :attr:`outcomes` (every rule applied, each with its trace attributes)."""
 
     def __init__(self, rules: OutputRules, *, window: int = WINDOW, chunk: int = CHUNK,
-                 context: Sequence[str] | None = None, route: str | None = None, response_id: str = "") -> None:
+                 context: Sequence[str] | None = None, route: str | None = None, response_id: str = "",
+                 run: Callable[..., Awaitable[Any]] | None = None) -> None:
         if window < 0 or chunk < 1:
             raise ValueError(f"stream window must be >= 0 and chunk >= 1 characters, got {window} and {chunk}")
         self.rules, self.window, self.chunk = rules, window, chunk
         self.context, self.route, self.response_id = context, route, response_id
+        self._run = run or (lambda stage, fn, *args: asyncio.to_thread(fn, *args))
         self.shown = ""                  # sent to the client (redacted)
         self.pending = ""                # received, not sent yet
         self.pieces = 0                  # piece checks run
@@ -198,7 +202,7 @@ class GuardedStream:
             return out
         if len(self.pending) < self._due:
             return ""
-        return await asyncio.to_thread(self._release, False)
+        return await self._run("output_checks", self._release, False)
 
     async def finish(self) -> str:
         """The upstream ended: the rest of the answer (checked), then what a late verdict appends."""
@@ -209,11 +213,11 @@ class GuardedStream:
             out, self.pending = self.pending, ""
             self.shown += out
         elif self.pending or not self.shown:   # an empty answer is checked too, as unstreamed
-            out = await asyncio.to_thread(self._release, True)
+            out = await self._run("output_checks", self._release, True)
         if self.stopped:
             return out
         if self.rules.whole is not None:
-            out += await asyncio.to_thread(self._judge_whole)
+            out += await self._run("output_checks", self._judge_whole)
         return out
 
     def stop_text(self) -> str:
