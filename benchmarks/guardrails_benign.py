@@ -17,7 +17,8 @@ depressants", "Describe the behavior of a dog when it is about to attack"): a us
 so they stay. The queries are kept as their own source (``halueval_general``), so that the question
 sources' figures stand without them.
 ``--questions FILE`` (any number) replaces them: CSV or JSON Lines with a ``question`` (or
-``query``, ``user_query``, ``text``) column; each file is a source named by its stem.
+``query``, ``user_query``, ``text``) column (a CSV may open with ``#`` lines: its header, saying
+where the questions come from); each file is a source named by its stem.
 Blank rows are skipped; questions are deduplicated (case and spacing ignored; a question in two
 sources is kept in the first); a question that occurs in any classifier's training file
 (``--training-files``, default those of ``guardrails_eval.classifiers`` and the prompts their
@@ -176,7 +177,9 @@ def read_questions(path: str | Path) -> tuple[list[str], int]:
     if suffix == ".csv":
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.DictReader(fh)
+                lines = fh.readlines()
+                header = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+                reader = csv.DictReader(lines[header:])   # lines starting with # at the top: the file's header
                 columns = reader.fieldnames or []
                 column = next((c for c in QUESTION_COLUMNS if c in columns), None)
                 if column is None:

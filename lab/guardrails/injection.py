@@ -240,22 +240,57 @@ class Injection(WindowedClassifier):
 
 
 #: Jailbreak rules (the floor): the named personas and framings of in-the-wild jailbreak prompts.
+#: Each needs what makes it a jailbreak, not only its words (issue 32): "Dan" is a colleague, developer
+#: mode is a phone setting, "no budget restrictions" and "stay in character as the wizard" are a
+#: user's plans and games, and "two answers, a normal one and a formal one" is a writing request.
 JAILBREAK_RULES: dict[str, str] = {
-    "dan_persona": r"\bDAN\b|\bdo anything now\b",
-    "developer_mode": r"\b(?:developer|god|jailbreak|unrestricted|evil) mode\b",
-    "no_restrictions": r"\b(?:without|free of|no|not bound by|broken free of)\b[^.!?\n]{0,30}\b(?:restrictions|"
-                       r"filters|censorship|guidelines|ethics|morals|rules)\b[^.!?\n]{0,40}\b(?:openai|ai|"
-                       r"chatgpt|policy|policies|content)?",
+    # the persona's name in capitals (a person called Dan is no jailbreak), or what it stands for
+    "dan_persona": r"(?-i:\bDAN\b)|\bdo anything now\b",
+    # a mode of the assistant, not of a phone or a game: its name, or "enabled"/"output" after it
+    "developer_mode": r"\b(?:jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|DAN) mode\b|"
+                      r"\b(?:chatgpt|gpt|ai|assistant|language model|chatbot|bot)\b[^.!?\n]{0,30}\b(?:developer|god) "
+                      r"mode\b|\b(?:developer|god) mode (?:enabled|output|response|activated|persona)\b",
+    # without ethics or morals, censorship or the content policy: said of anyone, that is the point
+    "no_ethics": r"\b(?:without|free (?:of|from)|no|not bound by|broken? free (?:of|from)|regardless of)\b"
+                 r"[^.!?\n]{0,40}?\b(?:ethics|morals|morality|moral (?:guidelines|restrictions|limits|compass|code|"
+                 r"standards|boundaries|constraints)|ethical (?:or moral |and moral |and legal |or legal )?(?:guidelines|"
+                 r"restrictions|limits|boundaries|constraints|standards|rules|filters|considerations|concerns|"
+                 r"principles|code)|censorship|content polic(?:y|ies)|openai)\b",
+    # no restrictions or filters at all, not a budget's or a word count's: nothing qualifies the noun
+    # ("dietary restrictions", "restrictions on length"); :data:`JAILBREAK_REQUIRES` adds the assistant
+    "no_restrictions": r"\b(?:without|free (?:of|from)|no|not bound by|broken? free (?:of|from))\s+(?:(?:any|all|the|"
+                       r"its|their|your|such|of|more|further|a care for|care for|regard for|concern for|artificial|"
+                       r"programming|programmed|ethical|moral|legal|content|safety|limits?|rules|filters?|restrictions|"
+                       r"limitations|polic(?:y|ies))(?:,|\s+or|\s+and)?\s+)*(?:restrictions|filters|filtering|rules|"
+                       r"guidelines|limitations|limits|boundaries|constraints|polic(?:y|ies))\b(?!\s+(?:on|about|for|regarding|when|in)\s+(?!(?:what|how|"
+                       r"anything|any|providing|generating|saying|answering|responding|your|its)\b)\w+)",
+    # :data:`JAILBREAK_REQUIRES` adds the jailbreak's words elsewhere in the text
     "stay_in_character": r"\bstay in character\b|\bbreak(?:ing)? character\b",
-    "two_responses": r"\b(?:two|2) (?:different )?(?:responses|answers|paragraphs)\b[^.!?\n]{0,60}\b(?:normal|"
-                     r"classic|jailbr|filtered|unfiltered)",
+    # a normal answer beside a jailbroken one, not beside a formal one
+    "two_responses": r"\b(?:two|2) (?:different )?(?:responses|answers|paragraphs)\b[^.!?\n]{0,80}\b(?:jailbr\w*|"
+                     r"unfiltered|uncensored|unrestricted|developer mode|\w*gpt|(?-i:DAN)|[\w ]{1,20} mode output|"
+                     r"(?:mode|ai|gpt) output|acting as)|\bone normal,? and one (?:with|from|as|acting as)\b[^.!?\n]{0,30}"
+                     r"\b(?:output|mode)\b",
+}
+#: A rule named here fires only when the text also holds this pattern (anywhere): a role-play
+#: game says "stay in character" too; a jailbreak says why (the policy, the filters, refusing).
+JAILBREAK_REQUIRES: dict[str, str] = {
+    "no_restrictions": r"\b(?:ai|a\.i\.|chatgpt|\w*gpt|chatbot|bot|assistant|language model|llm|openai|persona|"
+                       r"character|jailbr\w*)\b|\byou(?:'re| are| have| will have)\s+(?:absolutely\s+|now\s+)?"
+                       r"(?:no|without|free of)\b",
+    "stay_in_character": r"openai|content polic|\bpolic(?:y|ies)\b|guidelines|filter|censor|\bethic|\bmoral|refus|"
+                         r"restrict|jailbr|illegal|unethical|no matter what|never (?:say|refuse|deny|decline)|"
+                         r"can'?t do|cannot do|declin\w* any|as an ai|language model|chatgpt|(?-i:\bDAN\b)|break the rules|no rules|"
+                         r"any rules|without (?:any )?limit|nsfw|swear",
 }
 _JB_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in JAILBREAK_RULES.items()}
+_JB_REQUIRES = {k: re.compile(v, re.IGNORECASE) for k, v in JAILBREAK_REQUIRES.items()}
 
 
 def jailbreak_rule_hits(text: str) -> list[str]:
-    """Names of the jailbreak rules that match ``text``."""
-    return [name for name, rx in _JB_COMPILED.items() if rx.search(text)]
+    """Names of the jailbreak rules that match ``text`` (with what :data:`JAILBREAK_REQUIRES` asks of it)."""
+    return [name for name, rx in _JB_COMPILED.items()
+            if rx.search(text) and (name not in _JB_REQUIRES or _JB_REQUIRES[name].search(text))]
 
 
 @CHECKS.register("jailbreak")
