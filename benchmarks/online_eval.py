@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ class FastUpstream:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def stream(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Any:
+    async def stream(self, messages: list[dict], *, max_tokens: int, temperature: float,
+                     stop: Sequence[str] = ()) -> Any:
         from lab.serve.upstream import Delta
 
         text = ANSWERS[self.calls % len(ANSWERS)]
