@@ -25,7 +25,6 @@ written to, the label is still written to the file (``assessment_id`` None) and 
 
 from __future__ import annotations
 
-import hashlib
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.data.trace_labels import LABELS, Source, TraceLabel, Verdict, record_label
+from lab.serve.online_eval import sampled  # the same hash sample the online judges draw
 
 #: The gateway's root span (:meth:`lab.serve.chat.ChatService.start`).
 GATEWAY_TRACE = "chat"
@@ -74,17 +74,6 @@ class QueueItem:
     response_id: str = ""
     human: str | None = None            # the valid human label on the trace, if any
     human_id: str | None = None         # its assessment id
-
-
-def sampled(trace_id: str, rate: float, seed: int = 0) -> bool:
-    """Whether ``trace_id`` is in the sample of ``rate``: the first 8 bytes of
-    ``sha256("<seed>:<trace_id>")`` as a fraction of 2**64, below ``rate`` (0 never, 1 always)."""
-    if rate <= 0:
-        return False
-    if rate >= 1:
-        return True
-    digest = hashlib.sha256(f"{seed}:{trace_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64 < rate
 
 
 def prompt_passages(text: str) -> list[str]:
