@@ -60,7 +60,7 @@ def override_args(overrides_file: str | Path, params_file: str | Path = "params.
     mapping of params.yaml sections to the keys they change (an experiment profile such as
     ``experiments/finetune_qwen05.yaml``). Each section, merged with params.yaml, is validated by its
     typed config first, so a typo fails here, naming the file and key, not hours into a run.
-    Values are written as JSON (which YAML reads back unchanged)."""
+    Values are written in Hydra's override grammar (which YAML reads back unchanged)."""
     p = Path(overrides_file)
     data = read_params(p)
     if not data:
@@ -82,10 +82,19 @@ def override_args(overrides_file: str | Path, params_file: str | Path = "params.
 
 
 def _override_value(value: Any) -> str:
-    """JSON, with floats written positionally (``0.00001``, not ``1e-05``, which YAML 1.1 reads as a string)."""
+    """A value in Hydra's override grammar (what ``dvc exp run -S`` parses): scalars and strings as
+    JSON, floats written positionally (``0.00001``, not ``1e-05``, which YAML 1.1 reads as a string),
+    lists as ``[a,b]`` and mappings as ``{key:value}`` (Hydra takes no quoted keys, so a key must be
+    a plain name)."""
     if isinstance(value, float) and "e" in repr(value):
         text = f"{value:.20f}".rstrip("0")
         return text + "0" if text.endswith(".") else text
     if isinstance(value, list):
         return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        bad = [k for k in value if not (isinstance(k, str) and k.replace("_", "a").replace("-", "a").isalnum())]
+        if bad:
+            raise ConfigError(f"override key(s) {', '.join(map(repr, bad))} cannot be written for dvc exp run -S "
+                              "(Hydra's grammar takes letters, digits, '_' and '-' in a key)")
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value, separators=(",", ":"))

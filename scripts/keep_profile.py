@@ -1,13 +1,15 @@
-"""Keep a fine-tune profile's results beside the demo's, in a folder committed to git.
+"""Keep a stage profile's results beside the demo's, in a folder committed to git.
 
-``dvc exp run`` of a profile (``make finetune-qwen05``) leaves its outputs in the workspace's
-``results/finetune_comparison/``, where the next ``dvc repro`` of the demo replaces them. This copies
-the study's tables, plots, report and predictions to ``DEST`` with ``provenance.json``: the
-experiment's name, the commit it ran on, the stage's params as run and its ``dvc.lock`` entry (the
-hashes of every dependency). Written to a temporary folder first and renamed into place, so an
-interrupted copy never leaves half a profile.
+``dvc exp run`` of a profile (``make finetune-qwen05``, ``make chunking-cuad-full``) leaves its outputs
+in the workspace's stage folder (``results/finetune_comparison/``, ``results/chunking_study/``), where
+the next ``dvc repro`` of the demo replaces them. This copies the study's tables, plots and report to
+``DEST`` with ``provenance.json``: the experiment's name, the commit it ran on, the stage's params as
+run and its ``dvc.lock`` entry (the hashes of every dependency). Written to a temporary folder first
+and renamed into place, so an interrupted copy never leaves half a profile.
 
     python scripts/keep_profile.py --name finetune-qwen05 results/finetune_comparison results/finetune_qwen05
+    python scripts/keep_profile.py --stage chunking_study --name chunking-cuad-full \
+        results/chunking_study results/chunking_cuad_full
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ import yaml
 from lab.io import atomic_dir, write_json
 from lab.studies.finetune import TIMING_COLUMNS as STUDY_TIMINGS
 
-FILES = ("metrics.json", "results.csv", "comparison.csv", "quality_vs_cost.csv", "predictions.jsonl",
-         "finetune_comparison.html")
+#: The files each stage with a profile must have written (its report is ``<stage>.html``); the
+#: fine-tune comparison's profile also gets ``table.md`` (:func:`table_md`).
+STAGE_FILES: dict[str, tuple[str, ...]] = {
+    "finetune_comparison": ("metrics.json", "results.csv", "comparison.csv", "quality_vs_cost.csv",
+                            "predictions.jsonl", "finetune_comparison.html"),
+    "chunking_study": ("metrics.json", "results.csv", "results_per_corpus.csv", "recall_precision_k5.csv",
+                       "chunking_study.html"),
+}
 STAGE = "finetune_comparison"
+FILES = STAGE_FILES[STAGE]
 
 
 def _norm(x: object) -> object:
@@ -107,31 +116,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("src", type=Path, help="the stage's output folder in the workspace")
     ap.add_argument("dest", type=Path, help="the folder to keep (replaced if it exists)")
     ap.add_argument("--name", required=True, help="the experiment's name (dvc exp run -n)")
+    ap.add_argument("--stage", default=STAGE, choices=sorted(STAGE_FILES), help="the profile's DVC stage")
     args = ap.parse_args(argv)
     root = Path.cwd()
-    missing = [f for f in FILES if not (args.src / f).is_file()]
+    stage, files = args.stage, STAGE_FILES[args.stage]
+    missing = [f for f in files if not (args.src / f).is_file()]
     if missing:
         print(f"keep_profile: {args.src} lacks {', '.join(missing)}: run the profile first "
               f"(make {args.name})", file=sys.stderr)
         return 2
-    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"].get(STAGE)
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))[STAGE]
-    if lock is None or _norm(lock.get("params", {}).get("params.yaml", {}).get(STAGE)) != _norm(params):
-        print(f"keep_profile: dvc.lock's {STAGE} entry does not match params.yaml: the outputs in {args.src} "
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"].get(stage)
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))[stage]
+    if lock is None or _norm(lock.get("params", {}).get("params.yaml", {}).get(stage)) != _norm(params):
+        print(f"keep_profile: dvc.lock's {stage} entry does not match params.yaml: the outputs in {args.src} "
               "may not be this profile's; rerun it", file=sys.stderr)
         return 2
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    provenance = {"experiment": args.name, "commit": commit, "stage": STAGE, "params": params,
+    provenance = {"experiment": args.name, "commit": commit, "stage": stage, "params": params,
                   "dvc_lock": lock, "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
                   "reproduce": f"git checkout {commit} && make {args.name}"}
     with atomic_dir(args.dest) as tmp:   # replaces an earlier kept folder only once the new one is whole
-        for f in FILES:
+        for f in files:
             shutil.copy2(args.src / f, tmp / f)
         if (args.src / TIMINGS_FILE).is_file():   # the machine-dependent figures, once split from results.csv
             shutil.copy2(args.src / TIMINGS_FILE, tmp / TIMINGS_FILE)
         if (args.src / "plots").is_dir():
             shutil.copytree(args.src / "plots", tmp / "plots")
-        (tmp / "table.md").write_text(table_md(tmp / "results.csv", tmp / "comparison.csv"), encoding="utf-8")
+        if stage == "finetune_comparison":
+            (tmp / "table.md").write_text(table_md(tmp / "results.csv", tmp / "comparison.csv"), encoding="utf-8")
         write_json(tmp / "provenance.json", provenance)
     print(f"keep_profile: {args.name} kept in {args.dest} (commit {commit[:8]})")
     return 0

@@ -136,6 +136,41 @@ def test_override_args_are_read_back_by_dvc_as_written(tmp_path):
     assert load_section("finetune_comparison", params, check_paths=False).training.full_learning_rate == 1e-5
 
 
+def _stage_profiles() -> list[str]:
+    from pathlib import Path
+
+    import yaml
+
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    return sorted(p.name for p in folder.glob("*.yaml") if "version" not in yaml.safe_load(p.read_text()))
+
+
+@pytest.mark.parametrize("name", _stage_profiles())
+def test_every_stage_profile_applies_through_dvc_to_a_valid_section(tmp_path, name):
+    """Each experiments/ profile (not a sweep file) becomes -S arguments that DVC applies, and every
+    section it overrides then validates (a profile that drifted from the config fails here, not hours
+    into `make`)."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+    from dvc.utils.hydra import apply_overrides
+
+    from lab.config import load_section, read_params
+    from lab.dvcparams import override_args
+
+    root = Path(__file__).resolve().parents[1]
+    params = tmp_path / "params.yaml"
+    shutil.copy(root / "params.yaml", params)
+    apply_overrides(params, override_args(root / "experiments" / name, params)[1::2])
+    profile = yaml.safe_load((root / "experiments" / name).read_text())
+    assert profile
+    for section in profile:
+        load_section(section, params, check_paths=False)
+    if name == "chunking_cuad.yaml":
+        assert [b["name"] for b in read_params(params)["chunking_study"]["benchmarks"]] == ["chroma", "cuad"]
+
+
 def test_override_args_fail_on_a_typo_naming_the_file(tmp_path):
     from pathlib import Path
 
@@ -292,3 +327,11 @@ def test_dvc_yaml_templates_resolve_from_params_and_unknown_references_are_named
         interpolate("${retrieval_sweep.outdir}/x", params, "dvc.yaml")
     with pytest.raises(ConfigError, match="is a dict, not a value"):
         interpolate("${retrieval_sweep}/x", params, "dvc.yaml")
+
+
+def test_an_override_mapping_key_hydra_cannot_read_is_named():
+    from lab.dvcparams import _override_value
+
+    assert _override_value([{"name": "cuad", "include": ["a b"], "n": 2}]) == '[{name:"cuad",include:["a b"],n:2}]'
+    with pytest.raises(ConfigError, match="'a b'"):
+        _override_value({"a b": 1})

@@ -121,3 +121,34 @@ def test_a_kept_profile_carries_its_timings_file(tmp_path):
     r = _keep(root)
     assert r.returncode == 0, r.stderr
     assert (root / "results" / "kept" / kp.TIMINGS_FILE).read_text() == "arm,train_s\nlora,1.0\n"
+
+
+def test_keeps_a_chunking_study_profile_without_a_fine_tune_table(tmp_path):
+    kp = _keep_profile()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "params.yaml").write_text("chunking_study:\n  benchmarks: [{name: cuad}]\n")
+    lock = {"schema": "2.0", "stages": {"chunking_study": {
+        "cmd": "lab run x", "params": {"params.yaml": {"chunking_study": {"benchmarks": [{"name": "cuad"}]}}}}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    out = tmp_path / "results" / "chunking_study"
+    (out / "plots").mkdir(parents=True)
+    for f in kp.STAGE_FILES["chunking_study"]:
+        (out / f).write_text(f"{f}\n")
+    (out / "plots" / "iou_cuad.png").write_bytes(b"png")
+    (out / "chunking_study.ipynb").write_text("{}")   # the executed notebook is not part of a profile
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+                   cwd=tmp_path, check=True)
+    r = subprocess.run([sys.executable, str(SCRIPT), "--stage", "chunking_study", "--name", "chunking-cuad",
+                        "results/chunking_study", "results/chunking_cuad"],
+                       check=False, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    kept = tmp_path / "results" / "chunking_cuad"
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*kp.STAGE_FILES["chunking_study"], "plots",
+                                                             "provenance.json"])
+    assert json.loads((kept / "provenance.json").read_text())["stage"] == "chunking_study"
+    (out / "metrics.json").unlink()
+    r = subprocess.run([sys.executable, str(SCRIPT), "--stage", "chunking_study", "--name", "chunking-cuad",
+                        "results/chunking_study", "results/chunking_cuad"],
+                       check=False, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "metrics.json" in r.stderr and "make chunking-cuad" in r.stderr
