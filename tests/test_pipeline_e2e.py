@@ -67,6 +67,9 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
                              max_candidates_factor=1.0)
     # the model-free lexical baseline keeps the e2e fast; MiniLM is exercised by its own tests
     params["chunking_study"].update(embedder="hashed-256", max_questions=15)
+    # and CUAD's contracts, which the demo leaves to its profile (experiments/chunking_cuad.yaml)
+    profile = yaml.safe_load((REPO / "experiments" / "chunking_cuad.yaml").read_text())
+    params["chunking_study"]["benchmarks"] = profile["chunking_study"]["benchmarks"]
     # a moved out_dir: the sweep's outputs go elsewhere; dvc.yaml's outs follow it (${retrieval_sweep.out_dir}),
     # the derived deps too (lab dvc-deps --write below), and the reader's key is pointed at the new place
     # in process: the Ray backend has its own tests (tests/test_sweep.py, the Ctrl-C test of tests/test_interrupts.py)
