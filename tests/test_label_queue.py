@@ -333,3 +333,18 @@ def test_lab_label_starts_marimo_on_localhost_over_the_store(tmp_path, monkeypat
     (tmp_path / "notabundle").mkdir()
     res = CliRunner().invoke(app, ["label", str(tmp_path / "notabundle")])
     assert res.exit_code == 2 and "bundle.json" in res.output and not ran
+
+
+def test_figures_on_the_card_are_rounded_and_the_calibrate_table_stays_aligned():
+    from lab.judge.production import production_table
+    from lab.serve.label_queue import _figure
+
+    assert _figure("0.9199999999999999") == "0.920" and _figure("n/a") == "n/a"
+    long_name = "claims:faithfulness-cross-encoder@claim-support@v2+3c17e4c9"
+    report = {"file": "l.jsonl", "labels": {"faithful": 2, "hallucinated": 4}, "excluded": {}, "judge": "j",
+              "kappa": 0.57, "kappa_ci": [0.0, 1.0], "n_scored": 6,
+              "online_judges": {"online/grounded": {"judges": [long_name], "kappa": 0.57, "kappa_ci": [0.0, 1.0], "n": 6},
+                                "online/refusal": {"judges": ["refusal-rule"], "kappa": 0.4, "kappa_ci": [0.0, 1.0], "n": 6}}}
+    rows = production_table(report).splitlines()[1:]
+    starts = {r.index("production kappa") if r.startswith("judge") else r.index(" 0.") + 1 for r in rows}
+    assert len(starts) == 1, rows   # every kappa in the header's column, however long a judge's name

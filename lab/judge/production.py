@@ -138,19 +138,20 @@ def production_table(report: dict[str, Any]) -> str:
     the online judges: the figure their verdicts carried)."""
     labels, ex = report.get("labels") or {}, report.get("excluded") or {}
     used = sum(labels.get(k, 0) for k in JUDGE_LABEL)
+    online = {name: f"{name} ({', '.join(rep['judges'])})" for name, rep in (report.get("online_judges") or {}).items()}
+    w = max([40, len(str(report.get("judge", "?"))), *map(len, online.values())])   # the longest name sets the column
     lines = [f"agreement on production labels ({report.get('file')}): {used} judged "
              f"({labels.get('faithful', 0)} faithful, {labels.get('hallucinated', 0)} hallucinated); left out: "
              + ", ".join(f"{ex.get(k, 0)} {k}" for k in EXCLUDED),
-             f"{'judge':<40} {'production kappa [95% CI]':<28} {'n':>5}   offline kappa [95% CI] (split, n)"]
+             f"{'judge':<{w}} {'production kappa [95% CI]':<28} {'n':>5}   offline kappa [95% CI] (split, n)"]
     off = report.get("offline") or {}
     ev = off.get("evaluation") or {}
     where = f"({ev.get('split', 'evaluation')}, {ev.get('n')})" if ev else "(not calibrated offline)"
-    lines.append(f"{report.get('judge', '?'):<40} {_fmt(report.get('kappa'), report.get('kappa_ci')):<28} "
+    lines.append(f"{report.get('judge', '?'):<{w}} {_fmt(report.get('kappa'), report.get('kappa_ci')):<28} "
                  f"{report.get('n_scored', 0):>5}   {_fmt(ev.get('kappa'), ev.get('kappa_ci')) if ev else 'n/a'} {where}")
     for name, rep in (report.get("online_judges") or {}).items():
         o = rep.get("offline") or {}
-        who = f"{name} ({', '.join(rep['judges'])})"
         where = f"({o.get('split')}, {o.get('n')})" if o else "(uncalibrated)"
-        lines.append(f"{who:<40} {_fmt(rep.get('kappa'), rep.get('kappa_ci')):<28} {rep['n']:>5}   "
+        lines.append(f"{online[name]:<{w}} {_fmt(rep.get('kappa'), rep.get('kappa_ci')):<28} {rep['n']:>5}   "
                      f"{_fmt(o.get('kappa'), o.get('kappa_ci')) if o else 'n/a'} {where}")
     return "\n".join(lines)

@@ -302,6 +302,14 @@ def _log_on_trace(tracking_uri: str, made: TraceLabel, labels_path: str | Path) 
 # --------------------------------------------------------------------------- what the app shows
 
 
+def _figure(value: Any) -> str:
+    """A figure a verdict's metadata carries (a string on the trace) to 3 decimals; other text as it is."""
+    try:
+        return f"{float(value):.3f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _value(v: Verdict) -> str:
     if isinstance(v.value, bool):
         return "pass" if v.value else '<b style="color: #c92a2a">FLAGGED</b>'
@@ -329,7 +337,8 @@ def item_html(item: QueueItem, label: TraceLabel | None = None) -> str:
     parts.append(f"<p><b>user:</b> {thumbs}</p>")
     if item.verdicts:
         rows = "".join(f"<li><b>{e(v.name)}</b>: {_value(v)} <small>({e(v.source_type)} {e(v.source_id)}"
-                       + (f", offline kappa {e(v.metadata['agreement_kappa'])}" if "agreement_kappa" in v.metadata else "")
+                       + (f", offline kappa {e(_figure(v.metadata['agreement_kappa']))}" if "agreement_kappa" in v.metadata
+                          else "")
                        + ")</small>" + (f" &mdash; {e(v.rationale)}" if v.rationale else "") + "</li>" for v in item.verdicts)
         parts.append(f"<p><b>judges:</b></p><ul>{rows}</ul>")
     else:
