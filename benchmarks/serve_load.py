@@ -28,7 +28,9 @@ transformers the first decoding step of the batch), ``latency_p50_s``/``latency_
 ``by_concurrency`` (the same per concurrency), ``ratios`` per concurrency against the goals of the
 issue (``gateway_off_over_vllm_tokens_per_s`` >= 0.9, ``gateway_on_over_vllm_ttft_p50`` <= 1.5;
 ``goals`` says which were met), ``cost_per_check`` (the policy's checks at the highest
-concurrency) and ``arrangement`` (who got which cores and threads).
+concurrency), ``arrangement`` (who got which cores and threads) and ``complete``. The file is
+rewritten (atomically) as each target finishes, with ``complete: false`` until the last: a run
+stopped midway keeps what it measured, and the targets it did not reach say so.
 
 **Cores and threads.** One vLLM server (started here, or ``--vllm-url``) serves the vLLM target
 and is the upstream of both gateways, so they share its warm state; its prefix cache is reset
@@ -348,6 +350,10 @@ def _start_vllm(bundle: Path, args: argparse.Namespace) -> Any:
 
 
 # --------------------------------------------------------------------------- the report
+#: What a wanted target not finished yet says in a partial ``--out`` (a run stopped before it).
+NOT_RUN = "not run: the benchmark stopped before this target (see its log)"
+
+
 def _skipped(reason: str, args: argparse.Namespace) -> dict[int, dict[str, Any]]:
     return {c: {"skipped": reason, "requests": 0, "concurrency": c, "errors": 0, "tokens_per_s": None,
                 "ttft_p50_s": None, "ttft_p95_s": None, "latency_p50_s": None, "latency_p95_s": None,
@@ -453,7 +459,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if vp:
         os.environ["LAB_VLLM_PYTHON"] = vp
     questions = _questions(args.bundle, args.requests)
-    runs = {t: _skipped("not in --targets", args) for t in TARGETS}
+    from lab.io import write_json
+
+    runs = {t: _skipped("not in --targets" if t not in wanted else NOT_RUN, args) for t in TARGETS}
+
+    def keep(target: str, result: dict[int, dict[str, Any]]) -> None:
+        """Record a finished target and rewrite ``--out`` at once (atomically): a run stopped or
+        killed later keeps every target it finished (``complete: false``)."""
+        runs[target] = result
+        if args.out:
+            write_json(args.out, {**report(runs, args), "complete": False})
+
     server: Any = None
     try:
         if not args.vllm_url and any(t in wanted for t in ("vllm", *GATEWAYS)):
@@ -461,24 +477,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.client_cpus:   # after vLLM started: it must not inherit the pin
             os.sched_setaffinity(0, _cpus(args.client_cpus))
         if "vllm" in wanted:
-            runs["vllm"] = (vllm_target(args.bundle, questions, args) if args.vllm_url
-                            else _skipped(server, args))
+            keep("vllm", vllm_target(args.bundle, questions, args) if args.vllm_url else _skipped(server, args))
         upstream = args.vllm_url or args.upstream
         for t in GATEWAYS:
             if t in wanted:
-                runs[t] = gateway_target(t, args.bundle, questions, args, upstream)
+                keep(t, gateway_target(t, args.bundle, questions, args, upstream))
     finally:
         if server is not None and not isinstance(server, str):
             server.stop()
         os.sched_setaffinity(0, ALL_CPUS)
     if "transformers" in wanted:   # after vLLM has stopped: it would share the cores
-        runs["transformers"] = transformers_target(args.bundle, questions, args)
-    rep = report(runs, args)
+        keep("transformers", transformers_target(args.bundle, questions, args))
+    rep = {**report(runs, args), "complete": True}
     for c, r in rep["ratios"].items():
         print(f"[serve_load] concurrency {c}: {json.dumps(r)}", flush=True)
     if args.out:
-        from lab.io import write_json
-
         write_json(args.out, rep)
     if args.plot:
         _plot(args.plot, rep)

@@ -158,3 +158,23 @@ def test_an_unstreamed_answer_and_a_blocked_one_carry_their_timings_and_metrics_
     assert 'lab_stage_duration_seconds_count{stage="total"} 2.0' in text
     assert 'lab_guardrail_check_duration_seconds_count{check="limits",stage="input"} 2.0' in text
     assert 'lab_guardrail_check_duration_seconds_count{check="limits",stage="output"} 1.0' in text
+
+
+def test_a_run_stopped_midway_keeps_the_targets_it_finished(bundle: Path, tmp_path: Path, monkeypatch):
+    """The 50-minute run of 2026-12-07 was killed by its timeout in the last target and wrote nothing:
+    the file is now rewritten as each target finishes."""
+    out = tmp_path / "serve_load.json"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "gateway_target", killed)
+    with FakeOpenAIServer("lab", delay_s=0.002) as fake, pytest.raises(KeyboardInterrupt):
+        bench.main(["--bundle", str(bundle), "--requests", "4", "--concurrency", "2", "--max-tokens", "8",
+                    "--targets", "vllm,gateway_guardrails_off", "--vllm-url", f"{fake.base_url}#lab",
+                    "--gateway-off-url", "http://127.0.0.1:9/v1", "--out", str(out)])
+    rep = json.loads(out.read_text())
+    assert rep["complete"] is False
+    assert rep["vllm"]["requests"] == 4 and rep["vllm"]["errors"] == 0 and rep["vllm"]["tokens_per_s"] > 0
+    assert rep["gateway_guardrails_off"]["skipped"] == bench.NOT_RUN
+    assert rep["transformers"]["skipped"] == "not in --targets"
