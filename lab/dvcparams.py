@@ -4,6 +4,7 @@ and ``dvc exp run -S`` arguments from an overrides file (``lab params overrides`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def _override_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(_override_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        bad = [k for k in value if not (isinstance(k, str) and k.replace("_", "a").replace("-", "a").isalnum())]
+        bad = [k for k in value if not (isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k))]
         if bad:
             raise ConfigError(f"override key(s) {', '.join(map(repr, bad))} cannot be written for dvc exp run -S "
                               "(Hydra's grammar takes letters, digits, '_' and '-' in a key)")

@@ -35,7 +35,6 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
                        "chunking_study.html"),
 }
 STAGE = "finetune_comparison"
-FILES = STAGE_FILES[STAGE]
 
 
 def _norm(x: object) -> object:
