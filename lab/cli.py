@@ -403,6 +403,48 @@ def judge_make_data(
     typer.echo(json.dumps(stats, indent=2))
 
 
+@judge_app.command("train-claims")
+@handles_errors
+def judge_train_claims(
+    data: Annotated[list[Path], typer.Argument(help="Labelled-answers files (`lab judge make-data` output: context(s), "
+                                                    "question, answer, label, spans).")],
+    out: Annotated[Path, typer.Option("--out", help="The model folder (written atomically); `claims:<folder name>` "
+                                                   "judges with it when it sits in the judge stage's models folder.")],
+    epochs: Annotated[int, typer.Option("--epochs")] = 2,
+    max_length: Annotated[int, typer.Option("--max-length", help="The model's input in tokens; longer contexts "
+                                                                 "become windows.")] = 256,
+    base_model: Annotated[str, typer.Option("--base-model", help="A model-store spec of the encoder to fine-tune.")] = "all-minilm-l6-v2",
+    validation_fraction: Annotated[float, typer.Option("--validation-fraction", help="Share of the sources whose "
+                                                       "answers choose the threshold.")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for training.")] = None,
+    lexical_hints: Annotated[bool, typer.Option("--lexical-hints/--no-lexical-hints", help="Show the model the claim's "
+                                                "content words missing from the window.")] = False,
+    more_errors: Annotated[int, typer.Option("--more-errors", help="Rule-planted errors to add per faithful answer "
+                                                                  "(other claims, other seeds; needs --source).")] = 0,
+    source: Annotated[str, typer.Option("--source", help="Where the answers' passages came from, as make-data's "
+                                                        "--source (squad or a JSON-lines file), for --more-errors.")] = "squad",
+    part: Annotated[str, typer.Option("--part", help="SQuAD part of the answers (make-data's --part).")] = "train",
+    data_seed: Annotated[int, typer.Option("--data-seed", help="make-data's --seed (SQuAD's question choice).")] = 0,
+) -> None:
+    """Train the claim-support model (the pair scorer of claim-level judging) on labelled answers: each
+    answer planned into claims and evidence windows as the judge will see them, the planted errors'
+    claims against every window as unsupported, faithful claims against their best window as supported
+    and against a window without their words as unsupported; the answer-level threshold chosen on the
+    answers of held-out sources. Prints the model's meta.json (counts, agreement)."""
+    from lab.config import ClaimSupportSpec, TrainedJudgeSpec
+    from lab.judge.claim_training import train_claim_support, training_items
+
+    model = TrainedJudgeSpec(model=base_model, epochs=epochs, max_length=max_length, threads=threads,
+                             lexical_hints=lexical_hints)
+    spec = ClaimSupportSpec(data=[str(p) for p in data], more_errors=more_errors, source=source, part=part,
+                            data_seed=data_seed, validation_fraction=validation_fraction, model=model)
+    items = training_items(spec, _root())
+    meta = train_claim_support(items, out, settings=model, validation_fraction=validation_fraction, seed=seed,
+                               sources=spec.data)
+    typer.echo(json.dumps(meta, indent=2))
+
+
 def _testset_settings(params_file: Path | None, judge: str | None) -> Any:
     """The ``testset`` section of ``params_file`` (its defaults without one), ``judge`` overriding."""
     from lab.config import TestsetConfig, load_section

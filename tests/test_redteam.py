@@ -301,6 +301,11 @@ def test_the_judge_s_agreement_is_read_from_the_judge_stage_or_said_to_be_missin
     with pytest.raises(ConfigError, match="one of faithfulness-cross-encoder"):
         load_judge("nope", tmp_path / "judge_eval")
     assert load_judge(None, None) == (None, JudgeInfo(None))
+    # a claim-level default over a trained folder: the claim-level judge, with the kappa the stage chose it on
+    judges.write(tmp_path / "judge_eval", {"default": {"grounded": "claims:faithfulness-cross-encoder"},
+                                           "validation_kappa": {"grounded": {"claims:faithfulness-cross-encoder": 0.5}}})
+    judge, info = load_judge("default", tmp_path / "judge_eval")
+    assert judge.name == "claims:faithfulness-cross-encoder" and judge.kind == "claims" and info.kappa == 0.5
     # the stage chose a rule as its default (the e2e profile's lexical): the rules decide, and say why
     judges.write(tmp_path / "judge_eval", {"default": {"grounded": "lexical"}})
     judge, info = load_judge("default", tmp_path / "judge_eval")

@@ -347,6 +347,20 @@ def test_the_claim_level_grounding_judge_flags_unsupported_claims_and_skips_an_a
     assert judge.assess(_served("Capital of Poland?", "Warsaw.")) is None   # nothing to check against
 
 
+def test_a_claim_level_default_runs_claim_by_claim_over_its_pair_scorer_s_folder(tmp_path):
+    from lab.handoff import judges
+
+    folder = tmp_path / "judge_eval" / "models" / "claim-support-cross-encoder"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    (folder / "meta.json").write_text(json.dumps({"name": "claim-support-cross-encoder", "task": "grounded",
+                                                  "threshold": 0.7}))
+    judges.write(tmp_path / "judge_eval", {"default": {"grounded": "claims:claim-support-cross-encoder"}})
+    judge = grounding_judge(tmp_path / "judge_eval")
+    assert judge.name == "claims:claim-support-cross-encoder"
+    assert judge.judge.scorer.judge.folder == folder and judge.judge.threshold == pytest.approx(0.3)
+
+
 def test_the_relevance_rule_asks_the_bundle_s_retriever_about_the_answer(bundle: Path):
     rag = RAG(bundle)
     judge = relevance_judge(Settings(), rag)

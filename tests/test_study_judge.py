@@ -70,6 +70,12 @@ def project(tmp_path, monkeypatch, isolated_mlflow):
         "answers": _jsonl(d / "preds.jsonl", preds), "paragraphs": _jsonl(d / "paragraphs.jsonl", paragraphs),
         "qa": _jsonl(d / "qa.jsonl", qa), "n_resamples": 200, "out_dir": "results/judge_eval",
         "shortcuts": _jsonl(d / "shortcuts.jsonl", _shortcut_records(facts)),
+        # the claim-support model on make-data-shaped answers; the default chosen on other, unseen facts
+        "claims": {"data": [_jsonl(d / "claims.jsonl", _shortcut_records(facts))], "more_errors": 0,
+                   "model": {"epochs": 1, "batch_size": 8, "max_length": 48, "threads": 1}},
+        "realistic": _jsonl(d / "realistic.jsonl", _shortcut_records(
+            [("Tallinn", "Estonia"), ("Vilnius", "Lithuania"), ("Zagreb", "Croatia"), ("Budapest", "Hungary"),
+             ("Helsinki", "Finland"), ("Valletta", "Malta")])),
         "reviewed": {"questions": "results/testset/testset.csv", "corpus_dir": "results/ingest/docs"}}
     import yaml
 
@@ -100,8 +106,20 @@ def test_the_judge_study_calibrates_chooses_scores_and_caches(project, capsys):
     whole = diag[diag["judge"] != "tiny-prompted"]      # the prompted judge runs on its sample of 6
     assert (whole["n"] > ev[(ev["task"] == "grounded") & (ev["judge"] == "lexical")]["n"].iloc[0]).all()
     assert report.choices["chosen_on"] == {
-        "grounded": "validation, guarded by diagnostic_validation and the length/paraphrase veto (shortcuts)",
+        "grounded": "the realistic set, guarded by diagnostic_validation and the length/paraphrase veto (shortcuts)",
         "general": "validation"}
+    # the claim-support model is a grounded candidate; every grounded judge is measured on the realistic
+    # set, and the grounded default is the best admitted kappa THERE (not on HaluEval's validation items)
+    claims = "claims:claim-support-cross-encoder"
+    assert claims in set(ev["judge"]) and report.training["claims"]["pairs"]["train"]["pairs_unsupported"] > 0
+    real = report.table[report.table["split"] == "realistic"]
+    assert set(real["judge"]) == set(ev[ev["task"] == "grounded"]["judge"]) and (real[real["judge"] != "tiny-prompted"]["n"] == 18).all()
+    kappa = report.choices["realistic_kappa"]["grounded"]
+    assert claims in kappa and "length" not in kappa and "majority" not in kappa
+    admitted = {j: k for j, k in kappa.items()
+                if report.choices["diagnostic_guard"]["grounded"].get(j, {}).get("admissible", True)}
+    assert report.choices["default"]["grounded"] == max(admitted, key=admitted.get)
+    assert "On the realistic set (18 long-form answers" in report.finding()
     guard = report.choices["diagnostic_guard"]["grounded"]
     assert "faithfulness-cross-encoder" in guard and "lexical" not in guard
     assert all(isinstance(g["admissible"], bool) for g in guard.values())

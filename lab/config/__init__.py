@@ -65,11 +65,11 @@ from lab.config.sections import (
     RagasJudgeSpec,
     RetrievalSweepConfig,
 )
-from lab.config.training import FinetuneConfig, TrainedJudgeSpec, TrainingSpec
+from lab.config.training import ClaimSupportSpec, FinetuneConfig, TrainedJudgeSpec, TrainingSpec
 
 __all__ = [
     "ANSWER_TIMEOUT_S", "DATASET_KINDS", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
-    "ChunkingStudyConfig", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
+    "ChunkingStudyConfig", "ClaimSupportSpec", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
     "GuardrailsEvalConfig", "HaluEvalSets", "IngestConfig", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
     "QAFormat", "QASetSource", "RagasJudgeSpec", "RedteamConfig", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",

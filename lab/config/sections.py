@@ -20,7 +20,7 @@ from lab.config.tasks import (
     task_paths,
     unfold_squad_task,
 )
-from lab.config.training import TrainedJudgeSpec, TrainingSpec
+from lab.config.training import ClaimSupportSpec, TrainedJudgeSpec, TrainingSpec
 
 
 class CorpusSource(StrictModel):
@@ -402,6 +402,12 @@ class JudgeEvalConfig(StageConfig):
     # a file of `lab judge make-data` (faithful answers, paraphrases, planted errors): the length and
     # paraphrase veto of the grounded default (lab.judge.shortcuts); None: not applied
     shortcuts: str | None = None
+    # the claim-support model (lab.judge.claim_training): a grounded candidate `claims:claim-support-cross-encoder`
+    claims: ClaimSupportSpec | None = None
+    # labelled answers (one per line: question, context(s), answer, label, spans?) over documents no judge
+    # trained on: every grounded judge is measured on them, and the grounded default is chosen on them
+    # (HaluEval's validation items then only reported); None: chosen on HaluEval's validation items
+    realistic: str | None = None
     n_resamples: int = Field(2000, ge=100)
     seed: int = 0
     out_dir: str = "results/judge_eval"
@@ -417,7 +423,7 @@ class JudgeEvalConfig(StageConfig):
     @model_serializer(mode="wrap")
     def _dump_flat(self, handler: Any) -> dict[str, Any]:
         out = unfold_squad_task(handler(self))
-        for key in ("reviewed", "shortcuts"):
+        for key in ("reviewed", "shortcuts", "claims", "realistic"):
             if out.get(key) is None:   # absent, as before the key existed (the params hash)
                 out.pop(key, None)
         return out
@@ -439,6 +445,10 @@ class JudgeEvalConfig(StageConfig):
             out.update({"reviewed.questions": self.reviewed.questions, "reviewed.corpus_dir": self.reviewed.corpus_dir})
         if self.shortcuts:
             out["shortcuts"] = self.shortcuts
+        if self.claims is not None:
+            out.update({f"claims.data[{n}]": p for n, p in enumerate(self.claims.data)})
+        if self.realistic:
+            out["realistic"] = self.realistic
         return out
 
 

@@ -132,3 +132,18 @@ class TrainedJudgeSpec(StrictModel):
     augment: list[Augmentation] = []
     lexical_hints: bool = False     # grounded: show the model the answer's content words missing from the context
                                     # and from the context sentence holding most of them (lab.judge.trained.pair_text)
+
+
+class ClaimSupportSpec(StrictModel):
+    """Section ``judge_eval.claims``: the claim-support model (:mod:`lab.judge.claim_training`), the pair
+    scorer of claim-level judging, trained on labelled answers of ``lab judge make-data`` (faithful
+    long-form answers, paraphrases, planted errors; never a hallucination benchmark's items) and
+    judged as ``claims:claim-support-cross-encoder``."""
+
+    data: list[str] = Field(min_length=1)     # labelled-answers files (make-data output)
+    more_errors: int = Field(2, ge=0)         # rule-planted errors added per faithful answer (other claims)
+    source: str = "squad"                     # make-data's --source of those files (for the planted errors)
+    part: Literal["train", "heldout"] = "train"
+    data_seed: int = 0                        # make-data's --seed
+    validation_fraction: float = Field(0.2, gt=0, lt=1)   # of the sources: the answer-level threshold
+    model: TrainedJudgeSpec = TrainedJudgeSpec(epochs=2, max_length=256)

@@ -131,7 +131,7 @@ def judged_items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
         return [JudgedItem(f"{g}-right", q, right, k, 0, g, line),
                 JudgedItem(f"{g}-hallucinated", q, wrong, k, 1, g, line)]
     if fmt == "answers":
-        return [_answer_item(rec, line)]
+        return [answer_item(rec, line)]
     q, a = _text(rec, "question"), _text(rec, "answer")
     raw = rec.get("rating")
     if raw not in RATING:
@@ -143,7 +143,7 @@ def judged_items(fmt: str, rec: dict[str, Any], line: int) -> list[JudgedItem]:
     return [JudgedItem(rid, q, a, "\n\n".join(ctx) if ctx else None, RATING[raw], _group(rid + q), line)]
 
 
-def _answer_item(rec: dict[str, Any], line: int) -> JudgedItem:
+def answer_item(rec: dict[str, Any], line: int) -> JudgedItem:
     """The item of an ``answers`` record (see the module docstring); ValueError names the key and the fix."""
     q, a = _text(rec, "question"), _text(rec, "answer")
     if "context" in rec and "contexts" in rec:

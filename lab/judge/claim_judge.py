@@ -121,7 +121,7 @@ class ClaimLevelJudge:
         score = self.scorer.score if hasattr(self.scorer, "score") else self.scorer
         return [float(score(p, h)) for _, p, h in triples]
 
-    def _plan(self, item: JudgeInput) -> tuple[list[Any], list[list[Window]], int] | str:
+    def plan(self, item: JudgeInput) -> tuple[list[Any], list[list[Window]], int] | str:
         """(claims, each claim's windows, truncated inputs) of an item, or why it cannot be judged."""
         if not item.context or not item.context.strip():
             return "no context: claim-level judging needs grounding text"
@@ -164,7 +164,7 @@ class ClaimLevelJudge:
         for n, item in enumerate(items):
             if keys and keys[n] in found:
                 continue
-            plan = self._plan(item)
+            plan = self.plan(item)
             plans[n] = plan
             if isinstance(plan, str):
                 continue
@@ -240,36 +240,26 @@ class LexicalPairScorer:
         return {"scorer": "lexical-support"}
 
 
-class CrossEncoderPairScorer:
-    """The trained cross-encoder (:class:`lab.judge.trained.CrossEncoderJudge`) as a pair scorer.
+class TokenBudget:
+    """What the windowing needs of a cross-encoder's input: its limit, its token count, and the tokens
+    of everything but the window (the question, the claim, the lexical hints at their longest (every
+    content word of the claim missing) and the special tokens), so question + window + claim fit
+    ``max_tokens``. Given a tokenizer and a limit (training plans pairs before a model exists), or
+    taken from a loaded model by :class:`CrossEncoderPairScorer`."""
 
-    Inputs are the ones it was trained on (:func:`lab.judge.trained.pair_text`: the question and the
-    window as context, the claim as answer, with the lexical hints when the model was trained with
-    them); support = 1 - its hallucination probability, so its own threshold ``t`` becomes
-    ``default_threshold = 1 - t``. That threshold was chosen on whole answers, not claims.
-    ``reserved_tokens`` counts the question, the claim and the hints at their longest (every content
-    word of the claim missing) and the special tokens, so question + window + claim fit ``max_tokens``.
-    """
+    def __init__(self, tokenizer: Any = None, max_tokens: int | None = None, *, hints: bool = False) -> None:
+        self._tok, self._max, self.hints = tokenizer, max_tokens, hints
 
-    def __init__(self, judge: Any) -> None:
-        self.judge = judge
-        self.name = judge.name
-        self.default_threshold = 1.0 - float(judge.threshold)
-        self.hints = bool(judge.meta.get("settings", {}).get("lexical_hints"))
-
-    def _model(self) -> Any:
-        return self.judge._load()   # the judge loads its model once; the pair scorer shares it
+    def tokenizer(self) -> Any:
+        return self._tok
 
     @property
     def max_tokens(self) -> int:
-        """The model's input limit (sentence-transformers' ``max_seq_length``: the trained judge's
-        ``max_length`` setting), else its tokenizer's."""
-        model = self._model()
-        return int(getattr(model, "max_seq_length", None) or model.tokenizer.model_max_length)
+        return int(self._max) if self._max is not None else int(self.tokenizer().model_max_length)
 
     def count_tokens(self, text: str) -> int:
         # verbose=False: counting a whole context is not feeding it to the model (no "longer than max" warning)
-        return len(self._model().tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return len(self.tokenizer()(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def reserved_tokens(self, question: str, hypothesis: str) -> int:
         first = f"question: {question}\ncontext: "
@@ -279,8 +269,39 @@ class CrossEncoderPairScorer:
 
             words = ", ".join(sorted(content_words(hypothesis))) or "(none)"
             second += f"\nnot in context: {words}\nnot in its best sentence: {words}"
-        special = self._model().tokenizer.num_special_tokens_to_add(pair=True)
+        special = self.tokenizer().num_special_tokens_to_add(pair=True)
         return self.count_tokens(first) + self.count_tokens(second) + special
+
+
+class CrossEncoderPairScorer(TokenBudget):
+    """The trained cross-encoder (:class:`lab.judge.trained.CrossEncoderJudge`) as a pair scorer.
+
+    Inputs are the ones it was trained on (:func:`lab.judge.trained.pair_text`: the question and the
+    window as context, the claim as answer, with the lexical hints when the model was trained with
+    them); support = 1 - its hallucination probability, so its own threshold ``t`` becomes
+    ``default_threshold = 1 - t``. A whole-answer judge's threshold was chosen on whole answers; a
+    claim-support model's (:mod:`lab.judge.claim_training`) on the answers of its validation part,
+    through this judge. The token budget is :class:`TokenBudget`'s, with the model's tokenizer.
+    """
+
+    def __init__(self, judge: Any) -> None:
+        super().__init__(hints=bool(judge.meta.get("settings", {}).get("lexical_hints")))
+        self.judge = judge
+        self.name = judge.name
+        self.default_threshold = 1.0 - float(judge.threshold)
+
+    def _model(self) -> Any:
+        return self.judge._load()   # the judge loads its model once; the pair scorer shares it
+
+    def tokenizer(self) -> Any:
+        return self._model().tokenizer
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's input limit (sentence-transformers' ``max_seq_length``: the trained judge's
+        ``max_length`` setting), else its tokenizer's."""
+        model = self._model()
+        return int(getattr(model, "max_seq_length", None) or model.tokenizer.model_max_length)
 
     def score_many(self, triples: Sequence[tuple[str, str, str]]) -> list[float]:
         items = [JudgeInput(question=q, answer=h, context=p) for q, p, h in triples]

@@ -483,10 +483,14 @@ def copied_share(text: str, original: str) -> float:
 
 
 def writer_for(generator: str, *, backend: str = "transformers", threads: int | None = None,
-               max_new_tokens: int = 320, seed: int = 0, batch: int = 1) -> GeneratorWriter:
+               max_new_tokens: int = 320, seed: int = 0, batch: int = 1) -> Writer:
     """A :class:`GeneratorWriter` on ``backend`` (``transformers``, ``llama-cpp``, ``openai``...) with
-    model ``generator`` (a built-in name such as ``qwen2.5-coder-0.5b-instruct``, a folder, an endpoint)."""
+    model ``generator`` (a name, folder, endpoint); ``extractive``: :class:`~lab.judge.extractive_writer.ExtractiveWriter`."""
     from lab.generate.base import make_backend
+    from lab.judge.extractive_writer import ExtractiveWriter
+
+    if generator == "extractive":
+        return ExtractiveWriter(seed=seed)
 
     spec: dict[str, Any] = {"backend": backend, "model": generator}
     if threads is not None:

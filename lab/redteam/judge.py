@@ -88,6 +88,8 @@ def load_judge(spec: str | None, judge_dir: Path | None) -> tuple[Any, JudgeInfo
         name = choice.default.get(TASK) or ""
         if not name:
             raise ConfigError(f"{choice.path}: no default {TASK} judge; `{judges.REGENERATE}` chooses it")
+    claim_level = name.startswith("claims:")   # the claim-level form of a trained judge: its pair scorer's folder
+    name = name.removeprefix("claims:")
     models = judges.models_dir(judge_dir) if judge_dir is not None else None
     if spec == "default" and not _trained(models / name if models is not None else Path(name)):
         # the stage chose a rule (e.g. lexical, its threshold fitted inside the stage) over the
@@ -107,6 +109,13 @@ def load_judge(spec: str | None, judge_dir: Path | None) -> tuple[Any, JudgeInfo
     if judge.task != TASK:
         raise ConfigError(f"redteam.judge {spec!r}: {folder} judges the {judge.task!r} task; the red team needs a "
                           f"{TASK!r} judge (an answer against its passages)")
+    if claim_level:
+        from lab.judge.cache import JudgmentCache
+        from lab.judge.claim_judge import ClaimLevelJudge, CrossEncoderPairScorer
+
+        claims = ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(folder, cache=False)),
+                                 name=f"claims:{judge.name}", cache=JudgmentCache())
+        return claims, info_from_choice(claims.name, choice)
     return judge, info_from_choice(judge.name, choice)
 
 

@@ -231,6 +231,7 @@ def grounding_judge(judges_dir: Path | None = None, policy: Any = None) -> LabJu
     folder = _policy_grounding_dir(policy)
     if folder is None and judges_dir is not None and handoff.path(judges_dir).is_file():
         name = handoff.read(handoff.path(judges_dir)).default.get("grounded")
+        name = name.removeprefix("claims:") if name else name   # a claim-level default: its pair scorer's folder
         candidate = handoff.models_dir(judges_dir) / name if name else None
         folder = candidate if _trained(candidate) else None
     if folder is None:

@@ -26,6 +26,14 @@ hallucination in a response with no context, on HaluEval general's human labels)
    verdict tracks answer length, flags faithful paraphrases, or does not tell a planted error from
    its faithful twin of the same length (:mod:`lab.judge.shortcuts`, :func:`shortcut_veto`).
 
+With ``claims`` set, the claim-support model (:mod:`lab.judge.claim_training`: a cross-encoder trained
+on (evidence window, claim) pairs of ``lab judge make-data`` answers, kept while its data, settings
+and code are unchanged) is a grounded candidate as ``claims:claim-support-cross-encoder``: each claim
+of an answer checked against windows of the context (:mod:`lab.judge.claim_judge`). With
+``realistic`` set (labelled long-form answers over documents no judge trained on), every grounded
+judge is also measured there (split ``realistic``, metrics ``grounded_realistic``) and the grounded
+default is chosen on THAT kappa, under the same guards; HaluEval's items are then only reported.
+
 With ``reviewed`` set, every grounded judge is also measured on the human labels of a reviewed test
 set (:func:`lab.handoff.reviewed_set.review_labels`: accepted and edited items supported, items rejected
 as unsupported not; split ``reviewed``, metrics ``grounded_reviewed``): how far the judges agree with
@@ -76,7 +84,7 @@ class JudgeReport:
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        suffix = {"evaluation": "", "diagnostic": "_length_balanced", "reviewed": "_reviewed"}
+        suffix = {"evaluation": "", "diagnostic": "_length_balanced", "reviewed": "_reviewed", "realistic": "_realistic"}
         for r in self.table.to_dict("records"):
             if r["split"] not in suffix:
                 continue
@@ -111,7 +119,7 @@ class JudgeReport:
         for task, name in self.choices.get("default", {}).items():
             rows = ev[ev["task"] == task].set_index("judge")
             r = rows.loc[name]
-            on = "validation kappa"
+            on = "realistic-set kappa" if task in self.choices.get("realistic_kappa", {}) else "validation kappa"
             if task in self.choices.get("diagnostic_guard", {}):
                 on += ", among the judges not significantly below the lexical baseline on the length-balanced validation set"
             line = (f"{task}: default judge {name} (chosen on {on}) agrees with the labels at accuracy "
@@ -139,8 +147,16 @@ class JudgeReport:
             if vetoed:
                 lines.append("Vetoed by the length and paraphrase diagnostic (lab.judge.shortcuts): " + "; ".join(
                     f"{j} ({', '.join(w.split(':')[0] for w in why)})" for j, why in vetoed.items()) + ".")
-        rev = self.table[self.table["split"] == "reviewed"].set_index("judge")
+        real = self.table[self.table["split"] == "realistic"].set_index("judge")
         name = self.choices.get("default", {}).get("grounded")
+        if name in real.index:
+            r = real.loc[name]
+            line = (f"On the realistic set ({int(r['n'])} long-form answers over documents no judge trained on) "
+                    f"{name} reaches accuracy {_num(r['accuracy'])} {_ci(r['accuracy_ci'])}, kappa {_num(r['kappa'])} "
+                    f"{_ci(r['kappa_ci'])}")
+            others = [f"{j} {_num(real.loc[j, 'kappa'])}" for j in real.index if j != name]
+            lines.append(line + (f"; kappa of the others there: {', '.join(others)}." if others else "."))
+        rev = self.table[self.table["split"] == "reviewed"].set_index("judge")
         if self.reviewed is not None and name in rev.index:
             r, c = rev.loc[name], self.reviewed
             lines.append(f"On {int(r['n'])} reviewed test set items ({c['supported']} supported, {c['unsupported']} "
@@ -171,9 +187,9 @@ class JudgeReport:
         diag = self.table[self.table["split"] == "diagnostic"]
         panels = [("grounded", ev, "evaluation items"), ("grounded", diag, "length-balanced"),
                   ("general", ev, "evaluation items")]
-        rev = self.table[self.table["split"] == "reviewed"]
-        if len(rev):
-            panels.append(("grounded", rev, "reviewed test set"))
+        for split, what in (("realistic", "realistic set"), ("reviewed", "reviewed test set")):
+            if len(self.table[self.table["split"] == split]):
+                panels.append(("grounded", self.table[self.table["split"] == split], what))
         fig, axes = plt.subplots(1, len(panels), figsize=(17 * len(panels) / 3, 4.5), sharex=True)
         for ax, (task, table, what) in zip(axes, panels, strict=True):
             d = table[table["task"] == task].reset_index(drop=True)
@@ -194,7 +210,8 @@ class JudgeReport:
         """The confusion matrix of every (task, judge) on the evaluation items."""
         import matplotlib.pyplot as plt
 
-        reports = {k: r for k, r in self.reports.items() if not k.endswith(("/diagnostic", "/reviewed", "/shortcuts"))}
+        reports = {k: r for k, r in self.reports.items()
+                   if not k.endswith(("/diagnostic", "/reviewed", "/shortcuts", "/realistic"))}
         fig, axes = plt.subplots(1, len(reports), figsize=(2.6 * len(reports), 2.8), squeeze=False)
         for ax, (key, rep) in zip(axes[0], reports.items(), strict=True):
             cm = rep.get("confusion") or [[0, 0], [0, 0]]
@@ -215,6 +232,8 @@ class JudgeReport:
         return [
             ("Evaluation items", t[t["split"] == "evaluation"].drop(columns=["split"])),
             ("Length-balanced diagnostic items", t[t["split"] == "diagnostic"].drop(columns=["split"])),
+            *([("Realistic set (long-form answers over unseen documents; the grounded default is chosen here)",
+                t[t["split"] == "realistic"].drop(columns=["split"]))] if (t["split"] == "realistic").any() else []),
             *reviewed,
             ("Agreement with human labels (95% CIs)", out_dir / "plots" / "agreement.png"),
             ("Confusion matrices", out_dir / "plots" / "confusion.png"),
@@ -306,6 +325,17 @@ def _trained(cfg: Any, root: Path, task: str, sets: Any, progress: bool) -> Any:
                                augmented=[as_input(i) for i in extra], augmented_labels=[i.label for i in extra])
 
 
+def _claims(cfg: Any, root: Path) -> Any:
+    """The claim-level judge over the claim-support model (trained, or kept: :func:`lab.judge.claim_training.train_or_keep`)."""
+    from lab.handoff.judges import models_dir
+    from lab.judge.catalog import make_judge
+    from lab.judge.claim_training import NAME, train_or_keep
+
+    folder = models_dir(cfg.resolve(cfg.out_dir, root))
+    train_or_keep(cfg.claims, root, folder / NAME, seed=cfg.seed)
+    return make_judge(f"claims:{NAME}", "grounded", cfg, root, models_dir=folder)
+
+
 @stage("judge_eval")
 def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     """Calibrate, choose and score as the module docstring says (``cfg``: :class:`lab.config.JudgeEvalConfig`)."""
@@ -325,6 +355,11 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
     grounded = task_sets(cfg, root, "grounded")
     lexical = LexicalJudge().fit([as_input(i) for i in grounded.train], [i.label for i in grounded.train])
     reviewed, reviewed_note = reviewed_labels(cfg, root) if cfg.reviewed is not None else (None, None)
+    realistic = None
+    if cfg.realistic:
+        from lab.data.halueval import read_judged
+
+        realistic = read_judged(cfg.resolve(cfg.realistic, root), fmt="answers")
     shortcuts = None
     if cfg.shortcuts:
         from lab.judge.shortcuts import read_shortcut_set
@@ -340,10 +375,15 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
         trained = _trained(cfg, root, task, sets, progress)
         training[task] = trained.meta
         judges.append((trained, None))
+        if task == "grounded" and cfg.claims is not None:
+            claims = _claims(cfg, root)
+            training["claims"] = claims.scorer.judge.meta
+            judges.append((claims, None))
         for spec in cfg.judges:
             if task in spec.tasks:
                 judges.append((PromptedJudge(spec.name, RUBRIC_OF_TASK[task], spec.backend), spec.sample))
         val_kappa: dict[str, float] = {}
+        real_kappa: dict[str, float] = {}
         guard: dict[str, dict[str, Any]] = {}
         for judge, sample in bar(judges, desc=f"{task} judges", enable=progress):
             res = calibrate_judge(judge, sets, cfg, sample=sample, lexical=lexical if task == "grounded" else None)
@@ -364,6 +404,13 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
                 reports[f"{task}/{judge.name}/shortcuts"] = veto
                 if judge.kind != "lexical":   # the baseline is admitted, as by the length-balanced guard
                     guard[judge.name] = with_shortcuts(guard.get(judge.name), veto)
+            if task == "grounded" and realistic is not None:
+                rep, got = on_reviewed(judge, realistic, cfg, sample=sample, lexical=lexical,
+                                       source=f"{cfg.realistic} (realistic: long-form answers over unseen documents)")
+                rows.append(_row(task, judge, "realistic", rep, sample is not None and sample < len(realistic.items)))
+                reports[f"{task}/{judge.name}/realistic"] = rep
+                if judge.kind not in ("majority", "length") and rep.get("kappa") is not None:
+                    real_kappa[judge.name] = rep["kappa"]
             if task == "grounded" and reviewed is not None:
                 rep, got = on_reviewed(judge, reviewed, cfg, sample=sample, lexical=lexical)
                 rows.append(_row(task, judge, "reviewed", rep, sample is not None and sample < len(reviewed.items)))
@@ -382,7 +429,10 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> JudgeReport:
             choices["chosen_on"][task] += " and the length/paraphrase veto (shortcuts)"
         if guard:
             choices.setdefault("diagnostic_guard", {})[task] = guard
-        choices["default"][task] = choose_default(val_kappa, guard)
+        if real_kappa:
+            choices.setdefault("realistic_kappa", {})[task] = real_kappa
+            choices["chosen_on"][task] = choices["chosen_on"][task].replace("validation", "the realistic set", 1)
+        choices["default"][task] = choose_default(real_kappa or val_kappa, guard)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     report = JudgeReport(table, reports, choices, judgments=judgments, training=training,
                          reviewed=reviewed.counts if reviewed is not None else None, reviewed_note=reviewed_note)
@@ -430,10 +480,11 @@ def reviewed_labels(cfg: Any, root: Path) -> tuple[Any, str | None]:
     return labels, None
 
 
-def on_reviewed(judge: Any, reviewed: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None
-                ) -> tuple[dict[str, Any], list[Any]]:
-    """``judge`` (its threshold chosen) on the reviewed items: the calibration report (agreement with
-    CIs, failures, the majority and lexical baselines) and the judgments, in item order."""
+def on_reviewed(judge: Any, reviewed: Any, cfg: Any, *, sample: int | None = None, lexical: Any = None,
+                source: str | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """``judge`` (its threshold chosen) on the reviewed items (or another labelled set, ``source``
+    naming it): the calibration report (agreement with CIs, failures, the majority and lexical
+    baselines) and the judgments, in item order."""
     from lab.judge.base import tally
     from lab.judge.calibrate import as_input, calibrate
 
@@ -442,6 +493,9 @@ def on_reviewed(judge: Any, reviewed: Any, cfg: Any, *, sample: int | None = Non
     rep = calibrate(judge, items, lexical=lexical, bar=cfg.agreement_bar, n_resamples=cfg.n_resamples, seed=cfg.seed,
                     judgments=got)
     rep["counts"] = tally(got)
+    if source is not None:
+        rep["sources"] = {"evaluation": source}
+        return rep, got
     rep["sources"] = {"evaluation": f"{cfg.reviewed.questions} (reviewed: the reviewer's decisions as labels)"}
     rep["labels"] = reviewed.counts
     return rep, got
