@@ -2,9 +2,9 @@
 
 Sets (each judge judges every item of a set, or a seeded sample of ``--sample`` for slow judges):
 
-``realistic``          a labelled-answers file (``--realistic``; default the kept set in
-                       ``benchmarks/data/judge_validation/``): long RAG answers over documents the judges'
-                       training never saw, labels by construction, reviewed sample recorded beside it;
+``realistic``          a labelled-answers file (``--realistic``; default the kept set
+                       ``data/judge_claims/validation_chroma.jsonl``): long RAG answers over documents the
+                       judges' training never saw, every one reviewed (the construction label beside it);
 ``halueval_grounded``  the judge stage's grounded evaluation items (HaluEval QA, shared dev);
 ``halueval_general``   the judge stage's general held-out items (no context: claim-level judges n/a).
 
@@ -16,7 +16,7 @@ same items (paired bootstrap); ``flag``: a judge at or above the agreement bar o
 on another. On the realistic set also the shortcut diagnostic (:mod:`lab.judge.shortcuts`: equal-length
 pairs, paraphrase pairs, the veto).
 
-    python benchmarks/judge_realistic.py --models results/judge_eval/models /root/j31/models \
+    python benchmarks/judge_realistic.py --models results/judge_eval/models /tmp/claim-models \
         --judges claims:claim-support-cross-encoder faithfulness-cross-encoder lexical claims:lexical majority \
         --default claims:claim-support-cross-encoder --out benchmarks/results/judge_realistic.json
 """
@@ -24,6 +24,7 @@ pairs, paraphrase pairs, the veto).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -36,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-REALISTIC = ROOT / "benchmarks" / "data" / "judge_validation" / "chroma.jsonl"
+REALISTIC = ROOT / "data" / "judge_claims" / "validation_chroma.jsonl"
 
 
 def merged_models(folders: list[Path]) -> Path:
@@ -136,6 +137,23 @@ def flags(rows: list[dict[str, Any]], bar: float) -> dict[str, str]:
     return out
 
 
+def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows flattened to one shape (every key in every row, None where it does not apply): the
+    calibration table the documentation shows."""
+    out = []
+    for r in rows:
+        vs = (r.get("default_minus_this") or {}).get("kappa") or {}
+        span = r.get("span_level") or {}
+        out.append({"set": r["set"], "judge": r["judge"], "n": r.get("n"), "sampled": r.get("sampled"),
+                    "accuracy": r.get("accuracy"), "accuracy_ci": r.get("accuracy_ci"), "f1": r.get("f1"),
+                    "f1_ci": r.get("f1_ci"), "kappa": r.get("kappa"), "kappa_ci": r.get("kappa_ci"),
+                    "kappa_default_minus_this": vs.get("diff"), "kappa_default_minus_this_ci": vs.get("diff_ci"),
+                    "span_f1": span.get("f1"), "multi_window_share": r.get("multi_window_share"),
+                    "over_max_length_share": r.get("inputs_over_max_length_share"),
+                    "vetoed": (r.get("shortcuts") or {}).get("vetoed"), "not_applicable": r.get("not_applicable")})
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--realistic", type=Path, nargs="+", default=[REALISTIC])
@@ -176,6 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "sizes": {k: len(v[1]) for k, v in sets.items()}, "rows": [],
                            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                            "cores_shared": args.shared, "command": "python " + " ".join(sys.argv)}
+    summaries = [p.with_name(p.name.removesuffix(".jsonl") + ".summary.json") for p in args.realistic]
+    doc["realistic_summaries"] = [json.loads(p.read_text(encoding="utf-8")) for p in summaries if p.is_file()]
     for set_name, (task, items) in sets.items():
         judges = {}
         for name in args.judges:
@@ -197,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_json(args.out, doc)   # atomically, after each set
         print(f"{set_name}: done", flush=True)
     doc["flags"] = flags(doc["rows"], cfg.agreement_bar)
+    doc["table"] = table(doc["rows"])
     doc["complete"] = True
     write_json(args.out, doc)
     return doc

@@ -9,14 +9,16 @@ here EVERY answer carries the reviewer's label, and the construction label is ke
 Inputs: make-data's records file (``--records``; its ``.drops.jsonl`` beside it: answers the
 generator wrote that make-data's filter dropped as unsupported, i.e. natural hallucinations, are
 added when reviewed) and review files (``--reviews``: one JSON object per line, ``id`` (a record id, or
-``drop:<source_id>``), ``reviewer_label`` (faithful / hallucinated / unsure), ``unsupported`` (exact
-substrings of the answer), ``note``). Output: one labelled-answers record per reviewed answer whose
+``drop:<source_id>``), ``reviewer`` (who), ``reviewer_label`` (faithful / hallucinated / unsure),
+``unsupported`` (exact substrings of the answer), ``note``). Answers may be reviewed independently by
+two reviewers, blind to how the answer was made; where they differ, a review with ``reviewer:
+adjudication`` decides (:func:`merge_reviews`; the reviewers' agreement goes to the summary). Output: one labelled-answers record per reviewed answer whose
 label is not ``unsure``, ``spans`` at the reviewer's unsupported substrings (the first occurrence of
 each), and a summary of the agreement (``<out>.summary.json``).
 
-    python benchmarks/judge_validation_build.py --records /root/j31/val_chroma.jsonl \
-        --sources /root/j31/chroma_sources.jsonl --reviews /root/j31/review_round*.jsonl \
-        --out benchmarks/data/judge_validation/chroma.jsonl
+    python benchmarks/judge_validation_build.py --records /tmp/val_chroma.jsonl \
+        --sources /tmp/chroma_sources.jsonl --reviews data/judge_claims/reviews.jsonl \
+        --out data/judge_claims/validation_chroma.jsonl
 """
 
 from __future__ import annotations
@@ -53,17 +55,55 @@ def spans_of(answer: str, parts: list[str], where: str) -> list[dict[str, int]]:
     return [{"start": s, "end": e} for s, e in merged]
 
 
+def merge_reviews(reviews: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One review per answer from independent reviews (``reviewer`` names who) and adjudications
+    (``reviewer: adjudication``, for answers the reviewers labelled differently): the adjudication
+    where there is one, else the reviewers' common label with the union of their unsupported parts.
+    Answers the reviewers disagree on without an adjudication are left out and named. Returns the
+    merged reviews and the reviewers' agreement (raw share and Cohen's kappa over the labels, the
+    first two reviewers of each answer)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for n, rev in enumerate(reviews, 1):
+        if rev.get("reviewer_label") not in ("faithful", "hallucinated", "unsure"):
+            raise DataError(f"review {n} ({rev.get('id')}): reviewer_label must be faithful, hallucinated or unsure, "
+                            f"got {rev.get('reviewer_label')!r}")
+        by_id.setdefault(str(rev.get("id")), []).append(rev)
+    merged, unresolved, first, second = [], [], [], []
+    for rid, revs in by_id.items():
+        adjudicated = [r for r in revs if r.get("reviewer") == "adjudication"]
+        plain = [r for r in revs if r.get("reviewer") != "adjudication"]
+        if len(plain) >= 2:
+            first.append(plain[0]["reviewer_label"])
+            second.append(plain[1]["reviewer_label"])
+        if adjudicated:
+            merged.append({**adjudicated[-1], "reviews": len(plain)})
+            continue
+        labels = {r["reviewer_label"] for r in plain}
+        if len(labels) > 1:
+            unresolved.append(rid)
+            continue
+        parts = [p for r in plain for p in (r.get("unsupported") or []) if p]
+        merged.append({"id": rid, "reviewer_label": labels.pop(), "unsupported": list(dict.fromkeys(parts)),
+                       "note": " | ".join(r.get("note", "") for r in plain if r.get("note")), "reviews": len(plain)})
+    agreement: dict[str, Any] = {"double_reviewed": len(first), "unresolved": sorted(unresolved)}
+    if first:
+        agreement["raw_agreement"] = sum(a == b for a, b in zip(first, second)) / len(first)
+        agreement["cohen_kappa"] = float(cohen_kappa_score(first, second)) if len(set(first) | set(second)) > 1 else None
+    return merged, agreement
+
+
 def build(records: list[dict[str, Any]], drops: list[dict[str, Any]], sources: dict[str, dict[str, Any]],
           reviews: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The labelled records and the summary (see the module docstring)."""
+    reviews, reviewers = merge_reviews(reviews)
     by_id = {r["id"]: r for r in records}
     natural = {f"drop:{d['source_id']}": d for d in drops
                if d.get("what") == "answer" and d.get("reason", "").startswith("unsupported")}
     out, agree, kinds, skipped = [], Counter(), Counter(), Counter()
     for n, rev in enumerate(reviews, 1):
         rid, label = rev.get("id"), rev.get("reviewer_label")
-        if label not in ("faithful", "hallucinated", "unsure"):
-            raise DataError(f"review {n} ({rid}): reviewer_label must be faithful, hallucinated or unsure, got {label!r}")
         if label == "unsure":
             skipped["unsure"] += 1
             continue
@@ -83,7 +123,8 @@ def build(records: list[dict[str, Any]], drops: list[dict[str, Any]], sources: d
             continue
         parts = list(rev.get("unsupported") or [])
         spans = spans_of(rec["answer"], parts, f"review {n} ({rid})") if label == "hallucinated" and parts else []
-        rec.update({"label": label, "construction_label": built, "kind": kind, "review_note": rev.get("note", "")})
+        rec.update({"label": label, "construction_label": built, "kind": kind, "review_note": rev.get("note", ""),
+                    "reviews": rev.get("reviews", 1)})
         if label == "hallucinated" and spans:
             rec["spans"] = spans
         else:
@@ -101,7 +142,7 @@ def build(records: list[dict[str, Any]], drops: list[dict[str, Any]], sources: d
                "by_kind_and_label": {f"{k}/{v}": c for (k, v), c in sorted(kinds.items())},
                "construction_vs_review": {"n": total, "agree": sum(c for (_, s), c in agree.items() if s),
                                           "by_kind": by_kind},
-               "skipped": dict(skipped), "sources": len({r["source_id"] for r in out})}
+               "reviewers": reviewers, "skipped": dict(skipped), "sources": len({r["source_id"] for r in out})}
     return out, summary
 
 

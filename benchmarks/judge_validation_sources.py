@@ -10,7 +10,7 @@ words with the question), ``others`` more chunks of the same corpus (material fo
 "claim from another passage" errors). make-data takes them in its own seeded order.
 
     python benchmarks/judge_validation_sources.py --out /tmp/chroma_sources.jsonl
-    lab judge make-data --source /tmp/chroma_sources.jsonl --out benchmarks/data/judge_validation/chroma.jsonl --n 40
+    lab judge make-data --source /tmp/chroma_sources.jsonl --out /tmp/val_chroma.jsonl --n 20 --batch 4
 """
 
 from __future__ import annotations

@@ -426,19 +426,23 @@ def judge_train_claims(
                                                         "--source (squad or a JSON-lines file), for --more-errors.")] = "squad",
     part: Annotated[str, typer.Option("--part", help="SQuAD part of the answers (make-data's --part).")] = "train",
     data_seed: Annotated[int, typer.Option("--data-seed", help="make-data's --seed (SQuAD's question choice).")] = 0,
+    short_answers: Annotated[int, typer.Option("--short-answers", help="SQuAD training questions made into "
+                                                                      "short-answer twins (gold vs a same-kind "
+                                                                      "entity of the passages).")] = 0,
 ) -> None:
     """Train the claim-support model (the pair scorer of claim-level judging) on labelled answers: each
     answer planned into claims and evidence windows as the judge will see them, the planted errors'
-    claims against every window as unsupported, faithful claims against their best window as supported
-    and against a window without their words as unsupported; the answer-level threshold chosen on the
-    answers of held-out sources. Prints the model's meta.json (counts, agreement)."""
+    claims against their best window as unsupported, faithful claims against their best window as
+    supported and against a window without their words as unsupported; the answer-level threshold
+    chosen on the answers of held-out sources. Prints the model's meta.json (counts, agreement)."""
     from lab.config import ClaimSupportSpec, TrainedJudgeSpec
     from lab.judge.claim_training import train_claim_support, training_items
 
     model = TrainedJudgeSpec(model=base_model, epochs=epochs, max_length=max_length, threads=threads,
                              lexical_hints=lexical_hints)
     spec = ClaimSupportSpec(data=[str(p) for p in data], more_errors=more_errors, source=source, part=part,
-                            data_seed=data_seed, validation_fraction=validation_fraction, model=model)
+                            data_seed=data_seed, validation_fraction=validation_fraction, model=model,
+                            short_answers=short_answers)
     items = training_items(spec, _root())
     meta = train_claim_support(items, out, settings=model, validation_fraction=validation_fraction, seed=seed,
                                sources=spec.data)

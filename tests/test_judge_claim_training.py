@@ -100,3 +100,27 @@ def test_a_faithful_claim_whose_words_are_in_no_window_is_not_taught_as_supporte
     got = claim_pairs([_item(filler, 0)], _judge(), min_supported_overlap=0.5)
     assert got.counts["claims_unverified"] == 1 and got.counts["claims_supported"] == 2
     assert not any("oncology" in i.answer for i in got.items)
+
+
+def test_short_answer_twins_are_a_gold_answer_and_a_same_kind_entity_of_the_same_passages():
+    import re
+    from pathlib import Path
+
+    from lab.judge.short_answers import short_answer_records
+
+    root = Path(__file__).resolve().parents[1]
+    records, counts = short_answer_records(root, n=6, seed=0)
+    assert counts["questions_used"] == 6
+    by_id = {r["id"]: r for r in records}
+    wrong = [r for r in records if r["label"] == "hallucinated"]
+    assert len(wrong) * 2 == len(records), "every hallucinated record has one faithful twin"
+    for r in wrong:
+        twin = by_id[r["base"]]
+        span = r["spans"][0]
+        planted = r["answer"][span["start"]:span["end"]]
+        evidence = "\n".join(r["contexts"])
+        assert re.search(r"(?<!\w)" + re.escape(planted) + r"(?!\w)", evidence), "the wrong answer is in the evidence"
+        assert twin["label"] == "faithful" and twin["answer"] != r["answer"]
+        if r["kind"] == "short_sentence":   # the same sentence but the replaced words
+            assert r["answer"][:span["start"]] == twin["answer"][:span["start"]]
+            assert r["answer"][span["end"]:] == twin["answer"][len(twin["answer"]) - len(r["answer"]) + span["end"]:]

@@ -142,6 +142,8 @@ class ClaimSupportSpec(StrictModel):
 
     data: list[str] = Field(min_length=1)     # labelled-answers files (make-data output)
     more_errors: int = Field(2, ge=0)         # rule-planted errors added per faithful answer (other claims)
+    short_answers: int = Field(0, ge=0)       # SQuAD training questions made into short-answer twins
+                                              # (lab.judge.short_answers; SQuAD's part and data_seed)
     source: str = "squad"                     # make-data's --source of those files (for the planted errors)
     part: Literal["train", "heldout"] = "train"
     data_seed: int = 0                        # make-data's --seed

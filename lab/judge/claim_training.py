@@ -72,6 +72,7 @@ def claim_pairs(items: Sequence[JudgedItem], judge: Any, *, off_window_support: 
     A hallucinated answer without spans is counted (``answers_without_spans``), not used: which of
     its claims is wrong is unknown."""
     from lab.judge.baselines import lexical_support
+    from lab.progress import bar
 
     out = ClaimPairs()
     seen: set[tuple[str, str, str]] = set()
@@ -87,7 +88,7 @@ def claim_pairs(items: Sequence[JudgedItem], judge: Any, *, off_window_support: 
         out.labels.append(label)
         out.counts[what] += 1
 
-    for item in items:
+    for item in bar(items, desc="claim pairs", unit="answer"):
         if item.label == 1 and not item.spans:
             out.counts["answers_without_spans"] += 1
             continue
@@ -131,11 +132,12 @@ def more_errors(records: Sequence[dict[str, Any]], sources: Sequence[Any], *, ro
     an answer whose source is not in ``sources`` is left alone."""
     from lab.judge.faithful_data import source_records
     from lab.judge.perturb import Perturber
+    from lab.progress import bar
 
     by_id = {s.id: s for s in sources}
     perturber = Perturber()
     out: list[dict[str, Any]] = []
-    for r in records:
+    for r in bar(records, desc="more errors", unit="answer"):
         source = by_id.get(str(r.get("source_id")))
         if source is None or r.get("kind") not in ("faithful", "paraphrase"):
             continue
@@ -149,7 +151,9 @@ def more_errors(records: Sequence[dict[str, Any]], sources: Sequence[Any], *, ro
 def training_items(spec: ClaimSupportSpec, root: str | Path = ".") -> list[JudgedItem]:
     """The answers of ``spec.data`` (checked by the labelled-answers reader) plus, with
     ``spec.more_errors``, that many rule-planted errors per faithful answer (:func:`more_errors`; the
-    sources are make-data's, rebuilt from ``spec.source``/``part``/``data_seed``).
+    sources are make-data's, rebuilt from ``spec.source``/``part``/``data_seed``), and with
+    ``spec.short_answers``, that many SQuAD training questions as short-answer twins
+    (:func:`lab.judge.short_answers.short_answer_records`).
 
     Raises
     ------
@@ -165,6 +169,11 @@ def training_items(spec: ClaimSupportSpec, root: str | Path = ".") -> list[Judge
         found = sources(spec.source, root, part=spec.part, seed=spec.data_seed)
         extra = more_errors([r for p in paths for r in read_jsonl(p)], found, rounds=spec.more_errors)
         items += [answer_item(r, n) for n, r in enumerate(extra, 1)]
+    if spec.short_answers:
+        from lab.judge.short_answers import short_answer_records
+
+        short, _ = short_answer_records(root, n=spec.short_answers, part=spec.part, seed=spec.data_seed)
+        items += [answer_item(r, n) for n, r in enumerate(short, 1)]
     return items
 
 
