@@ -11,7 +11,8 @@ Sets (each judge judges every item of a set, or a seeded sample of ``--sample`` 
 Per judge and set: accuracy, F1 of the hallucinated class and Cohen's kappa with 95% bootstrap CIs,
 no-verdict counts, span-level precision/recall/F1 where the set labels spans, the share of inputs that
 needed more than one evidence window (claim-level) or were longer than the model's input (whole-answer
-cross-encoder, cut), seconds per item; the kappa and accuracy difference against ``--default`` on the
+cross-encoder, cut), seconds per item (judgments read from lab's judgment cache included: the cost of
+a judge is ``judge_cost.py``'s to measure); the kappa and accuracy difference against ``--default`` on the
 same items (paired bootstrap); ``flag``: a judge at or above the agreement bar on one set and below it
 on another. On the realistic set also the shortcut diagnostic (:mod:`lab.judge.shortcuts`: equal-length
 pairs, paraphrase pairs, the veto).
@@ -50,15 +51,15 @@ def merged_models(folders: list[Path]) -> Path:
     return out
 
 
-def window_share(judge: Any, items: list[Any], before: dict[str, int]) -> dict[str, Any]:
-    """Claim-level: the share of answers whose context needed several windows; a whole-answer
-    cross-encoder: the share of inputs longer than its input (cut silently)."""
-    counts = getattr(judge, "counts", None)
-    if counts:
-        answers = counts["answers"] - before.get("answers", 0)
-        return {"multi_window_share": (counts["multi_window_answers"] - before.get("multi_window_answers", 0))
-                / answers if answers else None,
-                "truncated_inputs": counts["truncated_inputs"] - before.get("truncated_inputs", 0)}
+def window_share(judge: Any, items: list[Any]) -> dict[str, Any]:
+    """Claim-level: the share of answers with a claim whose evidence needed several windows, from the
+    judge's own plan (so a judgment read from the cache counts too); a whole-answer cross-encoder: the
+    share of inputs longer than its input (cut silently)."""
+    if hasattr(judge, "plan"):
+        plans = [judge.plan(i) for i in items]
+        planned = [p for p in plans if not isinstance(p, str)]
+        multi = sum(any(len(w) > 1 for w in p[1]) for p in planned)
+        return {"multi_window_share": multi / len(planned) if planned else None, "unplannable": len(plans) - len(planned)}
     if hasattr(judge, "_load") and items and items[0].context is not None:
         from lab.judge.trained import pair_text
 
@@ -83,7 +84,6 @@ def score_set(set_name: str, items: list[Any], judges: dict[str, Any], default: 
         chosen = items
         if name in args.slow and len(items) > args.sample:
             chosen = random.Random(args.seed).sample(items, args.sample)
-        before = dict(getattr(judge, "counts", {}) or {})
         t0 = time.perf_counter()
         got = judge.judge([as_input(i) for i in chosen])
         seconds = time.perf_counter() - t0
@@ -98,8 +98,11 @@ def score_set(set_name: str, items: list[Any], judges: dict[str, Any], default: 
             row.update({k: rep[k] for k in ("accuracy", "accuracy_ci", "f1", "f1_ci", "kappa", "kappa_ci",
                                             "confusion")})
         row["span_level"] = span_agreement(chosen, got)
-        row.update(window_share(judge, [as_input(i) for i in chosen], before))
-        if shortcuts is not None and name != "majority":
+        row.update(window_share(judge, [as_input(i) for i in chosen]))
+        if shortcuts is not None and name in args.slow:   # the diagnostic judges every answer of the file
+            row["shortcuts"] = {"vetoed": None, "not_run": "a slow judge, sampled: the diagnostic would judge "
+                                                           "every answer of the set"}
+        elif shortcuts is not None and name != "majority":
             rep = shortcut_report(judge, shortcuts)
             row["shortcuts"] = {k: rep[k] for k in ("separation", "length_rho", "paraphrase_flags", "flag_rate",
                                                     "vetoed", "veto_reasons", "n_equal_length_pairs",
@@ -194,8 +197,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "sizes": {k: len(v[1]) for k, v in sets.items()}, "rows": [],
                            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                            "cores_shared": args.shared, "command": "python " + " ".join(sys.argv)}
-    summaries = [p.with_name(p.name.removesuffix(".jsonl") + ".summary.json") for p in args.realistic]
-    doc["realistic_summaries"] = [json.loads(p.read_text(encoding="utf-8")) for p in summaries if p.is_file()]
+    summary = args.realistic[0].with_name(args.realistic[0].name.removesuffix(".jsonl") + ".summary.json")
+    doc["realistic_summary"] = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else None
     for set_name, (task, items) in sets.items():
         judges = {}
         for name in args.judges:

@@ -56,3 +56,15 @@ def load_script(rel: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def fake_judge_model(judge_eval: Path, name: str, threshold: float, task: str = "grounded") -> Path:
+    """A trained judge's folder as the judge stage leaves it (``models/<name>``: ``model/`` and
+    ``meta.json``), with no weights: for code that only reads where the model is and its threshold."""
+    import json
+
+    folder = judge_eval / "models" / name
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    (folder / "meta.json").write_text(json.dumps({"name": name, "task": task, "threshold": threshold}))
+    return folder

@@ -284,12 +284,9 @@ def test_the_time_budget_stops_the_run_and_names_what_did_not_run(bundle, tmp_pa
 # --------------------------------------------------------------------------- judge, loopback, config
 def test_the_judge_s_agreement_is_read_from_the_judge_stage_or_said_to_be_missing(tmp_path):
     from lab.handoff import judges
+    from tests.conftest import fake_judge_model
 
-    folder = tmp_path / "judge_eval" / "models" / "faithfulness-cross-encoder"
-    (folder / "model").mkdir(parents=True)
-    (folder / "model" / "config.json").write_text("{}")
-    (folder / "meta.json").write_text(json.dumps({"name": "faithfulness-cross-encoder", "task": "grounded",
-                                                  "threshold": 0.5}))
+    fake_judge_model(tmp_path / "judge_eval", "faithfulness-cross-encoder", 0.5)
     with pytest.raises(ConfigError, match=r"judges.json is missing; `dvc repro judge_eval`"):
         load_judge("default", tmp_path / "judge_eval")
     judge, info = load_judge("faithfulness-cross-encoder", tmp_path / "judge_eval")

@@ -349,12 +349,9 @@ def test_the_claim_level_grounding_judge_flags_unsupported_claims_and_skips_an_a
 
 def test_a_claim_level_default_runs_claim_by_claim_over_its_pair_scorer_s_folder(tmp_path):
     from lab.handoff import judges
+    from tests.conftest import fake_judge_model
 
-    folder = tmp_path / "judge_eval" / "models" / "claim-support-cross-encoder"
-    (folder / "model").mkdir(parents=True)
-    (folder / "model" / "config.json").write_text("{}")
-    (folder / "meta.json").write_text(json.dumps({"name": "claim-support-cross-encoder", "task": "grounded",
-                                                  "threshold": 0.7}))
+    folder = fake_judge_model(tmp_path / "judge_eval", "claim-support-cross-encoder", 0.7)
     judges.write(tmp_path / "judge_eval", {"default": {"grounded": "claims:claim-support-cross-encoder"}})
     judge = grounding_judge(tmp_path / "judge_eval")
     assert judge.name == "claims:claim-support-cross-encoder"
