@@ -5,8 +5,7 @@ replacing construction labels, spans at the reviewers' exact substrings."""
 from __future__ import annotations
 
 import pytest
-
-from tests.conftest import load_script
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")

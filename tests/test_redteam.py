@@ -283,8 +283,9 @@ def test_the_time_budget_stops_the_run_and_names_what_did_not_run(bundle, tmp_pa
 
 # --------------------------------------------------------------------------- judge, loopback, config
 def test_the_judge_s_agreement_is_read_from_the_judge_stage_or_said_to_be_missing(tmp_path):
+    from conftest import fake_judge_model
+
     from lab.handoff import judges
-    from tests.conftest import fake_judge_model
 
     fake_judge_model(tmp_path / "judge_eval", "faithfulness-cross-encoder", 0.5)
     with pytest.raises(ConfigError, match=r"judges.json is missing; `dvc repro judge_eval`"):

@@ -348,8 +348,9 @@ def test_the_claim_level_grounding_judge_flags_unsupported_claims_and_skips_an_a
 
 
 def test_a_claim_level_default_runs_claim_by_claim_over_its_pair_scorer_s_folder(tmp_path):
+    from conftest import fake_judge_model
+
     from lab.handoff import judges
-    from tests.conftest import fake_judge_model
 
     folder = fake_judge_model(tmp_path / "judge_eval", "claim-support-cross-encoder", 0.7)
     judges.write(tmp_path / "judge_eval", {"default": {"grounded": "claims:claim-support-cross-encoder"}})
