@@ -175,7 +175,7 @@ def claim_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, model
     ConfigError
         A task without grounding text, or an unknown scorer (the message lists the known ones).
     """
-    from lab.judge.claim_judge import ClaimLevelJudge, CrossEncoderPairScorer, LexicalPairScorer
+    from lab.judge.claim_judge import ClaimLevelJudge, LexicalPairScorer, over_trained
 
     scorer_name = name.split(":", 1)[1]
     if task != "grounded":
@@ -186,11 +186,7 @@ def claim_judge(name: str, task: str, cfg: JudgeEvalConfig, root: Path, *, model
                                name=name)
     folder = models_dir / scorer_name if models_dir is not None and scorer_name else None
     if folder is not None and scorer_name in claim_scorer_names(models_dir):
-        from lab.judge.cache import JudgmentCache
-        from lab.judge.trained import CrossEncoderJudge
-
-        return ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(folder, cache=False)), name=name,
-                               cache=JudgmentCache())
+        return over_trained(folder, name)
     if scorer_name in TRAINED_NAME.values():
         raise ConfigError(f"{name}: trained judge {scorer_name!r} is not built yet ({folder or 'no models folder given'} "
                           f"missing): `dvc repro judge_eval` trains it")

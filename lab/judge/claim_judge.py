@@ -312,3 +312,13 @@ class CrossEncoderPairScorer(TokenBudget):
 
     def identity(self) -> dict[str, Any]:
         return {"scorer": "cross-encoder", "weights": self.judge.weights, "task": self.judge.task}
+
+
+def over_trained(folder: Any, name: str) -> ClaimLevelJudge:
+    """The claim-level judge over the trained cross-encoder in ``folder`` (its pair scorer), its
+    judgments in lab's judgment cache: what ``claims:<trained judge>`` names."""
+    from lab.judge.cache import JudgmentCache
+    from lab.judge.trained import CrossEncoderJudge
+
+    return ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(folder, cache=False)), name=name,
+                           cache=JudgmentCache())

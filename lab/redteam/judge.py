@@ -110,11 +110,9 @@ def load_judge(spec: str | None, judge_dir: Path | None) -> tuple[Any, JudgeInfo
         raise ConfigError(f"redteam.judge {spec!r}: {folder} judges the {judge.task!r} task; the red team needs a "
                           f"{TASK!r} judge (an answer against its passages)")
     if claim_level:
-        from lab.judge.cache import JudgmentCache
-        from lab.judge.claim_judge import ClaimLevelJudge, CrossEncoderPairScorer
+        from lab.judge.claim_judge import over_trained
 
-        claims = ClaimLevelJudge(CrossEncoderPairScorer(CrossEncoderJudge(folder, cache=False)),
-                                 name=f"claims:{judge.name}", cache=JudgmentCache())
+        claims = over_trained(folder, f"claims:{judge.name}")
         return claims, info_from_choice(claims.name, choice)
     return judge, info_from_choice(judge.name, choice)
 
