@@ -80,9 +80,7 @@ def train_variant(cfg: Any, variant: str, out: Path) -> dict[str, dict[str, Any]
     for spec in cfg.classifiers:
         if spec.check not in CHECKS:
             continue
-        kw = spec.train_kwargs() if variant == "after" else {}
-        if kw.get("generated"):
-            kw["generated"]["questions"] = [str(cfg.resolve(q, ROOT)) for q in kw["generated"]["questions"]]
+        kw = spec.train_kwargs(lambda f: cfg.resolve(f, ROOT)) if variant == "after" else {}
         t0 = time.time()
         meta = train_check(spec.check, cfg.resolve(spec.data, ROOT), out / spec.check,
                            heldout_fraction=spec.heldout_fraction, seed=cfg.seed,

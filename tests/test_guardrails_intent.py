@@ -29,7 +29,7 @@ def test_generation_is_deterministic_from_its_seed_and_labels_each_part_by_const
     assert a == generate(seed=0, everyday=300, trigger=120, roleplay=60, attack=200)
     assert [r.text for r in a] != [r.text for r in generate(seed=1, everyday=300, trigger=120, roleplay=60, attack=200)]
     counts = {p: sum(r.part == p for r in a) for p in PARTS}
-    assert counts == {"everyday": 300, "trigger": 120, "roleplay": 60, "attack": 200}
+    assert counts == {"everyday": 300, "trigger": 120, "roleplay": 60, "document": 0, "attack": 200}
     assert len({" ".join(r.text.casefold().split()) for r in a}) == len(a)     # no text twice
     intents = [o.casefold() for o in INTENT]
     for r in a:
@@ -42,6 +42,32 @@ def test_generation_is_deterministic_from_its_seed_and_labels_each_part_by_const
         assert word in trig, word
     qs = generate(seed=0, everyday=5, questions=["Who built the bridge?", "who built the  bridge?", "Why?"])
     assert [r.text for r in qs[5:]] == ["Who built the bridge?", "Why?"] and all(r.label == 0 for r in qs[5:])
+
+
+def test_document_stretches_are_benign_runs_of_a_passage_s_words_one_family_per_passage(tmp_path):
+    from lab.guardrails.intent_data import DOC_WORDS, INTENT, generate, read_passages
+
+    passages = [" ".join(f"w{p}x{i}" for i in range(60)) for p in range(5)] + ["short passage here"]
+    recs = generate(seed=3, documents=40, passages=passages)
+    assert recs == generate(seed=3, documents=40, passages=passages) and len(recs) == 40
+    assert {r.part for r in recs} == {"document"} and all(r.label == 0 for r in recs)
+    for r in recs:
+        words = r.text.split()
+        p = int(r.template.split("#")[1])
+        assert r.template.startswith("document/passage#") and " ".join(words) in passages[p]
+        assert len(words) <= DOC_WORDS[1] and (len(words) >= DOC_WORDS[0] or passages[p] == "short passage here")
+        assert not any(o.casefold() in r.text.casefold() for o in INTENT)
+    # the other parts' streams do not move when documents are added
+    assert generate(seed=3, everyday=20, attack=10) == generate(seed=3, everyday=20, attack=10, documents=5,
+                                                                passages=passages)[:30]
+    with pytest.raises(ValueError, match="documents needs passages"):
+        generate(documents=3)
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"knowledge": " Some  prose. "}\n{"text": "More prose."}\n{"text": "  "}\n', encoding="utf-8")
+    assert read_passages(f) == ["Some prose.", "More prose."]
+    f.write_text('{"knowledge": "ok"}\n{"question": "no passage"}\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"p\.jsonl.*2.*no string 'knowledge' or 'text' field"):
+        read_passages(f)
 
 
 def _evaluation_texts() -> dict[str, list[str]]:
@@ -225,6 +251,11 @@ def test_the_config_states_the_generated_part_and_the_rule_and_rejects_what_cann
         assert kw["generated"]["everyday"] > 0 and kw["caps"] and kw["generated"]["questions"] == ["data/halueval/qa_train.jsonl"]
     assert specs["toxicity"].train_kwargs() == {"generated": None, "caps": None, "group_folds": True}
     assert "classifiers[0].generated.questions[0]" in cfg.paths()
+    assert specs["injection"].train_kwargs(lambda f: f"/abs/{f}")["generated"]["passages"] == ["/abs/data/halueval/qa_train.jsonl"]
+    assert "document" in specs["injection"].train_kwargs()["caps"]
+    assert "classifiers[0].generated.passages[0]" in cfg.paths()
+    with pytest.raises(ValidationError, match="generated.documents needs `passages`"):
+        GuardrailClassifierSpec(check="injection", data="x.jsonl", generated={"documents": 10})
     with pytest.raises(ValidationError, match=r"caps generated part\(s\) \['trigger'\] but `generated` is not set"):
         GuardrailClassifierSpec(check="injection", data="x.jsonl", threshold_rule={"max_fpr": {"trigger": 0.1}})
     with pytest.raises(ValidationError, match="each cap must be in"):

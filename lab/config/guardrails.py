@@ -351,7 +351,17 @@ class GeneratedPart(StrictModel):
     roleplay: int = Field(0, ge=0)     # benign personas, scenarios, operator rules, long prompts
     attack: int = Field(0, ge=0)       # override/exfiltration intent around the same tasks (label 1)
     questions: list[str] = []          # training files of benign questions (a `question` field per record)
+    # benign stretches of training documents (part `document`): prose of the kind the windows of long
+    # inputs and retrieved passages hold, which the labelled prompts and the templates do not cover
+    documents: int = Field(0, ge=0)
+    passages: list[str] = []           # training files of passages (a `knowledge` or `text` field per record)
     weight: float = Field(1.0, gt=0)   # sample weight of each generated record (a labelled file's record: 1)
+
+    @model_validator(mode="after")
+    def _passages(self) -> GeneratedPart:
+        if self.documents and not self.passages:
+            raise ValueError("generated.documents needs `passages`: training files to cut the documents from")
+        return self
 
     def kwargs(self) -> dict[str, Any]:
         return self.model_dump()
@@ -364,7 +374,7 @@ class IntentThreshold(StrictModel):
     part), maximising recall on the labelled file's attacks. Stored as the model's threshold and as
     its operating point ``intent``."""
 
-    max_fpr: dict[Literal["all", "file", "everyday", "trigger", "roleplay"], float] = Field(min_length=1)
+    max_fpr: dict[Literal["all", "file", "everyday", "trigger", "roleplay", "document"], float] = Field(min_length=1)
     group_folds: bool = True   # cross-validate with each template family in one fold
 
     @field_validator("max_fpr")

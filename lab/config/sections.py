@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_serializer, model_validator
@@ -284,10 +285,15 @@ class GuardrailClassifierSpec(StrictModel):
                 raise ValueError(f"threshold_rule caps generated part(s) {sorted(parts)} but `generated` is not set")
         return self
 
-    def train_kwargs(self) -> dict[str, Any]:
-        """The generated-data and threshold-rule arguments of :func:`lab.guardrails.training.train_check`."""
+    def train_kwargs(self, resolve: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """The generated-data and threshold-rule arguments of :func:`lab.guardrails.training.train_check`;
+        ``resolve`` maps each ``questions`` and ``passages`` file to the path to read (None: as written)."""
         rule = self.threshold_rule
-        return {"generated": self.generated.kwargs() if self.generated else None,
+        generated = self.generated.kwargs() if self.generated else None
+        if generated and resolve is not None:
+            for key in ("questions", "passages"):
+                generated[key] = [str(resolve(f)) for f in generated[key]]
+        return {"generated": generated,
                 "caps": dict(rule.max_fpr) if rule else None, "group_folds": rule.group_folds if rule else True}
 
 
@@ -329,6 +335,8 @@ class GuardrailsEvalConfig(StageConfig):
                     for j, e in enumerate(c.extra)})
         out.update({f"classifiers[{i}].generated.questions[{j}]": q for i, c in enumerate(self.classifiers)
                     if c.generated for j, q in enumerate(c.generated.questions)})
+        out.update({f"classifiers[{i}].generated.passages[{j}]": q for i, c in enumerate(self.classifiers)
+                    if c.generated for j, q in enumerate(c.generated.passages)})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
         if self.pii_ner is not None:

@@ -52,6 +52,7 @@ from lab.guardrails.intent_templates import (
     CONCEPTS,
     EXFIL,
     FAKE,
+    FOREIGN,
     FORMS,
     GERMAN,
     HIJACKS,
@@ -81,9 +82,9 @@ from lab.guardrails.intent_templates import (
 )
 
 #: The parts, with their label.
-PARTS: dict[str, int] = {"everyday": 0, "trigger": 0, "roleplay": 0, "attack": 1}
+PARTS: dict[str, int] = {"everyday": 0, "trigger": 0, "roleplay": 0, "document": 0, "attack": 1}
 #: Re-exported: every phrase an attack carries one of, and no benign record does.
-__all__ = ["INTENT", "OVERRIDES", "PARTS", "Record", "from_spec", "generate", "read_questions"]
+__all__ = ["INTENT", "OVERRIDES", "PARTS", "Record", "from_spec", "generate", "read_passages", "read_questions"]
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,17 @@ def _german(r: random.Random, template: str | None = None) -> str:
         t=_c(r, THEMEN), k=_c(r, ("die Inflation", "eine Wärmepumpe", "das Wahlsystem in Deutschland",
                                   "die Photosynthese", "ein Kredit")),
         s=_c(r, ("Der Zug hat heute zwanzig Minuten Verspätung.", "Morgen wird es in München sonnig und warm.",
-                 "Die Bibliothek ist am Sonntag geschlossen.", "Wir treffen uns um acht vor dem Kino.")))
+                 "Die Bibliothek ist am Sonntag geschlossen.", "Wir treffen uns um acht vor dem Kino.")),
+        e=_c(r, ("die Französische Revolution", "die Weltwirtschaftskrise", "der Fall der Berliner Mauer",
+                 "die Inflation der Zwanzigerjahre")),
+        h_de=_c(r, ("besser schlafen", "beim Einkaufen Geld sparen", "einen Fahrradreifen flicken",
+                    "mich auf ein Vorstellungsgespräch vorbereiten", "Tomaten auf dem Balkon ziehen")))
 
 
 EVERYDAY: dict[str, Callable[[random.Random], str]] = {
     "write": _write, "summarise": _summarise, "translate": _translate, "explain": _explain, "compare": _compare,
     "rewrite": _rewrite, "lists": _lists, "calc": _calc, "plan": _plan, "imagine": _imagine, "question": _question,
-    "howto": _howto, "german": _german}
+    "howto": _howto, "german": _german, "foreign": lambda r: _c(r, FOREIGN)}
 
 def _fill(r: random.Random, template: str) -> str:
     def slot(m: re.Match[str]) -> str:
@@ -286,12 +291,29 @@ def read_questions(path: str | Path) -> list[str]:
     return out
 
 
+#: Words of a document stretch (:func:`generate` ``documents``): short of the benign prompts' 95th
+#: percentile, so the checks' default windows (that percentile) stay about as long as before.
+DOC_WORDS = (12, 40)
+
+
+def _stretch(r: random.Random, passages: Sequence[str]) -> tuple[int, str]:
+    """A random stretch of :data:`DOC_WORDS` words of a random passage, and the passage's index."""
+    i = r.randrange(len(passages))
+    words = passages[i].split()
+    n = min(len(words), r.randint(*DOC_WORDS))
+    start = r.randrange(len(words) - n + 1)
+    return i, " ".join(words[start:start + n])
+
+
 def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: int = 0, attack: int = 0,
-             questions: Sequence[str] = ()) -> list[Record]:
+             questions: Sequence[str] = (), documents: int = 0, passages: Sequence[str] = ()) -> list[Record]:
     """``everyday``, ``trigger``, ``roleplay`` and ``attack`` records made from the templates (each
-    part its own seeded stream; texts unique, case and spacing ignored), then ``questions`` (a
-    training file's questions, label 0, part ``everyday``). A part asks for at most as many records as
-    its templates can make: generation stops after ``50 * count`` draws."""
+    part its own seeded stream; texts unique, case and spacing ignored), then ``documents`` stretches
+    of ``passages`` (part ``document``, label 0; a passage's stretches are one family), then ``questions`` (a training file's questions, label 0, part
+    ``everyday``). A part asks for at most as many records as its templates can make: generation stops
+    after ``50 * count`` draws."""
+    if documents and not passages:
+        raise ValueError("generate: documents needs passages to cut them from")
     seen: set[str] = set()
     out: list[Record] = []
 
@@ -314,6 +336,9 @@ def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: in
         if family == "german":   # a language, not a task: each of its templates is a family
             i = r.randrange(len(GERMAN))
             return f"german#{i}", _german(r, GERMAN[i])
+        if family == "foreign":  # two requests per language: each language is a family
+            i = r.randrange(len(FOREIGN))
+            return f"foreign#{i // 2}", FOREIGN[i]
         return family, EVERYDAY[family](r)
 
     def trigger_one(r: random.Random) -> tuple[str, str]:   # a template per family: its word used benignly elsewhere
@@ -325,6 +350,12 @@ def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: in
     draw("trigger", trigger, trigger_one)
     draw("roleplay", roleplay, _roleplay)
     draw("attack", attack, _attack)
+    if documents:
+        def document_one(r: random.Random) -> tuple[str, str]:
+            i, text = _stretch(r, passages)
+            return f"passage#{i}", text
+
+        draw("document", documents, document_one)
     for q in questions:
         if _norm(q) not in seen:
             seen.add(_norm(q))
@@ -332,9 +363,27 @@ def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: in
     return out
 
 
+def read_passages(path: str | Path) -> list[str]:
+    """The passages of a JSON Lines training file: each record's ``knowledge`` (HaluEval's
+    ``qa_train.jsonl``) or ``text`` field; blank ones skipped."""
+    from lab.errors import DataError
+    from lab.io import iter_jsonl
+
+    out = []
+    for row in iter_jsonl(path):
+        text = row.record.get("knowledge", row.record.get("text"))
+        if not isinstance(text, str):
+            raise DataError(f"{row.where}: no string 'knowledge' or 'text' field (fields present: {sorted(row.record)})")
+        if text.split():
+            out.append(" ".join(text.split()))
+    return out
+
+
 def from_spec(spec: Mapping[str, Any], resolve: Callable[[str], Path] = Path) -> list[Record]:
     """The records a classifier's ``generated`` part names (``GeneratedPart.kwargs()`` of
-    :mod:`lab.config.sections`): :func:`generate` with its counts and seed, and the questions of
-    its ``questions`` files (each path through ``resolve``); ``weight`` is the trainer's, not used here."""
-    kw = {k: v for k, v in spec.items() if k not in ("questions", "weight")}
-    return generate(**kw, questions=[q for f in spec.get("questions") or [] for q in read_questions(resolve(str(f)))])
+    :mod:`lab.config.sections`): :func:`generate` with its counts and seed, the questions of its
+    ``questions`` files and the passages of its ``passages`` files (each path through ``resolve``);
+    ``weight`` is the trainer's, not used here."""
+    kw = {k: v for k, v in spec.items() if k not in ("questions", "passages", "weight")}
+    return generate(**kw, questions=[q for f in spec.get("questions") or [] for q in read_questions(resolve(str(f)))],
+                    passages=[p for f in spec.get("passages") or [] for p in read_passages(resolve(str(f)))])

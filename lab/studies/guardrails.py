@@ -170,9 +170,7 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> GuardrailsRepo
     models = {}
     for spec in bar(cfg.classifiers, desc="guardrail classifiers", enable=progress):
         folder = out / "models" / spec.check
-        kw = spec.train_kwargs()
-        if kw["generated"]:
-            kw["generated"]["questions"] = [str(cfg.resolve(q, root)) for q in kw["generated"]["questions"]]
+        kw = spec.train_kwargs(lambda f: cfg.resolve(f, root))
         meta = train_check(spec.check, cfg.resolve(spec.data, root), folder,
                            heldout_fraction=spec.heldout_fraction, seed=cfg.seed,
                            extra=[(cfg.resolve(e.data, root), e.only_label) for e in spec.extra],
