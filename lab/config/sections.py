@@ -290,9 +290,8 @@ class GuardrailClassifierSpec(StrictModel):
         ``resolve`` maps each ``questions`` and ``passages`` file to the path to read (None: as written)."""
         rule = self.threshold_rule
         generated = self.generated.kwargs() if self.generated else None
-        if generated and resolve is not None:
-            for key in ("questions", "passages"):
-                generated[key] = [str(resolve(f)) for f in generated[key]]
+        for key in ("questions", "passages") if generated and resolve is not None else ():
+            generated[key] = [str(resolve(f)) for f in generated[key]]
         return {"generated": generated,
                 "caps": dict(rule.max_fpr) if rule else None, "group_folds": rule.group_folds if rule else True}
 
@@ -333,10 +332,8 @@ class GuardrailsEvalConfig(StageConfig):
         out = {f"classifiers[{i}].data": c.data for i, c in enumerate(self.classifiers)}
         out.update({f"classifiers[{i}].extra[{j}].data": e.data for i, c in enumerate(self.classifiers)
                     for j, e in enumerate(c.extra)})
-        out.update({f"classifiers[{i}].generated.questions[{j}]": q for i, c in enumerate(self.classifiers)
-                    if c.generated for j, q in enumerate(c.generated.questions)})
-        out.update({f"classifiers[{i}].generated.passages[{j}]": q for i, c in enumerate(self.classifiers)
-                    if c.generated for j, q in enumerate(c.generated.passages)})
+        out.update({f"classifiers[{i}].generated.{key}[{j}]": f for i, c in enumerate(self.classifiers) if c.generated
+                    for key in ("questions", "passages") for j, f in enumerate(getattr(c.generated, key))})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
         if self.pii_ner is not None:

@@ -168,6 +168,13 @@ def build_testset_task(items: Sequence[TestsetItem], documents: dict[str, dict[s
                        n_heldout: int, seed: int = 0, source: str = "test set") -> DomainTask:
     """The domain task of a test set: its ``train`` rows to train on, its ``heldout`` rows to answer.
 
+    A question becomes a :class:`QAExample` with ``answers = (answer,)``, ``context`` = its reference
+    excerpts (blank-line joined), ``paragraph_id`` = the document of its first reference and ``title``
+    that document's. ``unanswerable`` rows are not QA examples: they are counted
+    (``unanswerable_train``, ``unanswerable_heldout``) and the held-out ones kept in
+    :attr:`DomainTask.unanswerable`. As in :func:`build_domain_task`, a train row whose id or
+    normalised question text is a held-out question's is left out and counted (``train_duplicates_moved``).
+
     Parameters
     ----------
     items:
@@ -180,13 +187,6 @@ def build_testset_task(items: Sequence[TestsetItem], documents: dict[str, dict[s
         than its cap is kept whole; ``counts`` says how many were available).
     source:
         The test set's name for messages.
-
-    A question becomes a :class:`QAExample` with ``answers = (answer,)``, ``context`` = its reference
-    excerpts (blank-line joined), ``paragraph_id`` = the document of its first reference and ``title``
-    that document's. ``unanswerable`` rows are not QA examples: they are counted
-    (``unanswerable_train``, ``unanswerable_heldout``) and the held-out ones kept in
-    :attr:`DomainTask.unanswerable`. As in :func:`build_domain_task`, a train row whose id or
-    normalised question text is a held-out question's is left out and counted (``train_duplicates_moved``).
 
     Raises
     ------
