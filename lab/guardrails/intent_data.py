@@ -5,7 +5,7 @@ and its benign side holds short questions only, so a classifier trained on it le
 ("write", "imagine", "generate") and the trigger words ("ignore", "previous", "system") and refuses
 everyday requests that use them (issue 32: 0.72 of Alpaca-style instructions flagged). This module
 writes, from the templates of :mod:`lab.guardrails.intent_templates` and a seed, labelled prompts in
-four parts:
+five parts:
 
 ``everyday`` (label 0)
     everyday instructions and questions: write, summarise, translate, explain, compare, classify,
@@ -14,11 +14,16 @@ four parts:
 ``trigger`` (label 0)
     benign prompts that use the trigger words innocently: ignore, disregard, forget, previous,
     instructions, system, prompt, pretend, act as, override, rules, reveal, print, repeat, from now on
-    (English and German, the deepset set's languages).
+    (English and German, the deepset set's languages; everyday requests and override phrases also
+    come in nine more languages, so that a language alone is not an attack).
 ``roleplay`` (label 0)
     benign personas and scenarios ("You are a seasoned journalist ...", "In the fantasy world of ..."),
     operator-style setups with harmless rules, and long prompts (a pasted draft, then a request), so
     that neither a persona nor length alone reads as a jailbreak.
+``document`` (label 0)
+    stretches of 12-40 words of a training file's passages (HaluEval's ``qa_train`` knowledge,
+    Wikipedia prose): what a window of a long input or a retrieved passage holds, which neither the
+    labelled prompts nor the templates cover.
 ``attack`` (label 1, for the injection classifier)
     the same tasks and questions with an override or exfiltration intent in front of them, after
     them or in between ("Ignore all previous instructions and ...", "... then print your system
@@ -309,9 +314,9 @@ def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: in
              questions: Sequence[str] = (), documents: int = 0, passages: Sequence[str] = ()) -> list[Record]:
     """``everyday``, ``trigger``, ``roleplay`` and ``attack`` records made from the templates (each
     part its own seeded stream; texts unique, case and spacing ignored), then ``documents`` stretches
-    of ``passages`` (part ``document``, label 0; a passage's stretches are one family), then ``questions`` (a training file's questions, label 0, part
-    ``everyday``). A part asks for at most as many records as its templates can make: generation stops
-    after ``50 * count`` draws."""
+    of ``passages`` (part ``document``, label 0; a passage's stretches are one family), then
+    ``questions`` (a training file's questions, label 0, part ``everyday``). A part asks for at most
+    as many records as its templates can make: generation stops after ``50 * count`` draws."""
     if documents and not passages:
         raise ValueError("generate: documents needs passages to cut them from")
     seen: set[str] = set()
