@@ -281,19 +281,26 @@ def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def read_questions(path: str | Path) -> list[str]:
-    """The ``question`` of each record of a JSON Lines training file (HaluEval's ``qa_train.jsonl``)."""
+def _read_texts(path: str | Path, fields: Sequence[str]) -> list[str]:
+    """The first of ``fields`` each record of a JSON Lines file has, blank ones skipped; a record
+    with none of them as a string is an error naming the file and line."""
     from lab.errors import DataError
     from lab.io import iter_jsonl
 
     out = []
     for row in iter_jsonl(path):
-        q = row.record.get("question")
-        if not isinstance(q, str):
-            raise DataError(f"{row.where}: no string 'question' field (fields present: {sorted(row.record)})")
-        if q.strip():
-            out.append(q.strip())
+        text = next((row.record[f] for f in fields if f in row.record), None)
+        if not isinstance(text, str):
+            names = " or ".join(f"'{f}'" for f in fields)
+            raise DataError(f"{row.where}: no string {names} field (fields present: {sorted(row.record)})")
+        if text.strip():
+            out.append(text)
     return out
+
+
+def read_questions(path: str | Path) -> list[str]:
+    """The ``question`` of each record of a JSON Lines training file (HaluEval's ``qa_train.jsonl``)."""
+    return [q.strip() for q in _read_texts(path, ("question",))]
 
 
 #: Words of a document stretch (:func:`generate` ``documents``): short of the benign prompts' 95th
@@ -370,18 +377,8 @@ def generate(*, seed: int = 0, everyday: int = 0, trigger: int = 0, roleplay: in
 
 def read_passages(path: str | Path) -> list[str]:
     """The passages of a JSON Lines training file: each record's ``knowledge`` (HaluEval's
-    ``qa_train.jsonl``) or ``text`` field; blank ones skipped."""
-    from lab.errors import DataError
-    from lab.io import iter_jsonl
-
-    out = []
-    for row in iter_jsonl(path):
-        text = row.record.get("knowledge", row.record.get("text"))
-        if not isinstance(text, str):
-            raise DataError(f"{row.where}: no string 'knowledge' or 'text' field (fields present: {sorted(row.record)})")
-        if text.split():
-            out.append(" ".join(text.split()))
-    return out
+    ``qa_train.jsonl``) or ``text`` field, spacing collapsed; blank ones skipped."""
+    return [" ".join(t.split()) for t in _read_texts(path, ("knowledge", "text"))]
 
 
 def from_spec(spec: Mapping[str, Any], resolve: Callable[[str], Path] = Path) -> list[Record]:
