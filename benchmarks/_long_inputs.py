@@ -23,42 +23,48 @@ in-the-wild jailbreak for ``jailbreak``, a held-out toxic tweet for ``toxicity``
 Copy i is planted at a random word of the ((i mod 5) + 1)-th fifth of the text, so each position
 quintile holds a fifth of the copies.
 
-Each check decides on each text one at a time, as the request path calls it, in two modes of the
-same run: ``windowed`` (the check's default windows, :mod:`lab.guardrails.injection`) and ``whole``
-(``window_words: None``, the whole text at once: the behaviour before windows were the default).
-The classifiers are measured alone (``rules: false`` for injection and jailbreak); the rule floor
-reads the whole text in both modes, and what it fires on is counted under ``rule_floor``.
+Each check decides on each text one at a time, as the request path calls it, in the modes of the
+same run: ``windowed`` (the check's defaults, :mod:`lab.guardrails.injection`: where the classifier's
+folder holds a window model, :mod:`lab.guardrails.window_model`, a long text's windows are scored
+by it at its length-aware cut), ``classifier`` (only for a check with a window model:
+``window_model: false``, the windows scored by the classifier at its threshold, the behaviour
+before window models) and ``whole`` (``window_words: None``, the whole text at once: the behaviour
+before windows were the default). The classifiers are measured alone (``rules: false`` for
+injection and jailbreak); the rule floor reads the whole text in every mode, and what it fires on
+is counted under ``rule_floor``.
 
 A cut calibrated on other long documents. The stored thresholds were chosen on short prompts; a
 policy can raise a rule's ``threshold`` for long texts. What one such cut does is measured out of
 sample: ``--calibration`` (default: Chroma's Wikipedia, financial-report and State of the Union
-corpora, benign prose of other domains than the PubMed texts) is shuffled (seeded) and cut into
+corpora, benign prose of other domains than the PubMed texts; the window models train on them, so
+it is out of sample for the classifier's windows only) is shuffled (seeded) and cut into
 consecutive, non-overlapping stretches of one window (the check's ``window_words``), at most
 ``--calibration-windows`` of them; the calibrated cut is the highest score the check gives any of
-them (a window of benign prose of another domain never fires at it). The windowed scores of the run
-are then compared with that cut too (``*_calibrated`` keys of the ``windowed`` rows); nothing is
-scored again.
+them (a window of benign prose of another domain never fires at it). The classifier's window scores
+of the run are then compared with that cut too (``*_calibrated`` keys of the ``classifier`` rows, or
+of the ``windowed`` rows of a check without a window model); nothing is scored again.
 
 JSON keys: ``rows`` (one per check, length and mode: ``check``, ``words``, ``mode``, ``n_benign``,
 ``fired_benign``, ``fpr``, ``fpr_ci`` (Wilson 95%), ``n_planted``, ``caught``, ``recall``,
 ``recall_ci``, ``recall_q1`` .. ``recall_q5`` (by the quintile of the text the plant went into),
 ``windows_p50``, ``windows_max`` (windows scored per text), ``benign_windows_fired_share`` (benign
 windows at or above the threshold), ``p50_ms``, ``p95_ms``, ``mean_ms`` (over the benign texts), and for ``windowed``
-``p50_vs_whole`` and ``p95_vs_whole`` (its latency over the whole-text latency of the same run);
+and ``classifier`` ``p50_vs_whole`` and ``p95_vs_whole`` (latency over the whole-text latency of the same run);
 ``benign_score_p50``, ``benign_score_max``, ``planted_score_p50``; ``auc`` (benign against planted
 scores, threshold-free); ``recall_above_benign_max`` (planted copies scoring above every benign text
 of that length: an in-sample bound on what a cut calibrated on such documents could catch, not an
 operating point); ``fpr_at_max_fpr_0.01`` and ``recall_at_max_fpr_0.01`` (at the stored 1%-FPR
-operating point, the check's ``max_fpr: 0.01``); ``top_window_on_plant`` (of the caught planted
+operating point, the check's ``max_fpr: 0.01``; rows whose windows the classifier scored); ``top_window_on_plant`` (of the caught planted
 copies, the share whose highest window overlaps the planted text)); ``checks`` (per check:
-threshold, window settings and where they came from, the held-out positives used); ``rule_floor``
+threshold, window settings and where they came from, the held-out positives used, ``window_model``:
+its training windows, target, reach and out-of-fold recall by length, or null); ``rule_floor``
 (per check and length, the benign and planted texts the rule floor matches, for reference);
 ``by_check`` (the rows again as check -> words -> mode, for dotted keys);
 ``cut_calibrated``, ``fpr_calibrated``, ``fpr_calibrated_ci``, ``recall_calibrated``,
-``recall_calibrated_ci``, ``recall_q1_calibrated`` .. ``recall_q5_calibrated`` (``windowed`` rows:
-the same scores at the calibrated cut); ``threshold`` (the stored cut each row's ``fpr`` and
-``recall`` use); ``calibration`` (per check: the corpora, the windows scored, their score quantiles
-and the cut); ``corpus``; ``settings``; ``seconds``; ``cores_shared``; ``cpu_count``; ``platform``; ``command``.
+``recall_calibrated_ci``, ``recall_q1_calibrated`` .. ``recall_q5_calibrated`` (the classifier's
+window scores at the calibrated cut); ``threshold`` (the cut each row's ``fpr`` and ``recall`` use:
+the stored threshold, or the median over the benign texts of the window model's length-aware cut);
+``calibration`` (per check: the corpora, the windows scored, their score quantiles and the cut); ``corpus``; ``settings``; ``seconds``; ``cores_shared``; ``cpu_count``; ``platform``; ``command``.
 Latency: the benign texts, one per call after a warm-up, the sentence-embedding memo emptied before
 each call (:func:`forget_embeddings`), so every window is embedded as a new request's would be. The
 planted copies are decided untimed with the memo kept: the windows before the plant are the benign
@@ -247,8 +253,11 @@ def at_cut(benign: Sequence[float], planted: Sequence[float], quintiles: Sequenc
 def measure(name: str, checks: dict[str, Any], benign: Sequence[str], planted: Sequence[str],
             quintiles: Sequence[int], plants: Sequence[tuple[int, int]], point: float | None,
             calibrated: float | None = None) -> dict[str, dict[str, Any]]:
-    """Both modes of one check on one length's texts: a row each (see the module's JSON keys);
-    ``calibrated``: the cut of :func:`calibrate`, applied to the windowed scores too."""
+    """Every mode of one check on one length's texts: a row each (see the module's JSON keys);
+    ``calibrated``: the cut of :func:`calibrate`, and ``point``, the classifier's stored 1%
+    operating point, applied to the scores of windows scored by the classifier (mode ``classifier``
+    where the check has a window model, else ``windowed``)."""
+    legacy = "classifier" if "classifier" in checks else "windowed"
     rows: dict[str, dict[str, Any]] = {}
     for mode, check in checks.items():
         dec_b, ms = _timed(check, benign)
@@ -259,13 +268,14 @@ def measure(name: str, checks: dict[str, Any], benign: Sequence[str], planted: S
         fpr, fpr_ci = _rate(fired_b, len(dec_b))
         rec, rec_ci = _rate(sum(caught), len(dec_p))
         sb, sp = [d.score for d in dec_b], [d.score for d in dec_p]
-        row: dict[str, Any] = {"check": name, "words": None, "mode": mode, "threshold": round(check.threshold, 4),
+        cuts = [d.threshold for d in dec_b]
+        row: dict[str, Any] = {"check": name, "words": None, "mode": mode, "threshold": round(statistics.median(cuts), 4),
                                "n_benign": len(dec_b), "fired_benign": fired_b, "fpr": fpr, "fpr_ci": fpr_ci,
                                "n_planted": len(dec_p), "caught": sum(caught), "recall": rec, "recall_ci": rec_ci}
         for q in range(1, QUINTILES + 1):
             at = [c for c, qq in zip(caught, quintiles, strict=True) if qq == q]
             row[f"recall_q{q}"] = sum(at) / len(at) if at else None
-        if mode == "windowed" and calibrated is not None:
+        if mode == legacy and calibrated is not None:
             row["cut_calibrated"] = round(calibrated, 4)
             row.update(at_cut(sb, sp, quintiles, calibrated, "_calibrated"))
         windows = [len(check.windows(t)) for t in [*benign, *planted]]
@@ -277,17 +287,17 @@ def measure(name: str, checks: dict[str, Any], benign: Sequence[str], planted: S
                    mean_ms=round(statistics.fmean(ms), 3), benign_score_p50=round(statistics.median(sb), 4),
                    benign_score_max=round(max(sb), 4), planted_score_p50=round(statistics.median(sp), 4),
                    auc=_auc(sb, sp), recall_above_benign_max=sum(s > max(sb) for s in sp) / len(sp))
-        if point is not None:
+        if point is not None and mode == legacy:
             row[f"fpr_at_max_fpr_{POINT:g}"] = sum(s >= point for s in sb) / len(sb)
             row[f"recall_at_max_fpr_{POINT:g}"] = sum(s >= point for s in sp) / len(sp)
         on = [any(s.start < b and a < s.end for s in d.spans if s.score == d.score)
               for d, (a, b) in zip(dec_p, plants, strict=True) if d.fired and d.spans]
         row["top_window_on_plant"] = sum(on) / len(on) if on else None
         rows[mode] = row
-    w, h = rows["windowed"], rows["whole"]
-    for k in ("p50", "p95"):
-        w[f"{k}_vs_whole"] = round(w[f"{k}_ms"] / max(h[f"{k}_ms"], 1e-9), 2)
-        h[f"{k}_vs_whole"] = None
+    h = rows["whole"]
+    for mode, w in rows.items():
+        for k in ("p50", "p95"):
+            w[f"{k}_vs_whole"] = round(w[f"{k}_ms"] / max(h[f"{k}_ms"], 1e-9), 2) if mode != "whole" else None
     return rows
 
 
@@ -328,11 +338,18 @@ def per_length(n: int | Sequence[int], lengths: Sequence[int]) -> list[int]:
 
 
 def make_checks(name: str, folder: Path) -> dict[str, Any]:
-    """The check ``name`` from ``folder`` in both modes: its default windows, and the whole text."""
+    """The check ``name`` from ``folder`` in each mode: its defaults (``windowed``: the window model
+    at its length-aware cut where the folder has one), the windows scored by the classifier at its
+    threshold (``classifier``: the behaviour before window models; only where there is one), and
+    the whole text at once (``whole``)."""
     from lab.guardrails import make_check
 
     opts: dict[str, Any] = {"model_dir": str(folder), **({"rules": False} if name != "toxicity" else {})}
-    return {"windowed": make_check(name, **opts), "whole": make_check(name, **opts, window_words=None)}
+    out = {"windowed": make_check(name, **opts)}
+    if out["windowed"].window_model is not None:
+        out["classifier"] = make_check(name, **opts, window_model=False)
+    out["whole"] = make_check(name, **opts, window_words=None)
+    return out
 
 
 def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence[int], seed: int,
@@ -362,7 +379,7 @@ def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence
     calib: dict[str, dict[str, Any]] = {}
     for c in found:
         if calib_paragraphs:
-            w = checks[c]["windowed"]
+            w = checks[c].get("classifier", checks[c]["windowed"])
             wins = calibration_windows(calib_paragraphs, w.window_words or 64, calibration_windows_max,
                                        random.Random(f"{seed}-calibration"))
             calib[c] = calibrate(w, wins) | {"corpora": [str(f) for f in calibration]}
@@ -382,7 +399,7 @@ def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence
                 planted.append(copy)
                 plants.append(span)
             t0 = time.perf_counter()
-            point = _point(checks[c]["windowed"])
+            point = _point(checks[c]["windowed"])   # the classifier's stored 1% point
             got = measure(c, checks[c], benign, planted, quintiles, plants, point,
                           calib[c]["cut"] if c in calib else None)
             for r in got.values():
@@ -392,11 +409,11 @@ def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence
                 rule_floor.setdefault(c, {})[str(words)] = {
                     "benign_fired": sum(bool(floors[c](t)) for t in benign),
                     "planted_fired": sum(bool(floors[c](t)) for t in planted), "n": count}
-            w = got["windowed"]
-            progress(f"{c} {words} words: windowed fpr {w['fpr']:.2f} recall {w['recall']:.2f} "
-                     f"(whole: fpr {got['whole']['fpr']:.2f} recall {got['whole']['recall']:.2f}"
+            w = got.get("classifier", got["windowed"])
+            progress(f"{c} {words} words: " + "; ".join(f"{m} fpr {r['fpr']:.2f} recall {r['recall']:.2f}"
+                                                      for m, r in got.items())
                      + (f"; calibrated cut: fpr {w['fpr_calibrated']:.2f} recall {w['recall_calibrated']:.2f}"
-                        if c in calib else "") + f"), {time.perf_counter() - t0:.0f} s")
+                        if c in calib else "") + f", {time.perf_counter() - t0:.0f} s")
     info = {}
     for c in found:
         w = checks[c]["windowed"]
@@ -405,7 +422,8 @@ def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence
                    f"threshold_max_fpr_{POINT:g}": _point(w), "heldout_positives": len(positives[c]),
                    "heldout_positive_words_p50": statistics.median(len(t.split()) for t in positives[c]),
                    "planted_from": str(models / c / "heldout.jsonl"), "rules": False,
-                   "train_data_sha256": w.model.meta.get("train_data_sha256")}
+                   "train_data_sha256": w.model.meta.get("train_data_sha256"),
+                   "window_model": _window_model_info(w)}
     by_check: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_check.setdefault(r["check"], {}).setdefault(str(r["words"]), {})[r["mode"]] = r
@@ -418,6 +436,18 @@ def run(*, corpus: Path, models: Path, lengths: Sequence[int], n: int | Sequence
                          "training_files": [str(p) for p in training_files], "models": str(models),
                          "missing_checks": [c for c in CHECKS if c not in found]},
             "seconds": round(time.perf_counter() - t_all, 1)}
+
+
+def _window_model_info(check: Any) -> dict[str, Any] | None:
+    """The check's window model as its meta records it (None: the check has none): what it trained
+    on, its length-aware cut table's target and reach, and its out-of-fold recall by length."""
+    wm = check.window_model
+    if wm is None:
+        return None
+    table = wm.meta["length_cut"]
+    return {"window_words": wm.meta["window_words"], "windows_by_kind": wm.meta.get("windows_by_kind"),
+            "prose": wm.meta.get("prose"), "max_text_fpr": table["max_text_fpr"], "n_prose": table["n_prose"],
+            "estimable_windows": table["estimable_windows"], "oof_recall_by_words": wm.meta.get("oof_recall_by_words")}
 
 
 def _point(check: Any) -> float | None:

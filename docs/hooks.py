@@ -80,10 +80,10 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 
 def _select(rows: list[dict[str, Any]], columns: Sequence[str] | None, where: Mapping[str, Any] | None,
             sort: str | None, head: int | None, source: str) -> tuple[list[dict[str, Any]], list[str]]:
-    have = list(rows[0]) if rows else []
+    have = list(dict.fromkeys(k for r in rows for k in r))   # every row's keys (rows of several kinds)
     cols = list(columns) if columns else have
     wanted = set(cols) | set(where or {}) | ({sort.lstrip("-")} if sort else set())
-    missing = [c for c in wanted if rows and c not in rows[0]]
+    missing = [c for c in wanted if rows and c not in have]
     if missing:
         raise KeyError(f"{source} has no column(s) {', '.join(sorted(missing))}; it has {', '.join(have)}")
     for key, value in (where or {}).items():

@@ -249,7 +249,11 @@ def test_the_config_states_the_generated_part_and_the_rule_and_rejects_what_cann
     for check in ("injection", "jailbreak"):
         kw = specs[check].train_kwargs()
         assert kw["generated"]["everyday"] > 0 and kw["caps"] and kw["generated"]["questions"] == ["data/halueval/qa_train.jsonl"]
-    assert specs["toxicity"].train_kwargs() == {"generated": None, "caps": None, "group_folds": True}
+    tox = specs["toxicity"].train_kwargs(lambda f: f"/abs/{f}")
+    assert {k: v for k, v in tox.items() if k != "windows"} == {"generated": None, "caps": None, "group_folds": True}
+    assert tox["windows"]["prose"] and all(f.startswith("/abs/data/") for f in tox["windows"]["prose"])
+    assert all(specs[c].windows == specs["toxicity"].windows for c in specs)   # one window-model setting for all
+    assert "classifiers[1].windows.prose[4]" in cfg.paths()
     assert "classifiers[0].generated.questions[0]" in cfg.paths()
     assert specs["injection"].train_kwargs(lambda f: f"/abs/{f}")["generated"]["passages"] == ["/abs/data/halueval/qa_train.jsonl"]
     assert "document" in specs["injection"].train_kwargs()["caps"]

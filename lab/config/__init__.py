@@ -38,7 +38,7 @@ from lab.config.generation import (
     GenerationSpec,
     backend_spec,
 )
-from lab.config.guardrails import GuardrailPolicySpec
+from lab.config.guardrails import GuardrailClassifierSpec, GuardrailPolicySpec, LabelledPart, WindowModelSpec
 from lab.config.loader import YAML12Loader, load_yaml, parse_value, read_yaml
 from lab.config.own_docs import IngestConfig, TestsetConfig, TestsetFilters
 from lab.config.redteam import RedteamConfig
@@ -52,12 +52,10 @@ from lab.config.sections import (
     ExportConfig,
     ExtractionChecks,
     FinetuneComparisonConfig,
-    GuardrailClassifierSpec,
     GuardrailExtraEval,
     GuardrailsEvalConfig,
     HaluEvalSets,
     JudgeEvalConfig,
-    LabelledPart,
     PiiNerSpec,
     PromptedJudgeSpec,
     QAFormat,
@@ -71,7 +69,7 @@ __all__ = [
     "ANSWER_TIMEOUT_S", "DATASET_KINDS", "DEFAULT_MAX_NEW_TOKENS", "SECTIONS", "Arm", "BackendSpec", "BenchmarkSource", "ChunkerSpec",
     "ChunkingStudyConfig", "ClaimSupportSpec", "CorpusSource", "DataQualityConfig", "ExportConfig", "ExtractionChecks", "FinetuneComparisonConfig",
     "FinetuneConfig", "GenerationSpec", "GuardrailClassifierSpec", "GuardrailExtraEval", "GuardrailPolicySpec",
-    "GuardrailsEvalConfig", "HaluEvalSets", "IngestConfig", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "PromptedJudgeSpec",
+    "GuardrailsEvalConfig", "HaluEvalSets", "IngestConfig", "JudgeEvalConfig", "LabelledPart", "PiiNerSpec", "WindowModelSpec", "PromptedJudgeSpec",
     "QAFormat", "QASetSource", "RagasJudgeSpec", "RedteamConfig", "RetrievalDatasetSpec", "RetrievalSweepConfig", "StageConfig", "StrictModel", "TestsetConfig", "TestsetFilters",
     "TrainedJudgeSpec", "TrainingSpec", "YAML12Loader", "backend_spec", "format_validation",
     "load_section", "load_yaml", "parse_value", "read_params", "read_yaml", "set_dotted",

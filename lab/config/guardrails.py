@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -110,6 +111,9 @@ class WindowOptions(CheckOptions):
 
     window_words: int | None = Field(None, ge=8)   # words per window; a text this long or shorter is one window
     stride_words: int | None = Field(None, ge=1)   # words between window starts (default: half a window)
+    # a long text scored by the window model beside the classifier (<model_dir>/windows) at its
+    # length-aware cut, when there is one; false: by the classifier at its threshold
+    window_model: bool = True
 
     @model_validator(mode="after")
     def _window(self) -> WindowOptions:
@@ -384,3 +388,61 @@ class IntentThreshold(StrictModel):
         if bad:
             raise ValueError(f"each cap must be in [0, 1): {bad}")
         return caps
+
+
+class WindowModelSpec(StrictModel):
+    """The window model of a classifier check (:mod:`lab.guardrails.window_model`): trained on
+    windows of benign ``prose`` (training documents: ``.jsonl`` passages, ``.txt``/``.md`` files or
+    folders of them), alone and with the check's training texts planted inside; long texts are then
+    scored window by window with it, at the length-aware cut that holds the share of benign texts
+    that fire near ``max_text_fpr`` (chosen on out-of-fold training windows)."""
+
+    prose: list[str] = Field(min_length=1)
+    prose_windows: int = Field(8000, ge=100)   # pure prose windows (benign)
+    inserts: int = Field(2000, ge=10)          # windows with a planted benign text, and as many with a positive
+    max_text_fpr: float = Field(0.02, gt=0.0, lt=1.0)
+
+
+class LabelledPart(StrictModel):
+    """Records of another labelled file added to a classifier's data (only those of ``only_label``)."""
+
+    data: str
+    only_label: int | None = Field(None, ge=0, le=1)
+
+
+class GuardrailClassifierSpec(StrictModel):
+    """A trained guardrail classifier: its check and its labelled training file (a held-out
+    fraction of it, by the hash of each text, is never trained on and is evaluated)."""
+
+    check: Literal["injection", "jailbreak", "toxicity"]
+    data: str
+    heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    extra: list[LabelledPart] = []   # more records merged in before the split (e.g. another file's benign ones)
+    # feature blocks before the logistic regression: word and character TF-IDF, a sentence embedding
+    features: list[Literal["word", "char", "embedding"]] = Field(["word", "char"], min_length=1)
+    embedding_model: str = "all-minilm-l6-v2"
+    generated: GeneratedPart | None = None       # template prompts added to the training part only
+    threshold_rule: IntentThreshold | None = None   # None: the best out-of-fold F1 cut
+    windows: WindowModelSpec | None = None        # the window model for long texts (None: none)
+
+    @model_validator(mode="after")
+    def _rule(self) -> GuardrailClassifierSpec:
+        if self.threshold_rule is not None and self.generated is None:
+            parts = set(self.threshold_rule.max_fpr) - {"all", "file"}
+            if parts:
+                raise ValueError(f"threshold_rule caps generated part(s) {sorted(parts)} but `generated` is not set")
+        return self
+
+    def train_kwargs(self, resolve: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """The generated-data, window-model and threshold-rule arguments of
+        :func:`lab.guardrails.training.train_check`; ``resolve`` maps each ``questions``, ``passages``
+        and ``prose`` file to the path to read (None: as written)."""
+        rule = self.threshold_rule
+        generated = self.generated.kwargs() if self.generated else None
+        for key in ("questions", "passages") if generated and resolve is not None else ():
+            generated[key] = [str(resolve(f)) for f in generated[key]]
+        windows = self.windows.model_dump() if self.windows else None
+        if windows and resolve is not None:
+            windows["prose"] = [str(resolve(f)) for f in windows["prose"]]
+        return {"generated": generated, "windows": windows,
+                "caps": dict(rule.max_fpr) if rule else None, "group_folds": rule.group_folds if rule else True}

@@ -4,14 +4,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_serializer, model_validator
 
 from lab.config.base import SECTIONS, StageConfig, StrictModel
 from lab.config.generation import BackendSpec, GenerationSpec
-from lab.config.guardrails import GeneratedPart, GuardrailPolicySpec, IntentThreshold
+from lab.config.guardrails import GuardrailClassifierSpec, GuardrailPolicySpec
 from lab.config.tasks import (
     SQUAD_KEYS,
     AnswersSource,
@@ -256,46 +255,6 @@ class FinetuneComparisonConfig(StageConfig):
         return out
 
 
-class LabelledPart(StrictModel):
-    """Records of another labelled file added to a classifier's data (only those of ``only_label``)."""
-
-    data: str
-    only_label: int | None = Field(None, ge=0, le=1)
-
-
-class GuardrailClassifierSpec(StrictModel):
-    """A trained guardrail classifier: its check and its labelled training file (a held-out
-    fraction of it, by the hash of each text, is never trained on and is evaluated)."""
-
-    check: Literal["injection", "jailbreak", "toxicity"]
-    data: str
-    heldout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
-    extra: list[LabelledPart] = []   # more records merged in before the split (e.g. another file's benign ones)
-    # feature blocks before the logistic regression: word and character TF-IDF, a sentence embedding
-    features: list[Literal["word", "char", "embedding"]] = Field(["word", "char"], min_length=1)
-    embedding_model: str = "all-minilm-l6-v2"
-    generated: GeneratedPart | None = None       # template prompts added to the training part only
-    threshold_rule: IntentThreshold | None = None   # None: the best out-of-fold F1 cut
-
-    @model_validator(mode="after")
-    def _rule(self) -> GuardrailClassifierSpec:
-        if self.threshold_rule is not None and self.generated is None:
-            parts = set(self.threshold_rule.max_fpr) - {"all", "file"}
-            if parts:
-                raise ValueError(f"threshold_rule caps generated part(s) {sorted(parts)} but `generated` is not set")
-        return self
-
-    def train_kwargs(self, resolve: Callable[[str], Any] | None = None) -> dict[str, Any]:
-        """The generated-data and threshold-rule arguments of :func:`lab.guardrails.training.train_check`;
-        ``resolve`` maps each ``questions`` and ``passages`` file to the path to read (None: as written)."""
-        rule = self.threshold_rule
-        generated = self.generated.kwargs() if self.generated else None
-        for key in ("questions", "passages") if generated and resolve is not None else ():
-            generated[key] = [str(resolve(f)) for f in generated[key]]
-        return {"generated": generated,
-                "caps": dict(rule.max_fpr) if rule else None, "group_folds": rule.group_folds if rule else True}
-
-
 class GuardrailExtraEval(StrictModel):
     """One more labelled file a check is measured on (benign prompts with trigger words, another
     domain's toxic comments...)."""
@@ -334,6 +293,8 @@ class GuardrailsEvalConfig(StageConfig):
                     for j, e in enumerate(c.extra)})
         out.update({f"classifiers[{i}].generated.{key}[{j}]": f for i, c in enumerate(self.classifiers) if c.generated
                     for key in ("questions", "passages") for j, f in enumerate(getattr(c.generated, key))})
+        out.update({f"classifiers[{i}].windows.prose[{j}]": f for i, c in enumerate(self.classifiers) if c.windows
+                    for j, f in enumerate(c.windows.prose)})
         out.update({f"evals[{i}].data": e.data for i, e in enumerate(self.evals)})
         out.update({f"pii_sets[{i}]": p for i, p in enumerate(self.pii_sets)})
         if self.pii_ner is not None:

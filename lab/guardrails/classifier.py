@@ -131,6 +131,11 @@ class WindowScores:
 
     windows: list[tuple[int, int]]
     scores: list[float]
+    #: The cut these scores are compared with when it is not the check's own: the window model's
+    #: length-aware cut for this many windows (:func:`lab.guardrails.window_model.length_cut`).
+    threshold: float | None = None
+    #: Which model gave the scores: ``classifier`` (the check's own) or ``window model``.
+    model: str = "classifier"
 
     @property
     def score(self) -> float:

@@ -355,14 +355,18 @@ def evaluate_labelled(data: Labelled, check_name: str, *, options: Mapping[str, 
                        "nlp_model": getattr(check, "nlp_model", None)})
     else:
         decisions = check_all(check, data.texts)
-        cut = threshold if threshold is not None else (decisions[0].threshold if decisions else None)
+        # the check's own cut (a long text scored by a window model has its own: the decisions say so)
+        cut = threshold if threshold is not None else getattr(check, "threshold",
+                                                              decisions[0].threshold if decisions else None)
         fired = [d.score >= cut for d in decisions] if threshold is not None else [d.fired for d in decisions]
         result.update({**binary_metrics(data.labels, fired), "threshold": cut})
         if hasattr(check, "scores") and 0 < sum(data.labels) < len(data.labels):
-            # threshold-free figures of a trained classifier (its probability, rules left out)
+            # threshold-free figures of a trained classifier (its probability, rules left out; each
+            # text's margin over its own cut where a window model scores the long ones)
             from sklearn.metrics import average_precision_score, roc_auc_score
 
-            probs = check.scores(data.texts)
+            probs = check.margins(data.texts) if getattr(check, "window_model", None) is not None \
+                else check.scores(data.texts)
             result.update(average_precision=float(average_precision_score(data.labels, probs)),
                           roc_auc=float(roc_auc_score(data.labels, probs)))
     result["seconds"] = time.perf_counter() - t0

@@ -15,6 +15,13 @@ length defaults to the classifier's benign training length
 text at once (the behaviour before windows were the default). A text of at most one window is
 scored whole either way, exactly as before, with no span. The rules always read the whole text: a
 regular expression does not drift with length.
+
+The window model: where the classifier's folder holds one (``windows/``, trained by
+:mod:`lab.guardrails.window_model` on windows of benign prose with training texts planted inside),
+a text longer than one window is scored window by window with IT, at its window length, and
+compared with its length-aware cut for that many windows (a text of n windows gives a benign text n
+chances to fire; the cut holds the share of benign texts that fire near the model's
+``max_text_fpr``). The decision's ``threshold`` is then that cut and its reason names the window model.
 """
 
 from __future__ import annotations
@@ -96,11 +103,29 @@ class WindowedClassifier:
     window_words: int | None
     stride_words: int | None
     window_source: str
+    window_model: Any = None
+    #: A lower target for the window model's length-aware cut than the one it was trained with:
+    #: the check's ``max_fpr`` (None: the window model's own ``max_text_fpr``).
+    window_fpr: float | None = None
 
-    def _set_windows(self, window_words: WindowWords, stride_words: int | None) -> None:
+    def _set_windows(self, window_words: WindowWords, stride_words: int | None,
+                     model_dir: str | Path | None = None, window_model: bool = True) -> None:
         from lab.guardrails.classifier import DEFAULT_WINDOW_WORDS, default_window_words
 
         name = getattr(self, "name", type(self).__name__)
+        self.window_model = None
+        if window_model and self.model is not None and model_dir and window_words is not None:
+            from lab.guardrails.window_model import load_window_model
+
+            wm = load_window_model(model_dir)
+            if wm is not None and window_words in (AUTO, wm.meta["window_words"]) and stride_words in (
+                    None, wm.meta.get("stride_words")):
+                self.window_model = wm
+                window_words = int(wm.meta["window_words"])
+                self.window_source = (f"{window_words} words: the window model's (long texts scored by it at its "
+                                      f"length-aware cut; a text of one window by the classifier)")
+                self.window_words, self.stride_words = window_words, stride_words
+                return
         if window_words == AUTO and self.model is None:
             window_words = DEFAULT_WINDOW_WORDS
             self.window_source = f"default {window_words} words (no classifier: the windows only place a rule's match)"
@@ -139,6 +164,21 @@ class WindowedClassifier:
         applied); 0 without a classifier."""
         return [w.score if w is not None else 0.0 for w in self.window_scores(texts)]
 
+    def margins(self, texts: Sequence[str]) -> list[float]:
+        """Each text's score against the cut it is compared with, in log-odds (``logit(score) -
+        logit(cut)``; at or above 0 the classifier fires, rules not applied): comparable across
+        texts whose scores come from different models and cuts (a short text's classifier, a long
+        one's window model), so ranking figures (ROC, precision-recall) stay meaningful. Without a
+        window model, a monotone map of :meth:`scores` (the same curves)."""
+        import math
+
+        def logit(x: float) -> float:
+            x = min(max(x, 1e-9), 1 - 1e-9)
+            return math.log(x / (1 - x))
+
+        return [logit(w.score) - logit(self.cut(w)) if w is not None else -math.inf
+                for w in self.window_scores(texts)]
+
     def _scored(self, clean: list[str]) -> list[WindowScores | None]:
         from lab.guardrails.classifier import WindowScores, windowed_scores
 
@@ -146,7 +186,37 @@ class WindowedClassifier:
             return [None] * len(clean)
         if self.window_words is None:
             return [WindowScores([(0, len(t))], [p]) for t, p in zip(clean, self.model.scores(clean), strict=True)]
-        return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
+        if self.window_model is None:
+            return windowed_scores(self.model.scores, clean, self.window_words, self.stride_words)
+        return self._by_window_model(clean)
+
+    def _by_window_model(self, clean: list[str]) -> list[WindowScores | None]:
+        """A text of one window scored by the classifier, a longer one window by window by the
+        window model, compared with its length-aware cut for that many windows."""
+        from lab.guardrails.classifier import WindowScores, word_windows
+        from lab.guardrails.window_model import length_cut
+
+        spans = [word_windows(t, self.window_words, self.stride_words) for t in clean]
+        short = [i for i, ws in enumerate(spans) if len(ws) == 1]
+        long_ = [i for i, ws in enumerate(spans) if len(ws) > 1]
+        out: list[WindowScores | None] = [None] * len(clean)
+        for i, p in zip(short, self.model.scores([clean[i] for i in short]), strict=True):
+            out[i] = WindowScores(spans[i], [float(p)])
+        flat = [clean[i][a:b] for i in long_ for a, b in spans[i]]
+        scores = [float(x) for x in self.window_model.scores(flat)] if flat else []
+        k = 0
+        table = self.window_model.meta["length_cut"]
+        for i in long_:
+            n = len(spans[i])
+            out[i] = WindowScores(spans[i], scores[k:k + n], threshold=length_cut(table, n, self.window_fpr),
+                                  model="window model")
+            k += n
+        return out
+
+    def cut(self, ws: WindowScores | None) -> float:
+        """The cut a text's score is compared with: the window model's length-aware cut for a text
+        it scored, else the check's threshold."""
+        return ws.threshold if ws is not None and ws.threshold is not None else self.threshold
 
     def _window_spans(self, ws: WindowScores | None) -> tuple[list[Span], str]:
         """The spans of the windows at or above the threshold and the words for the reason; nothing
@@ -154,7 +224,7 @@ class WindowedClassifier:
         if ws is None or not ws.split:
             return [], ""
         a, b = ws.windows[ws.best]
-        fired = ws.at_or_above(self.threshold)
+        fired = ws.at_or_above(self.cut(ws))
         return ([Span(x, y, "window", s) for x, y, s in fired],
                 f" (window at characters {a}-{b}; {len(fired)} of {len(ws.windows)} windows fired)")
 
@@ -184,6 +254,13 @@ class Injection(WindowedClassifier):
         Fire at the stored operating point of this name (``intent``: the cut of the intent rule,
         capped false positives on benign training parts; ``best_f1``); an error when the model has
         none of that name, so a policy that names one never runs a model trained without it.
+    window_model : bool
+        Score a text of more than one window with the window model saved beside the classifier
+        (``<model_dir>/windows``, :mod:`lab.guardrails.window_model`) at its length-aware cut,
+        when there is one and the windows are its own (the default); False: with the classifier
+        at its threshold. ``operating_point`` sets the cut of texts of one window; ``max_fpr``
+        that cut and, where it is below the window model's own target, the target of its
+        length-aware cut too.
     """
 
     name = "injection"
@@ -193,13 +270,15 @@ class Injection(WindowedClassifier):
 
     def __init__(self, model_dir: str | None = None, rules: bool = True, classifier: bool = True,
                  max_fpr: float | None = None, window_words: WindowWords = AUTO,
-                 stride_words: int | None = None, operating_point: str | None = None) -> None:
+                 stride_words: int | None = None, operating_point: str | None = None,
+                 window_model: bool = True) -> None:
         self.rules = rules
         self.model = None
         if classifier:
             self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr, operating_point) if self.model is not None else 0.5
-        self._set_windows(window_words, stride_words)
+        self.window_fpr = max_fpr
+        self._set_windows(window_words, stride_words, model_dir, window_model)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
@@ -220,11 +299,12 @@ class Injection(WindowedClassifier):
 
     def _decide(self, text: str, ws: WindowScores | None) -> Decision:
         p = ws.score if ws is not None else 0.0
+        cut = self.cut(ws)
         hits = type(self).rule_hits(text) if self.rules else []
         signals = []
-        by_model = self.model is not None and p >= self.threshold
+        by_model = self.model is not None and p >= cut
         if by_model:
-            signals.append(f"classifier {p:.2f} >= {self.threshold:.2f}")
+            signals.append(f"{ws.model if ws is not None else 'classifier'} {p:.2f} >= {cut:.2f}")
         signals += [f"rule {h}" for h in hits]
         score = max(p, 1.0 if hits else 0.0)
         spans: list[Span] = []
@@ -236,7 +316,7 @@ class Injection(WindowedClassifier):
             if at is not None:
                 spans.append(Span(at[0], at[1], "window", score))
                 signals[0] += f" (window at characters {at[0]}-{at[1]})"
-        return Decision(self.name, bool(signals), score, self.threshold, "; ".join(signals), spans=spans)
+        return Decision(self.name, bool(signals), score, cut, "; ".join(signals), spans=spans)
 
 
 #: Jailbreak rules (the floor): the named personas and framings of in-the-wild jailbreak prompts.
@@ -319,6 +399,8 @@ class Toxicity(WindowedClassifier):
         As for :class:`Injection`: the stored operating point with this false-positive cap.
     window_words, stride_words : int, "auto" or None
         As for :class:`Injection`: windows over a long text, the maximum kept.
+    window_model : bool
+        As for :class:`Injection`: a long text scored by the window model, when there is one.
     """
 
     name = "toxicity"
@@ -326,10 +408,12 @@ class Toxicity(WindowedClassifier):
     model_name = "toxicity"
 
     def __init__(self, model_dir: str | None = None, max_fpr: float | None = None,
-                 window_words: WindowWords = AUTO, stride_words: int | None = None) -> None:
+                 window_words: WindowWords = AUTO, stride_words: int | None = None,
+                 window_model: bool = True) -> None:
         self.model = load_classifier(self.model_name, model_dir)
         self.threshold = stored_threshold(self.model, max_fpr)
-        self._set_windows(window_words, stride_words)
+        self.window_fpr = max_fpr
+        self._set_windows(window_words, stride_words, model_dir, window_model)
 
     def check(self, text: str, *, context: Sequence[str] | None = None,
               schema: Mapping[str, Any] | None = None) -> Decision:
@@ -341,10 +425,10 @@ class Toxicity(WindowedClassifier):
 
     def _decide(self, ws: WindowScores | None) -> Decision:
         assert ws is not None   # toxicity always has a classifier
-        p = ws.score
-        fired = p >= self.threshold   # compared once: the verdict and its reason cannot disagree
+        p, cut = ws.score, self.cut(ws)
+        fired = p >= cut   # compared once: the verdict and its reason cannot disagree
         reason, spans = "", []
         if fired:
             spans, where = self._window_spans(ws)
-            reason = f"classifier {p:.2f} >= {self.threshold:.2f}" + where
-        return Decision(self.name, fired, p, self.threshold, reason, spans=spans)
+            reason = f"{ws.model} {p:.2f} >= {cut:.2f}" + where
+        return Decision(self.name, fired, p, cut, reason, spans=spans)

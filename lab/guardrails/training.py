@@ -29,7 +29,7 @@ def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldou
                 seed: int = 0, extra: list[tuple[str | Path, int | None]] = (),
                 features: Sequence[str] = ("word", "char"), embedding_model: str = "all-minilm-l6-v2",
                 generated: Mapping[str, Any] | None = None, caps: Mapping[str, float] | None = None,
-                group_folds: bool = True) -> dict[str, Any]:
+                group_folds: bool = True, windows: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train the classifier of check ``name``; returns its metadata (with the split sizes).
 
     ``extra`` adds records of more files before the split: ``(file, only_label)`` keeps that file's
@@ -39,7 +39,10 @@ def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldou
     keyword arguments of :func:`lab.guardrails.intent_data.generate` (``questions`` given as training
     files to read, :func:`lab.guardrails.intent_data.read_questions`; ``weight``: each generated
     record's sample weight, a file record's being 1); ``caps``: part -> cap of the
-    intent threshold rule; ``group_folds``: cross-validate with each template family in one fold."""
+    intent threshold rule; ``group_folds``: cross-validate with each template family in one fold.
+    ``windows``: the keyword arguments of :func:`lab.guardrails.window_model.train_window_model`
+    (``prose``: its benign prose files) to train the check's window model for long texts into
+    ``out_dir/windows`` from the same training texts, at the check's default window length."""
     from lab.guardrails.classifier import heldout_split, train_text_classifier
     from lab.guardrails.evaluate import read_labelled
     from lab.io import write_text
@@ -83,6 +86,16 @@ def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldou
                                 weights=weights if generated and weight != 1.0 else None)
     clf.meta.update(heldout_fraction=heldout_fraction, n_heldout=len(held_idx))
     out = clf.save(out_dir)
+    if windows:
+        from lab.guardrails.classifier import default_window_words
+        from lab.guardrails.window_model import WINDOWS_DIR, train_window_model
+
+        opts = {k: v for k, v in windows.items() if k != "prose"}
+        wmeta = train_window_model(texts, labels, groups, list(windows["prose"]), out / WINDOWS_DIR, name=name,
+                                   window_words=default_window_words(clf.meta)[0], seed=seed, features=features,
+                                   embedding_model=embedding_model, **opts)
+        clf.meta["window_model"] = {k: wmeta[k] for k in ("window_words", "windows_by_kind", "oof_recall_by_words")}
+        clf.save(out_dir)
     write_text(out / "heldout.jsonl", "".join(json.dumps({"text": data.texts[i], "label": data.labels[i]},
                                                          ensure_ascii=False) + "\n" for i in held_idx))
     return clf.meta | {"threshold": clf.threshold, "out_dir": str(out)}

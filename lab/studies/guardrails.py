@@ -7,6 +7,11 @@ the held-out part, and the same on each extra file named for that check (benign 
 words, another domain's comments). PII is measured span by span on Presidio-format sets, per entity
 type. The ROC and precision-recall curves of each held-out evaluation are kept for plots, with the
 operating point of the stored threshold.
+
+A classifier with a window model (``windows`` in its spec, :mod:`lab.guardrails.window_model`) is
+measured as the gateway runs it: a held-out text longer than one window is scored by the window
+model at its length-aware cut, so recall and false-positive rate are the check's decisions, and the
+curves and AUC rank each text's margin over its own cut (:meth:`lab.guardrails.injection.WindowedClassifier.margins`).
 """
 
 from __future__ import annotations
@@ -189,11 +194,11 @@ def run(cfg: Any, paths: StagePaths, *, progress: bool = True) -> GuardrailsRepo
 
         check = make_check(spec.check, model_dir=str(folder))
         data = read_labelled(held)
-        probs = check.scores(data.texts)
-        curves[spec.check] = _curves(data.labels, probs)
+        margins = check.margins(data.texts)   # each text against its own cut (a long one: the window model's)
+        curves[spec.check] = _curves(data.labels, margins)
         if spec.check == "injection":  # which signals fire: the classifier's cut and each rule
             hits = [rule_hits(t) for t in data.texts]
-            signals = pd.DataFrame({"label": data.labels, "classifier": [p >= check.threshold for p in probs],
+            signals = pd.DataFrame({"label": data.labels, "classifier": [m >= 0 for m in margins],
                                     "rules": [", ".join(h) for h in hits]})
             signals["fired"] = signals["classifier"] | signals["rules"].ne("")
     for e in cfg.evals:
@@ -222,13 +227,16 @@ def _operating(cfg: Any, root: Path, models: dict[str, Path], training: dict[str
         meta = training[check]
         points = meta.get("operating_points", [])
         named = {p.get("name") for p in points}
-        cuts = ([] if "best_f1" in named else [("best F1", meta["threshold"], None)]) + [
-            (_cut_name(p), p["threshold"], p.get("oof_recall")) for p in points]
+        # each point as the policy option that selects it, so that a long text scored by a window
+        # model keeps the window model's own cut (the points are the classifier's, for short texts)
+        cuts = ([] if "best_f1" in named else [("best F1", meta["threshold"], None, {})]) + [
+            (_cut_name(p), p["threshold"], p.get("oof_recall"),
+             {"max_fpr": p["max_fpr"]} if "max_fpr" in p else {"operating_point": p["name"]}) for p in points]
         sets = [("heldout", folder / "heldout.jsonl")] + [(e.name, cfg.resolve(e.data, root))
                                                          for e in cfg.evals if e.check == check]
-        for rule, cut, oof_recall in cuts:
+        for rule, cut, oof_recall, option in cuts:
             for name, path in sets:
-                r = evaluate(path, check, options={"model_dir": str(folder)}, threshold=cut)
+                r = evaluate(path, check, options={"model_dir": str(folder), **option})
                 rows.append({"check": check, "cut": rule, "threshold": cut, "oof_recall": oof_recall, "set": name,
                              "recall": r["recall"], "fpr": r["fpr"], "precision": r["precision"]})
     return pd.DataFrame(rows)
