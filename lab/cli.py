@@ -221,12 +221,19 @@ def guardrails_train(
                         "option or separate by commas; default word,char).")] = None,
     embedding_model: Annotated[str, typer.Option("--embedding-model", help="The sentence embedder of the "
                                "embedding block (a model-store name).")] = "all-minilm-l6-v2",
+    prose: Annotated[list[Path] | None, typer.Option("--prose", help="Benign prose (.jsonl passages, .txt/.md "
+                     "files or folders; repeat): also train the window model for long texts into OUT/windows "
+                     "(the guardrails stage's `windows`).")] = None,
+    max_text_fpr: Annotated[float, typer.Option("--max-text-fpr", help="Target share of benign long texts "
+                            "the window model's length-aware cut lets fire.")] = 0.02,
 ) -> None:
     """Train a guardrail classifier; its threshold is chosen on the training part only."""
     from lab.guardrails.training import train_check
 
     blocks = [b.strip() for f in features or [] for b in f.split(",") if b.strip()]
     options: dict[str, Any] = {"features": blocks} if blocks else {}   # none given: train_check's default
+    if prose:
+        options["windows"] = {"prose": [str(p) for p in prose], "max_text_fpr": max_text_fpr}
     meta = train_check(check, data, out, heldout_fraction=heldout, seed=seed, embedding_model=embedding_model,
                        **options)
     typer.echo(json.dumps(meta, indent=2))

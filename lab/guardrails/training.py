@@ -49,6 +49,11 @@ def train_check(name: str, data_file: str | Path, out_dir: str | Path, *, heldou
 
     if name not in TRAINABLE:
         raise LabError(f"guardrails: {name!r} has no trained classifier; trainable: {', '.join(TRAINABLE)}")
+    if windows:   # before any training: a typo in a prose path fails fast, nothing half written
+        from lab.guardrails.window_model import read_prose
+
+        for f in windows.get("prose") or []:
+            read_prose(f)
     data = read_labelled(data_file)
     if data.kind != "binary":
         raise LabError(f"{data_file}: a classifier trains on text/label records, not span records")
