@@ -314,12 +314,16 @@ def test_a_policy_without_the_new_keys_decides_as_before():
     assert got == json.loads((Path(__file__).parent / "golden" / "guardrail_decisions_d42291d.json").read_text())
 
 
-def test_the_repository_policy_gets_no_context_side_and_keeps_its_shape():
+def test_the_repository_policy_drops_flagged_passages_with_the_stage_injection_model():
     from lab.config import load_section
 
     cfg = load_section("export", REPO / "params.yaml", check_paths=False)
-    assert cfg.guardrails.context == [] and cfg.guardrails.exceptions == []
-    assert set(cfg.guardrails_config()) == {"input", "output"}   # nothing new is written into its bundle
+    written = cfg.guardrails_config()
+    assert set(written) == {"input", "context", "output"} and cfg.guardrails.exceptions == []
+    (rule,) = written["context"]
+    assert (rule["check"], rule["action"]) == ("injection", "drop")
+    assert rule["options"]["model_dir"] == "results/guardrails_eval/models/injection"   # its window model beside it
+    assert "window_model" not in rule["options"]   # the check's default: long passages go to the window model
 
 
 def test_the_bundle_carries_the_new_keys_from_export_to_lab_serve(tmp_path, fake_model):
