@@ -91,7 +91,7 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     params["export"]["guardrails"]["output"] = [r for r in params["export"]["guardrails"]["output"]
                                                if r["check"] != "toxicity"]
     # the profile's injection classifier trains without the intent rule's generated parts: its own cut
-    for r in params["export"]["guardrails"]["input"]:
+    for r in params["export"]["guardrails"]["input"] + params["export"]["guardrails"].get("context", []):
         (r.get("options") or {}).pop("operating_point", None)
     # judges: the first records of each HaluEval file, one epoch of the cross-encoder, the tiny model prompted
     small_halu = root / "data" / "halueval_e2e"
@@ -309,6 +309,8 @@ def _check_export(root: Path, runs: list, stages: dict) -> None:
     assert rules["injection"]["options"]["model_dir"].startswith("guardrails/")
     assert (root / "results" / "export" / "bundle" / rules["injection"]["options"]["model_dir"] / "model.joblib").is_file()
     assert (root / "results" / "export" / "bundle" / rules["grounding"]["options"]["model_dir"]).is_dir()
+    (passages,) = bundle["guardrails"]["context"]   # the passages' injection rule and its model copy too
+    assert (root / "results" / "export" / "bundle" / passages["options"]["model_dir"] / "model.joblib").is_file()
     registry = json.loads((root / "results" / "export" / "registry.json").read_text())
     assert registry == {"name": "lab-rag", "registered": True}   # the version is this machine's: not in git
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stages["export"].info.run_id]
