@@ -661,3 +661,13 @@ def test_vllm_runs_under_the_configured_interpreter(monkeypatch, tmp_path: Path)
     assert vllm_installed() is False
     with pytest.raises(VLLMStartError, match="make serve"):
         VLLMServer(["--model", "m"], port=9, root=tmp_path, log=tmp_path / "v.log")
+
+
+def test_the_gate_reads_sources_in_retrieval_order_whatever_the_context_policy_dropped():
+    from lab.serve.gate import retrieved_texts
+
+    # the gateway lists prompted passages first, the dropped one (retrieved first) after them
+    sources = [{"text": "b", "score": 0.8}, {"text": "c", "score": 0.5},
+               {"text": "a", "score": 0.9, "guardrail": {"action": "drop"}}]
+    assert retrieved_texts(sources) == ["a", "b", "c"]
+    assert retrieved_texts([{"text": "x", "score": 1.0}, {"text": "y", "score": 1.0}]) == ["x", "y"]   # ties: as listed

@@ -78,7 +78,7 @@ def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, a
         served.append(token_f1(pred, item["answers"]))
         offline.append(token_f1(item.get("offline_prediction") or "", item["answers"]))
         want = item.get("offline_contexts")
-        if want is not None and [s["text"] for s in a["sources"]] != want:
+        if want is not None and retrieved_texts(a["sources"]) != want:
             skew.append(item["id"])
     s_mean, s_lo, s_hi = bootstrap_ci(served, n_resamples=n_resamples, seed=seed)
     o_mean, o_lo, o_hi = bootstrap_ci(offline, n_resamples=n_resamples, seed=seed)
@@ -93,3 +93,11 @@ def canary(bundle_dir: str | Path, *, app: Any = None, url: str | None = None, a
     return {"passed": not reasons, "reason": "; ".join(reasons) or "served quality matches offline, no skew",
             "n": len(items), "served_f1": s_mean, "served_f1_ci": [s_lo, s_hi], "offline_f1": o_mean,
             "offline_f1_ci": [o_lo, o_hi], "skew_questions": len(skew), "bundle_id": meta["provenance"].get("bundle_id")}
+
+
+def retrieved_texts(sources: list[dict[str, Any]]) -> list[str]:
+    """The texts of a response's ``sources`` in retrieval order (best score first). The gateway lists
+    the prompted passages first and the passages its context policy dropped after them, so the
+    listed order alone would count every dropped passage as retrieval skew; a stable sort by score
+    undoes that (each source carries its retrieval score)."""
+    return [s["text"] for s in sorted(sources, key=lambda s: -float(s["score"]))]
